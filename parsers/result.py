@@ -1,0 +1,106 @@
+"""What parsing one chunk yields: typed events, dead letters, and the count of lines read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+
+from parsers.lines import LineChunk, SplitLines, split_lines
+from schemas import DEAD_LETTER, schema_for_kind
+
+
+@dataclasses.dataclass(frozen=True)
+class ParseResult:
+    """``lines_read == events.num_rows + dead_letters.num_rows`` always holds."""
+
+    kind: str
+    events: pa.RecordBatch
+    dead_letters: pa.RecordBatch
+    lines_read: int
+
+    def __post_init__(self) -> None:
+        if self.events.num_rows + self.dead_letters.num_rows != self.lines_read:
+            raise AssertionError(
+                f"line accounting broken: {self.lines_read} read, "
+                f"{self.events.num_rows} parsed, {self.dead_letters.num_rows} dead-lettered"
+            )
+
+
+def _constant(value, n: int, type_: pa.DataType) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), n) if n else pa.array([], type_)
+
+
+def assemble_events(schema: pa.Schema, dataset: str, chunk: LineChunk, lines: SplitLines, pieces) -> pa.RecordBatch:
+    """One record batch in ``schema`` from the pieces each pattern variant matched, in line order.
+
+    ``pieces`` holds ``(rows, columns, keep, flag)``: chunk line indices, the converted
+    columns for all matched rows, which of them to keep, and an optional ``log_flags`` value.
+    """
+    batches = []
+    for rows, columns, keep, flag in pieces:
+        if not len(rows):
+            continue
+        keep_mask = pa.array(keep)
+        n = len(rows)
+        arrays = []
+        for field in schema:
+            if field.name in columns.values:
+                values = columns.values[field.name]
+                if not keep.all():
+                    values = values.filter(keep_mask)
+                if values.type != field.type:
+                    values = values.cast(field.type)
+            elif field.name == "event_dataset":
+                values = _constant(dataset, n, pa.string())
+            elif field.name == "log_file_path":
+                values = _constant(chunk.path, n, pa.string())
+            elif field.name == "log_offset":
+                values = pa.array(chunk.offset + lines.starts[rows], pa.int64())
+            elif field.name == "log_flags" and flag:
+                values = _constant([flag], n, field.type)
+            else:
+                values = pa.nulls(n, field.type)
+            arrays.append(values)
+        batches.append((rows, pa.RecordBatch.from_arrays(arrays, schema=schema)))
+    if not batches:
+        return empty_batch(schema)
+    if len(batches) == 1:
+        return batches[0][1]
+    order = np.argsort(np.concatenate([rows for rows, _ in batches]), kind="stable")
+    table = pa.Table.from_batches([b for _, b in batches], schema=schema)
+    return table.take(pa.array(order)).combine_chunks().to_batches()[0]
+
+
+def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+
+
+def dead_letter_batch(
+    chunk: LineChunk, lines: SplitLines, rows: np.ndarray, reasons: list[str], dataset: str | None
+) -> pa.RecordBatch:
+    """Dead letters for the given chunk line indices, raw bytes kept exactly."""
+    n = len(rows)
+    if not n:
+        return empty_batch(DEAD_LETTER)
+    index = pa.array(rows)
+    return pa.RecordBatch.from_arrays(
+        [
+            lines.raw.take(index),
+            _constant(chunk.path, n, pa.string()),
+            pa.array(chunk.offset + lines.starts[rows], pa.int64()),
+            pa.array(chunk.line_number + rows, pa.int64()),
+            pa.array(reasons, pa.string()),
+            _constant(dataset, n, pa.string()),
+        ],
+        schema=DEAD_LETTER,
+    )
+
+
+def all_dead(chunk: LineChunk, kind: str, reason: str, dataset: str | None = None) -> ParseResult:
+    """Every line of a chunk dead-lettered with one reason (unknown format, unreadable file…)."""
+    lines = split_lines(chunk.data)
+    rows = np.arange(len(lines))
+    dead = dead_letter_batch(chunk, lines, rows, [reason] * len(rows), dataset)
+    return ParseResult(kind, empty_batch(schema_for_kind(kind)), dead, len(lines))

@@ -1,0 +1,84 @@
+"""``logwarden batch``: the Beam batch job over log files."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from parsers.registry import FORMATS, UnknownFormatError, get_format
+from pipelines.batch import run_batch
+from pipelines.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.inputs import InputError, list_files
+from pipelines.options import pipeline_options
+
+EPILOG = """\
+examples:
+  logwarden batch --input 'logs/access.log*' --output out/
+  logwarden batch -c logwarden.yaml --input /var/log/nginx/ --output out/ --format combined
+  logwarden batch --input 'gs://bucket/logs/*.gz' --output gs://bucket/out \\
+      --runner DataflowRunner --project P --region europe-west1 \\
+      --temp_location gs://bucket/tmp --setup_file ./setup.py
+
+Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
+with a summary: lines read = parsed + dead-lettered, files written, lines/s.
+Exit status: 0 on success, 1 if the job failed, 2 on a usage or config error.
+"""
+
+
+def summary(run) -> str:
+    c = run.counts
+    balance = "" if c.balanced else "  (MISMATCH: some lines are unaccounted for)"
+    return "\n".join(
+        [
+            f"logwarden batch {run.run_id}: done in {run.seconds:.1f}s",
+            f"  files read        {c.files_read}" + (f" ({c.files_truncated} truncated)" if c.files_truncated else ""),
+            f"  lines read        {c.lines_read}",
+            f"  parsed            {c.lines_parsed}",
+            f"  dead-lettered     {c.lines_dead_lettered}{balance}",
+            f"  files written     {c.files_written} ({c.rows_written} rows)",
+            f"  speed             {run.lines_per_second:,.0f} lines/s",
+            f"  output            {run.output}",
+        ]
+    )
+
+
+def run(args) -> int:
+    try:
+        config = load_or_report(args.config)
+        if args.format:
+            if args.format != "auto":
+                get_format(args.format)
+            config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
+        files = list_files(args.input)
+        options = pipeline_options(args.beam_args, config.runner)
+    except (UsageError, UnknownFormatError, InputError) as problem:
+        return error(str(problem))
+    except (ValueError, SystemExit) as problem:
+        return error(f"bad Beam option: {problem}")
+    try:
+        result = run_batch(files, args.output, config, options)
+    except Exception as problem:  # the runner's error, said once, without a traceback wall
+        print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(summary(result), file=sys.stderr)
+    return EXIT_OK if result.counts.balanced else EXIT_FAILURE
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "batch",
+        help="run the batch pipeline over log files",
+        description="Parse log files with Apache Beam and archive every event as Parquet; keep dead letters.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--input", "-i", nargs="+", required=True, metavar="GLOB", help="log files, globs or directories"
+    )
+    parser.add_argument(
+        "--output", "-o", required=True, metavar="DIR", help="output directory (local or gs://, s3://…)"
+    )
+    parser.add_argument("--format", "-f", help=f"'auto' (default) or one of: {', '.join(sorted(FORMATS))}")
+    add_config_argument(parser)
+    parser.set_defaults(run=run, accepts_beam_args=True)

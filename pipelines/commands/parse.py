@@ -1,0 +1,87 @@
+"""``logwarden parse``: log files to one JSON event per line, without running a pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+from parsers.files import FileParse, parse_file
+from parsers.registry import FORMATS, UnknownFormatError, get_format
+from pipelines.commands.common import EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.inputs import InputError, list_files
+from pipelines.read import open_raw
+from schemas.json_rows import batch_to_json_lines
+
+EPILOG = """\
+examples:
+  logwarden parse access.log                      # detect the format, JSON to stdout
+  logwarden parse access.log.gz --format combined --output events.jsonl --dead-letter bad.jsonl
+  logwarden parse 'logs/*.log' --output - | jq -r .url_path | sort | uniq -c
+
+Every line read is either printed as an event or written as a dead letter (to
+--dead-letter, or to stderr when that is not given); the summary on stderr says
+how many of each.  Exit status: 0 when the files were read (dead letters are not
+an error), 2 on a usage or config error.
+"""
+
+
+@contextlib.contextmanager
+def _open_text_output(path: str | None):
+    if path in (None, "-"):
+        yield sys.stdout
+    else:
+        with open(path, "w", encoding="utf-8") as handle:
+            yield handle
+
+
+def run(args) -> int:
+    try:
+        config = load_or_report(args.config)
+        format_spec = args.format or config.input.format
+        if format_spec != "auto":
+            get_format(format_spec)
+        files = list_files(args.files)
+    except (UsageError, UnknownFormatError, InputError) as problem:
+        return error(str(problem))
+    reports = []
+    with _open_text_output(args.output) as out, _open_text_output(args.dead_letter or None) as dead_out:
+        dead_out = dead_out if args.dead_letter else sys.stderr
+        for path in files:
+            report = FileParse(path)
+            reports.append(report)
+            for result in parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report):
+                for line in batch_to_json_lines(result.events):
+                    out.write(line + "\n")
+                for line in batch_to_json_lines(result.dead_letters):
+                    dead_out.write(line + "\n")
+            print(f"logwarden: {path}: {report.how}", file=sys.stderr)
+            if report.stats.truncated:
+                print(f"logwarden: warning: {path}: {report.stats.problem}", file=sys.stderr)
+    read = sum(r.lines_read for r in reports)
+    parsed = sum(r.parsed for r in reports)
+    dead = sum(r.dead_lettered for r in reports)
+    where = f" (in {args.dead_letter})" if args.dead_letter and dead else ""
+    print(
+        f"logwarden: {len(files)} file(s), {read} lines read = {parsed} parsed + {dead} dead-lettered{where}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "parse",
+        help="parse log files to JSON lines",
+        description="Parse access and error logs into events named after the Elastic Common Schema.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="log files, globs or directories (.gz/.bz2/.zst too)")
+    parser.add_argument(
+        "--format", "-f", help=f"'auto' (default: detect per file) or a format name: {', '.join(sorted(FORMATS))}"
+    )
+    parser.add_argument("--output", "-o", default="-", metavar="PATH", help="where events go ('-' = stdout, default)")
+    parser.add_argument("--dead-letter", metavar="PATH", help="where unparsable lines go (default: stderr)")
+    add_config_argument(parser)
+    parser.set_defaults(run=run)

@@ -1,0 +1,52 @@
+"""Counter names shared by every pipeline, and reading them back for the end-of-run summary."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+
+NAMESPACE = "logwarden"
+
+FILES_READ = "files_read"
+FILES_TRUNCATED = "files_truncated"
+BYTES_READ = "bytes_read"
+LINES_READ = "lines_read"
+LINES_PARSED = "lines_parsed"
+LINES_DEAD_LETTERED = "lines_dead_lettered"
+FILES_WRITTEN = "files_written"
+ROWS_WRITTEN = "rows_written"
+
+
+def counter(name: str):
+    return beam.metrics.Metrics.counter(NAMESPACE, name)
+
+
+@dataclasses.dataclass
+class RunCounts:
+    """The numbers a run reports; ``lines_read == lines_parsed + lines_dead_lettered`` must hold."""
+
+    files_read: int = 0
+    files_truncated: int = 0
+    bytes_read: int = 0
+    lines_read: int = 0
+    lines_parsed: int = 0
+    lines_dead_lettered: int = 0
+    files_written: int = 0
+    rows_written: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.lines_read == self.lines_parsed + self.lines_dead_lettered
+
+    @classmethod
+    def from_result(cls, result) -> RunCounts:
+        counts = cls()
+        query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+        for item in query["counters"]:
+            name = item.key.metric.name
+            if hasattr(counts, name):
+                value = item.committed if item.committed is not None else item.attempted
+                setattr(counts, name, getattr(counts, name) + int(value or 0))
+        return counts

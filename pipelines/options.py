@@ -1,0 +1,28 @@
+"""Beam pipeline options with logwarden's defaults: a named local runner, never a downloaded one."""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from schemas.config import RunnerConfig
+
+# Beam's plain "DirectRunner" first tries to download the Prism runner binary at run
+# time; offline that fails slowly.  These local runners run in-process instead.
+LOCAL_RUNNERS = {"FnApiRunner", "BundleBasedDirectRunner"}
+
+
+def _given(beam_args: list[str], flag: str) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in beam_args)
+
+
+def pipeline_options(beam_args: list[str], runner: RunnerConfig) -> PipelineOptions:
+    """Options from ordinary Beam flags (``--runner``, ``--project``…), the config filling the gaps."""
+    args = list(beam_args)
+    if not _given(args, "--runner"):
+        args.append(f"--runner={runner.name}")
+    options = PipelineOptions(args)
+    local = options.get_all_options()["runner"] in LOCAL_RUNNERS
+    if local and runner.direct_num_workers != 1 and not _given(args, "--direct_num_workers"):
+        args += [f"--direct_num_workers={runner.direct_num_workers}", "--direct_running_mode=multi_processing"]
+        options = PipelineOptions(args)
+    return options

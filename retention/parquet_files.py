@@ -1,0 +1,189 @@
+"""Writing record batches to Parquet files partitioned by event day, with checksums.
+
+This is the one Parquet writer of logwarden: batch jobs, the streaming job and
+retention compaction all go through it, so every file carries the schema
+version and the same layout (``<dataset>/dt=YYYY-MM-DD/part-<run>-<n>.parquet``).
+Files are written under a temporary name and only renamed into their partition
+once complete, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from schemas import SCHEMA_VERSION
+
+PARTITION_FORMAT = "%Y-%m-%d"
+
+
+def partition_name(day: str) -> str:
+    return f"dt={day}"
+
+
+def split_by_day(batch: pa.RecordBatch, column: str = "timestamp") -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Split a batch into one batch per UTC day of ``column``."""
+    if batch.num_rows == 0:
+        return
+    days = pc.strftime(batch.column(column), format=PARTITION_FORMAT)
+    first, last = pc.min_max(days).values()
+    if first == last:
+        yield first.as_py(), batch
+        return
+    for day in pc.unique(days).to_pylist():
+        yield day, batch.filter(pc.equal(days, day))
+
+
+class _HashingStream:
+    """A write-only stream that computes the SHA-256 of what passes through it."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._raw.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+            self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenFile:
+    """A finished Parquet file and what its manifest entry says about it."""
+
+    path: str
+    rows: int
+    size: int
+    sha256: str
+    min_timestamp: str | None
+    max_timestamp: str | None
+    schema_version: str = SCHEMA_VERSION
+    key_ids: tuple[str, ...] = ()
+
+    def manifest_entry(self, name: str) -> dict:
+        entry = dataclasses.asdict(self)
+        entry["file"] = name
+        entry["key_ids"] = list(self.key_ids)
+        del entry["path"]
+        return entry
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ParquetFileWriter:
+    """One Parquet file being written; batches in, a ``WrittenFile`` out on ``close``."""
+
+    def __init__(
+        self,
+        path: str,
+        schema: pa.Schema,
+        open_for_write: Callable[[str], BinaryIO],
+        compression: str = "zstd",
+        row_group_rows: int = 128 * 1024,
+        writer_options: dict | None = None,
+    ):
+        self.path = path
+        self._stream = _HashingStream(open_for_write(path))
+        self._writer = pq.ParquetWriter(
+            pa.PythonFile(self._stream, mode="w"),
+            schema,
+            compression=None if compression == "none" else compression,
+            **(writer_options or {}),
+        )
+        self._row_group_rows = row_group_rows
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self.rows = 0
+        self._min = None
+        self._max = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        low, high = (
+            pc.min_max(batch.column("timestamp")).values() if "timestamp" in batch.schema.names else (None, None)
+        )
+        if low is not None and low.is_valid:
+            self._min = low.as_py() if self._min is None else min(self._min, low.as_py())
+            self._max = high.as_py() if self._max is None else max(self._max, high.as_py())
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self.rows += batch.num_rows
+        if self._pending_rows >= self._row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending)
+            self._writer.write_table(table, row_group_size=self._row_group_rows)
+            self._pending, self._pending_rows = [], 0
+
+    def close(self, key_ids: tuple[str, ...] = ()) -> WrittenFile:
+        self._flush()
+        self._writer.close()
+        self._stream.close()
+        return WrittenFile(
+            path=self.path,
+            rows=self.rows,
+            size=self._stream.size,
+            sha256=self._stream.sha256.hexdigest(),
+            min_timestamp=_iso(self._min),
+            max_timestamp=_iso(self._max),
+            key_ids=key_ids,
+        )
+
+
+def final_file_name(run_id: str, index: int) -> str:
+    """Names unique per run, so a second run over new logs never overwrites the first one's files."""
+    return f"part-{run_id}-{index:05d}.parquet"
+
+
+def manifest_name(run_id: str) -> str:
+    return f"_manifest-{run_id}.json"
+
+
+def manifest_document(day: str, run_id: str, entries: list[dict]) -> bytes:
+    """The manifest of what one run added to one partition (file names, checksums, rows, times)."""
+    doc = {
+        "partition": partition_name(day),
+        "run_id": run_id,
+        "schema_version": SCHEMA_VERSION,
+        "files": entries,
+        "rows": sum(e["rows"] for e in entries),
+    }
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()

@@ -1,0 +1,230 @@
+"""The one YAML configuration file: its shape, its defaults and its validation.
+
+Every section is a frozen dataclass; ``load_config`` checks a YAML document
+against them before anything runs, so a mistake is reported as the key path
+and what is wrong with it (``archive.row_group_rows: expected an integer >= 1,
+got 'many'``), never as a traceback half-way through a job.  With no file at
+all, the defaults work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; ``key`` is its dotted path in the YAML file."""
+
+    def __init__(self, key: str, problem: str, source: str | None = None):
+        self.key = key
+        self.problem = problem
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{key or '<top level>'}: {problem}")
+
+
+def _positive(value: int) -> str | None:
+    return None if value >= 1 else "must be >= 1"
+
+
+def _non_negative(value: int) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+def _check(fn):
+    """Attach a value check to a dataclass field (returns an error text or None)."""
+    return {"check": fn}
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    #: ``auto`` (detect per file), a format name (``combined``) or a LogFormat / log_format string.
+    format: str = "auto"
+    #: Bytes of whole lines per pipeline element; larger chunks amortise per-element overhead.
+    chunk_bytes: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
+    #: Lines longer than this are dead-lettered rather than parsed.
+    max_line_bytes: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
+    #: Zone for logs whose timestamps carry none (error logs), as an IANA name.
+    timezone: str = "UTC"
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveConfig:
+    #: Target rows per Parquet row group.
+    row_group_rows: int = dataclasses.field(default=128 * 1024, metadata=_check(_positive))
+    #: A file is closed and a new one started past this many rows.
+    max_file_rows: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
+    #: Parquet compression codec.
+    compression: str = "zstd"
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrichConfig:
+    #: Add user-agent and geolocation fields.
+    enabled: bool = True
+    #: Paths to MaxMind-format databases (City or Country, and ASN); missing ones leave fields empty.
+    geoip_databases: tuple[str, ...] = ()
+    #: Networks (CIDR) of proxies whose X-Forwarded-For is trusted.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Distinct user-agent strings kept parsed in memory per worker.
+    user_agent_cache_size: int = dataclasses.field(default=100_000, metadata=_check(_positive))
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertsConfig:
+    #: Evaluate detection rules.
+    enabled: bool = True
+    #: Rule files or directories to load in addition to (or instead of) the default pack.
+    rules: tuple[str, ...] = ()
+    #: Load the rule pack shipped with logwarden.
+    default_rules: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionConfig:
+    #: Days a partition stays in the online, searchable tier (the public promise: at least 90).
+    online_days: int = dataclasses.field(default=90, metadata=_check(_positive))
+    #: Days a partition is kept in the archive tier before deletion (at least 365).
+    archive_days: int = dataclasses.field(default=365, metadata=_check(_positive))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    #: Beam runner used when --runner is not given; never one that downloads binaries at run time.
+    name: str = "FnApiRunner"
+    #: Worker processes for the local runner (0: one per core).
+    direct_num_workers: int = dataclasses.field(default=1, metadata=_check(_non_negative))
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    input: InputConfig = InputConfig()
+    archive: ArchiveConfig = ArchiveConfig()
+    enrich: EnrichConfig = EnrichConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    runner: RunnerConfig = RunnerConfig()
+
+    def __post_init__(self) -> None:
+        if self.retention.online_days < 90:
+            raise ConfigError(
+                "retention.online_days",
+                "must be >= 90 (the published policy keeps logs online at least 90 days), "
+                f"got {self.retention.online_days}",
+            )
+        if self.retention.archive_days < 365:
+            raise ConfigError(
+                "retention.archive_days",
+                "must be >= 365 (the published policy archives logs at least one year), "
+                f"got {self.retention.archive_days}",
+            )
+        if self.archive.compression not in {"zstd", "snappy", "gzip", "lz4", "brotli", "none"}:
+            raise ConfigError(
+                "archive.compression",
+                f"unknown codec {self.archive.compression!r}; use zstd, snappy, gzip, lz4, brotli or none",
+            )
+
+
+def _type_name(tp: Any) -> str:
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is str:
+        return "a string"
+    if typing.get_origin(tp) is tuple:
+        return "a list"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(tp)
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_convert(item, item_type, f"{key}[{i}]") for i, item in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(prefix, f"expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(fields))}"
+            raise ConfigError(path, f"unknown key{hint}")
+        converted = _convert(value, hints[key], path)
+        check = fields[key].metadata.get("check")
+        if check is not None:
+            problem = check(converted)
+            if problem:
+                raise ConfigError(path, f"{problem}, got {value!r}")
+        values[key] = converted
+    return cls(**values)
+
+
+def parse_config(data: Any, source: str | None = None) -> Config:
+    """Validate an already-loaded YAML document and return the configuration."""
+    try:
+        return _build(Config, data, "")
+    except ConfigError as error:
+        raise ConfigError(error.key, error.problem, source) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a YAML config file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", "config file not found", str(path)) from None
+    except OSError as error:
+        raise ConfigError("", f"cannot read config file: {error.strerror}", str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError("", f"not valid YAML{where}: {getattr(error, 'problem', error)}", str(path)) from None
+    return parse_config(data, str(path))
+
+
+def config_to_dict(config: Config) -> dict:
+    """The configuration as plain data (for ``config show`` and for shipping to workers)."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,19 @@
+"""Dead letters: input lines that could not be parsed, kept whole with where they came from."""
+
+import pyarrow as pa
+
+from schemas.versioning import with_version
+
+DEAD_LETTER = with_version(
+    pa.schema(
+        [
+            pa.field("raw", pa.binary(), nullable=False),
+            pa.field("log_file_path", pa.string(), nullable=False),
+            pa.field("log_offset", pa.int64(), nullable=False),
+            pa.field("line_number", pa.int64(), nullable=False),
+            pa.field("reason", pa.string(), nullable=False),
+            pa.field("event_dataset", pa.string()),
+        ]
+    ),
+    "dead_letter",
+)

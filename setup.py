@@ -1,0 +1,42 @@
+"""logwarden: web log security alerts, capacity reports and an encrypted archive on Apache Beam.
+
+The same file installs the command for people (``pip install -e .``) and ships the
+packages to remote Beam workers (``--setup_file ./setup.py``).
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+README = Path(__file__).with_name("README.md")
+
+setup(
+    name="logwarden",
+    version="0.1.0",
+    description="Web access/error logs to security alerts, capacity reports and an encrypted Parquet archive",
+    long_description=README.read_text(encoding="utf-8") if README.exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["schemas*", "parsers*", "alerts*", "retention*", "pipelines*"]),
+    package_data={"alerts": ["rules/*.yaml", "rules/*.txt"], "examples": ["*"]},
+    install_requires=[
+        "apache-beam>=2.60,<3",
+        "pyarrow>=17,<26",
+        "numpy>=1.24",
+        "cryptography>=42,<51",
+        "user-agents>=2.2,<3",
+        "ua-parser>=1.0,<2",
+        "geoip2>=4.8,<6",
+        "PyYAML>=6,<7",
+        "zstandard>=0.22,<1",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "hypothesis>=6.100,<7",
+            "ruff>=0.6,<1",
+            "mmdb-writer>=0.2,<1",
+        ],
+    },
+    entry_points={"console_scripts": ["logwarden=pipelines.cli:entry_point"]},
+)
