@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
+from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from pipelines.read import ReadLogChunks
@@ -58,11 +59,11 @@ class BatchRun:
 
 
 def run_batch(inputs: list[str], output: str, config: Config, options: PipelineOptions) -> BatchRun:
-    """Run the batch pipeline to completion and return its counts."""
+    """Run the batch pipeline over files, globs or directories to completion and return its counts."""
     run_id = new_run_id()
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, inputs, output, config, run_id)
+    build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id)
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.monotonic() - started
