@@ -95,7 +95,7 @@ class Generator:
     def _ip(self, v6: bool = False) -> str:
         r = self.rng
         if v6:
-            return "2001:db8:%x:%x::%x" % (r.randrange(65536), r.randrange(65536), r.randrange(1, 65536))
+            return f"2001:db8:{r.randrange(65536):x}:{r.randrange(65536):x}::{r.randrange(1, 65536):x}"
         return f"{r.choice([23, 31, 46, 66, 81, 89, 93, 109, 176, 185, 203])}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
 
     def time_at(self, i: int) -> dt.datetime:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from bench.measure import count_lines, print_table, run_measured
 
+GOACCESS = "goaccess (COMBINED, json report)"
+
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench throughput", description=__doc__.split("\n\n")[0])
@@ -28,15 +30,26 @@ def main(argv: list[str]) -> int:
                 "goaccess (COMBINED, json report)",
                 ["goaccess", args.file, "--log-format=COMBINED", "-o", str(Path(tmp) / "report.json")],
                 lines,
-            )  # fmt: skip
+            )
         )
         for workers in args.workers:
-            argv_batch = [sys.executable, "-m", "pipelines.cli", "batch", "--input", args.file,
-                          "--output", str(Path(tmp) / f"out-{workers}"), "--format", "combined"]  # fmt: skip
+            output = str(Path(tmp) / f"out-{workers}")
+            argv_batch = [
+                sys.executable,
+                "-m",
+                "pipelines.cli",
+                "batch",
+                "-i",
+                args.file,
+                "-o",
+                output,
+                "-f",
+                "combined",
+            ]
             if args.config:
                 argv_batch += ["--config", args.config]
             if workers != 1:
                 argv_batch += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
             rows.append(run_measured(f"logwarden batch ({workers} worker)", argv_batch, lines))
-    print_table(rows, baseline="goaccess (COMBINED, json report)")
+    print_table(rows, baseline=GOACCESS)
     return 0

@@ -40,7 +40,7 @@ def lines_with_offsets(chunks):
         ("a.log.gz", gzip.compress),
         ("a.log.bz2", bz2.compress),
         ("a.log.zst", lambda b: zstandard.ZstdCompressor().compress(b)),
-    ],  # fmt: skip
+    ],
 )
 def test_every_line_comes_back_once_with_its_byte_offset_and_number(name, compress):
     chunks, stats = read_all(compress(PLAIN), name)

@@ -8,15 +8,41 @@ from schemas import ACCESS_EVENT, ALERT, DEAD_LETTER, ERROR_EVENT, TRAFFIC_AGGRE
 
 ALL = [ACCESS_EVENT, ERROR_EVENT, DEAD_LETTER, ALERT, TRAFFIC_AGGREGATE]
 
-ACCESS_REQUIRED = (
-    "timestamp source_ip source_port user_name user_identity http_request_method url_original url_path url_query "
-    "http_version http_response_status_code http_response_body_bytes http_request_referrer user_agent_original "
-    "url_domain event_duration_us event_dataset log_file_path log_offset"
-).split()
-ERROR_REQUIRED = (
-    "timestamp log_level log_logger process_pid process_thread_id source_ip source_port error_code message "
-    "event_dataset log_file_path log_offset"
-).split()
+ACCESS_REQUIRED = [
+    "timestamp",
+    "source_ip",
+    "source_port",
+    "user_name",
+    "user_identity",
+    "http_request_method",
+    "url_original",
+    "url_path",
+    "url_query",
+    "http_version",
+    "http_response_status_code",
+    "http_response_body_bytes",
+    "http_request_referrer",
+    "user_agent_original",
+    "url_domain",
+    "event_duration_us",
+    "event_dataset",
+    "log_file_path",
+    "log_offset",
+]
+ERROR_REQUIRED = [
+    "timestamp",
+    "log_level",
+    "log_logger",
+    "process_pid",
+    "process_thread_id",
+    "source_ip",
+    "source_port",
+    "error_code",
+    "message",
+    "event_dataset",
+    "log_file_path",
+    "log_offset",
+]
 
 
 @pytest.mark.parametrize("schema", ALL, ids=lambda s: s.metadata[b"logwarden.kind"].decode())

@@ -24,7 +24,8 @@ from schemas.config import Config
 LINE = '198.51.100.{n} - - [0{d}/Nov/2026:23:59:5{n} +0000] "GET /page/{n} HTTP/1.1" 200 {n}0 "-" "agent/{n}"'
 
 
-def run(inputs, output, config=Config()):
+def run(inputs, output, config=None):
+    config = config or Config()
     return run_batch([str(p) for p in inputs], str(output), config, pipeline_options([], config.runner))
 
 
