@@ -29,6 +29,7 @@ setup(
         "geoip2>=4.8,<6",
         "PyYAML>=6,<7",
         "zstandard>=0.22,<1",
+        "duckdb>=2,<3",
     ],
     extras_require={
         "dev": [

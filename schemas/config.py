@@ -66,6 +66,16 @@ class ArchiveConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class KeysConfig:
+    #: Keyring directory: public halves of the archive's master keys and their private halves sealed to the root key.
+    keyring: str = ".logwarden/keyring"
+    #: Root key file (owner-only, mode 600); $LOGWARDEN_ROOT_KEY takes precedence.  Keep it off ingest hosts.
+    root_key_file: str = ".logwarden/root.key"
+    #: Create a keyring (and a root key, unless $LOGWARDEN_ROOT_KEY is set) on the first batch run when none exists.
+    auto_init: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class EnrichConfig:
     #: Add user-agent and geolocation fields.
     enabled: bool = True
@@ -107,6 +117,7 @@ class RunnerConfig:
 class Config:
     input: InputConfig = InputConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    keys: KeysConfig = KeysConfig()
     enrich: EnrichConfig = EnrichConfig()
     alerts: AlertsConfig = AlertsConfig()
     retention: RetentionConfig = RetentionConfig()
