@@ -25,6 +25,7 @@ from retention.encryption import ENCRYPTED_MAGIC, FileEncryption
 from schemas import ACCESS_EVENT, DEAD_LETTER, ERROR_EVENT, SCHEMA_VERSION
 
 PARTITION_FORMAT = "%Y-%m-%d"
+WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 
 #: Dataset directories of an archive and the schema of each.
 ACCESS_DIR = "events"
@@ -138,8 +139,10 @@ class ParquetFileWriter:
         self.path = path
         self._encryption = encryption
         self._stream = _HashingStream(open_for_write(path))
+        self._sink = pa.BufferedOutputStream(pa.PythonFile(self._stream, mode="w"), buffer_size=WRITE_BUFFER_BYTES)
         self._writer = pq.ParquetWriter(
-            pa.PythonFile(self._stream, mode="w"),
+            # Buffered: encryption makes many small writes (per-page headers, nonces, tags), each a Python call.
+            self._sink,
             schema,
             compression=None if compression == "none" else compression,
             encryption_properties=encryption.properties if encryption else None,
@@ -175,6 +178,7 @@ class ParquetFileWriter:
     def close(self) -> WrittenFile:
         self._flush()
         self._writer.close()
+        self._sink.close()
         self._stream.close()
         if self._encryption is not None and self._stream.tail != ENCRYPTED_MAGIC:
             raise PlaintextFileError(f"{self.path}: written without an encrypted footer; not publishing it")
