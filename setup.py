@@ -18,7 +18,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["schemas*", "parsers*", "alerts*", "retention*", "pipelines*"]),
-    package_data={"alerts": ["rules/*.yaml", "rules/*.txt"], "examples": ["*"]},
+    package_data={"alerts": ["rules/*.yaml", "rules/*.txt", "rules/*.md"]},
+    include_package_data=True,
     install_requires=[
         "apache-beam>=2.60,<3",
         "pyarrow>=17,<26",
