@@ -20,10 +20,11 @@ def test_sdist_ships_every_package_and_the_console_script(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     [archive] = tmp_path.glob("logwarden-*.tar.gz")
-    names = tarfile.open(archive).getnames()
+    with tarfile.open(archive) as sdist:
+        names = sdist.getnames()
+        entry_points = sdist.extractfile(next(n for n in names if n.endswith("entry_points.txt"))).read().decode()
     for package in PACKAGES:
         assert any(n.endswith(f"/{package}/__init__.py") for n in names), package
     modules = {Path(n).name for n in names}
     assert {"batch.py", "regex_format.py", "parquet_files.py", "config.py"} <= modules
-    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "logwarden = pipelines.cli:entry_point" in tarfile.open(archive).extractfile(entry_points).read().decode()
+    assert "logwarden = pipelines.cli:entry_point" in entry_points
