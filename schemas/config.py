@@ -49,8 +49,8 @@ class InputConfig:
     format: str = "auto"
     #: Bytes of whole lines per pipeline element; larger chunks amortise per-element overhead.
     chunk_bytes: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
-    #: Lines longer than this are dead-lettered rather than parsed.
-    max_line_bytes: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
+    #: Uncompressed files larger than this are split into line-aligned ranges read in parallel.
+    range_bytes: int = dataclasses.field(default=64 * 1024 * 1024, metadata=_check(_positive))
     #: Zone for logs whose timestamps carry none (error logs), as an IANA name.
     timezone: str = "UTC"
 
