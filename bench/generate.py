@@ -19,6 +19,8 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).parent
 
 SECTIONS = ["blog", "docs", "products", "support", "news", "about", "careers", "pricing", "community"]
@@ -91,6 +93,10 @@ class Generator:
         self.start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
         self.span = days * 86400
         self.lines = lines
+        # Diurnal traffic: busiest mid-afternoon, quietest before dawn (rate varies about 1:5).
+        seconds = np.arange(self.span)
+        rate = 1.0 + 0.65 * np.sin(2 * np.pi * (seconds / 86400 - 0.375))
+        self._cdf = np.cumsum(rate) / rate.sum()
 
     def _ip(self, v6: bool = False) -> str:
         r = self.rng
@@ -99,7 +105,8 @@ class Generator:
         return f"{r.choice([23, 31, 46, 66, 81, 89, 93, 109, 176, 185, 203])}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
 
     def time_at(self, i: int) -> dt.datetime:
-        return self.start + dt.timedelta(seconds=self.span * i / self.lines)
+        second = int(np.searchsorted(self._cdf, i / self.lines))
+        return self.start + dt.timedelta(seconds=min(second, self.span - 1))
 
     @staticmethod
     def line(ip, when, method, url, status, size, referrer, agent, user="-") -> str:
@@ -121,9 +128,8 @@ class Generator:
         method = "POST" if r.random() < 0.02 else "GET"
         return self.line(ip, self.time_at(i), method, url, status, size, r.choice(REFERRERS), self.visitor_agent[ip])
 
-    def attack(self, i: int, kind: str, ip: str) -> str:
+    def attack(self, when: dt.datetime, kind: str, ip: str) -> str:
         r = self.rng
-        when = self.time_at(i)
         agent = r.choice(self.agents[:50])
         if kind == "scanner_ua":
             return self.line(ip, when, "GET", r.choice(self.pages), 404, 196, "-", r.choice(SCANNER_AGENTS))
@@ -137,7 +143,9 @@ class Generator:
         return self.line(ip, when, "GET", url, r.choice([400, 403, 404, 200]), r.randrange(150, 900), "-", agent)
 
 
-BURSTY = {"brute_force": 40, "scan_404": 60, "flood": 150}
+#: Attacks that come as a fast burst of consecutive requests: lines per burst, seconds between them.
+BURSTY = {"brute_force": (40, 1.0), "scan_404": (60, 0.5), "flood": (150, 0.02)}
+#: Slow probes are interleaved with normal traffic, as a patient attacker sends them.
 
 
 def generate(out: Path, lines: int, attack_ratio: float, days: int, seed: int) -> dict[str, int]:
@@ -146,17 +154,21 @@ def generate(out: Path, lines: int, attack_ratio: float, days: int, seed: int) -
     kinds = [*ATTACKS, "scanner_ua", *BURSTY]
     counts: dict[str, int] = {}
     burst: list[tuple[str, str]] = []
-    mean_burst = sum(BURSTY.get(k, 15.5) for k in kinds) / len(kinds)
+    mean_burst = sum(BURSTY[k][0] if k in BURSTY else 15.5 for k in kinds) / len(kinds)
     start_probability = attack_ratio / mean_burst
     with open(out, "w", encoding="utf-8") as log, open(f"{out}.labels.jsonl", "w", encoding="utf-8") as labels:
         for i in range(lines):
             if not burst and r.random() < start_probability:
                 kind = r.choice(kinds)
-                ip = gen._ip()
-                burst = [(kind, ip)] * (BURSTY.get(kind, r.randint(1, 30)))
-            if burst and r.random() < 0.5:
+                size = BURSTY[kind][0] if kind in BURSTY else r.randint(1, 30)
+                burst = [(kind, gen._ip())] * size
+                clock = gen.time_at(i)
+            if burst and (burst[0][0] in BURSTY or r.random() < 0.5):
                 kind, ip = burst.pop()
-                log.write(gen.attack(i, kind, ip) + "\n")
+                if kind in BURSTY:
+                    clock += dt.timedelta(seconds=BURSTY[kind][1])
+                when = clock if kind in BURSTY else gen.time_at(i)
+                log.write(gen.attack(when, kind, ip) + "\n")
                 labels.write(json.dumps({"line": i + 1, "attack": kind, "source_ip": ip}) + "\n")
                 counts[kind] = counts.get(kind, 0) + 1
             else:

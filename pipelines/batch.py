@@ -3,9 +3,10 @@
 Reads like the data flow in PRODUCT.md::
 
     files --ReadLogs--> chunks --Parse--> access / error events --Archive--> Parquet
+                                     |           \\--AggregateTraffic--> reports (Parquet, CSV, HTML)
                                      \\--> dead letters --WriteDeadLetters--> JSON lines
 
-Later stages (enrich, detect, aggregate) hang off the same event collections.
+Later stages (enrich, detect) hang off the same event collections.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
 from pipelines.inputs import list_files
@@ -46,6 +48,12 @@ def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str
     parsed[ACCESS] | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)
     parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, config.archive)
     parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(output, run_id)
+    if config.reports.enabled:
+        (
+            parsed[ACCESS]
+            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket)
+            | "WriteReports" >> WriteReports(output, run_id)
+        )
 
 
 @dataclasses.dataclass

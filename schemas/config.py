@@ -87,6 +87,18 @@ class AlertsConfig:
     default_rules: bool = True
 
 
+def _bucket(value: str) -> str | None:
+    return None if value in {"hour", "day"} else "must be hour or day"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportsConfig:
+    #: Write capacity reports (aggregates without personal data) with every batch run.
+    enabled: bool = True
+    #: Time bucket of the aggregates.
+    bucket: str = dataclasses.field(default="hour", metadata=_check(_bucket))
+
+
 @dataclasses.dataclass(frozen=True)
 class RetentionConfig:
     #: Days a partition stays in the online, searchable tier (the public promise: at least 90).
@@ -109,6 +121,7 @@ class Config:
     archive: ArchiveConfig = ArchiveConfig()
     enrich: EnrichConfig = EnrichConfig()
     alerts: AlertsConfig = AlertsConfig()
+    reports: ReportsConfig = ReportsConfig()
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
 

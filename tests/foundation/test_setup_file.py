@@ -28,3 +28,4 @@ def test_sdist_ships_every_package_and_the_console_script(tmp_path):
     modules = {Path(n).name for n in names}
     assert {"batch.py", "regex_format.py", "parquet_files.py", "config.py"} <= modules
     assert "logwarden = pipelines.cli:entry_point" in entry_points
+    assert any(n.endswith("pipelines/reports/report.html.j2") for n in names), "the report template must ship"
