@@ -127,7 +127,10 @@ def partials_from_batch(batch: pa.RecordBatch, bucket: str = "hour") -> list[tup
     partials: dict[tuple[int, str], TrafficPartial] = {}
 
     def partial(b: int, d: str) -> TrafficPartial:
-        return partials.setdefault((b, d), TrafficPartial())
+        found = partials.get((b, d))
+        if found is None:
+            found = partials[(b, d)] = TrafficPartial()
+        return found
 
     totals = t.group_by(["b", "d"]).aggregate(
         [("bytes", "sum"), ("bytes", "count"), ("bot", "sum"), ("ip", "distinct")]
