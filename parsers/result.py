@@ -13,18 +13,27 @@ from schemas import DEAD_LETTER, schema_for_kind
 
 @dataclasses.dataclass(frozen=True)
 class ParseResult:
-    """``lines_read == events.num_rows + dead_letters.num_rows`` always holds."""
+    """``lines_read == lines_parsed + dead_letters.num_rows`` always holds.
+
+    ``lines_parsed`` counts the lines that went into events: one per event for
+    access logs, more where one entry spans several lines (nginx error logs).
+    """
 
     kind: str
     events: pa.RecordBatch
     dead_letters: pa.RecordBatch
     lines_read: int
+    lines_parsed: int = -1
 
     def __post_init__(self) -> None:
-        if self.events.num_rows + self.dead_letters.num_rows != self.lines_read:
+        if self.lines_parsed < 0:
+            object.__setattr__(self, "lines_parsed", self.events.num_rows)
+        if self.lines_parsed < self.events.num_rows or (
+            self.lines_parsed + self.dead_letters.num_rows != self.lines_read
+        ):
             raise AssertionError(
-                f"line accounting broken: {self.lines_read} read, "
-                f"{self.events.num_rows} parsed, {self.dead_letters.num_rows} dead-lettered"
+                f"line accounting broken: {self.lines_read} read, {self.lines_parsed} parsed "
+                f"into {self.events.num_rows} events, {self.dead_letters.num_rows} dead-lettered"
             )
 
 
