@@ -39,6 +39,11 @@ class Columns:
     failures: list[tuple[np.ndarray, Callable[[int], str]]] = dataclasses.field(default_factory=list)
     labels: list[tuple[str, pa.Array]] = dataclasses.field(default_factory=list)
     timezone: str = "UTC"
+    #: False when the rows are known to hold no backslash (the fast path), so there is nothing to unescape.
+    may_escape: bool = True
+
+    def unescape(self, values: pa.Array) -> pa.Array:
+        return unescape(values) if self.may_escape else values
 
     def derive(self, name: str, values: pa.Array) -> None:
         """Set a column computed from another field, unless a directive gave it explicitly."""
@@ -127,7 +132,7 @@ def convert_request_line(columns: Columns, request: pa.Array) -> None:
     Rows shaped like ``METHOD TARGET PROTO/VERSION`` are split on spaces; the rest
     go through a regex.  A request line that is not HTTP at all gets a null method.
     """
-    request = unescape(dash_to_null(request))
+    request = columns.unescape(dash_to_null(request))
     columns.derive("http_request_line", request)
     simple = pc.fill_null(pc.match_substring_regex(request, _SIMPLE_REQUEST), False)
     if pc.all(simple).as_py():
@@ -266,7 +271,7 @@ def label_converter(key: str) -> Callable[[Columns, pa.Array], None]:
     """Keep a field no column fits in the ``labels`` map under ``key`` (``-`` and empty values are left out)."""
 
     def convert(columns: Columns, text: pa.Array) -> None:
-        columns.labels.append((key, unescape(empty_to_null(dash_to_null(text)))))
+        columns.labels.append((key, columns.unescape(empty_to_null(dash_to_null(text)))))
 
     return convert
 
@@ -333,14 +338,19 @@ ESCAPED_TEXT = {"http_request_referrer", "user_agent_original", "user_name", "me
 
 
 def convert_captures(
-    values: Mapping[str, pa.Array], captures, schema: pa.Schema, length: int, timezone: str = "UTC"
+    values: Mapping[str, pa.Array],
+    captures,
+    schema: pa.Schema,
+    length: int,
+    timezone: str = "UTC",
+    may_escape: bool = True,
 ) -> Columns:
     """Typed columns from the captured text of matching rows (``values``: capture name -> strings).
 
     Converters that derive several columns run first, so a directive that names a
     column explicitly (``%m`` beside ``%r``) wins over the derived value.
     """
-    columns = Columns(length, timezone=timezone)
+    columns = Columns(length, timezone=timezone, may_escape=may_escape)
     direct = []
     for capture in captures:
         text = values[capture.name]
@@ -359,7 +369,7 @@ def convert_captures(
         target = schema.field(name).type
         text = dash_to_null(text)
         if name in ESCAPED_TEXT:
-            text = unescape(text)
+            text = columns.unescape(text)
         if target != pa.string():
             text = _cast_checked(columns, text, target, name)
         columns.values[name] = text

@@ -104,8 +104,8 @@ class RegexFormat:
         pieces = []
         conversion_failures: dict[int, str] = {}
 
-        def convert(rows: np.ndarray, values: dict, pattern: LinePattern, flag: str | None) -> None:
-            columns = convert_captures(values, pattern.capture_tokens, self.schema, len(rows), chunk.timezone)
+        def convert(rows: np.ndarray, values: dict, pattern: LinePattern, flag: str | None, escapes: bool) -> None:
+            columns = convert_captures(values, pattern.capture_tokens, self.schema, len(rows), chunk.timezone, escapes)
             failed = columns.failed_mask()
             for local in np.flatnonzero(failed):
                 conversion_failures[int(rows[local])] = columns.reason_for(int(local))
@@ -113,12 +113,13 @@ class RegexFormat:
             pieces.append((rows[keep], columns, keep, flag))
 
         if self.fast_path is not None and n:
-            candidates = np.flatnonzero(~rows_with_backslash(lines))
-            text = lines.text if len(candidates) == n else lines.text.take(pa.array(candidates))
+            escaped = rows_with_backslash(lines)
+            candidates = np.flatnonzero(~escaped)
+            text = lines.text if len(candidates) == n else lines.text.filter(pa.array(~escaped))
             local_rows, values = self.fast_path.extract(text)
             if len(local_rows):
                 rows = candidates[local_rows]
-                convert(rows, values, self.pattern, None)
+                convert(rows, values, self.pattern, None, escapes=False)
                 taken = np.zeros(n, dtype=bool)
                 taken[rows] = True
                 remaining = np.flatnonzero(~taken)
@@ -132,7 +133,7 @@ class RegexFormat:
                 continue
             matched_captures = captures.filter(pa.array(matched))
             values = {name: pc.struct_field(matched_captures, [i]) for i, name in enumerate(pattern.captures)}
-            convert(remaining[matched], values, pattern, flag)
+            convert(remaining[matched], values, pattern, flag, escapes=True)
             remaining = remaining[~matched]
         events = assemble_events(self.schema, self.dataset, chunk, lines, pieces)
         dead_rows = np.sort(np.concatenate([remaining, np.array(list(conversion_failures), dtype=np.int64)]))
