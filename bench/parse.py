@@ -11,6 +11,7 @@ report, and logwarden streaming the file through ``parsers.files.parse_file``
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +26,7 @@ def parse_only(path: str, format_spec: str) -> int:
     from parsers.files import FileParse, parse_file
 
     report = FileParse(path)
-    for _ in parse_file(lambda p: open(p, "rb"), path, format_spec, report=report):
+    for _ in parse_file(functools.partial(open, mode="rb"), path, format_spec, report=report):
         pass
     print(f"{report.lines_read} read = {report.parsed} parsed + {report.dead_lettered} dead", file=sys.stderr)
     return 0

@@ -37,9 +37,10 @@ def format_for_file(path: str, format_spec: str) -> str:
 class ReadChunksFn(beam.DoFn):
     """Read one matched file into ``LineChunk``s, detecting its format first when asked to."""
 
-    def __init__(self, format_spec: str, chunk_bytes: int):
+    def __init__(self, format_spec: str, chunk_bytes: int, timezone: str = "UTC"):
         self._format_spec = format_spec
         self._chunk_bytes = chunk_bytes
+        self._timezone = timezone
         self._files = metrics.counter(metrics.FILES_READ)
         self._truncated = metrics.counter(metrics.FILES_TRUNCATED)
         self._bytes = metrics.counter(metrics.BYTES_READ)
@@ -49,7 +50,7 @@ class ReadChunksFn(beam.DoFn):
         format_spec = format_for_file(path, self._format_spec)
         stats = ReadStats()
         with open_raw(path) as raw:
-            yield from iter_chunks(raw, path, self._chunk_bytes, stats, format_spec)
+            yield from iter_chunks(raw, path, self._chunk_bytes, stats, format_spec, self._timezone)
         self._files.inc()
         self._bytes.inc(stats.bytes_read)
         if stats.truncated:
@@ -60,11 +61,18 @@ class ReadChunksFn(beam.DoFn):
 class ReadLogChunks(beam.PTransform):
     """Match file patterns and read every file as chunks of whole lines."""
 
-    def __init__(self, patterns: list[str], format_spec: str = "auto", chunk_bytes: int = 4 * 1024 * 1024):
+    def __init__(
+        self,
+        patterns: list[str],
+        format_spec: str = "auto",
+        chunk_bytes: int = 4 * 1024 * 1024,
+        timezone: str = "UTC",
+    ):
         super().__init__()
         self._patterns = list(patterns)
         self._format_spec = format_spec
         self._chunk_bytes = chunk_bytes
+        self._timezone = timezone
 
     def expand(self, pbegin):
         return (
@@ -72,5 +80,5 @@ class ReadLogChunks(beam.PTransform):
             | "FilePatterns" >> beam.Create(self._patterns)
             | "MatchFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadChunks" >> beam.ParDo(ReadChunksFn(self._format_spec, self._chunk_bytes))
+            | "ReadChunks" >> beam.ParDo(ReadChunksFn(self._format_spec, self._chunk_bytes, self._timezone))
         )
