@@ -24,14 +24,19 @@ VHOST_COMBINED_LOGFORMAT = (
 #: The Apache manual's virtual-host variant of common (and Filebeat's vhost test log).
 VHOST_COMMON_LOGFORMAT = r'LogFormat "%v %h %l %u %t \"%r\" %>s %b" vhost_common'
 SSL_REQUEST_LOGFORMAT = r'CustomLog logs/ssl_request_log "%t %h %{SSL_PROTOCOL}x %{SSL_CIPHER}x \"%r\" %b"'
+#: Traefik's "common" access log: combined plus request count, router, service URL and duration.
+TRAEFIK_CLF_LOGFORMAT = (
+    r'"%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %{request_count}n '
+    r'\"%{router}n\" \"%{service_url}n\" %{ms}Tms"'
+)
 
 # Some servers append more quoted fields after the user agent (e.g. "%{X-Forwarded-For}i");
 # they are matched and kept out of the event rather than failing the line.
 TRAILING = (Skip(r'(?: "[^"]*")*', "optional extra quoted fields"),)
 
 
-def pattern_of(logformat: str) -> LinePattern:
-    return build_pattern(parts_of(format_string_of(logformat)[0]))
+def pattern_of(logformat: str, trailing: tuple = ()) -> LinePattern:
+    return LinePattern(build_pattern(parts_of(format_string_of(logformat)[0])).tokens + trailing)
 
 
 def truncated_user_agent(logformat: str) -> Variant:
@@ -71,7 +76,7 @@ VHOST_COMBINED = compile_logformat(
     description='Debian vhost_combined: %v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
     trailing=TRAILING,
     variants=(
-        Variant(pattern_of(r'"%v %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""')),
+        Variant(pattern_of(r'"%v %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""', TRAILING)),
         Variant(pattern_of(VHOST_COMMON_LOGFORMAT)),
         truncated_user_agent(VHOST_COMBINED_LOGFORMAT),
     ),
@@ -81,4 +86,18 @@ SSL_REQUEST = compile_logformat(
     SSL_REQUEST_LOGFORMAT, name="ssl_request", description="mod_ssl's ssl_request_log (httpd-ssl.conf)"
 )
 
-FORMATS = (COMBINED, COMMON, VHOST_COMBINED, COMBINEDIO, DEBIAN_COMBINED, DEBIAN_COMMON, VHOST_COMMON, SSL_REQUEST)
+TRAEFIK_CLF = compile_logformat(
+    TRAEFIK_CLF_LOGFORMAT, name="traefik_clf", dataset="traefik.access", description="Traefik CLF access log"
+)
+
+FORMATS = (
+    COMBINED,
+    COMMON,
+    VHOST_COMBINED,
+    COMBINEDIO,
+    DEBIAN_COMBINED,
+    DEBIAN_COMMON,
+    VHOST_COMMON,
+    SSL_REQUEST,
+    TRAEFIK_CLF,
+)

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import re
 
-from parsers import apache, aws_alb, error_logs, json_lines, nginx, w3c
+from parsers import apache, aws_alb, error_logs, json_lines, nginx, syslog, w3c
 from parsers.apache_logformat import LogFormatError, compile_logformat, looks_like_logformat
 from parsers.lines import LineChunk
 from parsers.nginx_logformat import LogFormatError as NginxFormatError
@@ -30,6 +30,7 @@ FORMATS: dict = {
         *json_lines.FORMATS,
         *aws_alb.FORMATS,
         *w3c.FORMATS,
+        *syslog.FORMATS,
     )
 }
 #: Other names people use for the same formats.

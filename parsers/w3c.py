@@ -149,10 +149,12 @@ class W3CFormat:
         return len(self.fields or ())
 
     def match_fraction(self, lines: list[str]) -> float:
+        """Share of the sample's request lines this format turns into events (directives left aside)."""
         data = [line for line in lines if not line.startswith("#")]
-        if not data or not self.fields:
+        if not data or not self.fields or not all(_dated(line) for line in data[:3]):
             return 0.0
-        return float(np.mean([len(_split(line)) == len(self.fields) and _dated(line) for line in data]))
+        result = self.parse(LineChunk("sample", 0, 1, "\n".join(data).encode("utf-8", "replace"), self.name))
+        return result.events.num_rows / len(data)
 
     def parse(self, chunk: LineChunk) -> ParseResult:
         lines = split_lines(chunk.data)
@@ -228,10 +230,6 @@ class W3CFormat:
 
 def _set_original(columns, url: pa.Array) -> None:
     columns.values["url_original"] = url
-
-
-def _split(line: str) -> list[str]:
-    return line.split("\t") if "\t" in line else line.split(" ")
 
 
 def _dated(line: str) -> bool:

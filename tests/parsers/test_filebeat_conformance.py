@@ -127,7 +127,7 @@ def _same(key: str, theirs, ours, event: dict) -> bool:
     return ours == theirs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(log: Path, timezone: str) -> tuple[FileParse, list[dict]]:
     report = FileParse(str(log))
     events = []
