@@ -75,7 +75,7 @@ def _field(directive: str, arg: str | None, text: str) -> Field:
         "s": Field("http_response_status_code", f"status code ({text})", "status", STATUS),
         "b": Field("http_response_body_bytes", f"response size ({text})", "body_bytes", NUMBER_OR_DASH),
         "B": Field("http_response_body_bytes", f"response size ({text})", "body_bytes", NUMBER_OR_DASH),
-        "D": Field("duration_us", f"time taken in microseconds ({text})", "duration_us", NUMBER_OR_DASH),
+        "D": Field("duration_us", f"time taken in microseconds ({text})", "duration_us", NUMBER_OR_DASH, fills=_TOOK),
         "v": Field("url_domain", f"virtual host ({text})", "server_name"),
         "V": Field("url_domain", f"server name ({text})", "server_name_used"),
         "I": Field("http_request_bytes", f"bytes received ({text})", "bytes_received", NUMBER_OR_DASH),
@@ -93,7 +93,7 @@ def _field(directive: str, arg: str | None, text: str) -> Field:
         return _time_field(arg, text)
     if directive == "T":
         unit = {"ms": "duration_ms", "us": "duration_us"}.get(lower, "duration_seconds")
-        return Field(unit, f"time taken ({text})", "duration", DECIMAL_OR_DASH)
+        return Field(unit, f"time taken ({text})", "duration", DECIMAL_OR_DASH, fills=_TOOK)
     if directive == "p":
         if lower == "remote":
             return Field("source_port", f"client port ({text})", "client_port", NUMBER_OR_DASH)
@@ -127,6 +127,7 @@ def _field(directive: str, arg: str | None, text: str) -> Field:
 
 
 _SOURCE = ("source_address", "source_ip", "source_domain")
+_TOOK = ("event_duration_us",)
 _REQUEST = ("http_request_line", "http_request_method", "url_original", "url_path", "url_query", "http_version")
 
 
