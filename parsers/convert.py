@@ -176,7 +176,8 @@ def _time_converter(parse: Callable[[pa.Array], pa.Array], shape: str) -> Callab
     def convert(columns: Columns, text: pa.Array) -> None:
         text = dash_to_null(text)
         ts = parse(text)
-        columns.values["timestamp"] = ts
+        earlier = columns.values.get("timestamp")  # JSON lines may give the time under different keys per row
+        columns.values["timestamp"] = ts if earlier is None else pc.coalesce(earlier, ts)
         bad = pc.and_(pc.is_null(ts), pc.is_valid(text))
         columns.fail(bad, lambda i, text=text: f"timestamp {text[i].as_py()!r} is not like {shape}")
 
@@ -360,7 +361,8 @@ def convert_captures(
             SPECIAL[capture.name](columns, text)
         elif capture.name in SCALED:
             column, convert = SCALED[capture.name]
-            columns.values[column] = convert(text)
+            earlier = columns.values.get(column)
+            columns.values[column] = convert(text) if earlier is None else pc.coalesce(earlier, convert(text))
         elif capture.name in schema.names:
             direct.append((capture.name, text))
         else:

@@ -12,8 +12,8 @@ from parsers import apache, nginx
 from parsers.apache_logformat import format_string_of
 from parsers.lines import LineChunk
 from parsers.pattern import Capture, Literal, Skip
-from parsers.registry import FORMATS, UnknownFormatError, get_format, parse_chunk
 from parsers.regex_format import RegexFormat
+from parsers.registry import FORMATS, UnknownFormatError, get_format, parse_chunk
 
 UTC = dt.timezone.utc
 
@@ -73,8 +73,8 @@ def test_modifiers_and_conditions_are_accepted():
 def test_nginx_log_format_with_several_strings_and_escape_json():
     spec = (
         "log_format timed escape=json '$remote_addr - $remote_user [$time_local] \"$request\" '\n"
-        "    '$status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" '\n"
-        "    'rt=$request_time uct=\"$upstream_connect_time\" urt=\"$upstream_response_time\" $request_id';"
+        '    \'$status $body_bytes_sent "$http_referer" "$http_user_agent" \'\n'
+        '    \'rt=$request_time uct="$upstream_connect_time" urt="$upstream_response_time" $request_id\';'
     )
     line = (
         '192.0.2.5 - - [10/Oct/2000:13:55:36 -0700] "GET /q?\\"x\\" HTTP/1.1" 200 12 "-" "Agent \\u00e9" '
