@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 from parsers import convert
-from parsers.format_strings import DECIMAL_OR_DASH, NUMBER_OR_DASH, STATUS, Field, Part, build_pattern
+from parsers.format_strings import DECIMAL_OR_DASH, NUMBER_OR_DASH, STATUS, Field, Part, access_format
 from parsers.format_strings import unquote_config_string as _unquote
 from parsers.regex_format import RegexFormat, Variant
 
@@ -192,17 +192,14 @@ def compile_logformat(
     quoted fields some servers append); ``variants`` are other line shapes to accept.
     """
     format_string, nickname = format_string_of(spec)
-    pattern = build_pattern(parts_of(format_string))
-    if trailing:
-        pattern = type(pattern)(pattern.tokens + tuple(trailing))
-    return RegexFormat(
+    return access_format(
+        parts_of(format_string),
         name=name or nickname or f"LogFormat {format_string!r}",
-        kind="access",
         dataset=dataset,
-        pattern=pattern,
-        variants=variants,
         description=description or f"Apache LogFormat {format_string}",
         source=spec,
+        variants=variants,
+        trailing=trailing,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from parsers.convert import label_converter
 from parsers.pattern import QUOTED, QUOTED_FAST, Capture, LinePattern, Literal, Token
+from parsers.regex_format import RegexFormat
 
 #: Bodies for fields of a known shape; an unexpected value then fails with a clear reason.
 STATUS = r"[0-9]{3}"
@@ -99,6 +100,29 @@ def build_pattern(parts: Sequence[Part]) -> LinePattern:
         else:
             merged.append(token)
     return LinePattern(tuple(merged))
+
+
+def access_format(
+    parts: Sequence[Part],
+    *,
+    name: str,
+    dataset: str,
+    description: str,
+    source: str,
+    variants: tuple = (),
+    trailing: tuple = (),
+) -> RegexFormat:
+    """An access-log parser for a format string's parts; ``trailing`` tokens are accepted after them."""
+    pattern = build_pattern(parts)
+    return RegexFormat(
+        name=name,
+        kind="access",
+        dataset=dataset,
+        pattern=LinePattern(pattern.tokens + tuple(trailing)),
+        variants=variants,
+        description=description,
+        source=source,
+    )
 
 
 def unquote_config_string(text: str, quote: str) -> tuple[str, str]:

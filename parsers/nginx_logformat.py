@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from parsers.format_strings import DECIMAL_OR_DASH, NUMBER_OR_DASH, STATUS, Field, Part, build_pattern
+from parsers.format_strings import DECIMAL_OR_DASH, NUMBER_OR_DASH, STATUS, Field, Part, access_format
 from parsers.format_strings import unquote_config_string as _unquote
 from parsers.regex_format import RegexFormat, Variant
 
@@ -126,17 +126,14 @@ def compile_log_format(
 ) -> RegexFormat:
     """A parser for the nginx ``log_format`` in ``spec``."""
     format_string, config_name, _escape = format_string_of(spec)
-    pattern = build_pattern(parts_of(format_string))
-    if trailing:
-        pattern = type(pattern)(pattern.tokens + tuple(trailing))
-    return RegexFormat(
+    return access_format(
+        parts_of(format_string),
         name=name or (f"nginx_{config_name}" if config_name else f"log_format {format_string!r}"),
-        kind="access",
         dataset=dataset,
-        pattern=pattern,
-        variants=variants,
         description=description or f"nginx log_format {format_string}",
         source=spec,
+        variants=variants,
+        trailing=trailing,
     )
 
 
