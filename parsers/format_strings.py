@@ -111,6 +111,7 @@ def access_format(
     source: str,
     variants: tuple = (),
     trailing: tuple = (),
+    unescape: bool = True,
 ) -> RegexFormat:
     """An access-log parser for a format string's parts; ``trailing`` tokens are accepted after them."""
     pattern = build_pattern(parts)
@@ -122,6 +123,7 @@ def access_format(
         variants=variants,
         description=description,
         source=source,
+        unescape=unescape,
     )
 
 

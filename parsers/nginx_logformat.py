@@ -125,7 +125,7 @@ def compile_log_format(
     trailing: tuple = (),
 ) -> RegexFormat:
     """A parser for the nginx ``log_format`` in ``spec``."""
-    format_string, config_name, _escape = format_string_of(spec)
+    format_string, config_name, escape = format_string_of(spec)
     return access_format(
         parts_of(format_string),
         name=name or (f"nginx_{config_name}" if config_name else f"log_format {format_string!r}"),
@@ -134,6 +134,7 @@ def compile_log_format(
         source=spec,
         variants=variants,
         trailing=trailing,
+        unescape=escape != "none",
     )
 
 

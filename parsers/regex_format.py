@@ -64,6 +64,8 @@ class RegexFormat:
     description: str = ""
     #: The user's own format line this was compiled from, when there was one.
     source: str = ""
+    #: False for nginx ``escape=none``: values are written raw, so backslashes are not escapes.
+    unescape: bool = True
 
     @functools.cached_property
     def schema(self) -> pa.Schema:
@@ -138,7 +140,7 @@ class RegexFormat:
                 continue
             matched_captures = captures.filter(pa.array(matched))
             values = {name: pc.struct_field(matched_captures, [i]) for i, name in enumerate(pattern.captures)}
-            convert(remaining[matched], values, pattern, flag, escapes=True)
+            convert(remaining[matched], values, pattern, flag, escapes=self.unescape)
             remaining = remaining[~matched]
         events = assemble_events(self.schema, self.dataset, chunk, lines, pieces)
         dead_rows = np.sort(np.concatenate([remaining, np.array(list(conversion_failures), dtype=np.int64)]))

@@ -158,3 +158,8 @@ def test_round_trip_every_named_regex_format(name):
     line, expected = generate(FORMATS[name])
     event = one_event(name, line)
     assert {k: event[k] for k in expected} == expected
+
+
+def test_nginx_escape_none_keeps_backslashes():
+    event = one_event("log_format raw escape=none '$remote_addr \"$http_user_agent\"';", r'1.2.3.4 "C:\x41\path"')
+    assert event["user_agent_original"] == r"C:\x41\path"
