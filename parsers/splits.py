@@ -70,7 +70,11 @@ class _Window:
 
 
 def read_range(
-    raw: BinaryIO, file_range: FileRange, chunk_bytes: int = DEFAULT_CHUNK_BYTES, stats: ReadStats | None = None
+    raw: BinaryIO,
+    file_range: FileRange,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    stats: ReadStats | None = None,
+    timezone: str = "UTC",
 ) -> Iterator[LineChunk]:
     """The chunks of one range, with file offsets and line numbers as if the whole file had been read."""
     if file_range.start:
@@ -82,6 +86,7 @@ def read_range(
         chunk_bytes,
         stats,
         file_range.format,
+        timezone,
         start_offset=file_range.start,
         first_line=file_range.first_line,
     )

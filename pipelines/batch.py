@@ -42,7 +42,7 @@ def new_run_id() -> str:
 def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str, config: Config, run_id: str) -> None:
     """Attach the batch graph to ``pipeline``."""
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
-        inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes
+        inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
     )
     parsed = chunks | "Parse" >> ParseChunks()
     parsed[ACCESS] | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)

@@ -23,7 +23,7 @@ class ParseChunkFn(beam.DoFn):
     def process(self, chunk: LineChunk):
         result = parse_chunk(chunk)
         self._read.inc(result.lines_read)
-        self._parsed.inc(result.events.num_rows)
+        self._parsed.inc(result.lines_parsed)
         self._dead.inc(result.dead_letters.num_rows)
         if result.events.num_rows:
             if result.kind == ACCESS:

@@ -9,9 +9,9 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from parsers import w3c
 from parsers.reader import DEFAULT_CHUNK_BYTES, ReadStats, head_lines
-from parsers.regex_format import RegexFormat
-from parsers.registry import UNKNOWN_PREFIX, UnknownFormatError, get_format, resolve_format
+from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
 from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, read_range
 from pipelines import metrics
 
@@ -37,13 +37,12 @@ def format_for_file(path: str, format_spec: str) -> str:
 
 
 def splittable(format_spec: str) -> bool:
-    """Formats whose lines parse independently can be read from the middle of a file."""
-    if format_spec.startswith(UNKNOWN_PREFIX):
-        return True
-    try:
-        return isinstance(get_format(format_spec), RegexFormat)
-    except UnknownFormatError:
-        return True
+    """Only formats whose lines parse independently can be read from the middle of a file.
+
+    Multi-line entries (nginx error logs) and W3C logs, whose ``#Fields`` header
+    governs the lines after it, are read whole.
+    """
+    return entry_start(format_spec) is None and w3c.family_of(format_spec) is None
 
 
 class PlanRangesFn(beam.DoFn):
@@ -68,15 +67,16 @@ class PlanRangesFn(beam.DoFn):
 class ReadRangeFn(beam.DoFn):
     """Read one range of a file as ``LineChunk``s."""
 
-    def __init__(self, chunk_bytes: int):
+    def __init__(self, chunk_bytes: int, timezone: str):
         self._chunk_bytes = chunk_bytes
+        self._timezone = timezone
         self._truncated = metrics.counter(metrics.FILES_TRUNCATED)
         self._bytes = metrics.counter(metrics.BYTES_READ)
 
     def process(self, file_range: FileRange):
         stats = ReadStats()
         with open_raw(file_range.path) as raw:
-            yield from read_range(raw, file_range, self._chunk_bytes, stats)
+            yield from read_range(raw, file_range, self._chunk_bytes, stats, self._timezone)
         self._bytes.inc(stats.bytes_read)
         if stats.truncated:
             self._truncated.inc()
@@ -92,12 +92,14 @@ class ReadLogChunks(beam.PTransform):
         format_spec: str = "auto",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         range_bytes: int = DEFAULT_RANGE_BYTES,
+        timezone: str = "UTC",
     ):
         super().__init__()
         self._patterns = list(patterns)
         self._format_spec = format_spec
         self._chunk_bytes = chunk_bytes
         self._range_bytes = range_bytes
+        self._timezone = timezone
 
     def expand(self, pbegin):
         return (
@@ -106,5 +108,5 @@ class ReadLogChunks(beam.PTransform):
             | "MatchFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
             | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes))
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRanges" >> beam.ParDo(ReadRangeFn(self._chunk_bytes))
+            | "ReadRanges" >> beam.ParDo(ReadRangeFn(self._chunk_bytes, self._timezone))
         )

@@ -79,6 +79,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--output", "-o", required=True, metavar="DIR", help="output directory (local or gs://, s3://…)"
     )
-    parser.add_argument("--format", "-f", help=f"'auto' (default) or one of: {', '.join(sorted(FORMATS))}")
+    parser.add_argument(
+        "--format",
+        "-f",
+        help=f"'auto' (default), a LogFormat / log_format line, or one of: {', '.join(sorted(FORMATS))}",
+    )
     add_config_argument(parser)
     parser.set_defaults(run=run, accepts_beam_args=True)

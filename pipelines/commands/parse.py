@@ -18,6 +18,9 @@ examples:
   logwarden parse access.log                      # detect the format, JSON to stdout
   logwarden parse access.log.gz --format combined --output events.jsonl --dead-letter bad.jsonl
   logwarden parse 'logs/*.log' --output - | jq -r .url_path | sort | uniq -c
+  logwarden parse access.log --format 'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed'
+  logwarden parse access.log --format '$remote_addr - $remote_user [$time_local] "$request" $status $bytes_sent'
+  logwarden parse error.log --format nginx_error -c logwarden.yaml   # input.timezone: zone of error-log times
 
 Every line read is either printed as an event or written as a dead letter (to
 --dead-letter, or to stderr when that is not given); the summary on stderr says
@@ -50,7 +53,8 @@ def run(args) -> int:
         for path in files:
             report = FileParse(path)
             reports.append(report)
-            for result in parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report):
+            results = parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report, config.input.timezone)
+            for result in results:
                 for line in batch_to_json_lines(result.events):
                     out.write(line + "\n")
                 for line in batch_to_json_lines(result.dead_letters):
@@ -79,7 +83,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="log files, globs or directories (.gz/.bz2/.zst too)")
     parser.add_argument(
-        "--format", "-f", help=f"'auto' (default: detect per file) or a format name: {', '.join(sorted(FORMATS))}"
+        "--format",
+        "-f",
+        help="'auto' (default: detect per file), your server's own LogFormat / log_format line (quotes and all), "
+        f"or a format name: {', '.join(sorted(FORMATS))}",
     )
     parser.add_argument("--output", "-o", default="-", metavar="PATH", help="where events go ('-' = stdout, default)")
     parser.add_argument("--dead-letter", metavar="PATH", help="where unparsable lines go (default: stderr)")
