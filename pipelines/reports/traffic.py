@@ -40,7 +40,10 @@ class TrafficPartial:
     bytes: int = 0
     bot_requests: int = 0
     status_classes: Counter = dataclasses.field(default_factory=Counter)
-    per_second: dict[int, list[int]] = dataclasses.field(default_factory=dict)  # epoch second -> [requests, bytes]
+    #: Per-second load as parallel arrays (epoch second, requests, bytes); seconds may repeat until compacted.
+    seconds: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    second_requests: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    second_bytes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
     visitors: bytes | None = None  # serialised HLL sketch
     breakdown: dict[str, dict[str, list[int]]] = dataclasses.field(default_factory=dict)
 
@@ -49,10 +52,11 @@ class TrafficPartial:
         self.bytes += other.bytes
         self.bot_requests += other.bot_requests
         self.status_classes.update(other.status_classes)
-        for second, (requests, size) in other.per_second.items():
-            slot = self.per_second.setdefault(second, [0, 0])
-            slot[0] += requests
-            slot[1] += size
+        self.seconds = np.concatenate([self.seconds, other.seconds])
+        self.second_requests = np.concatenate([self.second_requests, other.second_requests])
+        self.second_bytes = np.concatenate([self.second_bytes, other.second_bytes])
+        if len(self.seconds) > 8192:
+            self.compact_seconds()
         self.visitors = _merge_sketches(self.visitors, other.visitors)
         for dimension, values in other.breakdown.items():
             mine = self.breakdown.setdefault(dimension, {})
@@ -64,6 +68,21 @@ class TrafficPartial:
                 self.breakdown[dimension] = dict(sorted(mine.items(), key=lambda kv: -kv[1][0])[:TRIM_TO])
         return self
 
+    def compact_seconds(self) -> None:
+        """Sum the entries of each second so the arrays hold every second once."""
+        self.seconds, self.second_requests, self.second_bytes = per_second_totals(
+            self.seconds, self.second_requests, self.second_bytes
+        )
+
+
+def per_second_totals(seconds: np.ndarray, requests: np.ndarray, sizes: np.ndarray):
+    unique, where = np.unique(seconds, return_inverse=True)
+    return (
+        unique,
+        np.bincount(where, weights=requests, minlength=len(unique)).astype(np.int64),
+        np.bincount(where, weights=sizes, minlength=len(unique)).astype(np.int64),
+    )
+
 
 def _merge_sketches(a: bytes | None, b: bytes | None) -> bytes | None:
     if a is None or b is None:
@@ -74,12 +93,18 @@ def _merge_sketches(a: bytes | None, b: bytes | None) -> bytes | None:
     return union.get_result().serialize_compact()
 
 
+def _per_distinct(values: pa.Array, fn) -> pa.Array:
+    """Apply a vectorised ``fn`` to the distinct values only, then map back (user agents repeat a lot)."""
+    distinct = pc.unique(values)
+    return pc.take(fn(distinct), pc.index_in(values, distinct))
+
+
 def _major(version: pa.Array) -> pa.Array:
     return pc.struct_field(pc.extract_regex(version, r"^(?P<m>[^.]+)"), [0])
 
 
 def _joined(name: pa.Array, version: pa.Array) -> pa.Array:
-    major = _major(version)
+    major = _per_distinct(version, _major)
     with_version = pc.binary_join_element_wise(name, major, " ")
     return pc.coalesce(with_version, name)
 
@@ -99,7 +124,7 @@ def _dimension_values(table: pa.Table) -> dict[str, pa.Array]:
         "country": _column(table, "source_geo_country_iso_code"),
         "status": pc.cast(status, pa.string()),
         "path": generalise_paths(_column(table, "url_path")),
-        "referrer": referrer_domains(_column(table, "http_request_referrer")),
+        "referrer": _per_distinct(_column(table, "http_request_referrer"), referrer_domains),
     }
 
 
@@ -147,8 +172,11 @@ def partials_from_batch(batch: pa.RecordBatch, bucket: str = "hour") -> list[tup
         if row["cls"] is not None:
             partial(row["b"], row["d"]).status_classes[f"{row['cls']}xx"] += row["bytes_count"]
     seconds = t.group_by(["b", "d", "s"]).aggregate([("bytes", "count"), ("bytes", "sum")])
-    for b, d, s, n, size in zip(*(seconds.column(c).to_pylist() for c in ("b", "d", "s", "bytes_count", "bytes_sum"))):
-        partial(b, d).per_second[s] = [n, size]
+    for (b, d), p in partials.items():
+        mine = seconds.filter(pc.and_(pc.equal(seconds["b"], b), pc.equal(seconds["d"], d)))
+        p.seconds = mine["s"].to_numpy()
+        p.second_requests = mine["bytes_count"].to_numpy()
+        p.second_bytes = mine["bytes_sum"].to_numpy()
     for dimension in DIMENSIONS:
         column = f"dim_{dimension}"
         grouped = t.group_by(["b", "d", column]).aggregate([("bytes", "count"), ("bytes", "sum")])
@@ -160,10 +188,11 @@ def partials_from_batch(batch: pa.RecordBatch, bucket: str = "hour") -> list[tup
     return list(partials.items())
 
 
-def _rates(per_second: dict[int, list[int]], bucket_seconds: int) -> tuple[float, float, float, float]:
+def _rates(partial: TrafficPartial, bucket_seconds: int) -> tuple[float, float, float, float]:
+    _, requests, sizes = per_second_totals(partial.seconds, partial.second_requests, partial.second_bytes)
     counts = np.zeros((bucket_seconds, 2), dtype=np.int64)
-    values = np.array(list(per_second.values()), dtype=np.int64).reshape(-1, 2)
-    counts[: len(values)] = values  # position does not matter for peak and percentile
+    counts[: len(requests), 0] = requests  # position does not matter for peak and percentile
+    counts[: len(sizes), 1] = sizes
     peak = counts.max(axis=0)
     p95 = np.percentile(counts, 95, axis=0)
     return float(peak[0]), float(p95[0]), float(peak[1]), float(p95[1])
@@ -173,7 +202,7 @@ def finalize(key: tuple[int, str], partial: TrafficPartial, bucket: str = "hour"
     """The aggregate row and breakdown rows of one (bucket, host)."""
     start, domain = key
     bucket_start = dt.datetime.fromtimestamp(start, dt.timezone.utc)
-    peak_rps, p95_rps, peak_bps, p95_bps = _rates(partial.per_second, BUCKET_SECONDS[bucket])
+    peak_rps, p95_rps, peak_bps, p95_bps = _rates(partial, BUCKET_SECONDS[bucket])
     visitors = datasketches.hll_sketch.deserialize(partial.visitors).get_estimate() if partial.visitors else 0
     row = {
         "bucket_start": bucket_start,
