@@ -10,6 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines import coders  # noqa: F401 - registers the TrafficPartial coder
 from pipelines.reports.html import render_report
 from pipelines.reports.traffic import TrafficPartial, finalize, partials_from_batch
 from schemas import TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN
@@ -20,6 +21,9 @@ class MergeTrafficFn(beam.CombineFn):
 
     def create_accumulator(self) -> TrafficPartial:
         return TrafficPartial()
+
+    def get_accumulator_coder(self):
+        return coders.TrafficPartialCoder()
 
     def add_input(self, accumulator: TrafficPartial, partial: TrafficPartial) -> TrafficPartial:
         return accumulator.merge(partial)
@@ -45,7 +49,8 @@ class AggregateTraffic(beam.PTransform):
         bucket = self._bucket
         return (
             batches
-            | "Partials" >> beam.FlatMap(partials_from_batch, bucket)
+            | "Partials"
+            >> beam.FlatMap(partials_from_batch, bucket).with_output_types(tuple[tuple[int, str], TrafficPartial])
             | "MergePartials" >> beam.CombinePerKey(MergeTrafficFn())
             | "Finalize" >> beam.MapTuple(lambda key, partial: finalize(key, partial, bucket))
         )

@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import metrics
+from pipelines import coders, metrics  # noqa: F401 - coders registers the RecordBatch coder
 from retention.parquet_files import (
     ParquetFileWriter,
     WrittenFile,
@@ -130,7 +130,7 @@ class WriteArchive(beam.PTransform):
     def expand(self, batches):
         return (
             batches
-            | "SplitByDay" >> beam.FlatMap(split_by_day)
+            | "SplitByDay" >> beam.FlatMap(split_by_day).with_output_types(tuple[str, pa.RecordBatch])
             | "WriteTempFiles" >> beam.ParDo(WriteTempFilesFn(self.output, self.run_id, self.schema, self.config))
             | "GroupByDay" >> beam.GroupByKey()
             | "PublishFiles" >> beam.ParDo(PublishFilesFn(self.output, self.dataset_dir, self.run_id))

@@ -10,10 +10,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from parsers import w3c
+from parsers.lines import LineChunk
 from parsers.reader import DEFAULT_CHUNK_BYTES, ReadStats, head_lines
 from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
 from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, read_range
-from pipelines import metrics
+from pipelines import coders, metrics  # noqa: F401 - coders registers the LineChunk coder
 
 _LOG = logging.getLogger("logwarden")
 
@@ -108,5 +109,5 @@ class ReadLogChunks(beam.PTransform):
             | "MatchFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
             | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes))
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRanges" >> beam.ParDo(ReadRangeFn(self._chunk_bytes, self._timezone))
+            | "ReadRanges" >> beam.ParDo(ReadRangeFn(self._chunk_bytes, self._timezone)).with_output_types(LineChunk)
         )
