@@ -32,11 +32,12 @@ class _Plain:
         return b""
 
 
-class _Gzip:
-    """Multi-member gzip, the way ``gzip``, ``logrotate`` and ``cat a.gz b.gz`` produce it."""
+class _MultiMember:
+    """Concatenated compressed members, the way ``gzip``, ``logrotate`` and ``cat a.gz b.gz`` produce them."""
 
-    def __init__(self) -> None:
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    def __init__(self, new_decompressor) -> None:
+        self._new = new_decompressor
+        self._d = new_decompressor()
         self.eof = False
 
     def decompress(self, data: bytes) -> bytes:
@@ -45,7 +46,7 @@ class _Gzip:
             out.append(self._d.decompress(data))
             if self._d.eof:
                 data = self._d.unused_data
-                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._d = self._new()
                 self.eof = not data
             else:
                 self.eof = False
@@ -53,29 +54,16 @@ class _Gzip:
         return b"".join(out)
 
     def flush(self) -> bytes:
-        return self._d.flush()
+        flush = getattr(self._d, "flush", None)
+        return flush() if flush else b""
 
 
-class _Bzip2:
-    def __init__(self) -> None:
-        self._d = bz2.BZ2Decompressor()
-        self.eof = False
+def _gzip() -> _MultiMember:
+    return _MultiMember(lambda: zlib.decompressobj(16 + zlib.MAX_WBITS))
 
-    def decompress(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            out.append(self._d.decompress(data))
-            if self._d.eof:
-                data = self._d.unused_data
-                self._d = bz2.BZ2Decompressor()
-                self.eof = not data
-            else:
-                self.eof = False
-                data = b""
-        return b"".join(out)
 
-    def flush(self) -> bytes:
-        return b""
+def _bzip2() -> _MultiMember:
+    return _MultiMember(bz2.BZ2Decompressor)
 
 
 class _Zstd:
@@ -94,7 +82,7 @@ class _Zstd:
         return b""
 
 
-COMPRESSIONS = {".gz": _Gzip, ".bz2": _Bzip2, ".zst": _Zstd}
+COMPRESSIONS = {".gz": _gzip, ".bz2": _bzip2, ".zst": _Zstd}
 
 
 def compression_of(path: str) -> str:
