@@ -2,10 +2,11 @@
 
 Reads like the data flow in PRODUCT.md::
 
-    files --ReadLogs--> chunks --Parse--> access / error events --Archive--> Parquet
+    files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> Parquet
+                                     |--> error events --Archive--> Parquet
                                      \\--> dead letters --WriteDeadLetters--> JSON lines
 
-Later stages (enrich, detect, aggregate) hang off the same event collections.
+Later stages (detect, aggregate) hang off the same event collections.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
+from pipelines.enrich import Enrich
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from pipelines.read import ReadLogChunks
@@ -40,7 +42,10 @@ def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str
     """Attach the batch graph to ``pipeline``."""
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(inputs, config.input.format, config.input.chunk_bytes)
     parsed = chunks | "Parse" >> ParseChunks()
-    parsed[ACCESS] | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)
+    access = parsed[ACCESS]
+    if config.enrich.enabled:
+        access = access | "Enrich" >> Enrich(config.enrich)
+    access | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)
     parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, config.archive)
     parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(output, run_id)
 
