@@ -82,6 +82,10 @@ class ColumnMemo:
             new = pc.unique(column.filter(pc.and_(pc.is_valid(column), pc.is_null(positions))))
             if len(self._keys) + len(new) > self.max_values:
                 self._keep_only(positions)
-            self._learn(new)
-            positions = pc.index_in(column, value_set=self._keys)
+                self._learn(new)
+                positions = pc.index_in(column, value_set=self._keys)
+            else:  # the new values go at the end: only they need hashing again
+                offset = len(self._keys)
+                self._learn(new)
+                positions = pc.coalesce(positions, pc.add(pc.index_in(column, value_set=new), offset))
         return [answers.take(positions) for answers in self._answers]
