@@ -85,8 +85,8 @@ class EnrichConfig:
     trusted_proxies: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_networks))
     #: Distinct user-agent strings kept parsed in memory per worker.
     user_agent_cache_size: int = dataclasses.field(default=100_000, metadata=_check(_positive))
-    #: Distinct client addresses kept geolocated in memory per worker.
-    ip_cache_size: int = dataclasses.field(default=100_000, metadata=_check(_positive))
+    #: Distinct client addresses kept geolocated per worker (Arrow columns, about 100 bytes each).
+    ip_cache_size: int = dataclasses.field(default=250_000, metadata=_check(_positive))
 
 
 @dataclasses.dataclass(frozen=True)

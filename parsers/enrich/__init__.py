@@ -65,7 +65,7 @@ class Enricher:
         geoip_databases: Sequence[str] = (),
         trusted_proxies: Sequence[str] = (),
         user_agent_cache_size: int = 100_000,
-        ip_cache_size: int = 100_000,
+        ip_cache_size: int = 250_000,
     ):
         self.user_agent_parser = UserAgentParser()
         self.geo = GeoLookup.open(geoip_databases)
