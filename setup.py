@@ -27,6 +27,8 @@ setup(
         "cryptography>=42,<51",
         "user-agents>=2.2,<3",
         "ua-parser>=1.0,<2",
+        "ua-parser-rs>=0.1.5,<1",  # the Rust regex engine: about 30x faster per distinct user agent
+        "maxminddb>=2.5,<4",  # geoip2's reader, used directly for raw records (2.5x faster than models)
         "geoip2>=4.8,<6",
         "PyYAML>=6,<7",
         "zstandard>=0.22,<1",

@@ -1,12 +1,13 @@
-"""The batch pipeline: log files in, events archived as Parquet, dead letters kept.
+r"""The batch pipeline: log files in, events archived as Parquet, dead letters kept.
 
 Reads like the data flow in PRODUCT.md::
 
-    files --ReadLogs--> chunks --Parse--> access / error events --Archive--> Parquet
-                                     |           \\--AggregateTraffic--> reports (Parquet, CSV, HTML)
-                                     \\--> dead letters --WriteDeadLetters--> JSON lines
+    files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> Parquet
+                                     |                                   \--AggregateTraffic--> reports
+                                     |--> error events --Archive--> Parquet
+                                     \--> dead letters --WriteDeadLetters--> JSON lines
 
-Later stages (enrich, detect) hang off the same event collections.
+Detection hangs off the same event collections.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
+from pipelines.enrich import Enrich
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
@@ -45,12 +47,15 @@ def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str
         inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
     )
     parsed = chunks | "Parse" >> ParseChunks()
-    parsed[ACCESS] | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)
+    access = parsed[ACCESS]
+    if config.enrich.enabled:
+        access = access | "Enrich" >> Enrich(config.enrich)
+    access | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)
     parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, config.archive)
     parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(output, run_id)
     if config.reports.enabled:
         (
-            parsed[ACCESS]
+            access
             | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket)
             | "WriteReports" >> WriteReports(output, run_id)
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import types
 import typing
 from pathlib import Path
@@ -36,6 +37,15 @@ def _positive(value: int) -> str | None:
 
 def _non_negative(value: int) -> str | None:
     return None if value >= 0 else "must be >= 0"
+
+
+def _networks(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            return f"{value!r} is not a network like 10.0.0.0/8 or 2001:db8::/32"
+    return None
 
 
 def _check(fn):
@@ -72,9 +82,11 @@ class EnrichConfig:
     #: Paths to MaxMind-format databases (City or Country, and ASN); missing ones leave fields empty.
     geoip_databases: tuple[str, ...] = ()
     #: Networks (CIDR) of proxies whose X-Forwarded-For is trusted.
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_networks))
     #: Distinct user-agent strings kept parsed in memory per worker.
     user_agent_cache_size: int = dataclasses.field(default=100_000, metadata=_check(_positive))
+    #: Distinct client addresses kept geolocated per worker (Arrow columns, about 100 bytes each).
+    ip_cache_size: int = dataclasses.field(default=250_000, metadata=_check(_positive))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,10 @@ import sys
 from parsers.registry import FORMATS, UnknownFormatError, get_format
 from pipelines.batch import run_batch
 from pipelines.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.options import pipeline_options
+from schemas.config import ConfigError
 
 EPILOG = """\
 examples:
@@ -52,8 +54,12 @@ def run(args) -> int:
             config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
         files = list_files(args.input)
         options = pipeline_options(args.beam_args, config.runner)
+        if config.enrich.enabled:
+            check_enrich_config(config.enrich)
     except (UsageError, UnknownFormatError, InputError) as problem:
         return error(str(problem))
+    except ConfigError as problem:
+        return error(f"bad config: {problem}")
     except (ValueError, SystemExit) as problem:
         return error(f"bad Beam option: {problem}")
     try:
