@@ -53,6 +53,11 @@ def _check(fn):
     return {"check": fn}
 
 
+#: Field metadata for file paths: relative ones are taken relative to the config file's folder,
+#: so a config works from whatever directory the job is started in.
+PATHS = {"paths": True}
+
+
 @dataclasses.dataclass(frozen=True)
 class InputConfig:
     #: ``auto`` (detect per file), a format name (``combined``) or a LogFormat / log_format string.
@@ -80,7 +85,7 @@ class EnrichConfig:
     #: Add user-agent and geolocation fields.
     enabled: bool = True
     #: Paths to MaxMind-format databases (City or Country, and ASN); missing ones leave fields empty.
-    geoip_databases: tuple[str, ...] = ()
+    geoip_databases: tuple[str, ...] = dataclasses.field(default=(), metadata=PATHS)
     #: Networks (CIDR) of proxies whose X-Forwarded-For is trusted.
     trusted_proxies: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_networks))
     #: Distinct user-agent strings kept parsed in memory per worker.
@@ -94,7 +99,7 @@ class AlertsConfig:
     #: Evaluate detection rules.
     enabled: bool = True
     #: Rule files or directories to load in addition to (or instead of) the default pack.
-    rules: tuple[str, ...] = ()
+    rules: tuple[str, ...] = dataclasses.field(default=(), metadata=PATHS)
     #: Load the rule pack shipped with logwarden.
     default_rules: bool = True
 
@@ -169,9 +174,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
+def _convert(value: Any, tp: Any, key: str, base_dir: Path | None = None) -> Any:
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
+        return _build(tp, value, key, base_dir)
     origin = typing.get_origin(tp)
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(tp)
@@ -197,7 +202,17 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
+def _resolve(value: Any, base_dir: Path | None) -> Any:
+    if base_dir is None:
+        return value
+    if isinstance(value, tuple):
+        return tuple(_resolve(item, base_dir) for item in value)
+    if isinstance(value, str) and value and "://" not in value and not Path(value).expanduser().is_absolute():
+        return str(base_dir / value)
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str, base_dir: Path | None = None) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -212,7 +227,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(fields))}"
             raise ConfigError(path, f"unknown key{hint}")
-        converted = _convert(value, hints[key], path)
+        converted = _convert(value, hints[key], path, base_dir)
+        if fields[key].metadata.get("paths"):
+            converted = _resolve(converted, base_dir)
         check = fields[key].metadata.get("check")
         if check is not None:
             problem = check(converted)
@@ -223,9 +240,13 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 
 def parse_config(data: Any, source: str | None = None) -> Config:
-    """Validate an already-loaded YAML document and return the configuration."""
+    """Validate an already-loaded YAML document and return the configuration.
+
+    Relative file paths in it are resolved against the folder of ``source`` when given.
+    """
+    base_dir = Path(source).resolve().parent if source else None
     try:
-        return _build(Config, data, "")
+        return _build(Config, data, "", base_dir)
     except ConfigError as error:
         raise ConfigError(error.key, error.problem, source) from None
 
