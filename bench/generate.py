@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import json
 import random
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).parent
 
@@ -78,11 +81,26 @@ def load_agents() -> tuple[list[str], list[int]]:
     return agents, weights
 
 
+#: Public networks that MaxMind's own GeoLite2 City/ASN test databases (Apache-2.0 OR MIT) know about, so
+#: a log drawn from them shows real lookups with the test databases bundled in examples/geoip/.
+MAXMIND_TEST_NETWORKS = [
+    "81.2.69.160/27",  # GB, London
+    "81.2.69.144/28",  # GB, London
+    "2.125.160.216/29",  # GB, Boxford
+    "89.160.20.128/25",  # SE, Linköping (and an ASN record)
+    "216.160.83.56/29",  # US, Milton (and an ASN record)
+    "175.16.199.0/24",  # CN, Changchun
+    "202.196.224.0/20",  # PH
+    "67.43.156.0/24",  # BT (and an ASN record)
+]
+
+
 class Generator:
-    def __init__(self, seed: int, days: int, lines: int):
+    def __init__(self, seed: int, days: int, lines: int, geo_networks: list[str] | None = None):
         self.rng = random.Random(seed)
         self.agents, self.weights = load_agents()
         rng = self.rng
+        self.geo_networks = [ipaddress.ip_network(n) for n in geo_networks or []]
         self.visitors = [self._ip(v6=rng.random() < 0.08) for _ in range(max(50, min(20_000, lines // 50)))]
         self.visitor_agent = {ip: rng.choices(self.agents, self.weights)[0] for ip in self.visitors}
         self.pages = ["/"] + [
@@ -91,15 +109,23 @@ class Generator:
         self.start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
         self.span = days * 86400
         self.lines = lines
+        # Diurnal traffic: busiest mid-afternoon, quietest before dawn (rate varies about 1:5).
+        seconds = np.arange(self.span)
+        rate = 1.0 + 0.65 * np.sin(2 * np.pi * (seconds / 86400 - 0.375))
+        self._cdf = np.cumsum(rate) / rate.sum()
 
     def _ip(self, v6: bool = False) -> str:
         r = self.rng
+        if self.geo_networks and r.random() < 0.7:
+            network = r.choice(self.geo_networks)
+            return str(network[r.randrange(network.num_addresses)])
         if v6:
             return f"2001:db8:{r.randrange(65536):x}:{r.randrange(65536):x}::{r.randrange(1, 65536):x}"
         return f"{r.choice([23, 31, 46, 66, 81, 89, 93, 109, 176, 185, 203])}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
 
     def time_at(self, i: int) -> dt.datetime:
-        return self.start + dt.timedelta(seconds=self.span * i / self.lines)
+        second = int(np.searchsorted(self._cdf, i / self.lines))
+        return self.start + dt.timedelta(seconds=min(second, self.span - 1))
 
     @staticmethod
     def line(ip, when, method, url, status, size, referrer, agent, user="-") -> str:
@@ -121,9 +147,8 @@ class Generator:
         method = "POST" if r.random() < 0.02 else "GET"
         return self.line(ip, self.time_at(i), method, url, status, size, r.choice(REFERRERS), self.visitor_agent[ip])
 
-    def attack(self, i: int, kind: str, ip: str) -> str:
+    def attack(self, when: dt.datetime, kind: str, ip: str) -> str:
         r = self.rng
-        when = self.time_at(i)
         agent = r.choice(self.agents[:50])
         if kind == "scanner_ua":
             return self.line(ip, when, "GET", r.choice(self.pages), 404, 196, "-", r.choice(SCANNER_AGENTS))
@@ -137,26 +162,34 @@ class Generator:
         return self.line(ip, when, "GET", url, r.choice([400, 403, 404, 200]), r.randrange(150, 900), "-", agent)
 
 
-BURSTY = {"brute_force": 40, "scan_404": 60, "flood": 150}
+#: Attacks that come as a fast burst of consecutive requests: lines per burst, seconds between them.
+BURSTY = {"brute_force": (40, 1.0), "scan_404": (60, 0.5), "flood": (150, 0.02)}
+#: Slow probes are interleaved with normal traffic, as a patient attacker sends them.
 
 
-def generate(out: Path, lines: int, attack_ratio: float, days: int, seed: int) -> dict[str, int]:
-    gen = Generator(seed, days, lines)
+def generate(
+    out: Path, lines: int, attack_ratio: float, days: int, seed: int, geo_networks: list[str] | None = None
+) -> dict[str, int]:
+    gen = Generator(seed, days, lines, geo_networks)
     r = gen.rng
     kinds = [*ATTACKS, "scanner_ua", *BURSTY]
     counts: dict[str, int] = {}
     burst: list[tuple[str, str]] = []
-    mean_burst = sum(BURSTY.get(k, 15.5) for k in kinds) / len(kinds)
+    mean_burst = sum(BURSTY[k][0] if k in BURSTY else 15.5 for k in kinds) / len(kinds)
     start_probability = attack_ratio / mean_burst
     with open(out, "w", encoding="utf-8") as log, open(f"{out}.labels.jsonl", "w", encoding="utf-8") as labels:
         for i in range(lines):
             if not burst and r.random() < start_probability:
                 kind = r.choice(kinds)
-                ip = gen._ip()
-                burst = [(kind, ip)] * (BURSTY.get(kind, r.randint(1, 30)))
-            if burst and r.random() < 0.5:
+                size = BURSTY[kind][0] if kind in BURSTY else r.randint(1, 30)
+                burst = [(kind, gen._ip())] * size
+                clock = gen.time_at(i)
+            if burst and (burst[0][0] in BURSTY or r.random() < 0.5):
                 kind, ip = burst.pop()
-                log.write(gen.attack(i, kind, ip) + "\n")
+                if kind in BURSTY:
+                    clock += dt.timedelta(seconds=BURSTY[kind][1])
+                when = clock if kind in BURSTY else gen.time_at(i)
+                log.write(gen.attack(when, kind, ip) + "\n")
                 labels.write(json.dumps({"line": i + 1, "attack": kind, "source_ip": ip}) + "\n")
                 counts[kind] = counts.get(kind, 0) + 1
             else:
@@ -171,8 +204,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--attack-ratio", type=float, default=0.02, help="share of attack lines (0 for benign only)")
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--maxmind-test-networks",
+        action="store_true",
+        help="draw most client addresses from networks in MaxMind's GeoLite2 test databases",
+    )
     args = parser.parse_args(argv)
-    counts = generate(args.out, args.lines, args.attack_ratio, args.days, args.seed)
+    networks = MAXMIND_TEST_NETWORKS if args.maxmind_test_networks else None
+    counts = generate(args.out, args.lines, args.attack_ratio, args.days, args.seed, networks)
     total = sum(counts.values())
     print(f"wrote {args.lines} lines to {args.out} ({total} attack lines labelled in {args.out}.labels.jsonl)")
     for kind, n in sorted(counts.items()):

@@ -1,66 +1,103 @@
-"""Apache httpd's stock access-log formats (common, combined, vhost_combined, ...)."""
+"""Apache httpd's stock access-log formats, defined by the LogFormat lines that ship with it.
+
+Upstream ``httpd.conf`` defines common, combined and combinedio; Debian's
+``apache2.conf`` redefines common and combined with ``%O`` (bytes sent,
+headers included) and adds vhost_combined.  The parsers are compiled from
+those very lines, so they agree with what the servers write.
+"""
 
 from __future__ import annotations
 
-from parsers.pattern import BRACKETED, NON_SPACE, QUOTED, QUOTED_FAST, Capture, LinePattern, Literal, Skip
-from parsers.regex_format import Recovery, RegexFormat
+from parsers.apache_logformat import compile_logformat, format_string_of, parts_of
+from parsers.format_strings import build_pattern
+from parsers.pattern import Capture, LinePattern, Literal, Skip
+from parsers.regex_format import Variant
 
-
-def quoted(name: str, what: str) -> tuple:
-    return (Literal('"'), Capture(name, QUOTED, what, fast_pattern=QUOTED_FAST), Literal('"'))
-
-
-CLIENT = Capture("source_address", NON_SPACE, "client address (%h)")
-IDENT = Capture("user_identity", NON_SPACE, "identd user (%l)")
-USER = Capture("user_name", NON_SPACE, "user name (%u)")
-TIME = (Literal("["), Capture("time_clf", BRACKETED, "time in brackets (%t)"), Literal("]"))
-REQUEST = quoted("request_line", 'request line in quotes ("%r")')
-STATUS = Capture("http_response_status_code", r"[0-9]{3}", "status code (%>s)")
-BYTES = Capture("http_response_body_bytes", r"[0-9]+|-", "response size (%b)")
-REFERRER = quoted("http_request_referrer", 'referrer in quotes ("%{Referer}i")')
-USER_AGENT = quoted("user_agent_original", 'user agent in quotes ("%{User-agent}i")')
-VHOST = Capture("url_domain", NON_SPACE, "virtual host (%v)")
-PORT = Capture("destination_port", r"[0-9]+", "server port (%p)")
-
-_SP = Literal(" ")
-_COMMON = (CLIENT, _SP, IDENT, _SP, USER, _SP, *TIME, _SP, *REQUEST, _SP, STATUS, _SP, BYTES)
-_COMBINED = (*_COMMON, _SP, *REFERRER, _SP, *USER_AGENT)
+COMMON_LOGFORMAT = r'LogFormat "%h %l %u %t \"%r\" %>s %b" common'
+COMBINED_LOGFORMAT = r'LogFormat "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\"" combined'
+COMBINEDIO_LOGFORMAT = r'LogFormat "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\" %I %O" combinedio'
+DEBIAN_COMMON_LOGFORMAT = r'LogFormat "%h %l %u %t \"%r\" %>s %O" common'
+DEBIAN_COMBINED_LOGFORMAT = r'LogFormat "%h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\"" combined'
+VHOST_COMBINED_LOGFORMAT = (
+    r'LogFormat "%v:%p %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\"" vhost_combined'
+)
+#: The Apache manual's virtual-host variant of common (and Filebeat's vhost test log).
+VHOST_COMMON_LOGFORMAT = r'LogFormat "%v %h %l %u %t \"%r\" %>s %b" vhost_common'
+SSL_REQUEST_LOGFORMAT = r'CustomLog logs/ssl_request_log "%t %h %{SSL_PROTOCOL}x %{SSL_CIPHER}x \"%r\" %b"'
+#: Traefik's "common" access log: combined plus request count, router, service URL and duration.
+TRAEFIK_CLF_LOGFORMAT = (
+    r'"%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %{request_count}n '
+    r'\"%{router}n\" \"%{service_url}n\" %{ms}Tms"'
+)
 
 # Some servers append more quoted fields after the user agent (e.g. "%{X-Forwarded-For}i");
 # they are matched and kept out of the event rather than failing the line.
-_TRAILING = Skip(r'(?: "[^"]*")*', "optional extra quoted fields")
+TRAILING = (Skip(r'(?: "[^"]*")*', "optional extra quoted fields"),)
 
 
-def _truncated_user_agent(prefix: tuple) -> Recovery:
+def pattern_of(logformat: str, trailing: tuple = ()) -> LinePattern:
+    return LinePattern(build_pattern(parts_of(format_string_of(logformat)[0])).tokens + trailing)
+
+
+def truncated_user_agent(logformat: str) -> Variant:
     """A combined line cut off inside its user agent: every field before it is intact."""
-    cut = (Literal('"'), Capture("user_agent_original", r'[^"]*', "user agent"))
-    return Recovery(LinePattern((*prefix, _SP, *REFERRER, _SP, *cut)), "truncated")
+    tokens = pattern_of(logformat).tokens
+    assert isinstance(tokens[-1], Literal) and tokens[-1].text == '"', "the format must end in a quoted field"
+    cut = Capture("user_agent_original", r'[^"]*', "user agent")
+    return Variant(LinePattern((*tokens[:-2], cut)), "truncated")
 
 
-COMMON = RegexFormat(
-    name="common",
-    kind="access",
-    dataset="apache.access",
-    pattern=LinePattern(_COMMON),
-    description='Apache Common Log Format: %h %l %u %t "%r" %>s %b',
+def _combined_family(logformat: str, common: str, name: str, description: str, dataset: str = "apache.access"):
+    """A combined-style format that also takes common-style lines and lines cut inside the user agent."""
+    return compile_logformat(
+        logformat,
+        name=name,
+        dataset=dataset,
+        description=description,
+        trailing=TRAILING,
+        variants=(Variant(pattern_of(common)), truncated_user_agent(logformat)),
+    )
+
+
+COMMON = compile_logformat(COMMON_LOGFORMAT, description='Apache Common Log Format: %h %l %u %t "%r" %>s %b')
+COMBINED = _combined_family(
+    COMBINED_LOGFORMAT,
+    COMMON_LOGFORMAT,
+    "combined",
+    'Apache combined: %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"',
+)
+COMBINEDIO = compile_logformat(COMBINEDIO_LOGFORMAT, description="Apache combined plus %I %O (mod_logio)")
+DEBIAN_COMMON = compile_logformat(DEBIAN_COMMON_LOGFORMAT, name="debian_common", description="Debian common (%O)")
+DEBIAN_COMBINED = _combined_family(
+    DEBIAN_COMBINED_LOGFORMAT, DEBIAN_COMMON_LOGFORMAT, "debian_combined", "Debian/Ubuntu combined (%O)"
+)
+VHOST_COMBINED = compile_logformat(
+    VHOST_COMBINED_LOGFORMAT,
+    description='Debian vhost_combined: %v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
+    trailing=TRAILING,
+    variants=(
+        Variant(pattern_of(r'"%v %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""', TRAILING)),
+        Variant(pattern_of(VHOST_COMMON_LOGFORMAT)),
+        truncated_user_agent(VHOST_COMBINED_LOGFORMAT),
+    ),
+)
+VHOST_COMMON = compile_logformat(VHOST_COMMON_LOGFORMAT, description='vhost common: %v %h %l %u %t "%r" %>s %b')
+SSL_REQUEST = compile_logformat(
+    SSL_REQUEST_LOGFORMAT, name="ssl_request", description="mod_ssl's ssl_request_log (httpd-ssl.conf)"
 )
 
-COMBINED = RegexFormat(
-    name="combined",
-    kind="access",
-    dataset="apache.access",
-    pattern=LinePattern((*_COMBINED, _TRAILING)),
-    recoveries=(_truncated_user_agent(_COMMON),),
-    description='Apache/nginx combined: %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"',
+TRAEFIK_CLF = compile_logformat(
+    TRAEFIK_CLF_LOGFORMAT, name="traefik_clf", dataset="traefik.access", description="Traefik CLF access log"
 )
 
-VHOST_COMBINED = RegexFormat(
-    name="vhost_combined",
-    kind="access",
-    dataset="apache.access",
-    pattern=LinePattern((VHOST, Literal(":"), PORT, _SP, *_COMBINED, _TRAILING)),
-    recoveries=(_truncated_user_agent((VHOST, Literal(":"), PORT, _SP, *_COMMON)),),
-    description='Apache vhost_combined: %v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
+FORMATS = (
+    COMBINED,
+    COMMON,
+    VHOST_COMBINED,
+    COMBINEDIO,
+    DEBIAN_COMBINED,
+    DEBIAN_COMMON,
+    VHOST_COMMON,
+    SSL_REQUEST,
+    TRAEFIK_CLF,
 )
-
-FORMATS = (COMBINED, COMMON, VHOST_COMBINED)

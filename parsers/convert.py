@@ -5,26 +5,29 @@ schema column is cast to that column's type; a few captures need real work
 (timestamps, the request line, client addresses, escapes) and have a
 converter of their own.  Values that cannot be converted are reported per row
 so the line goes to the dead letters with the reason, never silently to null.
+Captures that no column fits are kept in the ``labels`` map.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-CLF_TIME_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
+from parsers import timestamps
 
 _REQUEST_LINE = (
     r"^(?P<http_request_method>[A-Za-z][A-Za-z0-9_-]*) (?P<url_original>.*?)"
     r"(?: (?P<protocol>[A-Za-z]+)/(?P<http_version>[0-9][0-9.]*))?$"
 )
-_URL_PARTS = r"^(?P<url_path>[^?#]*)(?:\?(?P<url_query>[^#]*))?"
+#: The shape of almost every request line; such rows are split on spaces instead of a regex.
+_SIMPLE_REQUEST = r"^[A-Za-z][A-Za-z0-9_-]* [^ ]+ [A-Za-z]+/[0-9][0-9.]*$"
 _IP_LIKE = r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[^\]]+)?\]?)$"
+_NULL_STRING = pa.scalar(None, pa.string())
 
 
 @dataclasses.dataclass
@@ -34,6 +37,17 @@ class Columns:
     length: int
     values: dict[str, pa.Array] = dataclasses.field(default_factory=dict)
     failures: list[tuple[np.ndarray, Callable[[int], str]]] = dataclasses.field(default_factory=list)
+    labels: list[tuple[str, pa.Array]] = dataclasses.field(default_factory=list)
+    timezone: str = "UTC"
+    #: False when the rows are known to hold no backslash (the fast path), so there is nothing to unescape.
+    may_escape: bool = True
+
+    def unescape(self, values: pa.Array) -> pa.Array:
+        return unescape(values) if self.may_escape else values
+
+    def derive(self, name: str, values: pa.Array) -> None:
+        """Set a column computed from another field, unless a directive gave it explicitly."""
+        self.values.setdefault(name, values)
 
     def fail(self, mask: pa.Array, reason: Callable[[int], str]) -> None:
         as_numpy = np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
@@ -55,21 +69,28 @@ def dash_to_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, "-"), pa.scalar(None, values.type), values)
 
 
-_ESCAPE = re.compile(rb"\\(x[0-9A-Fa-f]{2}|.)", re.S)
+def empty_to_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
+
+
+_ESCAPE = re.compile(rb"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|.)", re.S)
+_SIMPLE_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"b": b"\b", b"f": b"\f", b"v": b"\v"}
 
 
 def _unescape_one(text: str) -> str:
     def replace(m: re.Match) -> bytes:
         token = m.group(1)
-        if token[:1] == b"x":
+        if token[:1] == b"x" and len(token) == 3:
             return bytes([int(token[1:], 16)])
-        return {b"n": b"\n", b"t": b"\t", b"r": b"\r"}.get(token, token)
+        if token[:1] == b"u" and len(token) == 5:
+            return chr(int(token[1:], 16)).encode("utf-8", "surrogatepass")
+        return _SIMPLE_ESCAPES.get(token, token)
 
     return _ESCAPE.sub(replace, text.encode("utf-8", "surrogateescape")).decode("utf-8", "replace")
 
 
 def unescape(values: pa.Array) -> pa.Array:
-    """Undo Apache/nginx backslash escapes (``\\"``, ``\\\\``, ``\\xHH``) on the rows that have any."""
+    """Undo Apache/nginx backslash escapes (``\\"``, ``\\\\``, ``\\xHH``, JSON ``\\uXXXX``) on rows that have any."""
     has_escape = pc.fill_null(pc.match_substring(values, "\\"), False)
     if not pc.any(has_escape).as_py():
         return values
@@ -80,43 +101,207 @@ def unescape(values: pa.Array) -> pa.Array:
 
 
 def split_url(columns: Columns, url: pa.Array) -> None:
-    """``url_original`` kept exactly; ``url_path`` and ``url_query`` split off it (not decoded)."""
-    columns.values["url_original"] = url
-    parts = pc.extract_regex(url, _URL_PARTS)
-    columns.values["url_path"] = pc.struct_field(parts, [0])
-    columns.values["url_query"] = pc.struct_field(parts, [1])
+    """``url_original`` kept exactly; ``url_path`` and ``url_query`` split off it (not decoded).
+
+    ``url_query`` is null when the URL has no ``?`` and ``""`` when it ends in one.  An
+    absolute URL (a proxy request, AWS ALB) also gives ``url_scheme`` and ``url_domain``.
+    """
+    columns.derive("url_original", url)
+    absolute = pc.fill_null(pc.match_substring_regex(url, r"^[A-Za-z][A-Za-z0-9+.-]*://"), False)
+    if pc.any(absolute).as_py():
+        parts = pc.extract_regex(url, r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/?#]*)(?P<rest>.*)$")
+        columns.derive("url_scheme", pc.if_else(absolute, pc.struct_field(parts, [0]), _NULL_STRING))
+        host = pc.replace_substring_regex(pc.struct_field(parts, [1]), r"^[^@]*@|:[0-9]*$", "")
+        columns.derive("url_domain", pc.if_else(absolute, empty_to_null(host), _NULL_STRING))
+        url = pc.if_else(absolute, pc.struct_field(parts, [2]), url)
+    has_query = pc.match_substring(url, "?")
+    if not pc.any(has_query).as_py():
+        columns.derive("url_path", url)
+        columns.derive("url_query", pa.nulls(len(url), pa.string()))
+        return
+    # Appending "?" guarantees two pieces; the appended one is sliced off the query again.
+    parts = pc.split_pattern(pc.binary_join_element_wise(url, "?", ""), "?", max_splits=1)
+    columns.derive("url_path", pc.list_element(parts, 0))
+    query = pc.utf8_slice_codeunits(pc.list_element(parts, 1), 0, -1)
+    columns.derive("url_query", pc.if_else(has_query, query, _NULL_STRING))
 
 
 def convert_request_line(columns: Columns, request: pa.Array) -> None:
-    """Split ``GET /path?q HTTP/1.1``; anything else (``-``, TLS bytes) keeps a null method."""
-    request = unescape(dash_to_null(request))
-    columns.values["http_request_line"] = request
-    parts = pc.extract_regex(request, _REQUEST_LINE)
-    columns.values["http_request_method"] = pc.struct_field(parts, [0])
-    split_url(columns, pc.struct_field(parts, [1]))
-    columns.values["http_version"] = pc.struct_field(parts, [3])
+    """Split ``GET /path?q HTTP/1.1``; anything else (``-``, TLS bytes, HTTP/0.9) keeps what fits.
+
+    Rows shaped like ``METHOD TARGET PROTO/VERSION`` are split on spaces; the rest
+    go through a regex.  A request line that is not HTTP at all gets a null method.
+    """
+    request = columns.unescape(dash_to_null(request))
+    columns.derive("http_request_line", request)
+    simple = pc.fill_null(pc.match_substring_regex(request, _SIMPLE_REQUEST), False)
+    if pc.all(simple).as_py():
+        parts = pc.split_pattern(request, " ")
+        method, url, protocol = (pc.list_element(parts, i) for i in range(3))
+        version = pc.list_element(pc.split_pattern(protocol, "/", max_splits=1), 1)
+    else:
+        other = pc.if_else(simple, _NULL_STRING, request)
+        parsed = pc.extract_regex(other, _REQUEST_LINE)
+        placeholder = pc.if_else(simple, request, "- - -/-")
+        parts = pc.split_pattern(placeholder, " ")
+        split_version = pc.list_element(pc.split_pattern(pc.list_element(parts, 2), "/", max_splits=1), 1)
+        method = pc.if_else(simple, pc.list_element(parts, 0), pc.struct_field(parsed, [0]))
+        url = pc.if_else(simple, pc.list_element(parts, 1), pc.struct_field(parsed, [1]))
+        version = pc.if_else(simple, split_version, empty_to_null(pc.struct_field(parsed, [3])))
+    columns.derive("http_request_method", method)
+    columns.derive("http_version", version)
+    split_url(columns, url)
 
 
-def convert_clf_time(columns: Columns, text: pa.Array) -> None:
-    """``10/Oct/2000:13:55:36 -0700`` to UTC microseconds."""
-    ts = pc.strptime(text, format=CLF_TIME_FORMAT, unit="us", error_is_null=True)
-    columns.values["timestamp"] = ts.cast(pa.timestamp("us", tz="UTC"))
-    bad = pc.and_(pc.is_null(ts), pc.is_valid(text))
-    columns.fail(bad, lambda i, text=text: f"timestamp {text[i].as_py()!r} is not like 10/Oct/2000:13:55:36 -0700")
+def convert_protocol(columns: Columns, protocol: pa.Array) -> None:
+    """``HTTP/1.1`` (``%H``, ``$server_protocol``) to ``http_version`` ``1.1``."""
+    protocol = dash_to_null(protocol)
+    version = pc.extract_regex(protocol, r"^[A-Za-z]+/(?P<v>.*)$")
+    columns.values["http_version"] = pc.if_else(version.is_valid(), pc.struct_field(version, [0]), protocol)
+
+
+def convert_query_string(columns: Columns, query: pa.Array) -> None:
+    """Apache ``%q`` writes ``?a=b`` or nothing: no query is null, ``?`` alone is ``""``."""
+    columns.values["url_query"] = pc.if_else(
+        pc.starts_with(query, "?"), pc.utf8_slice_codeunits(query, 1), pa.scalar(None, pa.string())
+    )
+
+
+def convert_url_args(columns: Columns, args: pa.Array) -> None:
+    """nginx ``$args``: the query without ``?``; empty means there was none."""
+    columns.values["url_query"] = empty_to_null(dash_to_null(args))
+
+
+def _time_converter(parse: Callable[[pa.Array], pa.Array], shape: str) -> Callable[[Columns, pa.Array], None]:
+    def convert(columns: Columns, text: pa.Array) -> None:
+        text = dash_to_null(text)
+        ts = parse(text)
+        earlier = columns.values.get("timestamp")  # JSON lines may give the time under different keys per row
+        columns.values["timestamp"] = ts if earlier is None else pc.coalesce(earlier, ts)
+        bad = pc.and_(pc.is_null(ts), pc.is_valid(text))
+        columns.fail(bad, lambda i, text=text: f"timestamp {text[i].as_py()!r} is not like {shape}")
+
+    return convert
+
+
+convert_clf_time = _time_converter(timestamps.parse_clf, "10/Oct/2000:13:55:36 -0700")
+
+
+def strftime_converter(layout: str) -> Callable[[Columns, pa.Array], None]:
+    """Converter for ``%{layout}t``; a layout without a zone is read in the configured zone."""
+
+    def convert(columns: Columns, text: pa.Array) -> None:
+        _time_converter(lambda t: timestamps.parse_strftime(t, layout, columns.timezone), f"{layout!r}")(columns, text)
+
+    return convert
+
+
+def convert_iso8601(columns: Columns, text: pa.Array) -> None:
+    _time_converter(lambda t: timestamps.parse_iso8601(t, columns.timezone), "2016-12-07T10:05:07+01:00")(columns, text)
+
+
+def epoch_converter(unit_per_second: int) -> Callable[[Columns, pa.Array], None]:
+    def parse(text: pa.Array) -> pa.Array:
+        number = pc.cast(pc.if_else(pc.match_substring_regex(text, r"^[0-9]+(?:\.[0-9]*)?$"), text, None), pa.float64())
+        return timestamps.parse_epoch(number, unit_per_second)
+
+    return _time_converter(parse, "seconds since 1970" if unit_per_second == 1 else "a number since 1970")
 
 
 def convert_source_address(columns: Columns, address: pa.Array) -> None:
-    """The client as logged: an IP goes to ``source_ip``, a host name to ``source_domain``."""
+    """The client as logged: an IP goes to ``source_ip``, a host name to ``source_domain``.
+
+    ``[2001:db8::1]`` loses its brackets; an IPv6 zone id (``fe80::1%eth0``) is kept.
+    """
     address = dash_to_null(address)
     is_ip = pc.match_substring_regex(address, _IP_LIKE)
     columns.values["source_address"] = address
-    columns.values["source_ip"] = pc.if_else(is_ip, address, pa.scalar(None, pa.string()))
-    columns.values["source_domain"] = pc.if_else(is_ip, pa.scalar(None, pa.string()), address)
+    ip = pc.if_else(is_ip, pc.utf8_trim(address, "[]"), _NULL_STRING)
+    columns.values["source_ip"] = ip
+    columns.values["source_domain"] = pc.if_else(is_ip, _NULL_STRING, address)
+
+
+def convert_address_port(columns: Columns, client: pa.Array) -> None:
+    """``1.2.3.4``, ``1.2.3.4:5678``, ``[::1]:5678`` or Apache 2.4's ``::1:5678`` to address and port."""
+    client = empty_to_null(dash_to_null(client))
+    v4 = pc.extract_regex(client, r"^(?P<ip>[^:\[\]]+|\[[^\]]+\])(?::(?P<port>[0-9]+))?$")
+    address = pc.if_else(v4.is_valid(), pc.struct_field(v4, [0]), client)
+    port = pc.if_else(v4.is_valid(), empty_to_null(pc.struct_field(v4, [1])), _NULL_STRING)
+    others = pc.and_(pc.invert(v4.is_valid()), pc.is_valid(client))
+    if pc.any(others).as_py():  # bare IPv6 with ":port" appended: split when what is left is still IPv6
+        address_list, port_list = address.to_pylist(), port.to_pylist()
+        for i in np.flatnonzero(others.to_numpy(zero_copy_only=False)):
+            head, _, tail = address_list[i].rpartition(":")
+            if tail.isdigit() and len(tail) <= 5 and head.count(":") >= 2 and not head.endswith(":"):
+                address_list[i], port_list[i] = head, tail
+        address, port = pa.array(address_list, pa.string()), pa.array(port_list, pa.string())
+    convert_source_address(columns, address)
+    columns.values["source_port"] = pc.cast(port, pa.int32())
+
+
+def convert_forwarded_list(columns: Columns, listed: pa.Array) -> None:
+    """A client list written before the peer address (``"a, b" c`` or ``a, b c``): kept as X-Forwarded-For."""
+    text = pc.utf8_trim(listed, '" ,')
+    columns.values["http_request_x_forwarded_for"] = empty_to_null(dash_to_null(text))
+
+
+def convert_tls_version(columns: Columns, text: pa.Array) -> None:
+    """``TLSv1.2`` (Apache ``%{SSL_PROTOCOL}x``, nginx ``$ssl_protocol``) to ECS ``tls_version`` ``1.2``."""
+    text = dash_to_null(text)
+    number = pc.extract_regex(text, r"^(?:TLSv|SSLv)(?P<v>[0-9.]+)$")
+    columns.values["tls_version"] = pc.if_else(number.is_valid(), pc.struct_field(number, [0]), text)
+
+
+def _sum_of_times(text: str) -> float | None:
+    numbers = [float(x) for x in re.split(r"[,:\s]+", text) if re.fullmatch(r"[0-9]+(?:\.[0-9]*)?", x)]
+    return sum(numbers) if numbers else None
+
+
+def convert_upstream_time(columns: Columns, text: pa.Array) -> None:
+    """nginx ``$upstream_response_time``: seconds, or a list when several upstreams answered (their sum)."""
+    text = dash_to_null(text)
+    simple = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]+(?:\.[0-9]*)?$"), False)
+    if pc.all(pc.or_(simple, pc.is_null(text))).as_py():
+        seconds = pc.cast(text, pa.float64())
+    else:
+        seconds = pa.array([None if t is None else _sum_of_times(t) for t in text.to_pylist()], pa.float64())
+    columns.values["http_upstream_response_time_us"] = pc.cast(pc.round(pc.multiply(seconds, 1_000_000)), pa.int64())
+
+
+def label_converter(key: str) -> Callable[[Columns, pa.Array], None]:
+    """Keep a field no column fits in the ``labels`` map under ``key`` (``-`` and empty values are left out)."""
+
+    def convert(columns: Columns, text: pa.Array) -> None:
+        columns.labels.append((key, columns.unescape(empty_to_null(dash_to_null(text)))))
+
+    return convert
+
+
+def build_labels(labels: list[tuple[str, pa.Array]], n: int) -> pa.Array:
+    """One ``map<string, string>`` per row from the label columns, leaving out null values."""
+    keys = [key for key, _ in labels]
+    values = [v.cast(pa.string()) for _, v in labels]
+    k = len(keys)
+    stacked = pa.concat_arrays(values)  # column-major: label j of row i is at j * n + i
+    valid = np.stack([v.is_valid().to_numpy(zero_copy_only=False) for v in values], axis=1)  # n x k
+    order = (np.arange(k)[None, :] * n + np.arange(n)[:, None])[valid]
+    key_index = np.broadcast_to(np.arange(k)[None, :], (n, k))[valid]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(valid.sum(axis=1), out=offsets[1:])
+    empty = offsets[1:] == offsets[:-1]
+    return pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.array(keys, pa.string()).take(pa.array(key_index, pa.int64())),
+        stacked.take(pa.array(order, pa.int64())),
+        mask=pa.array(empty) if empty.any() else None,
+    )
 
 
 def _scaled_int(factor: float) -> Callable[[pa.Array], pa.Array]:
     def convert(values: pa.Array) -> pa.Array:
-        number = pc.cast(dash_to_null(values), pa.float64())
+        values = dash_to_null(values)
+        numeric = pc.match_substring_regex(values, r"^[0-9]+(?:\.[0-9]*)?$")
+        number = pc.cast(pc.if_else(numeric, values, _NULL_STRING), pa.float64())
         return pc.cast(pc.round(pc.multiply(number, factor)), pa.int64())
 
     return convert
@@ -125,9 +310,20 @@ def _scaled_int(factor: float) -> Callable[[pa.Array], pa.Array]:
 #: Captures that feed a converter instead of naming a column directly.
 SPECIAL: dict[str, Callable[[Columns, pa.Array], None]] = {
     "time_clf": convert_clf_time,
+    "time_iso8601": convert_iso8601,
+    "time_epoch_seconds": epoch_converter(1),
+    "time_epoch_ms": epoch_converter(1_000),
+    "time_epoch_us": epoch_converter(1_000_000),
     "request_line": convert_request_line,
     "source_address": convert_source_address,
     "url_original": split_url,
+    "protocol": convert_protocol,
+    "query_string": convert_query_string,
+    "url_args": convert_url_args,
+    "forwarded_list": convert_forwarded_list,
+    "address_port": convert_address_port,
+    "tls_protocol": convert_tls_version,
+    "upstream_response_time": convert_upstream_time,
 }
 
 #: Captures whose text is a number in another unit than the column's.
@@ -135,32 +331,52 @@ SCALED: dict[str, tuple[str, Callable[[pa.Array], pa.Array]]] = {
     "duration_seconds": ("event_duration_us", _scaled_int(1_000_000)),
     "duration_ms": ("event_duration_us", _scaled_int(1_000)),
     "duration_us": ("event_duration_us", _scaled_int(1)),
+    "duration_ns": ("event_duration_us", _scaled_int(0.001)),
 }
 
 #: Text columns that Apache and nginx write backslash-escaped.
-ESCAPED_TEXT = {"http_request_referrer", "user_agent_original", "user_name", "message"}
+ESCAPED_TEXT = {"http_request_referrer", "user_agent_original", "user_name", "message", "http_request_x_forwarded_for"}
 
 
-def convert_captures(captures: pa.StructArray, names: tuple[str, ...], schema: pa.Schema) -> Columns:
-    """Typed columns from the struct that ``extract_regex`` produced for matching rows."""
-    columns = Columns(len(captures))
-    for index, name in enumerate(names):
-        values = pc.struct_field(captures, [index])
-        if name in SPECIAL:
-            SPECIAL[name](columns, values)
-        elif name in SCALED:
-            column, convert = SCALED[name]
-            columns.values[column] = convert(values)
-        elif name in schema.names:
-            target = schema.field(name).type
-            values = dash_to_null(values)
-            if name in ESCAPED_TEXT:
-                values = unescape(values)
-            if target != pa.string():
-                values = _cast_checked(columns, values, target, name)
-            columns.values[name] = values
+def convert_captures(
+    values: Mapping[str, pa.Array],
+    captures,
+    schema: pa.Schema,
+    length: int,
+    timezone: str = "UTC",
+    may_escape: bool = True,
+) -> Columns:
+    """Typed columns from the captured text of matching rows (``values``: capture name -> strings).
+
+    Converters that derive several columns run first, so a directive that names a
+    column explicitly (``%m`` beside ``%r``) wins over the derived value.
+    """
+    columns = Columns(length, timezone=timezone, may_escape=may_escape)
+    direct = []
+    for capture in captures:
+        text = values[capture.name]
+        if capture.convert is not None:
+            capture.convert(columns, text)
+        elif capture.name in SPECIAL:
+            SPECIAL[capture.name](columns, text)
+        elif capture.name in SCALED:
+            column, convert = SCALED[capture.name]
+            earlier = columns.values.get(column)
+            columns.values[column] = convert(text) if earlier is None else pc.coalesce(earlier, convert(text))
+        elif capture.name in schema.names:
+            direct.append((capture.name, text))
         else:
-            raise ValueError(f"capture {name!r} is neither a column of the schema nor a known converter input")
+            raise ValueError(f"capture {capture.name!r} is neither a column of the schema nor a known converter input")
+    for name, text in direct:
+        target = schema.field(name).type
+        text = dash_to_null(text)
+        if name in ESCAPED_TEXT:
+            text = columns.unescape(text)
+        if target != pa.string():
+            text = _cast_checked(columns, text, target, name)
+        columns.values[name] = text
+    if columns.labels:
+        columns.values["labels"] = build_labels(columns.labels, length)
     return columns
 
 

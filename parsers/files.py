@@ -18,7 +18,9 @@ class FileParse:
     path: str
     how: str = ""
     lines_read: int = 0
+    #: Lines that went into events (an nginx error entry may span several lines).
     parsed: int = 0
+    events: int = 0
     dead_lettered: int = 0
     stats: ReadStats = dataclasses.field(default_factory=ReadStats)
 
@@ -29,8 +31,12 @@ def parse_file(
     format_spec: str = "auto",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     report: FileParse | None = None,
+    timezone: str = "UTC",
 ) -> Iterator[ParseResult]:
-    """Parse one file chunk by chunk; ``report`` is filled in as it goes."""
+    """Parse one file chunk by chunk; ``report`` is filled in as it goes.
+
+    ``timezone`` is the zone of timestamps written without one (error logs).
+    """
     report = report if report is not None else FileParse(path)
     if format_spec == "auto":
         with open_raw(path) as raw:
@@ -38,9 +44,10 @@ def parse_file(
     else:
         report.how = f"format {format_spec} as given"
     with open_raw(path) as raw:
-        for chunk in iter_chunks(raw, path, chunk_bytes, report.stats, format_spec):
+        for chunk in iter_chunks(raw, path, chunk_bytes, report.stats, format_spec, timezone):
             result = parse_chunk(chunk)
             report.lines_read += result.lines_read
-            report.parsed += result.events.num_rows
+            report.parsed += result.lines_parsed
+            report.events += result.events.num_rows
             report.dead_lettered += result.dead_letters.num_rows
             yield result

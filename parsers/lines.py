@@ -24,6 +24,8 @@ class LineChunk:
     line_number: int
     data: bytes
     format: str = "auto"
+    #: IANA zone for timestamps written without one (error logs); from ``input.timezone``.
+    timezone: str = "UTC"
 
     def with_format(self, format_spec: str) -> LineChunk:
         return dataclasses.replace(self, format=format_spec)

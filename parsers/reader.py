@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
+import re
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from parsers import registry, w3c
 from parsers.lines import LineChunk
 
 READ_BYTES = 1024 * 1024
@@ -30,11 +32,12 @@ class _Plain:
         return b""
 
 
-class _Gzip:
-    """Multi-member gzip, the way ``gzip``, ``logrotate`` and ``cat a.gz b.gz`` produce it."""
+class _MultiMember:
+    """Concatenated compressed members, the way ``gzip``, ``logrotate`` and ``cat a.gz b.gz`` produce them."""
 
-    def __init__(self) -> None:
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    def __init__(self, new_decompressor) -> None:
+        self._new = new_decompressor
+        self._d = new_decompressor()
         self.eof = False
 
     def decompress(self, data: bytes) -> bytes:
@@ -43,7 +46,7 @@ class _Gzip:
             out.append(self._d.decompress(data))
             if self._d.eof:
                 data = self._d.unused_data
-                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._d = self._new()
                 self.eof = not data
             else:
                 self.eof = False
@@ -51,29 +54,16 @@ class _Gzip:
         return b"".join(out)
 
     def flush(self) -> bytes:
-        return self._d.flush()
+        flush = getattr(self._d, "flush", None)
+        return flush() if flush else b""
 
 
-class _Bzip2:
-    def __init__(self) -> None:
-        self._d = bz2.BZ2Decompressor()
-        self.eof = False
+def _gzip() -> _MultiMember:
+    return _MultiMember(lambda: zlib.decompressobj(16 + zlib.MAX_WBITS))
 
-    def decompress(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            out.append(self._d.decompress(data))
-            if self._d.eof:
-                data = self._d.unused_data
-                self._d = bz2.BZ2Decompressor()
-                self.eof = not data
-            else:
-                self.eof = False
-                data = b""
-        return b"".join(out)
 
-    def flush(self) -> bytes:
-        return b""
+def _bzip2() -> _MultiMember:
+    return _MultiMember(bz2.BZ2Decompressor)
 
 
 class _Zstd:
@@ -92,7 +82,7 @@ class _Zstd:
         return b""
 
 
-COMPRESSIONS = {".gz": _Gzip, ".bz2": _Bzip2, ".zst": _Zstd}
+COMPRESSIONS = {".gz": _gzip, ".bz2": _bzip2, ".zst": _Zstd}
 
 
 def compression_of(path: str) -> str:
@@ -141,29 +131,71 @@ def iter_chunks(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     stats: ReadStats | None = None,
     format_spec: str = "auto",
+    timezone: str = "UTC",
+    start_offset: int = 0,
+    first_line: int = 1,
 ) -> Iterator[LineChunk]:
     """Yield ``LineChunk``s of about ``chunk_bytes`` whole lines each from an open binary file.
 
     A chunk is cut after a newline, so no line is ever split between chunks;
-    a line longer than ``chunk_bytes`` makes one larger chunk.
+    a line longer than ``chunk_bytes`` makes one larger chunk.  For formats whose
+    entries span lines (nginx error logs) a chunk is only cut before a line that
+    starts an entry; for W3C logs each chunk carries the ``#Fields`` header in force.
+    ``start_offset`` and ``first_line`` locate ``raw``'s first byte when it is a range of a file.
     """
+    entry_start = registry.entry_start(format_spec)
+    chunks = _whole_line_chunks(
+        raw, path, chunk_bytes, stats, format_spec, timezone, entry_start, start_offset, first_line
+    )
+    family = w3c.family_of(format_spec)
+    yield from w3c.track_fields_header(chunks, family) if family else chunks
+
+
+def _next_entry_cut(pending: bytearray, cut: int, entry_start: re.Pattern) -> int:
+    """The first line start at or after ``cut`` that begins an entry, or 0 when there is none yet."""
+    position = cut
+    while position < len(pending):
+        if entry_start.match(pending, position):
+            return position
+        newline = pending.find(b"\n", position)
+        if newline < 0:
+            return 0
+        position = newline + 1
+    return 0
+
+
+def _whole_line_chunks(
+    raw: BinaryIO,
+    path: str,
+    chunk_bytes: int,
+    stats: ReadStats | None,
+    format_spec: str,
+    timezone: str,
+    entry_start: re.Pattern | None,
+    start_offset: int,
+    first_line: int,
+) -> Iterator[LineChunk]:
     stats = stats if stats is not None else ReadStats()
     pending = bytearray()
-    offset = 0
-    line_number = 1
+    offset = start_offset
+    line_number = first_line
     for block in _decompressed_blocks(raw, path, stats):
         pending += block
         while len(pending) >= chunk_bytes:
             cut = pending.rfind(b"\n", 0, chunk_bytes) + 1 or pending.find(b"\n", chunk_bytes) + 1
+            if cut and entry_start is not None:
+                # Keep an entry's continuation lines with it, unless no entry starts for
+                # several chunks (then this is not that format; memory must stay flat).
+                cut = _next_entry_cut(pending, cut, entry_start) or (cut if len(pending) >= 4 * chunk_bytes else 0)
             if cut == 0:
-                break  # one line longer than a chunk: read on until it ends
+                break  # one line (or entry) longer than a chunk: read on until it ends
             data = bytes(pending[:cut])
             del pending[:cut]
-            yield LineChunk(path, offset, line_number, data, format_spec)
+            yield LineChunk(path, offset, line_number, data, format_spec, timezone)
             offset += len(data)
             line_number += data.count(b"\n")
     if pending:
-        yield LineChunk(path, offset, line_number, bytes(pending), format_spec)
+        yield LineChunk(path, offset, line_number, bytes(pending), format_spec, timezone)
 
 
 def head_lines(raw: BinaryIO, path: str, max_lines: int = 200, max_bytes: int = 256 * 1024) -> list[str]:

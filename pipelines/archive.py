@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import metrics
+from pipelines import coders, metrics  # noqa: F401 - coders registers the RecordBatch coder
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
 from retention.parquet_files import (
@@ -155,10 +155,14 @@ class WriteArchive(beam.PTransform):
     def expand(self, batches):
         if self.day_column is None:
             day = ingest_day()
-            by_day = batches | "KeyByIngestDay" >> beam.Map(lambda batch: (day, batch))
+            by_day = batches | "KeyByIngestDay" >> beam.Map(lambda batch: (day, batch)).with_output_types(
+                tuple[str, pa.RecordBatch]
+            )
         else:
             column = self.day_column
-            by_day = batches | "SplitByDay" >> beam.FlatMap(lambda batch: split_by_day(batch, column))
+            by_day = batches | "SplitByDay" >> beam.FlatMap(
+                lambda batch: split_by_day(batch, column)
+            ).with_output_types(tuple[str, pa.RecordBatch])
         return (
             by_day
             | "WriteTempFiles"

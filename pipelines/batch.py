@@ -1,11 +1,13 @@
-"""The batch pipeline: log files in, events archived as encrypted Parquet, dead letters kept.
+r"""The batch pipeline: log files in, events archived as encrypted Parquet, dead letters kept.
 
 Reads like the data flow in PRODUCT.md::
 
-    files --ReadLogs--> chunks --Parse--> access / error events --Archive--> encrypted Parquet
-                                     \\--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
+    files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet
+                                     |                                   \--AggregateTraffic--> reports
+                                     |--> error events --Archive--> encrypted Parquet
+                                     \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
 
-Later stages (enrich, detect, aggregate) hang off the same event collections.
+Detection hangs off the same event collections.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
+from pipelines.enrich import Enrich
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
@@ -46,15 +50,24 @@ def build_batch_pipeline(
 ) -> None:
     """Attach the batch graph to ``pipeline``; the archive is written with the writer role's (public) keys."""
     keys = writer_keys(config.keys.keyring)
-    chunks = pipeline | "ReadLogs" >> ReadLogChunks(inputs, config.input.format, config.input.chunk_bytes)
-    parsed = chunks | "Parse" >> ParseChunks()
-    parsed[ACCESS] | "ArchiveAccessEvents" >> WriteArchive(
-        output, ACCESS_DIR, run_id, ACCESS_EVENT, keys, config.archive
+    chunks = pipeline | "ReadLogs" >> ReadLogChunks(
+        inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
     )
+    parsed = chunks | "Parse" >> ParseChunks()
+    access = parsed[ACCESS]
+    if config.enrich.enabled:
+        access = access | "Enrich" >> Enrich(config.enrich)
+    access | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, keys, config.archive)
     parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, keys, config.archive)
     parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(
         output, run_id, keys, config.archive, dead_letter_jsonl
     )
+    if config.reports.enabled:
+        (
+            access
+            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket)
+            | "WriteReports" >> WriteReports(output, run_id)
+        )
 
 
 @dataclasses.dataclass

@@ -42,6 +42,7 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG,
         format="logwarden: %(levelname)s: %(message)s",
+        force=True,  # replace the NullHandler main() installs before Beam is imported
     )
     logging.getLogger("logwarden").setLevel(logging.INFO)
     if verbosity < 2:

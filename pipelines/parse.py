@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam import pvalue
+import pyarrow as pa
 
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
-from pipelines import metrics
+from parsers.result import ParseResult
+from pipelines import coders, metrics  # noqa: F401 - coders registers Beam coders for these element types
 
 ACCESS = "access"
 ERROR = "error"
@@ -15,6 +16,8 @@ DEAD_LETTERS = "dead_letters"
 
 
 class ParseChunkFn(beam.DoFn):
+    """Parse one chunk and count its lines: read = parsed + dead-lettered."""
+
     def __init__(self):
         self._read = metrics.counter(metrics.LINES_READ)
         self._parsed = metrics.counter(metrics.LINES_PARSED)
@@ -23,19 +26,28 @@ class ParseChunkFn(beam.DoFn):
     def process(self, chunk: LineChunk):
         result = parse_chunk(chunk)
         self._read.inc(result.lines_read)
-        self._parsed.inc(result.events.num_rows)
+        self._parsed.inc(result.lines_parsed)
         self._dead.inc(result.dead_letters.num_rows)
-        if result.events.num_rows:
-            if result.kind == ACCESS:
-                yield result.events
-            else:
-                yield pvalue.TaggedOutput(ERROR, result.events)
-        if result.dead_letters.num_rows:
-            yield pvalue.TaggedOutput(DEAD_LETTERS, result.dead_letters)
+        yield result
+
+
+def _events(result: ParseResult, kind: str):
+    if result.kind == kind and result.events.num_rows:
+        yield result.events
+
+
+def _dead_letters(result: ParseResult):
+    if result.dead_letters.num_rows:
+        yield result.dead_letters
 
 
 class ParseChunks(beam.PTransform):
-    """Chunks in; outputs ``access`` (main), ``error`` and ``dead_letters``, each of record batches."""
+    """Chunks in; a dict of ``access``, ``error`` and ``dead_letters`` PCollections of record batches."""
 
     def expand(self, chunks):
-        return chunks | "ParseChunk" >> beam.ParDo(ParseChunkFn()).with_outputs(ERROR, DEAD_LETTERS, main=ACCESS)
+        results = chunks | "ParseChunk" >> beam.ParDo(ParseChunkFn()).with_output_types(ParseResult)
+        return {
+            ACCESS: results | "AccessEvents" >> beam.FlatMap(_events, ACCESS).with_output_types(pa.RecordBatch),
+            ERROR: results | "ErrorEvents" >> beam.FlatMap(_events, ERROR).with_output_types(pa.RecordBatch),
+            DEAD_LETTERS: results | "DeadLetters" >> beam.FlatMap(_dead_letters).with_output_types(pa.RecordBatch),
+        }

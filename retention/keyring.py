@@ -143,7 +143,7 @@ class Keyring:
     """A keyring directory; reads and changes key files, never holds a private key in the clear."""
 
     def __init__(self, directory: str | os.PathLike):
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()
 
     def __repr__(self) -> str:
         return f"Keyring({str(self.directory)!r})"
@@ -306,7 +306,7 @@ def read_root_key(root_key_file: str | os.PathLike | None, environ: Mapping[str,
     if not text:
         if root_key_file is None:
             raise KeyringError(f"no root key: set ${ROOT_KEY_ENV} or configure keys.root_key_file")
-        path = Path(root_key_file)
+        path = Path(root_key_file).expanduser()
         where = str(path)
         try:
             mode = path.stat().st_mode
@@ -329,7 +329,7 @@ def read_root_key(root_key_file: str | os.PathLike | None, environ: Mapping[str,
 
 def write_root_key_file(path: str | os.PathLike, root_key: bytes) -> None:
     """Write a new root key file readable by its owner only; never overwrites one."""
-    path = Path(path)
+    path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -358,7 +358,7 @@ def init_keyring(
     if keyring.exists():
         raise KeyringError(f"a keyring already exists in {keyring.directory}")
     created = False
-    if environ.get(ROOT_KEY_ENV) or Path(root_key_file).exists():
+    if environ.get(ROOT_KEY_ENV) or Path(root_key_file).expanduser().exists():
         root_key = read_root_key(root_key_file, environ)
     else:
         root_key = sealing.new_private_key()

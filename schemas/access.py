@@ -34,6 +34,8 @@ PARSED_FIELDS = [
     pa.field("tls_version", pa.string()),
     pa.field("tls_cipher", pa.string()),
     pa.field("process_pid", pa.int32()),
+    # Apache %L / nginx $request_id: the id that ties a request to its error-log entries.
+    pa.field("event_id", pa.string()),
 ]
 
 #: Columns added by enrichment (user agent and geolocation); null until enriched.

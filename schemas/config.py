@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import types
 import typing
 from pathlib import Path
@@ -38,9 +39,23 @@ def _non_negative(value: int) -> str | None:
     return None if value >= 0 else "must be >= 0"
 
 
+def _networks(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            return f"{value!r} is not a network like 10.0.0.0/8 or 2001:db8::/32"
+    return None
+
+
 def _check(fn):
     """Attach a value check to a dataclass field (returns an error text or None)."""
     return {"check": fn}
+
+
+#: Field metadata for file paths: relative ones are taken relative to the config file's folder,
+#: so a config works from whatever directory the job is started in.
+PATHS = {"paths": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +64,8 @@ class InputConfig:
     format: str = "auto"
     #: Bytes of whole lines per pipeline element; larger chunks amortise per-element overhead.
     chunk_bytes: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
-    #: Lines longer than this are dead-lettered rather than parsed.
-    max_line_bytes: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
+    #: Uncompressed files larger than this are split into line-aligned ranges read in parallel.
+    range_bytes: int = dataclasses.field(default=64 * 1024 * 1024, metadata=_check(_positive))
     #: Zone for logs whose timestamps carry none (error logs), as an IANA name.
     timezone: str = "UTC"
 
@@ -68,9 +83,10 @@ class ArchiveConfig:
 @dataclasses.dataclass(frozen=True)
 class KeysConfig:
     #: Keyring directory: public halves of the archive's master keys and their private halves sealed to the root key.
-    keyring: str = ".logwarden/keyring"
+    #: The default is relative to the working directory.
+    keyring: str = dataclasses.field(default=".logwarden/keyring", metadata=PATHS)
     #: Root key file (owner-only, mode 600); $LOGWARDEN_ROOT_KEY takes precedence.  Keep it off ingest hosts.
-    root_key_file: str = ".logwarden/root.key"
+    root_key_file: str = dataclasses.field(default=".logwarden/root.key", metadata=PATHS)
     #: Create a keyring (and a root key, unless $LOGWARDEN_ROOT_KEY is set) on the first batch run when none exists.
     auto_init: bool = True
 
@@ -80,11 +96,13 @@ class EnrichConfig:
     #: Add user-agent and geolocation fields.
     enabled: bool = True
     #: Paths to MaxMind-format databases (City or Country, and ASN); missing ones leave fields empty.
-    geoip_databases: tuple[str, ...] = ()
+    geoip_databases: tuple[str, ...] = dataclasses.field(default=(), metadata=PATHS)
     #: Networks (CIDR) of proxies whose X-Forwarded-For is trusted.
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_networks))
     #: Distinct user-agent strings kept parsed in memory per worker.
     user_agent_cache_size: int = dataclasses.field(default=100_000, metadata=_check(_positive))
+    #: Distinct client addresses kept geolocated per worker (Arrow columns, about 100 bytes each).
+    ip_cache_size: int = dataclasses.field(default=250_000, metadata=_check(_positive))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +110,21 @@ class AlertsConfig:
     #: Evaluate detection rules.
     enabled: bool = True
     #: Rule files or directories to load in addition to (or instead of) the default pack.
-    rules: tuple[str, ...] = ()
+    rules: tuple[str, ...] = dataclasses.field(default=(), metadata=PATHS)
     #: Load the rule pack shipped with logwarden.
     default_rules: bool = True
+
+
+def _bucket(value: str) -> str | None:
+    return None if value in {"hour", "day"} else "must be hour or day"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportsConfig:
+    #: Write capacity reports (aggregates without personal data) with every batch run.
+    enabled: bool = True
+    #: Time bucket of the aggregates.
+    bucket: str = dataclasses.field(default="hour", metadata=_check(_bucket))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +150,7 @@ class Config:
     keys: KeysConfig = KeysConfig()
     enrich: EnrichConfig = EnrichConfig()
     alerts: AlertsConfig = AlertsConfig()
+    reports: ReportsConfig = ReportsConfig()
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
 
@@ -155,9 +186,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
+def _convert(value: Any, tp: Any, key: str, base_dir: Path | None = None) -> Any:
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
+        return _build(tp, value, key, base_dir)
     origin = typing.get_origin(tp)
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(tp)
@@ -183,7 +214,17 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
+def _resolve(value: Any, base_dir: Path | None) -> Any:
+    if base_dir is None:
+        return value
+    if isinstance(value, tuple):
+        return tuple(_resolve(item, base_dir) for item in value)
+    if isinstance(value, str) and value and "://" not in value and not Path(value).expanduser().is_absolute():
+        return str(base_dir / value)
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str, base_dir: Path | None = None) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -198,7 +239,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(fields))}"
             raise ConfigError(path, f"unknown key{hint}")
-        converted = _convert(value, hints[key], path)
+        converted = _convert(value, hints[key], path, base_dir)
+        if fields[key].metadata.get("paths"):
+            converted = _resolve(converted, base_dir)
         check = fields[key].metadata.get("check")
         if check is not None:
             problem = check(converted)
@@ -209,9 +252,13 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 
 def parse_config(data: Any, source: str | None = None) -> Config:
-    """Validate an already-loaded YAML document and return the configuration."""
+    """Validate an already-loaded YAML document and return the configuration.
+
+    Relative file paths in it are resolved against the folder of ``source`` when given.
+    """
+    base_dir = Path(source).resolve().parent if source else None
     try:
-        return _build(Config, data, "")
+        return _build(Config, data, "", base_dir)
     except ConfigError as error:
         raise ConfigError(error.key, error.problem, source) from None
 

@@ -10,9 +10,11 @@ from parsers.registry import FORMATS, UnknownFormatError, get_format
 from pipelines.batch import run_batch
 from pipelines.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, add_config_argument, error, load_or_report
 from pipelines.commands.keys import announce_init
+from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.options import pipeline_options
 from retention.keyring import Keyring, KeyringError, init_keyring
+from schemas.config import ConfigError
 
 EPILOG = """\
 examples:
@@ -55,11 +57,15 @@ def run(args) -> int:
             config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
         files = list_files(args.input)
         options = pipeline_options(args.beam_args, config.runner)
+        if config.enrich.enabled:
+            check_enrich_config(config.enrich)
         if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
             announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file))
         Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
     except (UsageError, UnknownFormatError, InputError, KeyringError) as problem:
         return error(str(problem))
+    except ConfigError as problem:
+        return error(f"bad config: {problem}")
     except (ValueError, SystemExit) as problem:
         return error(f"bad Beam option: {problem}")
     try:
@@ -91,7 +97,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--output", "-o", required=True, metavar="DIR", help="output directory (local or gs://, s3://…)"
     )
-    parser.add_argument("--format", "-f", help=f"'auto' (default) or one of: {', '.join(sorted(FORMATS))}")
+    parser.add_argument(
+        "--format",
+        "-f",
+        help=f"'auto' (default), a LogFormat / log_format line, or one of: {', '.join(sorted(FORMATS))}",
+    )
     parser.add_argument(
         "--dead-letter-jsonl",
         metavar="DIR",

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 
+from parsers.enrich import Enricher, enrich_batch
 from parsers.files import FileParse, parse_file
 from parsers.registry import FORMATS, UnknownFormatError, get_format
 from pipelines.commands.common import EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.read import open_raw
+from schemas.config import ConfigError, EnrichConfig
 from schemas.json_rows import batch_to_json_lines
 
 EPILOG = """\
@@ -18,6 +22,10 @@ examples:
   logwarden parse access.log                      # detect the format, JSON to stdout
   logwarden parse access.log.gz --format combined --output events.jsonl --dead-letter bad.jsonl
   logwarden parse 'logs/*.log' --output - | jq -r .url_path | sort | uniq -c
+  logwarden parse access.log --format 'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed'
+  logwarden parse access.log --format '$remote_addr - $remote_user [$time_local] "$request" $status $bytes_sent'
+  logwarden parse error.log --format nginx_error -c logwarden.yaml   # input.timezone: zone of error-log times
+  logwarden parse access.log --enrich --geoip-db GeoLite2-City.mmdb --geoip-db GeoLite2-ASN.mmdb
 
 Every line read is either printed as an event or written as a dead letter (to
 --dead-letter, or to stderr when that is not given); the summary on stderr says
@@ -35,6 +43,15 @@ def _open_text_output(path: str | None):
             yield handle
 
 
+def _enricher(args, config: EnrichConfig) -> Enricher | None:
+    """An Enricher when --enrich or --geoip-db asks for one; the databases are the config's plus the flags'."""
+    if not (args.enrich or args.geoip_db):
+        return None
+    config = dataclasses.replace(config, geoip_databases=(*config.geoip_databases, *args.geoip_db))
+    check_enrich_config(config)
+    return Enricher.from_config(config)
+
+
 def run(args) -> int:
     try:
         config = load_or_report(args.config)
@@ -42,16 +59,23 @@ def run(args) -> int:
         if format_spec != "auto":
             get_format(format_spec)
         files = list_files(args.files)
+        enricher = _enricher(args, config.enrich)
     except (UsageError, UnknownFormatError, InputError) as problem:
         return error(str(problem))
+    except ConfigError as problem:
+        return error(f"bad config: {problem}")
     reports = []
     with _open_text_output(args.output) as out, _open_text_output(args.dead_letter or None) as dead_out:
         dead_out = dead_out if args.dead_letter else sys.stderr
         for path in files:
             report = FileParse(path)
             reports.append(report)
-            for result in parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report):
-                for line in batch_to_json_lines(result.events):
+            results = parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report, config.input.timezone)
+            for result in results:
+                events = result.events
+                if enricher is not None and result.kind == "access" and events.num_rows:
+                    events = enrich_batch(events, enricher)
+                for line in batch_to_json_lines(events):
                     out.write(line + "\n")
                 for line in batch_to_json_lines(result.dead_letters):
                     dead_out.write(line + "\n")
@@ -79,9 +103,22 @@ def register(subparsers) -> None:
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="log files, globs or directories (.gz/.bz2/.zst too)")
     parser.add_argument(
-        "--format", "-f", help=f"'auto' (default: detect per file) or a format name: {', '.join(sorted(FORMATS))}"
+        "--format",
+        "-f",
+        help="'auto' (default: detect per file), your server's own LogFormat / log_format line (quotes and all), "
+        f"or a format name: {', '.join(sorted(FORMATS))}",
     )
     parser.add_argument("--output", "-o", default="-", metavar="PATH", help="where events go ('-' = stdout, default)")
     parser.add_argument("--dead-letter", metavar="PATH", help="where unparsable lines go (default: stderr)")
+    parser.add_argument(
+        "--enrich", action="store_true", help="add browser, OS, device, bot and (with a database) geo fields"
+    )
+    parser.add_argument(
+        "--geoip-db",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="MaxMind City/Country/ASN .mmdb file, repeatable, added to the config's; implies --enrich",
+    )
     add_config_argument(parser)
     parser.set_defaults(run=run)

@@ -1,5 +1,8 @@
 """The YAML config: defaults that work, and errors that name the key and the problem."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from schemas.config import Config, ConfigError, load_config, parse_config
@@ -13,8 +16,20 @@ def test_no_config_means_working_defaults():
     assert config.runner.name == "FnApiRunner"
 
 
-def test_example_config_is_valid(examples):
-    assert load_config(examples / "logwarden.yaml") == Config()
+def test_example_config_is_valid_and_its_paths_are_relative_to_itself(examples, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the job may be started from anywhere
+    config = load_config(examples / "logwarden.yaml")
+    assert [Path(p).name for p in config.enrich.geoip_databases] == [
+        "GeoLite2-City-Test.mmdb",
+        "GeoLite2-ASN-Test.mmdb",
+    ]
+    assert all(Path(p).is_file() for p in config.enrich.geoip_databases)
+    assert dataclasses.replace(config, enrich=Config().enrich) == Config()
+
+
+def test_absolute_and_remote_paths_are_kept():
+    config = parse_config({"enrich": {"geoip_databases": ["/srv/City.mmdb", "gs://b/ASN.mmdb"]}}, "/etc/lw/c.yaml")
+    assert config.enrich.geoip_databases == ("/srv/City.mmdb", "gs://b/ASN.mmdb")
 
 
 @pytest.mark.parametrize(

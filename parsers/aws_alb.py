@@ -1,0 +1,73 @@
+"""AWS Application Load Balancer access logs, as documented by AWS (fields in file order).
+
+The format is fixed, so it is written here as a sequence of fields and compiled
+like a server's format string; fields AWS appended in later years (and any it
+appends next) are accepted after the known ones and kept out of the event.
+"""
+
+from __future__ import annotations
+
+from parsers.format_strings import NUMBER_OR_DASH, STATUS, Field, build_pattern
+from parsers.pattern import LinePattern, Skip
+from parsers.regex_format import RegexFormat
+
+
+def _label(key: str, what: str, body: str | None = None) -> Field:
+    return Field("", what, key, body)
+
+
+_SIGNED_DECIMAL = r"-?[0-9]+(?:\.[0-9]+)?"
+
+ALB_PARTS = [
+    _label("type", "request type (http, https, h2, grpcs, ws, wss)", r"[a-z0-9]+"),
+    " ",
+    Field("time_iso8601", "time (ISO 8601)", "time", r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ \"]+", fills=("timestamp",)),
+    " ",
+    _label("elb", "load balancer id"),
+    " ",
+    Field("address_port", "client:port", "client", fills=("source_address", "source_ip", "source_port")),
+    " ",
+    _label("target", "target:port"),
+    " ",
+    _label("request_processing_time", "request processing time", _SIGNED_DECIMAL),
+    " ",
+    _label("target_processing_time", "target processing time", _SIGNED_DECIMAL),
+    " ",
+    _label("response_processing_time", "response processing time", _SIGNED_DECIMAL),
+    " ",
+    Field("http_response_status_code", "ELB status code", "elb_status_code", STATUS + "|-"),
+    " ",
+    _label("target_status_code", "target status code", STATUS + "|-"),
+    " ",
+    Field("http_request_bytes", "received bytes", "received_bytes", NUMBER_OR_DASH),
+    " ",
+    Field("http_response_bytes", "sent bytes", "sent_bytes", NUMBER_OR_DASH),
+    ' "',
+    Field("request_line", "request in quotes", "request"),
+    '" "',
+    Field("user_agent_original", "user agent in quotes", "user_agent"),
+    '" ',
+    Field("tls_cipher", "SSL cipher", "ssl_cipher"),
+    " ",
+    Field("tls_protocol", "SSL protocol", "ssl_protocol", fills=("tls_version",)),
+    " ",
+    _label("target_group_arn", "target group ARN"),
+    ' "',
+    _label("trace_id", "trace id in quotes"),
+    '" "',
+    Field("url_domain", "domain name in quotes", "domain_name"),
+    '" "',
+    _label("chosen_cert_arn", "chosen certificate ARN in quotes"),
+    '"',
+]
+_MORE = Skip(r"(?: .*)?", "fields AWS added after chosen_cert_arn")
+
+ALB = RegexFormat(
+    name="aws_alb",
+    kind="access",
+    dataset="aws.elb",
+    pattern=LinePattern((*build_pattern(ALB_PARTS).tokens, _MORE)),
+    description="AWS Application Load Balancer access log",
+)
+
+FORMATS = (ALB,)
