@@ -14,6 +14,10 @@ files keep naming the version that opens them.
 Roles: ``WriterKeys`` reads public halves only and can create the keys of a
 month it meets for the first time (sealing the new private half to the root's
 public half), so the ingest pipeline writes the archive but can never read it.
+The keyring directory itself may be shared with ingest hosts (sealed halves
+are useless without the root key); with a copy made by ``export_public``
+instead, months first met on the ingest host get their keys in that copy, and
+its ``keys/`` files must be copied back to the readers' keyring.
 ``ReaderKeys`` also holds the root private key, from ``$LOGWARDEN_ROOT_KEY`` or
 an owner-only key file, and unseals private halves on demand.
 

@@ -27,6 +27,11 @@ the same two methods and hand it to ``crypto_factory``:
   ``decrypt`` through Vault, or accept symmetric ``encrypt``/``decrypt`` policies
   per role (then the writer's token must be limited to the ``encrypt`` path).
 
+Other readers (Spark / parquet-mr, DuckDB's own Parquet reader) need a KMS
+client in their language that opens ``retention.sealing``'s format
+(X25519 + HKDF-SHA256 + AES-256-GCM, context ``"logwarden parquet key " + key id``);
+DuckDB is served here through Arrow (``retention.archive_reader.query_archive``).
+
 The master key id passed by pyarrow is the versioned id, so a cloud client maps
 it to a key *version* and old files keep opening after rotation.  Keep
 ``double_wrapping`` on: the KMS is then called once per master key per cache

@@ -111,3 +111,18 @@ def test_bad_periods_and_key_ids_are_refused_clearly(archive_config):
         keyring.record("personal-2026-01")
     with pytest.raises(KeyringError, match="no keyring in"):
         Keyring(archive_config.keys.keyring + "-missing").records()
+
+
+def test_workers_meeting_a_new_month_at_once_create_exactly_one_version(archive_config):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def first_use(_):
+        return WriterKeys(archive_config.keys.keyring).current_ids("2026-04")
+
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(first_use, range(16)))
+    assert all(ids == {"personal": "personal-2026-04@v1", "data": "data-2026-04@v1"} for ids in seen)
+    assert [r.key_id for r in Keyring(archive_config.keys.keyring).records()] == [
+        "data-2026-04@v1",
+        "personal-2026-04@v1",
+    ]
