@@ -23,8 +23,9 @@ an owner-only key file, and unseals private halves on demand.
 
 Destroying a month deletes the key files of every version of both purposes and
 leaves a tombstone; every copy of that month's Parquet files, backups included,
-is then unreadable.  This only holds if the keyring itself is not kept in
-backups longer than the data's retention: back up the root key, not old keyrings.
+is then unreadable.  That holds for keyring backups only once they expire too:
+keep keyring backups for a short, fixed time (the root key alone opens nothing),
+or keep master keys in a cloud KMS whose key deletion covers its own copies.
 """
 
 from __future__ import annotations
