@@ -34,6 +34,7 @@ setup(
         "zstandard>=0.22,<1",
         "datasketches>=5,<6",
         "Jinja2>=3.1,<4",
+        "duckdb>=2,<3",
     ],
     extras_require={
         "dev": [

@@ -1,11 +1,11 @@
-r"""The batch pipeline: log files in, events archived as Parquet, dead letters kept.
+r"""The batch pipeline: log files in, events archived as encrypted Parquet, dead letters kept.
 
 Reads like the data flow in PRODUCT.md::
 
-    files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> Parquet
+    files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet
                                      |                                   \--AggregateTraffic--> reports
-                                     |--> error events --Archive--> Parquet
-                                     \--> dead letters --WriteDeadLetters--> JSON lines
+                                     |--> error events --Archive--> encrypted Parquet
+                                     \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
 
 Detection hangs off the same event collections.
 """
@@ -29,11 +29,10 @@ from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from pipelines.read import ReadLogChunks
+from retention.keyring import writer_keys
+from retention.parquet_files import ACCESS_DIR, ERROR_DIR
 from schemas import ACCESS_EVENT, ERROR_EVENT
 from schemas.config import Config
-
-ACCESS_DIR = "events"
-ERROR_DIR = "errors"
 
 
 def new_run_id() -> str:
@@ -41,8 +40,16 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str, config: Config, run_id: str) -> None:
-    """Attach the batch graph to ``pipeline``."""
+def build_batch_pipeline(
+    pipeline: beam.Pipeline,
+    inputs: list[str],
+    output: str,
+    config: Config,
+    run_id: str,
+    dead_letter_jsonl: str | None = None,
+) -> None:
+    """Attach the batch graph to ``pipeline``; the archive is written with the writer role's (public) keys."""
+    keys = writer_keys(config.keys.keyring)
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
         inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
     )
@@ -50,9 +57,11 @@ def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str
     access = parsed[ACCESS]
     if config.enrich.enabled:
         access = access | "Enrich" >> Enrich(config.enrich)
-    access | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)
-    parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, config.archive)
-    parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(output, run_id)
+    access | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, keys, config.archive)
+    parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, keys, config.archive)
+    parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(
+        output, run_id, keys, config.archive, dead_letter_jsonl
+    )
     if config.reports.enabled:
         (
             access
@@ -73,12 +82,18 @@ class BatchRun:
         return self.counts.lines_read / self.seconds if self.seconds else 0.0
 
 
-def run_batch(inputs: list[str], output: str, config: Config, options: PipelineOptions) -> BatchRun:
+def run_batch(
+    inputs: list[str],
+    output: str,
+    config: Config,
+    options: PipelineOptions,
+    dead_letter_jsonl: str | None = None,
+) -> BatchRun:
     """Run the batch pipeline over files, globs or directories to completion and return its counts."""
     run_id = new_run_id()
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id)
+    build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.monotonic() - started

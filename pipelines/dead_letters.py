@@ -1,22 +1,49 @@
-"""Dead-letter transform: unparsed lines to JSON lines, with source, offset, line number and reason."""
+"""Dead-letter transform: unparsed lines kept whole, with source, offset, line number and reason.
+
+A raw log line is personal data (client address, user, query string), so dead
+letters go to the encrypted archive like events, under ``<output>/dead_letters/``
+partitioned by the day the job ran (an unparsed line has no event time).  A
+plaintext JSON-lines copy, handy while writing a new log format, is written
+only when asked for.
+"""
 
 from __future__ import annotations
 
 import apache_beam as beam
 
+from pipelines import metrics
+from pipelines.archive import WriteArchive
+from retention.keyring import WriterKeys
+from retention.parquet_files import DEAD_LETTER_DIR
+from schemas import DEAD_LETTER
+from schemas.config import ArchiveConfig
 from schemas.json_rows import batch_to_json_lines
 
 
 class WriteDeadLetters(beam.PTransform):
-    """Dead-letter batches to ``<output>/dead_letters/part-<run>-NNNNN-of-NNNNN.jsonl``."""
+    """Dead-letter batches to the encrypted archive, and to ``<jsonl_dir>/part-<run>.jsonl`` if given."""
 
-    def __init__(self, output: str, run_id: str):
+    def __init__(self, output: str, run_id: str, keys: WriterKeys, config: ArchiveConfig, jsonl_dir: str | None = None):
         super().__init__()
-        self._prefix = f"{output.rstrip('/')}/dead_letters/part-{run_id}"
+        self._archive = WriteArchive(
+            output,
+            DEAD_LETTER_DIR,
+            run_id,
+            DEAD_LETTER,
+            keys,
+            config,
+            day_column=None,
+            rows_counter=metrics.DEAD_LETTERS_WRITTEN,
+        )
+        self._jsonl_prefix = f"{jsonl_dir.rstrip('/')}/part-{run_id}" if jsonl_dir else None
 
     def expand(self, batches):
-        return (
-            batches
-            | "ToJsonLines" >> beam.FlatMap(batch_to_json_lines)
-            | "WriteJsonLines" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl", num_shards=1)
-        )
+        archived = batches | "Archive" >> self._archive
+        if self._jsonl_prefix:
+            (
+                batches
+                | "ToJsonLines" >> beam.FlatMap(batch_to_json_lines)
+                | "WriteJsonLines"
+                >> beam.io.WriteToText(self._jsonl_prefix, file_name_suffix=".jsonl", shard_name_template="")
+            )
+        return archived

@@ -17,6 +17,7 @@ LINES_PARSED = "lines_parsed"
 LINES_DEAD_LETTERED = "lines_dead_lettered"
 FILES_WRITTEN = "files_written"
 ROWS_WRITTEN = "rows_written"
+DEAD_LETTERS_WRITTEN = "dead_letters_written"
 
 
 def counter(name: str):
@@ -35,6 +36,7 @@ class RunCounts:
     lines_dead_lettered: int = 0
     files_written: int = 0
     rows_written: int = 0
+    dead_letters_written: int = 0
 
     @property
     def balanced(self) -> bool:

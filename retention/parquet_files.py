@@ -4,7 +4,8 @@ This is the one Parquet writer of logwarden: batch jobs, the streaming job and
 retention compaction all go through it, so every file carries the schema
 version and the same layout (``<dataset>/dt=YYYY-MM-DD/part-<run>-<n>.parquet``).
 Files are written under a temporary name and only renamed into their partition
-once complete, so a reader never sees half a file.
+once complete, so a reader never sees half a file.  Archive files are always
+encrypted (``retention.encryption``); a writer is told explicitly when not to.
 """
 
 from __future__ import annotations
@@ -20,9 +21,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from schemas import SCHEMA_VERSION
+from retention.encryption import ENCRYPTED_MAGIC, FileEncryption
+from schemas import ACCESS_EVENT, DEAD_LETTER, ERROR_EVENT, SCHEMA_VERSION
 
 PARTITION_FORMAT = "%Y-%m-%d"
+WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+
+#: Dataset directories of an archive and the schema of each.
+ACCESS_DIR = "events"
+ERROR_DIR = "errors"
+DEAD_LETTER_DIR = "dead_letters"
+DATASETS = {ACCESS_DIR: ACCESS_EVENT, ERROR_DIR: ERROR_EVENT, DEAD_LETTER_DIR: DEAD_LETTER}
+
+
+class PlaintextFileError(RuntimeError):
+    """An archive file came out without an encrypted footer; it is never published."""
 
 
 def partition_name(day: str) -> str:
@@ -50,11 +63,13 @@ class _HashingStream:
         self.sha256 = hashlib.sha256()
         self.size = 0
         self.closed = False
+        self.tail = b""
 
     def write(self, data) -> int:
         data = bytes(data)
         self.sha256.update(data)
         self.size += len(data)
+        self.tail = (self.tail + data[-4:])[-4:]
         return self._raw.write(data)
 
     def tell(self) -> int:
@@ -106,24 +121,31 @@ def _iso(value) -> str | None:
 
 
 class ParquetFileWriter:
-    """One Parquet file being written; batches in, a ``WrittenFile`` out on ``close``."""
+    """One Parquet file being written; batches in, a ``WrittenFile`` out on ``close``.
+
+    ``encryption`` is required: ``None`` (plaintext) must be asked for, as only benches do.
+    """
 
     def __init__(
         self,
         path: str,
         schema: pa.Schema,
         open_for_write: Callable[[str], BinaryIO],
+        *,
+        encryption: FileEncryption | None,
         compression: str = "zstd",
         row_group_rows: int = 128 * 1024,
-        writer_options: dict | None = None,
     ):
         self.path = path
+        self._encryption = encryption
         self._stream = _HashingStream(open_for_write(path))
+        self._sink = pa.BufferedOutputStream(pa.PythonFile(self._stream, mode="w"), buffer_size=WRITE_BUFFER_BYTES)
         self._writer = pq.ParquetWriter(
-            pa.PythonFile(self._stream, mode="w"),
+            # Buffered: encryption makes many small writes (per-page headers, nonces, tags), each a Python call.
+            self._sink,
             schema,
             compression=None if compression == "none" else compression,
-            **(writer_options or {}),
+            encryption_properties=encryption.properties if encryption else None,
         )
         self._row_group_rows = row_group_rows
         self._pending: list[pa.RecordBatch] = []
@@ -153,10 +175,13 @@ class ParquetFileWriter:
             self._writer.write_table(table, row_group_size=self._row_group_rows)
             self._pending, self._pending_rows = [], 0
 
-    def close(self, key_ids: tuple[str, ...] = ()) -> WrittenFile:
+    def close(self) -> WrittenFile:
         self._flush()
         self._writer.close()
+        self._sink.close()
         self._stream.close()
+        if self._encryption is not None and self._stream.tail != ENCRYPTED_MAGIC:
+            raise PlaintextFileError(f"{self.path}: written without an encrypted footer; not publishing it")
         return WrittenFile(
             path=self.path,
             rows=self.rows,
@@ -164,7 +189,7 @@ class ParquetFileWriter:
             sha256=self._stream.sha256.hexdigest(),
             min_timestamp=_iso(self._min),
             max_timestamp=_iso(self._max),
-            key_ids=key_ids,
+            key_ids=self._encryption.key_ids if self._encryption else (),
         )
 
 

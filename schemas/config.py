@@ -81,6 +81,17 @@ class ArchiveConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class KeysConfig:
+    #: Keyring directory: public halves of the archive's master keys and their private halves sealed to the root key.
+    #: The default is relative to the working directory.
+    keyring: str = dataclasses.field(default=".logwarden/keyring", metadata=PATHS)
+    #: Root key file (owner-only, mode 600); $LOGWARDEN_ROOT_KEY takes precedence.  Keep it off ingest hosts.
+    root_key_file: str = dataclasses.field(default=".logwarden/root.key", metadata=PATHS)
+    #: Create a keyring (and a root key, unless $LOGWARDEN_ROOT_KEY is set) on the first batch run when none exists.
+    auto_init: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class EnrichConfig:
     #: Add user-agent and geolocation fields.
     enabled: bool = True
@@ -136,6 +147,7 @@ class RunnerConfig:
 class Config:
     input: InputConfig = InputConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    keys: KeysConfig = KeysConfig()
     enrich: EnrichConfig = EnrichConfig()
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()

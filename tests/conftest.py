@@ -37,3 +37,24 @@ def examples() -> Path:
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def archive_config(tmp_path):
+    """The default config with a fresh keyring and root key under ``tmp_path`` (never ``./.logwarden``)."""
+    import dataclasses
+
+    from retention.keyring import init_keyring
+    from schemas.config import Config, KeysConfig
+
+    keys = KeysConfig(keyring=str(tmp_path / "keyring"), root_key_file=str(tmp_path / "root.key"))
+    init_keyring(keys.keyring, keys.root_key_file, environ={})
+    return dataclasses.replace(Config(), keys=keys)
+
+
+@pytest.fixture
+def reader(archive_config):
+    """The reader role (root key loaded) of ``archive_config``'s keyring."""
+    from retention.keyring import reader_keys
+
+    return reader_keys(archive_config.keys.keyring, archive_config.keys.root_key_file, environ={})

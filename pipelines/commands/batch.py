@@ -9,9 +9,11 @@ import sys
 from parsers.registry import FORMATS, UnknownFormatError, get_format
 from pipelines.batch import run_batch
 from pipelines.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.commands.keys import announce_init
 from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.options import pipeline_options
+from retention.keyring import Keyring, KeyringError, init_keyring
 from schemas.config import ConfigError
 
 EPILOG = """\
@@ -38,7 +40,8 @@ def summary(run) -> str:
             f"  lines read        {c.lines_read}",
             f"  parsed            {c.lines_parsed}",
             f"  dead-lettered     {c.lines_dead_lettered}{balance}",
-            f"  files written     {c.files_written} ({c.rows_written} rows)",
+            f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
+            " encrypted)",
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
         ]
@@ -56,14 +59,23 @@ def run(args) -> int:
         options = pipeline_options(args.beam_args, config.runner)
         if config.enrich.enabled:
             check_enrich_config(config.enrich)
-    except (UsageError, UnknownFormatError, InputError) as problem:
+        if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
+            announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file))
+        Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
+    except (UsageError, UnknownFormatError, InputError, KeyringError) as problem:
         return error(str(problem))
     except ConfigError as problem:
         return error(f"bad config: {problem}")
     except (ValueError, SystemExit) as problem:
         return error(f"bad Beam option: {problem}")
     try:
-        result = run_batch(files, args.output, config, options)
+        if args.dead_letter_jsonl:
+            print(
+                f"logwarden: warning: dead letters also go to {args.dead_letter_jsonl} as PLAINTEXT JSON lines "
+                "(raw log lines are personal data; delete them when done)",
+                file=sys.stderr,
+            )
+        result = run_batch(files, args.output, config, options, args.dead_letter_jsonl)
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
@@ -89,6 +101,11 @@ def register(subparsers) -> None:
         "--format",
         "-f",
         help=f"'auto' (default), a LogFormat / log_format line, or one of: {', '.join(sorted(FORMATS))}",
+    )
+    parser.add_argument(
+        "--dead-letter-jsonl",
+        metavar="DIR",
+        help="also write dead letters as plaintext JSON lines to DIR (they are always in the encrypted archive)",
     )
     add_config_argument(parser)
     parser.set_defaults(run=run, accepts_beam_args=True)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import apache_beam as beam
-import pyarrow.dataset as ds
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -14,7 +14,8 @@ from pipelines.batch import run_batch
 from pipelines.cli import main
 from pipelines.enrich import Enrich
 from pipelines.options import pipeline_options
-from schemas.config import Config, EnrichConfig
+from retention.archive_reader import open_archive
+from schemas.config import EnrichConfig
 from tests.enrich.events import access_batch
 
 CHROME = (
@@ -61,14 +62,14 @@ def test_enrich_transform(geo_db):
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_batch_archive_carries_the_enriched_fields(tmp_path, geo_db, enabled):
+def test_batch_archive_carries_the_enriched_fields(tmp_path, geo_db, enabled, archive_config, reader):
     log = tmp_path / "access.log"
     log.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     enrich = EnrichConfig(enabled=enabled, geoip_databases=(geo_db["city"], geo_db["asn"]))
-    config = Config(enrich=enrich)
+    config = dataclasses.replace(archive_config, enrich=enrich)
     run = run_batch([str(log)], str(tmp_path / "out"), config, pipeline_options([], config.runner))
     assert run.counts.lines_parsed == 3
-    table = ds.dataset(tmp_path / "out" / "events", format="parquet", partitioning="hive").to_table()
+    table = open_archive(tmp_path / "out", reader).to_table()
     rows = sorted(_summary(table), key=lambda row: row[0])
     if enabled:
         assert rows == [

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def logwarden(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "pipelines.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env=env,
     )
 
 
@@ -62,7 +72,8 @@ def test_parse_rejects_unknown_format_and_missing_files(examples, tmp_path):
 
 
 def test_batch_prints_the_summary(examples, tmp_path):
-    done = logwarden("batch", "--input", examples / "logs", "--output", tmp_path / "out")
+    # Run where a first batch may create its keyring (./.logwarden) without touching the checkout.
+    done = logwarden("batch", "--input", examples / "logs", "--output", tmp_path / "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     for words in (
         "lines read        4002",

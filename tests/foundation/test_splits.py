@@ -1,8 +1,8 @@
 """Large files are read in parallel ranges; every line still comes back once with its exact offset and number."""
 
+import dataclasses
 import io
 
-import pyarrow.dataset as ds
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +11,8 @@ from parsers.lines import split_lines
 from parsers.splits import plan_ranges, read_range
 from pipelines.batch import run_batch
 from pipelines.options import pipeline_options
-from schemas.config import Config, InputConfig
+from retention.archive_reader import open_archive
+from schemas.config import InputConfig
 
 
 def lines_of(data: bytes, range_bytes: int, chunk_bytes: int = 300):
@@ -45,14 +46,14 @@ def test_compressed_files_stay_whole():
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_pipeline_reads_a_split_file_with_exact_accounting(examples, tmp_path, workers):
-    config = Config(input=InputConfig(range_bytes=50_000, chunk_bytes=16_000))
+def test_pipeline_reads_a_split_file_with_exact_accounting(examples, tmp_path, workers, archive_config, reader):
+    config = dataclasses.replace(archive_config, input=InputConfig(range_bytes=50_000, chunk_bytes=16_000))
     args = [] if workers == 1 else [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
     result = run_batch(
         [str(examples / "logs" / "access.log")], str(tmp_path), config, pipeline_options(args, config.runner)
     )
     assert result.counts.lines_read == 2000 and result.counts.lines_parsed == 2000
-    table = ds.dataset(tmp_path / "events", format="parquet", partitioning="hive").to_table(columns=["log_offset"])
+    table = open_archive(tmp_path, reader).to_table(columns=["log_offset"])
     offsets = sorted(table.column("log_offset").to_pylist())
     data = (examples / "logs" / "access.log").read_bytes()
     assert offsets == [0] + [i + 1 for i, byte in enumerate(data[:-1]) if byte == 10]

@@ -1,4 +1,4 @@
-"""The Beam batch pipeline end to end: files in, day-partitioned Parquet and dead letters out, counts exact."""
+"""The Beam batch pipeline end to end: files in, encrypted Parquet by day and dead letters out, counts exact."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -18,15 +17,16 @@ from parsers.lines import LineChunk
 from pipelines.batch import run_batch
 from pipelines.options import pipeline_options
 from pipelines.parse import ACCESS, DEAD_LETTERS, ParseChunks
+from retention.archive_reader import open_archive
+from retention.encryption import ArchiveDecryptor
 from schemas import ACCESS_EVENT, schema_version_of
 from schemas.config import Config
 
 LINE = '198.51.100.{n} - - [0{d}/Nov/2026:23:59:5{n} +0000] "GET /page/{n} HTTP/1.1" 200 {n}0 "-" "agent/{n}"'
 
 
-def run(inputs, output, config=None):
-    config = config or Config()
-    return run_batch([str(p) for p in inputs], str(output), config, pipeline_options([], config.runner))
+def run(inputs, output, config: Config, **kwargs):
+    return run_batch([str(p) for p in inputs], str(output), config, pipeline_options([], config.runner), **kwargs)
 
 
 def test_parse_chunks_routes_events_and_dead_letters():
@@ -44,38 +44,42 @@ def test_parse_chunks_routes_events_and_dead_letters():
         assert_that(reasons, equal_to([(2, len(LINE.format(n=1, d=1)) + 1)]), label="dead letters")
 
 
-def test_sample_logs_are_archived_by_day_with_nothing_lost(examples, tmp_path):
-    result = run([examples / "logs"], tmp_path)
+def test_sample_logs_are_archived_by_day_with_nothing_lost(examples, tmp_path, archive_config, reader):
+    out = tmp_path / "out"
+    result = run([examples / "logs"], out, archive_config, dead_letter_jsonl=str(tmp_path / "dead"))
     counts = result.counts
     assert counts.files_read == 2
     assert counts.lines_read == 4002 and counts.lines_parsed == 4000 and counts.lines_dead_lettered == 2
-    assert counts.balanced and counts.rows_written == 4000
+    assert counts.balanced and counts.rows_written == 4000 and counts.dead_letters_written == 2
 
-    days = sorted(p.name for p in (tmp_path / "events").iterdir())
+    days = sorted(p.name for p in (out / "events").iterdir())
     assert days == ["dt=2026-10-31", "dt=2026-11-01"]
-    table = ds.dataset(tmp_path / "events", format="parquet", partitioning="hive").to_table()
+    table = open_archive(out, reader).to_table()
     assert table.num_rows == 4000
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
-    for day_dir in (tmp_path / "events").iterdir():
+    decryption = ArchiveDecryptor(reader).file_properties()
+    for day_dir in (out / "events").iterdir():
         for part in day_dir.glob("*.parquet"):
-            schema = pq.read_schema(part)
-            assert schema_version_of(schema) == "1"
-            assert pq.ParquetFile(part).metadata.row_group(0).column(0).compression == "ZSTD"
+            parquet = pq.ParquetFile(part, decryption_properties=decryption)
+            assert schema_version_of(parquet.schema_arrow) == "1"
+            assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
             day = day_dir.name.removeprefix("dt=")
-            stamps = pq.read_table(part, columns=["timestamp"]).column(0)
+            stamps = parquet.read(columns=["timestamp"]).column(0)
             assert {t.strftime("%Y-%m-%d") for t in stamps.to_pylist()} == {day}
 
-    dead = [json.loads(line) for f in (tmp_path / "dead_letters").glob("*.jsonl") for line in f.open()]
+    archived = open_archive(out, reader, "dead_letters").to_table().to_pylist()
+    assert [d["line_number"] for d in archived] == [1001, 1002]
+    dead = [json.loads(line) for f in (tmp_path / "dead").glob("*.jsonl") for line in f.open()]
     assert [d["line_number"] for d in dead] == [1001, 1002]
     assert all(d["log_file_path"].endswith("access.log.1.gz") and d["reason"] for d in dead)
-    assert not list(tmp_path.glob(".tmp/*")), "temporary files must not survive a finished run"
+    assert not list(out.glob(".tmp/*")), "temporary files must not survive a finished run"
 
 
-def test_manifest_lists_every_file_with_checksum_and_rows(examples, tmp_path):
+def test_manifest_lists_every_file_with_checksum_and_rows(examples, tmp_path, archive_config):
     import hashlib
 
-    run([examples / "logs" / "access.log"], tmp_path)
-    [partition] = (tmp_path / "events").iterdir()
+    run([examples / "logs" / "access.log"], tmp_path / "out", archive_config)
+    [partition] = (tmp_path / "out" / "events").iterdir()
     [manifest_path] = partition.glob("_manifest-*.json")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["rows"] == 2000 and manifest["schema_version"] == "1"
@@ -83,34 +87,35 @@ def test_manifest_lists_every_file_with_checksum_and_rows(examples, tmp_path):
         data = (partition / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["size"]
         assert entry["min_timestamp"] <= entry["max_timestamp"]
+        assert entry["key_ids"] == ["data-2026-11@v1", "personal-2026-11@v1"]
 
 
-def test_a_second_run_adds_files_instead_of_overwriting(examples, tmp_path):
-    run([examples / "logs" / "access.log"], tmp_path)
-    run([examples / "logs" / "access.log"], tmp_path)
-    assert ds.dataset(tmp_path / "events", format="parquet", partitioning="hive").count_rows() == 4000
+def test_a_second_run_adds_files_instead_of_overwriting(examples, tmp_path, archive_config, reader):
+    run([examples / "logs" / "access.log"], tmp_path / "out", archive_config)
+    run([examples / "logs" / "access.log"], tmp_path / "out", archive_config)
+    assert open_archive(tmp_path / "out", reader).count_rows() == 4000
 
 
-def test_empty_file_random_bytes_and_truncated_gzip_are_accounted(tmp_path):
+def test_empty_file_random_bytes_and_truncated_gzip_are_accounted(tmp_path, archive_config):
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "empty.log").write_bytes(b"")
     (logs / "noise.log").write_bytes(bytes(range(256)) * 40 + b"\n" + LINE.format(n=3, d=3).encode() + b"\n")
     body = "\n".join(LINE.format(n=i % 10, d=4) for i in range(3000)).encode() + b"\n"
     (logs / "cut.log.gz").write_bytes(gzip.compress(body)[:-40])
-    result = run([logs], tmp_path / "out", Config())
+    result = run([logs], tmp_path / "out", archive_config)
     c = result.counts
     assert c.files_read == 3 and c.files_truncated == 1
     assert c.balanced and c.lines_read == c.lines_parsed + c.lines_dead_lettered
     assert 2900 < c.lines_parsed < 3001
 
 
-def test_real_apache_log_conformance(corpora, tmp_path):
+def test_real_apache_log_conformance(corpora, tmp_path, archive_config, reader):
     """10,000 real lines: all parsed, the one cut inside its user agent recovered and flagged."""
     log = corpora / "elastic-examples" / "apache_logs" / "apache_logs"
-    result = run([log], tmp_path)
+    result = run([log], tmp_path / "out", archive_config)
     assert result.counts.lines_read == 10_000 and result.counts.lines_parsed == 10_000
-    table = ds.dataset(tmp_path / "events", format="parquet", partitioning="hive").to_table()
+    table = open_archive(tmp_path / "out", reader).to_table()
     assert table.num_rows == 10_000
     assert table.schema.field("http_response_status_code").type == ACCESS_EVENT.field("http_response_status_code").type
     statuses = dict(zip(*pc.value_counts(table["http_response_status_code"]).flatten()))
@@ -126,10 +131,12 @@ def test_real_apache_log_conformance(corpora, tmp_path):
 
 
 @pytest.mark.parametrize("runner", ["FnApiRunner", "BundleBasedDirectRunner"])
-def test_same_results_on_both_local_runners(examples, tmp_path, runner):
+def test_same_results_on_both_local_runners(examples, tmp_path, runner, archive_config, reader):
+    import dataclasses
+
     from schemas.config import RunnerConfig
 
-    config = Config(runner=RunnerConfig(name=runner))
-    result = run([examples / "logs"], tmp_path, config)
+    config = dataclasses.replace(archive_config, runner=RunnerConfig(name=runner))
+    result = run([examples / "logs"], tmp_path / "out", config)
     assert result.counts.lines_parsed == 4000
-    assert ds.dataset(tmp_path / "events", format="parquet", partitioning="hive").count_rows() == 4000
+    assert open_archive(tmp_path / "out", reader).count_rows() == 4000

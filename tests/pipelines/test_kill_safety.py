@@ -5,10 +5,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from bench.generate import generate
+from retention.encryption import ArchiveDecryptor
+from retention.keyring import reader_keys
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_kill_during_writing_leaves_only_complete_files_visible(tmp_path):
@@ -20,6 +25,8 @@ def test_kill_during_writing_leaves_only_complete_files_visible(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=tmp_path,  # where the first batch creates its keyring (.logwarden/)
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and job.poll() is None:
@@ -30,6 +37,7 @@ def test_kill_during_writing_leaves_only_complete_files_visible(tmp_path):
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     visible = [p for p in out.rglob("*.parquet") if ".tmp" not in p.parts]
+    keys = reader_keys(tmp_path / ".logwarden" / "keyring", tmp_path / ".logwarden" / "root.key", environ={})
     for path in visible:  # anything a reader can see must be a whole, readable file
-        pq.read_metadata(path)
+        pq.read_metadata(path, decryption_properties=ArchiveDecryptor(keys).file_properties())
     assert list((out / ".tmp").glob("*/*.parquet")), "unfinished files stay hidden under .tmp"

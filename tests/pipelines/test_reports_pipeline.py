@@ -3,24 +3,23 @@
 import csv
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipelines.batch import run_batch
 from pipelines.options import pipeline_options
+from retention.archive_reader import open_archive
 from schemas import TRAFFIC_AGGREGATE
-from schemas.config import Config
 
 
-def test_reports_add_up_to_the_events_and_hold_no_addresses(examples, tmp_path):
-    config = Config()
+def test_reports_add_up_to_the_events_and_hold_no_addresses(examples, tmp_path, archive_config, reader):
+    config = archive_config
     run_batch([str(examples / "logs")], str(tmp_path), config, pipeline_options([], config.runner))
     reports = tmp_path / "reports"
     [traffic] = reports.glob("traffic-*.parquet")
     table = pq.read_table(traffic)
     assert table.schema.names == TRAFFIC_AGGREGATE.names
     assert sum(table.column("requests").to_pylist()) == 4000
-    events = ds.dataset(tmp_path / "events", format="parquet", partitioning="hive").to_table(columns=["timestamp"])
+    events = open_archive(tmp_path, reader).to_table(columns=["timestamp"])
     hours = pc.unique(pc.floor_temporal(events.column("timestamp"), 1, unit="hour"))
     assert sorted(table.column("bucket_start").to_pylist()) == sorted(hours.to_pylist())
     [csv_file] = reports.glob("traffic-*.csv")

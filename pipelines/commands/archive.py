@@ -1,0 +1,58 @@
+"""``logwarden archive verify [--deep]``: is the archive whole, encrypted and readable with our keys?"""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from retention.keyring import Keyring, KeyringError, reader_keys
+from retention.verify import INFO, verify_archive
+
+EPILOG = """\
+examples:
+  logwarden archive verify out/              # manifests, checksums, encrypted footers, key ids (no key needed)
+  logwarden archive verify out/ --deep       # also decrypt every file (needs the root key)
+
+Exit status: 0 when everything checks out, 1 when something is damaged,
+missing or unreadable, 2 on a usage error.  Crypto-shredded months are listed,
+not counted as damage.
+"""
+
+
+def _verify(args) -> int:
+    try:
+        config = load_or_report(args.config).keys
+        keyring_dir = args.keyring or config.keyring
+        keyring = Keyring(keyring_dir)
+        reader = reader_keys(keyring_dir, config.root_key_file) if args.deep else None
+        report = verify_archive(args.archive, keyring if keyring.exists() else None, reader)
+    except (UsageError, KeyringError) as problem:
+        return error(str(problem))
+    for finding in report.findings:
+        if finding.level != INFO or args.verbose_findings:
+            print(finding)
+    print(
+        f"{args.archive}: {report.partitions} partitions, {report.files} files, {report.rows} rows"
+        + (f", {report.decrypted_files} files decrypted" if args.deep else "")
+        + (f", {report.shredded_partitions} partitions crypto-shredded" if report.shredded_partitions else "")
+        + (f": {len(report.errors)} problem(s)" if report.errors else ": ok")
+    )
+    return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "archive",
+        help="check the encrypted archive",
+        description="Check the encrypted Parquet archive against its manifests and keys.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    verify = actions.add_parser("verify", help="check manifests, checksums and (--deep) decryptability")
+    verify.add_argument("archive", metavar="DIR", help="the archive (the --output of logwarden batch)")
+    verify.add_argument("--deep", action="store_true", help="decrypt every file with the reader role's keys")
+    verify.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
+    verify.add_argument("--show-shredded", dest="verbose_findings", action="store_true", help="list shredded months")
+    add_config_argument(verify)
+    verify.set_defaults(run=_verify)

@@ -1,0 +1,160 @@
+"""``logwarden keys init|list|rotate|destroy|export-public``: the archive's master keys."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from pipelines.commands.common import EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from retention.keyring import (
+    PURPOSES,
+    ROOT_KEY_ENV,
+    InitResult,
+    Keyring,
+    KeyringError,
+    check_period,
+    init_keyring,
+)
+from schemas.config import KeysConfig
+
+EPILOG = """\
+examples:
+  logwarden keys init                       # keyring in .logwarden/keyring, root key in .logwarden/root.key
+  logwarden keys list
+  logwarden keys rotate --period 2026-01    # new versions; files written before keep opening
+  logwarden keys destroy --period 2025-01 --yes    # crypto-shred January 2025, backups included
+  logwarden keys export-public /mnt/ingest-keyring # a keyring for the ingest host: it can write, never read
+
+Master keys are per month of event time: personal-YYYY-MM (personal columns)
+and data-YYYY-MM (all other columns and the footer).  Their private halves are
+sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file.
+"""
+
+
+def keys_config(args) -> KeysConfig:
+    config = load_or_report(args.config).keys
+    if args.keyring:
+        config = dataclasses.replace(config, keyring=args.keyring)
+    if args.root_key_file:
+        config = dataclasses.replace(config, root_key_file=args.root_key_file)
+    return config
+
+
+def announce_init(result: InitResult) -> None:
+    """Said loudly: a new root key is the one thing whose loss loses the whole archive."""
+    say = lambda text: print(f"logwarden: {text}", file=sys.stderr)  # noqa: E731
+    say(f"NEW KEYRING created in {result.keyring}")
+    if result.root_key_file is None:
+        say(f"  its private halves are sealed to the root key in ${ROOT_KEY_ENV}")
+    elif result.created_root_key:
+        say(f"  NEW ROOT KEY written to {result.root_key_file} (owner-only): without it nobody can read the archive.")
+        say("  Back it up now, and keep it off ingest hosts (readers can take it from $" + ROOT_KEY_ENV + ")")
+        say("  so that the pipeline which writes the archive cannot read it.")
+    else:
+        say(f"  its private halves are sealed to the existing root key {result.root_key_file}")
+
+
+def _init(args) -> int:
+    config = keys_config(args)
+    result = init_keyring(config.keyring, config.root_key_file, args.period or ())
+    announce_init(result)
+    for period in result.periods:
+        print(f"created keys for {period}")
+    return EXIT_OK
+
+
+def _list(args) -> int:
+    keyring = Keyring(keys_config(args).keyring)
+    records = keyring.records()
+    current = {}
+    for record in records:
+        current[(record.purpose, record.period)] = record.version
+    print(f"{'key id':<24} {'created':<21} {'state':<8} private half")
+    for record in records:
+        state = "current" if current[(record.purpose, record.period)] == record.version else "older"
+        private = "sealed to root" if record.sealed_private_key else "absent (writer keyring)"
+        print(f"{record.key_id:<24} {record.created:<21} {state:<8} {private}")
+    for period, tombstone in keyring.destroyed().items():
+        print(f"{'*-' + period:<24} {tombstone['destroyed']:<21} {'DESTROYED':<8} crypto-shredded")
+    if not records and not keyring.destroyed():
+        print("(no keys yet: logwarden batch creates each month's keys when it first writes that month)")
+    return EXIT_OK
+
+
+def _rotate(args) -> int:
+    keyring = Keyring(keys_config(args).keyring)
+    destroyed = keyring.destroyed()
+    periods = args.period or sorted({r.period for r in keyring.records()} - set(destroyed))
+    if not periods:
+        raise UsageError("no keys to rotate yet; name a month with --period YYYY-MM")
+    purposes = [args.purpose] if args.purpose else list(PURPOSES)
+    for period in periods:
+        for purpose in purposes:
+            record = keyring.add_version(purpose, check_period(period))
+            print(f"{record.key_id}: new current version (older versions still open older files)")
+    return EXIT_OK
+
+
+def _destroy(args) -> int:
+    keyring = Keyring(keys_config(args).keyring)
+    period = check_period(args.period)
+    victims = [r.key_id for r in keyring.records() if r.period == period]
+    if not args.yes:
+        listed = ", ".join(victims) or "no key versions (only a tombstone would be written)"
+        raise UsageError(
+            f"destroying the keys of {period} makes every copy of its data unreadable, forever: {listed}. "
+            "Re-run with --yes to do it."
+        )
+    destroyed = keyring.destroy_period(period)
+    print(f"destroyed {len(destroyed)} key version(s) of {period}: {', '.join(destroyed) or '-'}")
+    print(f"every copy of the {period} archive (backups included) is now unreadable")
+    return EXIT_OK
+
+
+def _export_public(args) -> int:
+    keyring = Keyring(keys_config(args).keyring)
+    count = keyring.export_public(args.target)
+    print(f"wrote a writer-only keyring ({count} public key versions, no private halves) to {args.target}")
+    return EXIT_OK
+
+
+def _guarded(action):
+    def run(args) -> int:
+        try:
+            return action(args)
+        except (UsageError, KeyringError) as problem:
+            return error(str(problem))
+
+    return run
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "keys",
+        help="create, list, rotate, destroy or export the archive's encryption keys",
+        description="Manage the keyring that encrypts the Parquet archive (per-month master keys).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str, run):
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        add_config_argument(sub)
+        sub.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
+        sub.add_argument("--root-key-file", metavar="FILE", help="root key file (default: keys.root_key_file)")
+        sub.set_defaults(run=_guarded(run))
+        return sub
+
+    init = action("init", "create a keyring and, unless $LOGWARDEN_ROOT_KEY is set, a root key file", _init)
+    init.add_argument("--period", nargs="+", metavar="YYYY-MM", help="also create the keys of these months")
+    action("list", "list key versions and destroyed months", _list)
+    rotate = action("rotate", "add a new version of master keys (all live months unless --period)", _rotate)
+    rotate.add_argument("--period", nargs="+", metavar="YYYY-MM", help="months to rotate")
+    rotate.add_argument("--purpose", choices=PURPOSES, help="rotate only this purpose")
+    destroy = action("destroy", "crypto-shred one month: delete every version of its keys", _destroy)
+    destroy.add_argument("--period", required=True, metavar="YYYY-MM", help="the month to destroy")
+    destroy.add_argument("--yes", action="store_true", help="really destroy (it cannot be undone)")
+    export = action("export-public", "write a copy of the keyring without private halves (for writers)", _export_public)
+    export.add_argument("target", metavar="DIR", help="new directory for the writer-only keyring")

@@ -1,0 +1,107 @@
+"""Opening the encrypted archive: one function for search, reports and retention, and a DuckDB helper over it.
+
+``open_archive`` gives a ``pyarrow.dataset.Dataset`` whose files decrypt with
+one role's keys; filters on ``dt`` (the partition day) prune whole partitions
+before any file is opened.  Months whose keys were destroyed are left out (they
+are crypto-shredded: nobody can read them) unless asked for, so a scan over
+the rest still works.  The schema comes from ``schemas``, not from a file's
+footer, so opening never needs a key; reading does.
+
+Read with ``to_table()``, ``to_batches()`` or ``scanner(...).to_batches()``;
+avoid ``scanner(...).to_reader()``: pyarrow 25 holds the GIL in it while its IO
+threads wait to call the (Python) KMS client, and the process deadlocks.
+``query_archive`` therefore hands DuckDB streams made with ``to_batches``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from retention.encryption import ArchiveDecryptor
+from retention.keyring import WriterKeys
+from retention.parquet_files import ACCESS_DIR, DATASETS
+
+PARTITION_FIELD = pa.field("dt", pa.string())
+
+
+class ArchiveReadError(Exception):
+    """The archive cannot be opened as asked (no keys, not an archive, unknown dataset)."""
+
+
+def dataset_directory(path: str | os.PathLike, dataset: str | None = None) -> tuple[Path, str]:
+    """``path`` is an archive root (with ``events/``…) or one dataset directory; returns (directory, dataset)."""
+    path = Path(path)
+    if dataset is None and path.name in DATASETS:
+        return path, path.name
+    dataset = dataset or ACCESS_DIR
+    if dataset not in DATASETS:
+        raise ArchiveReadError(f"unknown archive dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    return path / dataset, dataset
+
+
+def archive_files(directory: Path) -> list[Path]:
+    """Published Parquet files of one dataset (temporary and manifest files excluded)."""
+    return sorted(directory.glob("dt=*/*.parquet"))
+
+
+def shredded(path: Path, destroyed: set[str]) -> bool:
+    return path.parent.name.removeprefix("dt=")[:7] in destroyed
+
+
+def open_archive(
+    path: str | os.PathLike,
+    keys: WriterKeys | None,
+    dataset: str | None = None,
+    include_shredded: bool = False,
+) -> ds.Dataset:
+    """The archive's ``dataset`` (``events``, ``errors`` or ``dead_letters``) readable with ``keys``."""
+    if keys is None:
+        raise ArchiveReadError(
+            "the archive is encrypted: reading it needs the reader role's keys "
+            "(the keyring plus the root key from $LOGWARDEN_ROOT_KEY or keys.root_key_file)"
+        )
+    directory, name = dataset_directory(path, dataset)
+    if not directory.is_dir():
+        raise ArchiveReadError(f"{directory} is not an archive dataset directory (no such directory)")
+    files = archive_files(directory)
+    if not include_shredded:
+        destroyed = set(keys.keyring.destroyed())
+        files = [f for f in files if not shredded(f, destroyed)]
+    scan = ds.ParquetFragmentScanOptions(decryption_config=ArchiveDecryptor(keys).dataset_config())
+    return ds.dataset(
+        [str(f) for f in files],
+        schema=DATASETS[name].append(PARTITION_FIELD),
+        format=ds.ParquetFileFormat(default_fragment_scan_options=scan),
+        partitioning=ds.partitioning(pa.schema([PARTITION_FIELD]), flavor="hive"),
+        partition_base_dir=str(directory),
+    )
+
+
+def _stream(dataset: ds.Dataset, where: ds.Expression | None) -> pa.RecordBatchReader:
+    # Scanner.to_batches releases the GIL while it waits; Scanner.to_reader, which DuckDB would call on a
+    # registered dataset, does not (see the module docstring).
+    return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches(filter=where))
+
+
+def query_archive(sql: str, path: str | os.PathLike, keys: WriterKeys, where: ds.Expression | None = None) -> pa.Table:
+    """Run DuckDB ``sql`` over the archive; its datasets are the tables ``events``, ``errors`` and ``dead_letters``.
+
+    ``where`` (a pyarrow expression such as ``ds.field("dt") >= "2026-01-01"``)
+    is applied before decryption and prunes partitions; DuckDB itself gets
+    streams without projection pushdown, so a narrow ``where`` is what keeps a
+    query over a large archive quick.
+    """
+    import duckdb  # imported here: only queries need it
+
+    connection = duckdb.connect()
+    try:
+        for name in DATASETS:
+            if (Path(path) / name).is_dir():
+                connection.register(name, _stream(open_archive(path, keys, name), where))
+        return connection.sql(sql).to_arrow_table()
+    finally:
+        connection.close()

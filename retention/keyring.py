@@ -1,0 +1,464 @@
+"""The local keyring: per-month master keys with versions, a root key, and the writer and reader roles.
+
+Layout of the keyring directory (everything in it is safe to copy without the root key)::
+
+    root.json                        the root key's public half
+    keys/personal-2026-01@v1.json    one file per master key version: public half + private half sealed to the root
+    destroyed/2026-01.json           tombstone of a crypto-shredded month
+
+A master key is named ``<purpose>-<YYYY-MM>`` (purpose ``personal`` or ``data``,
+month of event time); each rotation adds a version, and the versioned id
+(``personal-2026-01@v2``) is what a Parquet file's key material names, so old
+files keep naming the version that opens them.
+
+Roles: ``WriterKeys`` reads public halves only and can create the keys of a
+month it meets for the first time (sealing the new private half to the root's
+public half), so the ingest pipeline writes the archive but can never read it.
+The keyring directory itself may be shared with ingest hosts (sealed halves
+are useless without the root key); with a copy made by ``export_public``
+instead, months first met on the ingest host get their keys in that copy, and
+its ``keys/`` files must be copied back to the readers' keyring.
+``ReaderKeys`` also holds the root private key, from ``$LOGWARDEN_ROOT_KEY`` or
+an owner-only key file, and unseals private halves on demand.
+
+Destroying a month deletes the key files of every version of both purposes and
+leaves a tombstone; every copy of that month's Parquet files, backups included,
+is then unreadable.  That holds for keyring backups only once they expire too:
+keep keyring backups for a short, fixed time (the root key alone opens nothing),
+or keep master keys in a cloud KMS whose key deletion covers its own copies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from retention import sealing
+
+PURPOSES = ("personal", "data")
+ROOT_KEY_ENV = "LOGWARDEN_ROOT_KEY"
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_KEY_ID = re.compile(r"^(?P<purpose>[a-z]+)-(?P<period>\d{4}-\d{2})@v(?P<version>[1-9]\d*)$")
+_ROOT_CONTEXT = "logwarden root seals "
+
+
+class KeyringError(Exception):
+    """The keyring or root key cannot be used as asked (missing, wrong permissions, not matching)."""
+
+
+class KeyAccessError(KeyringError):
+    """A key exists in principle but this role may not, or no longer can, use it."""
+
+
+def check_period(period: str) -> str:
+    if not isinstance(period, str) or not _PERIOD.match(period):
+        raise KeyringError(f"bad period {period!r}: expected a month as YYYY-MM, e.g. 2026-01")
+    return period
+
+
+def period_of_day(day: str) -> str:
+    """``2026-01-31`` -> ``2026-01``: the month whose keys encrypt that day's partition."""
+    return check_period(day[:7])
+
+
+def key_name(purpose: str, period: str) -> str:
+    if purpose not in PURPOSES:
+        raise KeyringError(f"unknown key purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
+    return f"{purpose}-{check_period(period)}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRecord:
+    """One version of one master key."""
+
+    purpose: str
+    period: str
+    version: int
+    public_key: bytes
+    sealed_private_key: str | None
+    created: str
+
+    @property
+    def key_id(self) -> str:
+        return f"{key_name(self.purpose, self.period)}@v{self.version}"
+
+    def to_json(self, with_private: bool = True) -> dict:
+        doc = {
+            "key_id": self.key_id,
+            "purpose": self.purpose,
+            "period": self.period,
+            "version": self.version,
+            "created": self.created,
+            "public_key": sealing.encode_key(self.public_key),
+        }
+        if with_private and self.sealed_private_key:
+            doc["sealed_private_key"] = self.sealed_private_key
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping) -> KeyRecord:
+        return cls(
+            purpose=doc["purpose"],
+            period=doc["period"],
+            version=int(doc["version"]),
+            public_key=sealing.decode_key(doc["public_key"]),
+            sealed_private_key=doc.get("sealed_private_key"),
+            created=doc.get("created", ""),
+        )
+
+
+def parse_key_id(key_id: str) -> tuple[str, str, int]:
+    """``personal-2026-01@v2`` -> (``personal``, ``2026-01``, 2)."""
+    match = _KEY_ID.match(key_id)
+    if not match:
+        raise KeyAccessError(f"{key_id!r} is not a logwarden master key id (expected e.g. personal-2026-01@v1)")
+    return match["purpose"], match["period"], int(match["version"])
+
+
+def _write_json_exclusive(path: Path, doc: dict) -> bool:
+    """Create ``path`` with ``doc`` atomically; False if it already exists (another writer won)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+class Keyring:
+    """A keyring directory; reads and changes key files, never holds a private key in the clear."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory).expanduser()
+
+    def __repr__(self) -> str:
+        return f"Keyring({str(self.directory)!r})"
+
+    @property
+    def _root_file(self) -> Path:
+        return self.directory / "root.json"
+
+    def exists(self) -> bool:
+        return self._root_file.is_file()
+
+    def create(self, root_public: bytes) -> None:
+        """Start an empty keyring whose private halves will be sealed to ``root_public``."""
+        if self.exists():
+            raise KeyringError(f"a keyring already exists in {self.directory}")
+        (self.directory / "keys").mkdir(parents=True, exist_ok=True)
+        (self.directory / "destroyed").mkdir(exist_ok=True)
+        doc = {"public_key": sealing.encode_key(root_public), "created": _now(), "sealing": sealing.FORMAT}
+        if not _write_json_exclusive(self._root_file, doc):
+            raise KeyringError(f"a keyring already exists in {self.directory}")
+
+    def root_public(self) -> bytes:
+        try:
+            doc = json.loads(self._root_file.read_text(encoding="utf-8"))
+            return sealing.decode_key(doc["public_key"])
+        except FileNotFoundError:
+            raise KeyringError(
+                f"no keyring in {self.directory}: create one with 'logwarden keys init' "
+                "(logwarden batch creates one on its first run)"
+            ) from None
+        except (ValueError, KeyError) as error:
+            raise KeyringError(f"{self._root_file}: damaged root record ({error})") from None
+
+    def records(self) -> list[KeyRecord]:
+        """Every key version still in the keyring, sorted by period, purpose and version."""
+        self.root_public()  # a clear error when there is no keyring at all
+        records = []
+        for path in sorted((self.directory / "keys").glob("*.json")):
+            try:
+                records.append(KeyRecord.from_json(json.loads(path.read_text(encoding="utf-8"))))
+            except (ValueError, KeyError) as error:
+                raise KeyringError(f"{path}: damaged key record ({error})") from None
+        return sorted(records, key=lambda r: (r.period, r.purpose, r.version))
+
+    def _path(self, purpose: str, period: str, version: int) -> Path:
+        return self.directory / "keys" / f"{key_name(purpose, period)}@v{version}.json"
+
+    def record(self, key_id: str) -> KeyRecord:
+        purpose, period, version = parse_key_id(key_id)
+        path = self._path(purpose, period, version)
+        try:
+            return KeyRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            tombstone = self.destroyed().get(period)
+            if tombstone is not None:
+                raise KeyAccessError(
+                    f"key {key_id} was destroyed on {tombstone['destroyed']}: the {period} data it protected "
+                    "is crypto-shredded and cannot be read by anyone"
+                ) from None
+            raise KeyAccessError(f"key {key_id} is not in the keyring {self.directory}") from None
+
+    def versions(self, purpose: str, period: str) -> list[KeyRecord]:
+        name = key_name(purpose, period)
+        return [r for r in self.records() if key_name(r.purpose, r.period) == name]
+
+    def current(self, purpose: str, period: str) -> KeyRecord | None:
+        versions = self.versions(purpose, period)
+        return versions[-1] if versions else None
+
+    def destroyed(self) -> dict[str, dict]:
+        """Tombstones of crypto-shredded months, by period."""
+        found = {}
+        for path in sorted((self.directory / "destroyed").glob("*.json")):
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            found[doc["period"]] = doc
+        return found
+
+    def _check_alive(self, period: str) -> None:
+        tombstone = self.destroyed().get(period)
+        if tombstone is not None:
+            raise KeyAccessError(
+                f"the keys of {period} were destroyed on {tombstone['destroyed']}; "
+                f"refusing to write new {period} data under fresh keys (its retention has ended)"
+            )
+
+    def _try_create(self, purpose: str, period: str, version: int) -> KeyRecord | None:
+        """Create one version with a fresh key pair (private half sealed to the root); None if it exists."""
+        private = sealing.new_private_key()
+        record = KeyRecord(purpose, period, version, sealing.public_key_of(private), None, _now())
+        sealed = sealing.seal(self.root_public(), private, _ROOT_CONTEXT + record.key_id)
+        record = dataclasses.replace(record, sealed_private_key=sealed)
+        return record if _write_json_exclusive(self._path(purpose, period, version), record.to_json()) else None
+
+    def add_version(self, purpose: str, period: str) -> KeyRecord:
+        """Create the next version of a master key (the first one if none): rotation."""
+        self._check_alive(period)
+        while True:
+            latest = self.current(purpose, period)
+            record = self._try_create(purpose, period, latest.version + 1 if latest else 1)
+            if record is not None:
+                return record
+            # another process created this version at the same moment: take the next number
+
+    def ensure_period(self, period: str) -> list[KeyRecord]:
+        """The current key of each purpose for ``period``, creating version 1 where none exists."""
+        self._check_alive(period)
+        found = []
+        for purpose in PURPOSES:
+            record = self.current(purpose, period)
+            if record is None:
+                record = self._try_create(purpose, period, 1) or self.current(purpose, period)
+            found.append(record)
+        return found
+
+    def destroy_period(self, period: str) -> list[str]:
+        """Crypto-shred one month: tombstone first (so writers stop), then delete every version of its keys."""
+        check_period(period)
+        self.root_public()
+        victims = [r for r in self.records() if r.period == period]
+        tombstone = self.directory / "destroyed" / f"{period}.json"
+        if not tombstone.exists():
+            _write_json_exclusive(
+                tombstone, {"period": period, "destroyed": _now(), "key_ids": [r.key_id for r in victims]}
+            )
+        for record in victims:
+            path = self._path(record.purpose, record.period, record.version)
+            with contextlib.suppress(FileNotFoundError):
+                _overwrite_and_unlink(path)
+        return [r.key_id for r in victims]
+
+    def export_public(self, target: str | os.PathLike) -> int:
+        """Copy the keyring without any private half (not even sealed): a writer-only keyring."""
+        out = Keyring(target)
+        out.create(self.root_public())
+        records = self.records()
+        for record in records:
+            _write_json_exclusive(out._path(record.purpose, record.period, record.version), record.to_json(False))
+        for period, doc in self.destroyed().items():
+            _write_json_exclusive(out.directory / "destroyed" / f"{period}.json", doc)
+        return len(records)
+
+
+def _overwrite_and_unlink(path: Path) -> None:
+    """Zero the sealed key before unlinking: best effort against undelete (SSDs and CoW filesystems keep copies)."""
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.write(b"\0" * size)
+        fh.flush()
+        os.fsync(fh.fileno())
+    path.unlink()
+
+
+# --- the root key -------------------------------------------------------------------------------------------------
+
+
+def read_root_key(root_key_file: str | os.PathLike | None, environ: Mapping[str, str] = os.environ) -> bytes:
+    """The root private key from ``$LOGWARDEN_ROOT_KEY`` if set, else from an owner-only key file."""
+    text = environ.get(ROOT_KEY_ENV)
+    where = f"${ROOT_KEY_ENV}"
+    if not text:
+        if root_key_file is None:
+            raise KeyringError(f"no root key: set ${ROOT_KEY_ENV} or configure keys.root_key_file")
+        path = Path(root_key_file).expanduser()
+        where = str(path)
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise KeyringError(
+                f"no root key: {path} does not exist and ${ROOT_KEY_ENV} is not set "
+                "(the reader role needs the root key that 'logwarden keys init' created)"
+            ) from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyringError(
+                f"root key file {path} is accessible by other users (mode {stat.S_IMODE(mode):o}); "
+                f"run: chmod 600 {path}"
+            )
+        text = path.read_text(encoding="utf-8")
+    try:
+        return sealing.decode_key(text)
+    except ValueError as error:
+        raise KeyringError(f"the root key in {where} is not valid ({error})") from None
+
+
+def write_root_key_file(path: str | os.PathLike, root_key: bytes) -> None:
+    """Write a new root key file readable by its owner only; never overwrites one."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyringError(f"{path} already exists; refusing to overwrite a root key") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(sealing.encode_key(root_key) + "\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class InitResult:
+    keyring: Path
+    root_key_file: Path | None  # None when the root key came from the environment
+    created_root_key: bool
+    periods: tuple[str, ...] = ()
+
+
+def init_keyring(
+    directory: str | os.PathLike,
+    root_key_file: str | os.PathLike,
+    periods: Iterable[str] = (),
+    environ: Mapping[str, str] = os.environ,
+) -> InitResult:
+    """Create a keyring; reuse the root key from the environment or an existing key file, else make one."""
+    keyring = Keyring(directory)
+    if keyring.exists():
+        raise KeyringError(f"a keyring already exists in {keyring.directory}")
+    created = False
+    if environ.get(ROOT_KEY_ENV) or Path(root_key_file).expanduser().exists():
+        root_key = read_root_key(root_key_file, environ)
+    else:
+        root_key = sealing.new_private_key()
+        write_root_key_file(root_key_file, root_key)
+        created = True
+    keyring.create(sealing.public_key_of(root_key))
+    periods = tuple(check_period(p) for p in periods)
+    for period in periods:
+        keyring.ensure_period(period)
+    from_env = bool(environ.get(ROOT_KEY_ENV))
+    return InitResult(keyring.directory, None if from_env else Path(root_key_file), created, periods)
+
+
+# --- roles -------------------------------------------------------------------------------------------------------
+
+
+class WriterKeys:
+    """The ingest role: public halves only.  Picklable (it is only a directory name) for Beam workers."""
+
+    role = "writer"
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = str(directory)
+        self._cache: dict[str, KeyRecord] = {}
+
+    def __getstate__(self):
+        return {"directory": self.directory}
+
+    def __setstate__(self, state):
+        self.__init__(state["directory"])
+
+    @property
+    def keyring(self) -> Keyring:
+        return Keyring(self.directory)
+
+    def current_ids(self, period: str) -> dict[str, str]:
+        """Versioned master key ids to encrypt ``period`` with, by purpose (created on first use)."""
+        records = self.keyring.ensure_period(period)
+        for record in records:
+            self._cache[record.key_id] = record
+        return {record.purpose: record.key_id for record in records}
+
+    def public_key(self, key_id: str) -> bytes:
+        record = self._cache.get(key_id)
+        if record is None:
+            record = self._cache[key_id] = self.keyring.record(key_id)
+        return record.public_key
+
+    def private_key(self, key_id: str) -> bytes:
+        raise KeyAccessError(
+            f"the writer role holds public keys only: it can write the archive but cannot read it "
+            f"(needed {key_id}; read with the reader role, which has the root key)"
+        )
+
+
+class ReaderKeys(WriterKeys):
+    """The owner role: can also unseal private halves with the root private key."""
+
+    role = "reader"
+
+    def __init__(self, directory: str | os.PathLike, root_key: bytes):
+        super().__init__(directory)
+        self._root_key = root_key
+        self._private: dict[str, bytes] = {}
+        expected = self.keyring.root_public()
+        if sealing.public_key_of(root_key) != expected:
+            raise KeyringError(f"this root key does not belong to the keyring in {directory}")
+
+    def __getstate__(self):
+        return {"directory": self.directory, "root_key": self._root_key}
+
+    def __setstate__(self, state):
+        self.__init__(state["directory"], state["root_key"])
+
+    def private_key(self, key_id: str) -> bytes:
+        private = self._private.get(key_id)
+        if private is None:
+            record = self.keyring.record(key_id)
+            if not record.sealed_private_key:
+                raise KeyAccessError(f"the keyring in {self.directory} holds only the public half of {key_id}")
+            try:
+                private = sealing.unseal(self._root_key, record.sealed_private_key, _ROOT_CONTEXT + key_id)
+            except sealing.SealError as error:
+                raise KeyAccessError(f"cannot unseal {key_id} with this root key: {error}") from None
+            self._private[key_id] = private
+        return private
+
+
+def writer_keys(directory: str | os.PathLike) -> WriterKeys:
+    keys = WriterKeys(directory)
+    keys.keyring.root_public()  # fail early, clearly, when there is no keyring
+    return keys
+
+
+def reader_keys(
+    directory: str | os.PathLike, root_key_file: str | os.PathLike | None, environ: Mapping[str, str] = os.environ
+) -> ReaderKeys:
+    return ReaderKeys(directory, read_root_key(root_key_file, environ))

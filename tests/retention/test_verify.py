@@ -1,0 +1,81 @@
+"""``archive verify``: what it catches (tampering, strays, losses, plaintext) and what it does not call damage."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.cli import main
+from retention.keyring import Keyring
+from retention.parquet_files import manifest_document, manifest_name
+from retention.verify import verify_archive
+from tests.retention.conftest import access_batch, combined_lines, write_partition
+
+
+@pytest.fixture
+def archive(tmp_path, writer):
+    root = tmp_path / "out"
+    for month, day in (("Jan", "2026-01-05"), ("Feb", "2026-02-05")):
+        written = write_partition(root, writer, day, access_batch(combined_lines(month)), "part-r-00000.parquet")
+        entry = written.manifest_entry("part-r-00000.parquet")
+        (Path(written.path).parent / manifest_name("r")).write_bytes(manifest_document(day, "r", [entry]))
+    return root
+
+
+def problems(report) -> list[str]:
+    return [f"{Path(f.path).name}: {f.message}" for f in report.errors]
+
+
+def test_a_whole_archive_verifies_quick_and_deep(archive, writer, reader):
+    quick = verify_archive(archive, Keyring(writer.directory))
+    assert quick.ok and quick.files == 2 and quick.rows == 40 and quick.decrypted_files == 0
+    deep = verify_archive(archive, reader=reader)
+    assert deep.ok and deep.decrypted_files == 2
+
+
+def test_a_flipped_byte_fails_the_checksum(archive, writer):
+    [path] = archive.glob("events/dt=2026-01-05/*.parquet")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(data)
+    assert problems(verify_archive(archive, Keyring(writer.directory))) == [
+        "part-r-00000.parquet: checksum or size differs from the manifest"
+    ]
+
+
+def test_strays_losses_and_plaintext_are_errors(archive, writer):
+    partition = archive / "events" / "dt=2026-02-05"
+    (partition / "part-r-00000.parquet").unlink()
+    stray = archive / "events" / "dt=2026-01-05" / "part-x-00000.parquet"
+    plain = io.BytesIO()
+    pq.write_table(pa.table({"a": [1]}), plain)
+    stray.write_bytes(plain.getvalue())
+    assert sorted(problems(verify_archive(archive, Keyring(writer.directory)))) == [
+        "part-r-00000.parquet: listed in a manifest but missing",
+        "part-x-00000.parquet: file is in no manifest",
+    ]
+
+
+def test_missing_keys_fail_and_shredded_months_do_not(archive, writer, reader):
+    for path in (Path(writer.directory) / "keys").glob("personal-2026-02*"):
+        path.unlink()  # lost, not destroyed
+    Keyring(writer.directory).destroy_period("2026-01")
+    report = verify_archive(archive, reader=reader)
+    assert problems(report)[0] == "part-r-00000.parquet: key personal-2026-02@v1 is not in the keyring: unreadable"
+    assert report.shredded_partitions == 1
+
+
+def test_the_cli_verifies_and_exits_1_on_damage(archive, archive_config, capsys, monkeypatch):
+    monkeypatch.setenv("LOGWARDEN_ROOT_KEY", (Path(archive_config.keys.root_key_file)).read_text().strip())
+    ring = ["--keyring", archive_config.keys.keyring]
+    assert main(["archive", "verify", str(archive), "--deep", *ring]) == 0
+    assert "2 files, 40 rows, 2 files decrypted: ok" in capsys.readouterr().out
+    [path] = archive.glob("events/dt=2026-02-05/*.parquet")
+    path.write_bytes(path.read_bytes()[:-10])
+    assert main(["archive", "verify", str(archive), *ring]) == 1
+    out = capsys.readouterr().out
+    assert "checksum or size differs" in out and "1 problem(s)" in out
