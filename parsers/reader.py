@@ -141,16 +141,19 @@ def iter_chunks(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     stats: ReadStats | None = None,
     format_spec: str = "auto",
+    start_offset: int = 0,
+    first_line: int = 1,
 ) -> Iterator[LineChunk]:
     """Yield ``LineChunk``s of about ``chunk_bytes`` whole lines each from an open binary file.
 
     A chunk is cut after a newline, so no line is ever split between chunks;
-    a line longer than ``chunk_bytes`` makes one larger chunk.
+    a line longer than ``chunk_bytes`` makes one larger chunk.  ``start_offset``
+    and ``first_line`` locate ``raw``'s first byte when it is a range of a file.
     """
     stats = stats if stats is not None else ReadStats()
     pending = bytearray()
-    offset = 0
-    line_number = 1
+    offset = start_offset
+    line_number = first_line
     for block in _decompressed_blocks(raw, path, stats):
         pending += block
         while len(pending) >= chunk_bytes:

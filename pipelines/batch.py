@@ -3,9 +3,10 @@
 Reads like the data flow in PRODUCT.md::
 
     files --ReadLogs--> chunks --Parse--> access / error events --Archive--> Parquet
+                                     |           \\--AggregateTraffic--> reports (Parquet, CSV, HTML)
                                      \\--> dead letters --WriteDeadLetters--> JSON lines
 
-Later stages (enrich, detect, aggregate) hang off the same event collections.
+Later stages (enrich, detect) hang off the same event collections.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
+from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from pipelines.read import ReadLogChunks
@@ -38,11 +41,19 @@ def new_run_id() -> str:
 
 def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str, config: Config, run_id: str) -> None:
     """Attach the batch graph to ``pipeline``."""
-    chunks = pipeline | "ReadLogs" >> ReadLogChunks(inputs, config.input.format, config.input.chunk_bytes)
+    chunks = pipeline | "ReadLogs" >> ReadLogChunks(
+        inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes
+    )
     parsed = chunks | "Parse" >> ParseChunks()
     parsed[ACCESS] | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)
     parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, config.archive)
     parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(output, run_id)
+    if config.reports.enabled:
+        (
+            parsed[ACCESS]
+            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket)
+            | "WriteReports" >> WriteReports(output, run_id)
+        )
 
 
 @dataclasses.dataclass
@@ -58,11 +69,11 @@ class BatchRun:
 
 
 def run_batch(inputs: list[str], output: str, config: Config, options: PipelineOptions) -> BatchRun:
-    """Run the batch pipeline to completion and return its counts."""
+    """Run the batch pipeline over files, globs or directories to completion and return its counts."""
     run_id = new_run_id()
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, inputs, output, config, run_id)
+    build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id)
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.monotonic() - started

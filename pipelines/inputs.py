@@ -35,5 +35,7 @@ def list_files(patterns: list[str]) -> list[str]:
     """Every file the patterns match, sorted, for commands that read files one by one."""
     files = []
     for pattern in expand_inputs(patterns):
-        files += sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list if not os.path.isdir(m.path))
+        paths = (m.path for m in FileSystems.match([pattern])[0].metadata_list if not os.path.isdir(m.path))
+        # Local paths are made absolute so every event's log_file_path says exactly where it came from.
+        files += sorted(p if "://" in p else os.path.abspath(p) for p in paths)
     return files

@@ -6,7 +6,7 @@ module derives its columns, JSON keys and Parquet layout from these objects.
 """
 
 from schemas.access import ACCESS_EVENT
-from schemas.aggregates import TRAFFIC_AGGREGATE
+from schemas.aggregates import TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN
 from schemas.alerts import ALERT
 from schemas.dead_letters import DEAD_LETTER
 from schemas.errors import ERROR_EVENT
@@ -19,6 +19,7 @@ __all__ = [
     "ERROR_EVENT",
     "SCHEMA_VERSION",
     "TRAFFIC_AGGREGATE",
+    "TRAFFIC_BREAKDOWN",
     "schema_for_kind",
     "schema_version_of",
     "with_version",
@@ -30,11 +31,12 @@ _BY_KIND = {
     "dead_letter": DEAD_LETTER,
     "alert": ALERT,
     "aggregate": TRAFFIC_AGGREGATE,
+    "breakdown": TRAFFIC_BREAKDOWN,
 }
 
 
 def schema_for_kind(kind: str):
-    """The schema of one record kind (``access``, ``error``, ``dead_letter``, ``alert``, ``aggregate``)."""
+    """The schema of one record kind: access, error, dead_letter, alert, aggregate or breakdown."""
     try:
         return _BY_KIND[kind]
     except KeyError:

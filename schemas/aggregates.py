@@ -1,16 +1,27 @@
-"""Traffic aggregates for capacity planners: per time bucket and virtual host, no personal data."""
+"""Traffic aggregates for capacity planners: per time bucket and virtual host, no personal data.
+
+``TRAFFIC_AGGREGATE`` has one row per bucket and host; ``TRAFFIC_BREAKDOWN`` one
+row per bucket, host, dimension (browser, os, device, status, path, referrer
+domain, country, client) and value.  Neither has a column that could identify a
+person: visitors are counted with a sketch, paths are generalised, referrers
+reduced to their domain.
+"""
 
 import pyarrow as pa
 
 from schemas.fields import TIMESTAMP_TYPE
 from schemas.versioning import with_version
 
+_KEY = [
+    pa.field("bucket_start", TIMESTAMP_TYPE, nullable=False),
+    pa.field("bucket", pa.string(), nullable=False),  # "hour" or "day"
+    pa.field("url_domain", pa.string()),
+]
+
 TRAFFIC_AGGREGATE = with_version(
     pa.schema(
         [
-            pa.field("bucket_start", TIMESTAMP_TYPE, nullable=False),
-            pa.field("bucket", pa.string(), nullable=False),
-            pa.field("url_domain", pa.string()),
+            *_KEY,
             pa.field("requests", pa.int64()),
             pa.field("bytes", pa.int64()),
             pa.field("distinct_visitors_estimate", pa.int64()),
@@ -27,4 +38,17 @@ TRAFFIC_AGGREGATE = with_version(
         ]
     ),
     "aggregate",
+)
+
+TRAFFIC_BREAKDOWN = with_version(
+    pa.schema(
+        [
+            *_KEY,
+            pa.field("dimension", pa.string(), nullable=False),
+            pa.field("value", pa.string()),
+            pa.field("requests", pa.int64()),
+            pa.field("bytes", pa.int64()),
+        ]
+    ),
+    "breakdown",
 )

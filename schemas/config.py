@@ -49,8 +49,8 @@ class InputConfig:
     format: str = "auto"
     #: Bytes of whole lines per pipeline element; larger chunks amortise per-element overhead.
     chunk_bytes: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
-    #: Lines longer than this are dead-lettered rather than parsed.
-    max_line_bytes: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
+    #: Uncompressed files larger than this are split into line-aligned ranges read in parallel.
+    range_bytes: int = dataclasses.field(default=64 * 1024 * 1024, metadata=_check(_positive))
     #: Zone for logs whose timestamps carry none (error logs), as an IANA name.
     timezone: str = "UTC"
 
@@ -87,6 +87,18 @@ class AlertsConfig:
     default_rules: bool = True
 
 
+def _bucket(value: str) -> str | None:
+    return None if value in {"hour", "day"} else "must be hour or day"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportsConfig:
+    #: Write capacity reports (aggregates without personal data) with every batch run.
+    enabled: bool = True
+    #: Time bucket of the aggregates.
+    bucket: str = dataclasses.field(default="hour", metadata=_check(_bucket))
+
+
 @dataclasses.dataclass(frozen=True)
 class RetentionConfig:
     #: Days a partition stays in the online, searchable tier (the public promise: at least 90).
@@ -109,6 +121,7 @@ class Config:
     archive: ArchiveConfig = ArchiveConfig()
     enrich: EnrichConfig = EnrichConfig()
     alerts: AlertsConfig = AlertsConfig()
+    reports: ReportsConfig = ReportsConfig()
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
 

@@ -1,0 +1,44 @@
+# The README's two commands: `make demo` and `make test`.  Both set up .venv first (once).
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.logwarden-installed
+DEMO    = demo-output
+
+.PHONY: demo test test-all lint format bench clean setup
+
+setup: $(STAMP)
+
+# Reinstall only when the package definition changes, so a second call is quick.
+$(STAMP): setup.py pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@rm -rf $(DEMO)
+	$(VENV)/bin/logwarden batch --config examples/logwarden.yaml --input examples/logs --output $(DEMO)
+	@echo
+	@echo "demo outputs in $(DEMO)/:"
+	@find $(DEMO) -type f -not -path '*/.tmp/*' | sort | sed 's/^/  /'
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ''
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	@test -f bench/data/bench-1m.log || (mkdir -p bench/data && $(PY) -m bench generate bench/data/bench-1m.log --lines 1000000)
+	$(PY) -m bench throughput bench/data/bench-1m.log
+
+clean:
+	rm -rf $(DEMO) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""Splitting large uncompressed files into line-aligned ranges that workers read in parallel.
+
+A planner scans the file once, counting newlines (fast: no parsing), and cuts
+it at line boundaries near every ``range_bytes``; each range knows its first
+byte offset and first line number, so offsets and line numbers stay exact
+however the work is spread.  Compressed files cannot be entered in the middle
+and stay whole, as do formats whose lines depend on earlier ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from parsers.lines import LineChunk
+from parsers.reader import DEFAULT_CHUNK_BYTES, ReadStats, compression_of, iter_chunks
+
+DEFAULT_RANGE_BYTES = 64 * 1024 * 1024
+_SCAN_BYTES = 8 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class FileRange:
+    """Bytes ``[start, end)`` of ``path`` (``end`` None: to the end), beginning at line ``first_line``."""
+
+    path: str
+    start: int
+    end: int | None
+    first_line: int
+    format: str
+
+
+def plan_ranges(raw: BinaryIO, path: str, format_spec: str, range_bytes: int = DEFAULT_RANGE_BYTES) -> list[FileRange]:
+    """Line-aligned ranges of about ``range_bytes``; one whole-file range when splitting does not apply."""
+    if compression_of(path):
+        return [FileRange(path, 0, None, 1, format_spec)]
+    boundaries = [(0, 1)]  # (byte offset, line number) where each range starts
+    position, lines, want = 0, 0, range_bytes
+    while block := raw.read(_SCAN_BYTES):
+        while want < position + len(block):
+            newline = block.find(b"\n", want - position)
+            if newline < 0:
+                break
+            boundary = position + newline + 1
+            boundaries.append((boundary, lines + block.count(b"\n", 0, newline + 1) + 1))
+            want = boundary + range_bytes
+        lines += block.count(b"\n")
+        position += len(block)
+    boundaries = [b for b in boundaries if b[0] < position] or [(0, 1)]
+    ends = [start for start, _ in boundaries[1:]] + [None]
+    return [FileRange(path, start, end, line, format_spec) for (start, line), end in zip(boundaries, ends)]
+
+
+class _Window:
+    """Read at most ``size`` bytes of ``raw`` (``size`` None: all of it)."""
+
+    def __init__(self, raw: BinaryIO, size: int | None):
+        self._raw = raw
+        self._left = size
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left is None:
+            return self._raw.read(n)
+        if self._left <= 0:
+            return b""
+        data = self._raw.read(self._left if n < 0 else min(n, self._left))
+        self._left -= len(data)
+        return data
+
+
+def read_range(
+    raw: BinaryIO, file_range: FileRange, chunk_bytes: int = DEFAULT_CHUNK_BYTES, stats: ReadStats | None = None
+) -> Iterator[LineChunk]:
+    """The chunks of one range, with file offsets and line numbers as if the whole file had been read."""
+    if file_range.start:
+        raw.seek(file_range.start)
+    size = None if file_range.end is None else file_range.end - file_range.start
+    yield from iter_chunks(
+        _Window(raw, size),
+        file_range.path,
+        chunk_bytes,
+        stats,
+        file_range.format,
+        start_offset=file_range.start,
+        first_line=file_range.first_line,
+    )

@@ -1,0 +1,1 @@
+"""Capacity reports: traffic aggregates without personal data (plain Python, no Beam)."""

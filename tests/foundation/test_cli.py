@@ -1,0 +1,89 @@
+"""The ``logwarden`` command as ops use it: help that teaches, summaries, and exit codes scripts can trust."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def logwarden(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_help_lists_commands_with_examples():
+    done = logwarden("--help")
+    assert done.returncode == 0
+    for command in ("batch", "parse", "config", "version"):
+        assert command in done.stdout
+    assert "examples:" in done.stdout
+    assert "examples:" in logwarden("batch", "--help").stdout
+
+
+def test_version():
+    done = logwarden("version")
+    assert done.returncode == 0 and done.stdout.startswith("logwarden ")
+
+
+def test_config_check_names_the_bad_key_with_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("archive:\n  row_group_rows: lots\n")
+    done = logwarden("config", "check", bad)
+    assert done.returncode == 2
+    assert "archive.row_group_rows" in done.stderr and "expected an integer" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_config_check_accepts_the_example(examples):
+    assert logwarden("config", "check", examples / "logwarden.yaml").returncode == 0
+
+
+def test_parse_prints_json_events_and_a_balanced_summary(examples, tmp_path):
+    dead = tmp_path / "dead.jsonl"
+    done = logwarden("parse", examples / "logs" / "access.log.1.gz", "--output", "-", "--dead-letter", dead)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(events) == 2000
+    assert events[0]["timestamp"].endswith("Z") and "source_ip" in events[0]
+    assert "2002 lines read = 2000 parsed + 2 dead-lettered" in done.stderr
+    assert "detected format combined" in done.stderr
+    assert [json.loads(line)["line_number"] for line in dead.read_text().splitlines()] == [1001, 1002]
+
+
+def test_parse_rejects_unknown_format_and_missing_files(examples, tmp_path):
+    done = logwarden("parse", examples / "logs" / "access.log", "--format", "nonsense")
+    assert done.returncode == 2 and "unknown log format 'nonsense'" in done.stderr
+    done = logwarden("parse", tmp_path / "nope.log")
+    assert done.returncode == 2 and "matches no file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_batch_prints_the_summary(examples, tmp_path):
+    done = logwarden("batch", "--input", examples / "logs", "--output", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    for words in (
+        "lines read        4002",
+        "parsed            4000",
+        "dead-lettered     2",
+        "files written",
+        "lines/s",
+    ):
+        assert words in done.stderr
+    assert list((tmp_path / "out" / "events").glob("dt=*/*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--input", "/no/such/dir/*.log", "--output", "OUT"], "matches no file"),
+        (["--input", "EXAMPLES", "--output", "OUT", "--config", "/no/config.yaml"], "config file not found"),
+        (["--input", "EXAMPLES", "--output", "OUT", "--format", "bogus"], "unknown log format 'bogus'"),
+    ],
+)
+def test_batch_usage_errors_exit_2_without_traceback(examples, tmp_path, args, words):
+    args = [a.replace("EXAMPLES", str(examples / "logs")).replace("OUT", str(tmp_path)) for a in args]
+    done = logwarden("batch", *args)
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
