@@ -1,17 +1,22 @@
-"""The stateful half of detection: hits folded per rule and key in event-time order.
+"""The stateful half of detection: rule hits folded per key in event-time order.
 
 ``Detector`` buffers ``Hits`` as they arrive (in any order) and, when told
 that event time has reached ``T`` (a watermark in Beam, the end of the input
 in a replay), folds every buffered row with ``ts <= T`` into its key's state in
-``(ts, file, offset)`` order.  The fold is the same whether the rows come in
-one flush or in many, so a replay and the live stream produce the same alerts
-with the same ids and timestamps.
+``(ts, file, offset)`` order.  The fold gives the same result whether the rows
+come in one flush or in many, so a replay and the live stream produce the same
+alerts with the same ids and timestamps.
 
-Per key, a rule keeps either a leaky bucket (``level`` drains one event per
+Per key a rule keeps either a leaky bucket (the level drains one event per
 ``leak`` seconds; more than ``capacity`` events overflow) or a sliding window
 (``count`` events, or distinct values, within ``period``).  A signature is a
-window of one.  After an alert the key cools down: its events are absorbed
-until ``cooldown`` has passed, so one attacker makes one alert per period.
+window of one.  After an alert the key cools down: its rows are absorbed until
+``cooldown`` has passed, so one attacker makes one alert per period.
+
+Three folds, one meaning: signatures jump from cool-down to cool-down with
+``searchsorted``; plain sliding counts (request floods) are vectorised over all
+keys at once; only distinct-value and bucket rules, whose filters are narrow,
+walk their rows in Python.
 """
 
 from __future__ import annotations
@@ -19,17 +24,17 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import heapq
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from alerts.alert import build_alert
-from alerts.observe import Hits
+from alerts.observe import KEY_FIELDS, Hits
 from alerts.rules import Bucket, Rule, RuleSet
 
 US = 1_000_000
+NEVER = -(2**62)
 #: Distinct values an alert lists as a sample.
 SAMPLE_SIZE = 10
 
@@ -40,14 +45,14 @@ def utc_now() -> dt.datetime:
 
 @dataclasses.dataclass
 class KeyState:
-    """What one rule remembers about one key between rows."""
+    """What one rule remembers about one key between flushes."""
 
     fields: dict[str, str | None]
-    cooldown_until: int = -(2**62)
-    last_ts: int = -(2**62)
+    cooldown_until: int = NEVER
+    last_ts: int = NEVER
     level: float = 0.0  # leaky bucket
     recent: collections.deque = dataclasses.field(default_factory=collections.deque)  # window: (ts, value)
-    seen: dict = dataclasses.field(default_factory=dict)  # distinct value -> last ts in the episode
+    seen: dict = dataclasses.field(default_factory=dict)  # distinct value -> last ts, this episode
     episode_start: int | None = None
     episode_count: int = 0
     evidence: list = dataclasses.field(default_factory=list)  # (ts, path, offset, line)
@@ -61,91 +66,180 @@ class KeyState:
         self.evidence = []
 
 
+@dataclasses.dataclass
+class Rows:
+    """One key's rows for one flush, in fold order."""
+
+    ts: np.ndarray
+    offsets: np.ndarray
+    paths: list[str]
+    values: list | None
+    lines: dict[tuple[str, int], str]
+
+    def evidence(self, i: int) -> tuple[int, str, int, str | None]:
+        path, offset = self.paths[i if len(self.paths) > 1 else 0], int(self.offsets[i])
+        return int(self.ts[i]), path, offset, self.lines.get((path, offset))
+
+
+Fired = tuple[int, int, int, list, list]  # first_seen, last_seen, count, distinct sample, evidence
+
+
 class RuleFold:
-    """The per-row decision of one rule; stateless itself, it updates a ``KeyState``."""
+    """How one rule turns a key's ordered rows into alerts; it updates a ``KeyState``."""
 
     def __init__(self, rule: Rule):
         self.rule = rule
         self.cooldown_us = int(rule.cooldown * US)
+        self.distinct = rule.distinct is not None
         threshold = rule.threshold
         self.is_bucket = isinstance(threshold, Bucket)
         if self.is_bucket:
             self.capacity = threshold.capacity
             self.leak_us = threshold.leak * US
-            self.horizon_us = int(threshold.capacity * threshold.leak * US) + 1
+            horizon = int(threshold.capacity * threshold.leak * US) + 1
         else:
             self.count = threshold.count
             self.period_us = int(threshold.period * US)
-            self.horizon_us = self.period_us
-        self.horizon_us = max(self.horizon_us, self.cooldown_us)
+            horizon = self.period_us
+        self.horizon_us = max(horizon, self.cooldown_us)
+        self.is_signature = not self.is_bucket and self.count == 1
+        self.is_plain_window = not self.is_bucket and not self.distinct and not self.is_signature
 
-    def add(self, state: KeyState, ts: int, path: str, offset: int, value, line: str | None) -> tuple | None:
-        """Fold one row; returns ``(first_seen, last_seen, count, sample, evidence)`` when the rule fires."""
-        if ts < state.cooldown_until:
-            state.last_ts = ts
-            return None
-        distinct = self.rule.distinct is not None
-        if self.is_bucket:
-            if state.episode_start is not None:
-                state.level = max(0.0, state.level - (ts - state.last_ts) / self.leak_us)
-                if state.level <= 0.0:
-                    state.reset()
-            state.last_ts = ts
-            if distinct and value in state.seen:
-                return None
-            state.level += 1.0
-            fire = state.level > self.capacity
-        else:
-            state.last_ts = ts
-            start = ts - self.period_us
-            recent = state.recent
-            while recent and recent[0][0] <= start:
-                _, old = recent.popleft()
-                if distinct and state.seen.get(old, ts) <= start:
-                    del state.seen[old]
-            if not recent:
-                state.reset()
-            if distinct and value in state.seen:
-                state.seen[value] = ts
-                recent.append((ts, value))
-                return None
-            recent.append((ts, value))
-            fire = (len(state.seen) + 1 if distinct else len(recent)) >= self.count
-        if state.episode_start is None:
-            state.episode_start = ts
-        if distinct:
-            state.seen[value] = ts
-        state.episode_count += 1
-        if len(state.evidence) < self.rule.evidence:
-            state.evidence.append((ts, path, offset, line))
-        if not fire:
-            return None
-        first_seen = state.episode_start
-        sample = [v for v in state.seen if v is not None][:SAMPLE_SIZE] if distinct else []
-        result = (first_seen, ts, state.episode_count, sample, list(state.evidence))
+    # ------------------------------------------------------------ folds
+
+    def fold(self, state: KeyState, rows: Rows) -> list[Fired]:
+        if self.is_signature:
+            return self._fold_signature(state, rows)
+        return self._fold_rows(state, rows, 0, len(rows.ts))
+
+    def _fire(self, state: KeyState, ts: int) -> Fired:
+        sample = [v for v in state.seen if v is not None][:SAMPLE_SIZE] if self.distinct else []
+        fired = (state.episode_start, ts, state.episode_count, sample, list(state.evidence))
         state.reset()
         state.cooldown_until = ts + self.cooldown_us
-        return result
+        return fired
+
+    def _fold_signature(self, state: KeyState, rows: Rows) -> list[Fired]:
+        fired = []
+        ts = rows.ts
+        i = int(np.searchsorted(ts, state.cooldown_until, side="left"))
+        while i < len(ts):
+            state.episode_start, state.episode_count = int(ts[i]), 1
+            state.evidence = [rows.evidence(i)]
+            fired.append(self._fire(state, int(ts[i])))
+            i = int(np.searchsorted(ts, state.cooldown_until, side="left"))
+        state.last_ts = int(ts[-1])
+        return fired
+
+    def _fold_rows(self, state: KeyState, rows: Rows, begin: int, end: int) -> list[Fired]:
+        fired = []
+        ts_all = rows.ts.tolist()
+        values = rows.values
+        distinct = self.distinct
+        keep_evidence = self.rule.evidence
+        for i in range(begin, end):
+            ts = ts_all[i]
+            if ts < state.cooldown_until:
+                state.last_ts = ts
+                continue
+            value = values[i] if distinct else None
+            if self.is_bucket:
+                if state.episode_start is not None:
+                    state.level = max(0.0, state.level - (ts - state.last_ts) / self.leak_us)
+                    if state.level <= 0.0:
+                        state.reset()
+                state.last_ts = ts
+                if distinct and value in state.seen:
+                    continue
+                state.level += 1.0
+                fire = state.level > self.capacity
+            else:
+                state.last_ts = ts
+                start = ts - self.period_us
+                recent = state.recent
+                while recent and recent[0][0] <= start:
+                    _, old = recent.popleft()
+                    if distinct and state.seen.get(old, ts) <= start:
+                        del state.seen[old]
+                if not recent:
+                    state.reset()
+                recent.append((ts, value))
+                if distinct and value in state.seen:
+                    state.seen[value] = ts
+                    continue
+                fire = (len(state.seen) + 1 if distinct else len(recent)) >= self.count
+            if state.episode_start is None:
+                state.episode_start = ts
+            if distinct:
+                state.seen[value] = ts
+            state.episode_count += 1
+            if len(state.evidence) < keep_evidence:
+                state.evidence.append(rows.evidence(i))
+            if fire:
+                fired.append(self._fire(state, ts))
+        return fired
+
+    def could_fire(self, state: KeyState, rows: Rows) -> bool:
+        """For plain windows: can these rows (with the key's recent ones) reach the count at all?"""
+        ts = rows.ts
+        if len(state.recent) + len(ts) < self.count:
+            return False
+        joined = np.concatenate([np.fromiter((t for t, _ in state.recent), np.int64, len(state.recent)), ts])
+        lo = np.searchsorted(joined, joined - self.period_us, side="right")
+        return bool(((np.arange(len(joined)) - lo + 1) >= self.count).any())
+
+    def advance_quietly(self, state: KeyState, rows: Rows) -> None:
+        """Plain window rows that cannot fire and are past any cool-down: update the state in bulk."""
+        ts = rows.ts
+        previous = state.recent[-1][0] if state.recent else None
+        gaps = np.diff(ts) >= self.period_us
+        restart = int(np.flatnonzero(gaps)[-1]) + 1 if gaps.any() else 0
+        if restart == 0 and previous is not None and int(ts[0]) - previous >= self.period_us:
+            state.reset()
+        if restart:
+            state.reset()
+        if state.episode_start is None:
+            state.episode_start = int(ts[restart])
+        state.episode_count += len(ts) - restart
+        for i in range(restart, min(len(ts), restart + self.rule.evidence - len(state.evidence))):
+            state.evidence.append(rows.evidence(i))
+        last = int(ts[-1])
+        state.recent.extend((int(t), None) for t in ts[restart:][ts[restart:] > last - self.period_us].tolist())
+        while state.recent and state.recent[0][0] <= last - self.period_us:
+            state.recent.popleft()
+        state.last_ts = last
 
 
-def _merge_rows(pieces: list[Hits]) -> Iterable[tuple[int, str, int, Any, str | None]]:
-    """Rows of several hit groups of one key, in ``(ts, path, offset)`` order."""
-
-    def rows(h: Hits):
-        values = h.values if h.values is not None else [None] * len(h)
-        for ts, offset, value in zip(h.ts.tolist(), h.offsets.tolist(), values):
-            yield ts, h.path, offset, value, h.lines.get(offset)
-
-    if len(pieces) == 1:
-        return rows(pieces[0])
-    return heapq.merge(*(rows(p) for p in pieces), key=lambda r: (r[0], r[1], r[2]))
+def _concat(parts: list[Hits]):
+    """One rule's ready rows from several groups: global key ids, times, offsets, file ids, values."""
+    names: dict[str, int] = {}
+    fields: list[tuple] = []
+    key_ids = []
+    for p in parts:
+        local = np.empty(len(p.key_names), np.int64)
+        for i, (name, f) in enumerate(zip(p.key_names, p.key_fields)):
+            gid = names.get(name)
+            if gid is None:
+                gid = names[name] = len(fields)
+                fields.append(f)
+            local[i] = gid
+        key_ids.append(local[p.key_index])
+    path_names = sorted({p.path for p in parts})
+    rank = {name: i for i, name in enumerate(path_names)}
+    joined = {
+        "keys": np.concatenate(key_ids),
+        "ts": np.concatenate([p.ts for p in parts]),
+        "offsets": np.concatenate([p.offsets for p in parts]),
+        "paths": np.concatenate([np.full(len(p), rank[p.path], np.int64) for p in parts]),
+        "values": np.concatenate([p.values for p in parts]) if parts[0].values is not None else None,
+    }
+    return list(names), fields, path_names, joined
 
 
 class Detector:
     """Buffered hits plus per-(rule, key) state; ``flush(T)`` folds everything up to event time ``T``.
 
-    Plain data, so the Beam shell can keep it in state (pickled) and a replay
-    can use it directly.
+    Plain data, so the Beam shell can keep it in state (pickled) and a replay can use it directly.
     """
 
     def __init__(self, rules: RuleSet, clock: Callable[[], dt.datetime] = utc_now):
@@ -153,49 +247,74 @@ class Detector:
         self._clock = clock
         self.pending: list[Hits] = []
         self.states: dict[tuple[str, str], KeyState] = {}
-        self.folded_up_to = -(2**62)
+        self.folded_up_to = NEVER
         self.late_rows = 0
 
     def add(self, hits: Iterable[Hits]) -> None:
         for h in hits:
-            if h.rule_id not in self._folds:
+            if h.rule_id not in self._folds or not len(h):
                 continue  # a rule removed since the hits were produced
-            if len(h) and int(h.ts[0]) <= self.folded_up_to:
+            if self.folded_up_to > NEVER:
                 self.late_rows += int(np.count_nonzero(h.ts <= self.folded_up_to))
             self.pending.append(h)
 
     @property
     def pending_max_us(self) -> int | None:
-        return max((int(h.ts[-1]) for h in self.pending), default=None)
+        return max((int(h.ts.max()) for h in self.pending), default=None)
 
     def flush(self, upto_us: int | None = None) -> list[dict[str, Any]]:
         """Fold buffered rows with ``ts <= upto_us`` (all of them when None); return the alerts they raise."""
-        ready: dict[tuple[str, str], list[Hits]] = collections.defaultdict(list)
+        ready: dict[str, list[Hits]] = collections.defaultdict(list)
         keep: list[Hits] = []
         for h in self.pending:
             now, later = (h, None) if upto_us is None else h.split(upto_us)
             if now is not None:
-                ready[(h.rule_id, h.key)].append(now)
+                ready[h.rule_id].append(now)
             if later is not None:
                 keep.append(later)
         self.pending = keep
         alerts = []
-        for (rule_id, key), pieces in sorted(ready.items()):
-            fold = self._folds[rule_id]
-            state = self.states.get((rule_id, key))
-            if state is None:
-                state = self.states[(rule_id, key)] = KeyState(fields=dict(pieces[0].fields))
-            for ts, path, offset, value, line in _merge_rows(pieces):
-                fired = fold.add(state, ts, path, offset, value, line)
-                if fired is not None:
-                    first, last, count, sample, evidence = fired
-                    alerts.append(
-                        build_alert(fold.rule, key, state.fields, first, last, count, sample, evidence, self._clock())
-                    )
+        latest = NEVER
+        for rule_id in sorted(ready):
+            alerts.extend(self._fold_rule(self._folds[rule_id], ready[rule_id]))
+            latest = max(latest, max(int(p.ts.max()) for p in ready[rule_id]))
         if ready:
-            latest = max(int(p.ts[-1]) for pieces in ready.values() for p in pieces)
             self.folded_up_to = max(self.folded_up_to, latest if upto_us is None else upto_us)
             self._expire()
+        return alerts
+
+    def _fold_rule(self, fold: RuleFold, parts: list[Hits]) -> list[dict[str, Any]]:
+        key_names, key_fields, path_names, rows_of = _concat(parts)
+        keys, ts, offsets, paths, values = (rows_of[n] for n in ("keys", "ts", "offsets", "paths", "values"))
+        order = np.lexsort((offsets, paths, ts, keys))
+        sorted_keys = keys[order]
+        bounds = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
+        lines: dict[tuple[str, int], str] = {}
+        for p in parts:
+            lines.update(((p.path, o), t) for o, t in p.lines.items())
+        alerts = []
+        rule_id = fold.rule.id
+        for b in range(len(bounds) - 1):
+            segment = order[bounds[b] : bounds[b + 1]]
+            key_id = int(sorted_keys[bounds[b]])
+            key = key_names[key_id]
+            state = self.states.get((rule_id, key))
+            if state is None:
+                state = self.states[(rule_id, key)] = KeyState(fields=dict(zip(KEY_FIELDS, key_fields[key_id])))
+            rows = Rows(
+                ts=ts[segment],
+                offsets=offsets[segment],
+                paths=path_names if len(path_names) == 1 else [path_names[i] for i in paths[segment].tolist()],
+                values=values[segment].tolist() if values is not None else None,
+                lines=lines,
+            )
+            if fold.is_plain_window and int(rows.ts[0]) >= state.cooldown_until and not fold.could_fire(state, rows):
+                fold.advance_quietly(state, rows)
+                continue
+            for first, last, count, sample, evidence in fold.fold(state, rows):
+                alerts.append(
+                    build_alert(fold.rule, key, state.fields, first, last, count, sample, evidence, self._clock())
+                )
         return alerts
 
     def _expire(self) -> None:

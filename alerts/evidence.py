@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pyarrow as pa
+
 
 def _dash(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
@@ -26,9 +28,9 @@ def access_line(row: dict[str, Any]) -> str:
     host = f"{row['url_domain']} " if row.get("url_domain") else ""
     return (
         f"{host}{_dash(row.get('source_address') or row.get('source_ip'))} - {_dash(row.get('user_name'))} "
-        f"[{_clf_time(row.get('timestamp'))}] \"{request or ''}\" {_dash(row.get('http_response_status_code'))} "
-        f"{_dash(row.get('http_response_body_bytes'))} \"{_dash(row.get('http_request_referrer'))}\" "
-        f"\"{_dash(row.get('user_agent_original'))}\""
+        f'[{_clf_time(row.get("timestamp"))}] "{request or ""}" {_dash(row.get("http_response_status_code"))} '
+        f'{_dash(row.get("http_response_body_bytes"))} "{_dash(row.get("http_request_referrer"))}" '
+        f'"{_dash(row.get("user_agent_original"))}"'
     )
 
 
@@ -51,3 +53,12 @@ EVIDENCE_COLUMNS = {
 }  # fmt: skip
 
 LINE_BUILDERS = {"access": access_line, "error": error_line}
+
+
+def evidence_lines(batch, rows, dataset: str) -> list[str]:
+    """Readable lines for ``rows`` of ``batch`` (only the few rows an alert may quote)."""
+    if not len(rows):
+        return []
+    table = batch.select(list(EVIDENCE_COLUMNS[dataset])).take(pa.array(rows))
+    build = LINE_BUILDERS[dataset]
+    return [build(row) for row in table.to_pylist()]

@@ -1,10 +1,10 @@
-"""The stateless half of detection: one batch of events in, the rule hits it contains out, grouped per rule and key.
+"""The stateless half of detection: one batch of events in, each rule's matching rows out.
 
-Only rows that pass a rule's conditions leave this step, already grouped by
-the rule's ``groupby`` key, as compact numpy arrays (timestamps, offsets, the
-``distinct`` values) plus readable evidence lines for the first few rows of
-each group.  Time-based decisions are left to ``alerts.engine``, which sees
-these groups in event-time order.
+Only rows that pass a rule's conditions leave this step, as columns (group
+key, timestamp, offset, the ``distinct`` value) sorted by key and time, plus
+readable evidence lines for the first few rows of each key.  Time-based
+decisions are left to ``alerts.engine``, which folds these rows per key in
+event-time order.
 """
 
 from __future__ import annotations
@@ -17,52 +17,75 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alerts.conditions import BatchView, CompiledRule
-from alerts.evidence import EVIDENCE_COLUMNS, LINE_BUILDERS
+from alerts.evidence import evidence_lines
 from alerts.normalize import NormalizeCache
-from alerts.rules import RuleSet
+from alerts.rules import Rule, RuleSet
 
-#: Alert fields filled from the group key when the rule groups by them.
+#: Alert fields filled from the group key when the rule groups by them (every one, for signatures).
 KEY_FIELDS = ("source_ip", "user_name", "url_domain")
 #: Text of a null key part.
 MISSING = "-"
+#: Signature hits keep an evidence line for every row of a key up to this many (they are rare).
+SIGNATURE_EVIDENCE_ROWS = 100
+#: A rule matching more than this share of a batch is "wide" (request floods)...
+WIDE_RULE_SHARE = 0.25
+#: ...and quotes evidence lines only for keys with at least this many rows in the batch.
+BUSY_KEY_ROWS = 10
 
 
 @dataclasses.dataclass
 class Hits:
-    """Rows of one file that matched one rule for one key, in event-time order."""
+    """Rows of one file that matched one rule, sorted by ``(key, ts, offset)``.
+
+    Keys are stored once (``key_names``) and referenced per row (``key_index``), so
+    a rule that matches every request does not carry a million strings around.
+    """
 
     rule_id: str
-    key: str
-    fields: dict[str, str | None]
     path: str
+    key_names: list[str]
+    key_fields: list[tuple]  # per key: the alert's (source_ip, user_name, url_domain)
+    key_index: np.ndarray  # int64, per row
     ts: np.ndarray  # int64 microseconds since the epoch, UTC
     offsets: np.ndarray  # int64 byte offsets in ``path``
-    values: list[str | None] | None  # the rule's ``distinct`` field per row, when it has one
-    lines: dict[int, str]  # evidence line by offset, for the first rows
+    values: np.ndarray | None  # object array: the rule's ``distinct`` field per row
+    lines: dict[int, str]  # evidence line by offset, for the first rows of each key
 
     def __len__(self) -> int:
         return len(self.ts)
 
+    def take(self, rows: np.ndarray) -> Hits:
+        used, index = np.unique(self.key_index[rows], return_inverse=True)
+        offsets = self.offsets[rows]
+        wanted = set(offsets.tolist()) if self.lines else ()
+        return dataclasses.replace(
+            self,
+            key_names=[self.key_names[i] for i in used.tolist()],
+            key_fields=[self.key_fields[i] for i in used.tolist()],
+            key_index=index.astype(np.int64),
+            ts=self.ts[rows],
+            offsets=offsets,
+            values=self.values[rows] if self.values is not None else None,
+            lines={o: t for o, t in self.lines.items() if o in wanted},
+        )
+
     def split(self, upto_us: int) -> tuple[Hits | None, Hits | None]:
         """``(rows with ts <= upto, rows after)``; either side is None when empty."""
-        cut = int(np.searchsorted(self.ts, upto_us, side="right"))
-        if cut == len(self.ts):
+        early = self.ts <= upto_us
+        count = int(np.count_nonzero(early))
+        if count == len(self.ts):
             return self, None
-        if cut == 0:
+        if count == 0:
             return None, self
+        return self.take(np.flatnonzero(early)), self.take(np.flatnonzero(~early))
 
-        def part(sl: slice) -> Hits:
-            offsets = self.offsets[sl]
-            keep = set(offsets.tolist()) if self.lines else set()
-            return dataclasses.replace(
-                self,
-                ts=self.ts[sl],
-                offsets=offsets,
-                values=self.values[sl] if self.values is not None else None,
-                lines={o: t for o, t in self.lines.items() if o in keep},
-            )
-
-        return part(slice(0, cut)), part(slice(cut, None))
+    def by_shard(self, shards: int) -> dict[int, Hits]:
+        """This group split by ``shard_of`` its keys."""
+        shard_per_key = np.fromiter((shard_of(self.rule_id, k, shards) for k in self.key_names), np.int64)
+        if (shard_per_key == shard_per_key[0]).all():
+            return {int(shard_per_key[0]): self}
+        shard = shard_per_key[self.key_index]
+        return {int(s): self.take(np.flatnonzero(shard == s)) for s in np.unique(shard)}
 
 
 def shard_of(rule_id: str, key: str, shards: int) -> int:
@@ -70,21 +93,15 @@ def shard_of(rule_id: str, key: str, shards: int) -> int:
     return zlib.crc32(f"{rule_id}\x1f{key}".encode()) % shards
 
 
-def _key_strings(batch: pa.RecordBatch, rows: np.ndarray, fields: tuple[str, ...]) -> list[str]:
-    parts = []
-    for name in fields:
-        column = batch.column(name).take(pa.array(rows))
-        if not pa.types.is_string(column.type):
-            column = column.cast(pa.string())
-        parts.append(column.fill_null(MISSING).to_pylist())
+def _as_text(column: pa.Array) -> pa.Array:
+    return column if pa.types.is_string(column.type) else column.cast(pa.string())
+
+
+def _key_column(batch: pa.RecordBatch, rows: pa.Array, fields: tuple[str, ...]) -> pa.Array:
+    parts = [_as_text(batch.column(name).take(rows)).fill_null(MISSING) for name in fields]
     if len(parts) == 1:
         return parts[0]
-    return ["|".join(values) for values in zip(*parts)]
-
-
-def _timestamps_us(batch: pa.RecordBatch) -> np.ndarray:
-    ts = batch.column("timestamp")
-    return pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False)
+    return pc.binary_join_element_wise(*parts, "|")
 
 
 class Observer:
@@ -94,67 +111,57 @@ class Observer:
         self.dataset = dataset
         self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
         self.normalizer = normalizer or NormalizeCache()
-        self._line = LINE_BUILDERS[dataset]
-        self._evidence_columns = EVIDENCE_COLUMNS[dataset]
 
     def observe(self, batch: pa.RecordBatch) -> list[Hits]:
         if not batch.num_rows or not self.rules:
             return []
         view = BatchView(batch, self.normalizer)
-        ts = _timestamps_us(batch)
+        ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
         paths = batch.column("log_file_path")
-        single_path = paths.null_count == 0 and pc.min_max(paths)["min"] == pc.min_max(paths)["max"]
         hits: list[Hits] = []
         for compiled in self.rules:
             rows = np.flatnonzero(compiled.mask(view))
-            if len(rows):
-                hits.extend(self._group(compiled.rule, batch, rows, ts, offsets, paths, single_path))
+            if not len(rows):
+                continue
+            row_paths = paths.take(pa.array(rows))
+            unique_paths = pc.unique(row_paths).to_pylist()
+            for path in unique_paths:  # one file per batch in practice; kept apart if not
+                on_path = rows
+                if len(unique_paths) > 1:
+                    on_path = rows[pc.equal(row_paths, path).fill_null(False).to_numpy(zero_copy_only=False)]
+                hits.append(self._hits(compiled.rule, batch, on_path, path, ts, offsets))
         return hits
 
-    def _group(self, rule, batch, rows, ts, offsets, paths, single_path) -> list[Hits]:
-        keys = _key_strings(batch, rows, rule.groupby)
-        if not single_path:
-            row_paths = paths.take(pa.array(rows)).to_pylist()
-            keys_with_path = [f"{k}\x00{p}" for k, p in zip(keys, row_paths)]
-        else:
-            keys_with_path = keys
-        encoded = pc.dictionary_encode(pa.array(keys_with_path, pa.string()))
-        group_index = encoded.indices.to_numpy(zero_copy_only=False)
-        order = np.lexsort((offsets[rows], ts[rows], group_index))
-        sorted_groups = group_index[order]
-        bounds = np.flatnonzero(np.diff(sorted_groups)) + 1
-        distinct_values = None
+    def _hits(self, rule: Rule, batch: pa.RecordBatch, rows: np.ndarray, path: str, ts, offsets) -> Hits:
+        taken = pa.array(rows)
+        encoded = pc.dictionary_encode(_key_column(batch, taken, rule.groupby))
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        order = np.lexsort((offsets[rows], ts[rows], codes))
+        rows, codes = rows[order], codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        # Evidence: the first rows of each key (every row of a key, for rare signature hits).  A rule matching
+        # most of the batch (a flood rule sees every request) quotes lines only for keys busy enough to matter
+        # here; other keys' evidence still names file and offset.
+        limit = SIGNATURE_EVIDENCE_ROWS if rule.is_signature else rule.evidence
+        sizes = np.diff(np.r_[starts, len(rows)])
+        position = np.arange(len(rows)) - np.repeat(starts, sizes)
+        wanted = position < limit
+        if not rule.is_signature and len(rows) > WIDE_RULE_SHARE * batch.num_rows:
+            wanted &= np.repeat(sizes >= BUSY_KEY_ROWS, sizes)
+        evidence_rows = rows[wanted]
+        lines = dict(zip(offsets[evidence_rows].tolist(), evidence_lines(batch, evidence_rows, self.dataset)))
+        # Keys in first-row order; each key's alert fields come from its first row.
+        first_rows = pa.array(rows[starts])
+        key_names = encoded.dictionary.take(pa.array(codes[starts])).to_pylist()
+        columns = [
+            batch.column(name).take(first_rows).to_pylist()
+            if name in rule.groupby or rule.is_signature
+            else [None] * len(starts)
+            for name in KEY_FIELDS
+        ]
+        key_index = np.repeat(np.arange(len(starts), dtype=np.int64), sizes)
+        values = None
         if rule.distinct:
-            column = batch.column(rule.distinct).take(pa.array(rows))
-            distinct_values = column.cast(pa.string()).to_pylist() if not pa.types.is_string(column.type) else None
-            distinct_values = distinct_values if distinct_values is not None else column.to_pylist()
-        group_keys = encoded.dictionary.to_pylist()
-        result = []
-        for members in np.split(order, bounds):
-            first = int(members[0])
-            key = keys[first]
-            group_rows = rows[members]
-            path = paths[int(group_rows[0])].as_py()
-            evidence_rows = group_rows[: rule.evidence]
-            evidence = batch.select(list(self._evidence_columns)).take(pa.array(evidence_rows)).to_pylist()
-            lines = {int(offsets[r]): self._line(row) for r, row in zip(evidence_rows, evidence)}
-            fields = {name: None for name in KEY_FIELDS}
-            first_row = {name: batch.column(name)[int(group_rows[0])].as_py() for name in KEY_FIELDS}
-            for name in KEY_FIELDS:
-                if name in rule.groupby or rule.is_signature:
-                    fields[name] = first_row[name]
-            result.append(
-                Hits(
-                    rule_id=rule.id,
-                    key=key,
-                    fields=fields,
-                    path=path,
-                    ts=ts[group_rows],
-                    offsets=offsets[group_rows],
-                    values=[distinct_values[m] for m in members] if distinct_values is not None else None,
-                    lines=lines,
-                )
-            )
-        del group_keys
-        return result
+            values = np.asarray(_as_text(batch.column(rule.distinct).take(pa.array(rows))).to_pylist(), dtype=object)
+        return Hits(rule.id, path, key_names, list(zip(*columns)), key_index, ts[rows], offsets[rows], values, lines)

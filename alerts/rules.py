@@ -174,9 +174,7 @@ class RuleSet:
         for rule_id in overrides:
             if rule_id not in known:
                 raise RuleError(f"cooldown override for unknown rule {rule_id!r}", key="alerts.cooldowns")
-        return RuleSet(
-            tuple(dataclasses.replace(r, cooldown=overrides.get(r.id, r.cooldown)) for r in self.rules)
-        )
+        return RuleSet(tuple(dataclasses.replace(r, cooldown=overrides.get(r.id, r.cooldown)) for r in self.rules))
 
 
 # ---------------------------------------------------------------- loading
@@ -373,7 +371,9 @@ class _Reader:
     def threshold(self) -> Bucket | Window:
         has = [key for key in ("bucket", "window") if key in self.data]
         if len(has) != 1:
-            self.fail("bucket", "a behaviour rule needs exactly one of 'bucket' {capacity, leak} or 'window' {count, period}")
+            self.fail(
+                "bucket", "a behaviour rule needs exactly one of 'bucket' {capacity, leak} or 'window' {count, period}"
+            )
         key = has[0]
         spec = self.data[key]
         names = ("capacity", "leak") if key == "bucket" else ("count", "period")
