@@ -250,6 +250,15 @@ class Detector:
         self.folded_up_to = NEVER
         self.late_rows = 0
 
+    def snapshot(self) -> tuple:
+        """What must survive between flushes (pending hits are kept by the caller)."""
+        return self.states, self.folded_up_to, self.late_rows
+
+    def restore(self, snapshot: tuple | None) -> None:
+        if snapshot is not None:
+            self.states, self.folded_up_to, self.late_rows = snapshot
+            self.states = {k: v for k, v in self.states.items() if k[0] in self._folds}
+
     def add(self, hits: Iterable[Hits]) -> None:
         for h in hits:
             if h.rule_id not in self._folds or not len(h):

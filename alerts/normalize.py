@@ -69,7 +69,7 @@ def _normalize_path(path: str) -> str:
 
 
 def normalize_request(text: str) -> str:
-    """The canonical form of a URL, referrer or user agent: decoded, case-folded, comments and runs of space squeezed."""
+    """A URL, referrer or user agent made canonical: decoded, case-folded, comments and spaces squeezed."""
     text = url_decode(text)
     text = _SQL_COMMENT.sub(" ", text)
     text = _SPACES.sub(" ", text).casefold()

@@ -40,7 +40,7 @@ DEFAULT_RULES_DIR = Path(__file__).with_name("rules")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 DATASETS = {"access": ACCESS_EVENT, "error": ERROR_EVENT}
 
-#: Fields holding attacker-controlled request text: matched in normalised form unless a condition says ``normalize: false``.
+#: Fields holding attacker-controlled request text: matched normalised unless a condition says ``normalize: false``.
 REQUEST_FIELDS = frozenset(
     {"url_original", "url_path", "url_query", "http_request_line", "http_request_referrer", "user_agent_original"}
 )
@@ -430,3 +430,19 @@ def load_rules(paths: Iterable[str | Path] = (), default_rules: bool = True) -> 
         for path in _rule_files(source):
             rules.extend(load_rule_file(path))
     return RuleSet(tuple(rules))
+
+
+def load_configured_rules(config) -> RuleSet:
+    """The rules an ``AlertsConfig`` asks for, with its cool-down and evidence overrides applied."""
+    rules = load_rules(config.rules, config.default_rules)
+    overrides = {}
+    for index, item in enumerate(config.cooldowns):
+        rule_id, _, duration = item.partition("=")
+        try:
+            overrides[rule_id.strip()] = parse_duration(duration.strip(), f"alerts.cooldowns[{index}]")
+        except RuleError as error:
+            raise RuleError(error.problem, key=f"alerts.cooldowns[{index}]") from None
+    rules = rules.with_cooldowns(overrides)
+    if config.evidence_lines:
+        rules = RuleSet(tuple(dataclasses.replace(r, evidence=config.evidence_lines) for r in rules.rules))
+    return rules

@@ -4,6 +4,7 @@ Reads like the data flow in PRODUCT.md::
 
     files --ReadLogs--> chunks --Parse--> access / error events --Archive--> Parquet
                                      |           \\--AggregateTraffic--> reports (Parquet, CSV, HTML)
+                                     |           \\--Detect--> alerts (JSON lines, sinks)
                                      \\--> dead letters --WriteDeadLetters--> JSON lines
 
 Later stages (enrich, detect) hang off the same event collections.
@@ -20,9 +21,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from alerts.rules import load_configured_rules
 from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
+from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
@@ -48,6 +51,13 @@ def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str
     parsed[ACCESS] | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, config.archive)
     parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, config.archive)
     parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(output, run_id)
+    if config.alerts.enabled:
+        alerts = {"access": parsed[ACCESS], "error": parsed[ERROR]} | "Detect" >> Detect(
+            load_configured_rules(config.alerts), config.alerts.shards
+        )
+        alerts | "WriteAlerts" >> WriteAlertsFile(output, run_id)
+        if has_sinks(config.alerts.sinks):
+            alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
     if config.reports.enabled:
         (
             parsed[ACCESS]

@@ -1,0 +1,201 @@
+"""Detect transform: events in, alerts out, the same in batch replay and in the live stream.
+
+    access / error batches --Observe<dataset>--> (shard, hits)  stateless, vectorised per batch
+                           --EvaluateOverTime--> alerts          stateful per shard, event-time timers
+    alerts --WriteAlertsFile--> <output>/alerts/alerts-<run>.jsonl     (batch)
+           --DeliverAlerts--> jsonl / stdout / webhook / syslog sinks
+
+Keys (source IP, user, ...) are spread over a fixed number of shards so the
+stateful step sees a handful of elements per batch, not one per log line.
+Each shard buffers hits and folds them when the watermark passes their time,
+in event-time order, so replay and stream raise identical alerts.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import uuid
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Timestamp
+
+from alerts.alert import alert_sort_key
+from alerts.engine import Detector
+from alerts.observe import Observer
+from alerts.rules import RuleSet
+from alerts.sinks import Deliverer, alert_json, build_sinks
+from pipelines import metrics
+from schemas.config import AlertSinksConfig
+
+ALERTS_DIR = "alerts"
+
+
+class ObserveFn(beam.DoFn):
+    """One event batch to ``(shard, [hits...])`` pairs: only rows that some rule cares about leave."""
+
+    def __init__(self, rules: RuleSet, dataset: str, shards: int):
+        self._rules, self._dataset, self._shards = rules, dataset, shards
+
+    def setup(self):
+        self._observer = Observer(self._rules, self._dataset)
+
+    def process(self, batch):
+        by_shard = collections.defaultdict(list)
+        for hits in self._observer.observe(batch):
+            for shard, part in hits.by_shard(self._shards).items():
+                by_shard[shard].append(part)
+        yield from by_shard.items()
+
+
+class EvaluateOverTimeFn(beam.DoFn):
+    """Per shard: buffer hits, and when the watermark passes them fold them in event-time order.
+
+    One timer per shard: set at the newest buffered time when none is pending, so a
+    replay flushes each shard about twice and a live stream within one watermark step.
+    """
+
+    PENDING = BagStateSpec("pending", PickleCoder())
+    STATE = ReadModifyWriteStateSpec("detector", PickleCoder())
+    FLUSH_AT = ReadModifyWriteStateSpec("flush_at", PickleCoder())
+    FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
+
+    def __init__(self, rules: RuleSet):
+        self._rules = rules
+        self._late = metrics.counter(metrics.ALERT_LATE_ROWS)
+
+    def process(
+        self,
+        shard_and_hits,
+        pending=beam.DoFn.StateParam(PENDING),  # noqa: B008 (Beam\'s state/timer injection)
+        flush_at=beam.DoFn.StateParam(FLUSH_AT),  # noqa: B008 (Beam\'s state/timer injection)
+        flush=beam.DoFn.TimerParam(FLUSH),  # noqa: B008 (Beam\'s state/timer injection)
+    ):
+        _, hits = shard_and_hits
+        pending.add(hits)
+        if flush_at.read() is None:
+            newest = max(int(h.ts.max()) for h in hits)
+            flush.set(Timestamp(micros=newest))
+            flush_at.write(newest)
+
+    @on_timer(FLUSH)
+    def on_flush(
+        self,
+        fired_at=beam.DoFn.TimestampParam,
+        pending=beam.DoFn.StateParam(PENDING),  # noqa: B008 (Beam\'s state/timer injection)
+        state=beam.DoFn.StateParam(STATE),  # noqa: B008 (Beam\'s state/timer injection)
+        flush_at=beam.DoFn.StateParam(FLUSH_AT),  # noqa: B008 (Beam\'s state/timer injection)
+        flush=beam.DoFn.TimerParam(FLUSH),  # noqa: B008 (Beam\'s state/timer injection)
+    ):
+        detector = Detector(self._rules)
+        detector.restore(state.read())
+        late_before = detector.late_rows
+        for hits in pending.read():
+            detector.add(hits)
+        pending.clear()
+        alerts = detector.flush(fired_at.micros)
+        if detector.pending:
+            pending.add(detector.pending)
+            newest = detector.pending_max_us
+            flush.set(Timestamp(micros=newest))
+            flush_at.write(newest)
+        else:
+            flush_at.clear()
+        self._late.inc(detector.late_rows - late_before)
+        state.write(detector.snapshot())
+        for alert in alerts:
+            metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
+            yield alert
+
+
+@dataclasses.dataclass
+class Detect(beam.PTransform):
+    """``{"access": batches, "error": batches}`` (either may be missing) to alert records (``schemas.ALERT`` rows)."""
+
+    rules: RuleSet
+    shards: int = 16
+
+    def __post_init__(self):
+        super().__init__()
+
+    def expand(self, events):
+        if not isinstance(events, dict):
+            events = {"access": events}
+        observed = [
+            batches | f"Observe{dataset.capitalize()}" >> beam.ParDo(ObserveFn(self.rules, dataset, self.shards))
+            for dataset, batches in sorted(events.items())
+            if self.rules.for_dataset(dataset)
+        ]
+        if not observed:
+            return events[next(iter(events))].pipeline | "NoRules" >> beam.Create([])
+        hits = observed[0] if len(observed) == 1 else tuple(observed) | "MergeHits" >> beam.Flatten()
+        return hits | "EvaluateOverTime" >> beam.ParDo(EvaluateOverTimeFn(self.rules)).with_input_types(
+            tuple[int, list]
+        )
+
+
+def write_alerts_file(alerts: list[dict], path: str) -> str:
+    """All alerts of a run, sorted by start time, written to a temporary name and renamed into place."""
+    directory = path.rsplit("/", 1)[0]
+    FileSystems.mkdirs(directory) if not FileSystems.exists(directory) else None
+    staging = f"{directory}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+    with FileSystems.create(staging) as handle:
+        for alert in sorted(alerts, key=alert_sort_key):
+            handle.write((alert_json(alert) + "\n").encode("utf-8"))
+    FileSystems.rename([staging], [path])
+    return path
+
+
+def alerts_file(output: str, run_id: str) -> str:
+    return FileSystems.join(output, ALERTS_DIR, f"alerts-{run_id}.jsonl")
+
+
+class WriteAlertsFile(beam.PTransform):
+    """Every alert of a batch run in one JSON-lines file, published atomically (empty when nothing fired)."""
+
+    def __init__(self, output: str, run_id: str):
+        super().__init__()
+        self._path = alerts_file(output, run_id)
+
+    def expand(self, alerts):
+        return (
+            alerts
+            | "CollectAlerts" >> beam.combiners.ToList()
+            | "WriteJsonLines" >> beam.Map(write_alerts_file, self._path)
+        )
+
+
+class DeliverAlertsFn(beam.DoFn):
+    def __init__(self, config: AlertSinksConfig):
+        self._config = config
+        self._failed = metrics.counter(metrics.ALERTS_UNDELIVERED)
+
+    def setup(self):
+        self._deliverer = Deliverer(build_sinks(self._config))
+
+    def process(self, alert):
+        if not self._deliverer.send(alert):
+            self._failed.inc()
+
+    def teardown(self):
+        self._deliverer.close()
+
+
+class DeliverAlerts(beam.PTransform):
+    """Each alert to the configured sinks as it is raised; failures are counted, never fatal."""
+
+    def __init__(self, config: AlertSinksConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, alerts):
+        return alerts | "SendToSinks" >> beam.ParDo(DeliverAlertsFn(self._config))
+
+
+def has_sinks(config: AlertSinksConfig) -> bool:
+    return bool(config.jsonl or config.stdout or config.webhook.url or config.syslog.host)
