@@ -61,8 +61,15 @@ def url_decode(text: str) -> str:
     return text
 
 
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
 def _normalize_path(path: str) -> str:
-    # '..' segments are kept on purpose: they are what traversal rules look for.
+    # '..' segments are kept on purpose: they are what traversal rules look for.  An absolute-form
+    # target (GET http://other.site/ - a proxy probe) keeps its scheme's '//'.
+    scheme = _SCHEME.match(path)
+    if scheme:
+        return scheme.group(0) + _normalize_path(path[scheme.end() :])
     path = path.replace("\\", "/")
     path = _SLASHES.sub("/", path)
     return _DOT_SEGMENT.sub("/", path)
