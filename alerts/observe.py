@@ -27,8 +27,9 @@ KEY_FIELDS = ("source_ip", "user_name", "url_domain")
 MISSING = "-"
 #: Signature hits keep an evidence line for every row of a key up to this many (they are rare).
 SIGNATURE_EVIDENCE_ROWS = 100
-#: A rule matching more than this share of a batch is "wide" (request floods)...
+#: A rule matching more than this share (and number) of a batch's rows is "wide" (request floods)...
 WIDE_RULE_SHARE = 0.25
+WIDE_RULE_MIN_ROWS = 1000
 #: ...and quotes evidence lines only for keys with at least this many rows in the batch.
 BUSY_KEY_ROWS = 10
 
@@ -147,7 +148,7 @@ class Observer:
         sizes = np.diff(np.r_[starts, len(rows)])
         position = np.arange(len(rows)) - np.repeat(starts, sizes)
         wanted = position < limit
-        if not rule.is_signature and len(rows) > WIDE_RULE_SHARE * batch.num_rows:
+        if not rule.is_signature and len(rows) > max(WIDE_RULE_MIN_ROWS, WIDE_RULE_SHARE * batch.num_rows):
             wanted &= np.repeat(sizes >= BUSY_KEY_ROWS, sizes)
         evidence_rows = rows[wanted]
         lines = dict(zip(offsets[evidence_rows].tolist(), evidence_lines(batch, evidence_rows, self.dataset)))
