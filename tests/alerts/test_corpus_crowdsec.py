@@ -93,7 +93,9 @@ def test_default_pack_alerts_on_the_ips_crowdsec_bans(corpora, name, default_rul
         parsed_ips |= {ip for ip in result.events.column("source_ip").to_pylist() if ip}
     checkable = {ip for ip in expected if ip in alert_ips([{"source_ip": p} for p in parsed_ips])}
     if not checkable:
-        pytest.skip(f"no line of {config['log_file']} is in a format logwarden parses yet (expected {sorted(expected)})")
+        pytest.skip(
+            f"no line of {config['log_file']} is in a format logwarden parses yet (expected {sorted(expected)})"
+        )
     alerts, _ = replay(default_rules, [log])
     found = alert_ips(alerts)
     missing = {ip for ip in checkable if ip not in found}

@@ -16,11 +16,17 @@ EXPECTED = {
     ("http-admin-probing", "198.245.61.43"): "asked for /wp-login.php, /wp-admin/ and /administrator/ on a site "
     "that runs neither WordPress nor Joomla (all 404): admin-interface probing",
     ("http-probe-paths", "198.245.61.43"): "the same WordPress/Joomla login probe, seen by the probe-path rule",
-    ("http-probe-paths", "144.76.194.187"): "two GET /wp-login.php (404) with no user agent: a WordPress brute-force bot",
+    (
+        "http-probe-paths",
+        "144.76.194.187",
+    ): "two GET /wp-login.php (404) with no user agent: a WordPress brute-force bot",
     ("http-probe-paths", "195.250.34.144"): "repeated GET /wp-login.php (404) on a non-WordPress site",
     ("http-probe-paths", "95.78.54.93"): "repeated GET /wp-login.php (404) on a non-WordPress site",
     ("http-probe-paths", "188.165.243.45"): "repeated GET /wp-login.php (404) on a non-WordPress site",
-    ("http-probe-paths", "199.168.96.66"): "GET /administrator/index.php twice (404, no user agent): a Joomla admin probe",
+    (
+        "http-probe-paths",
+        "199.168.96.66",
+    ): "GET /administrator/index.php twice (404, no user agent): a Joomla admin probe",
     ("http-probe-paths", "212.90.148.107"): "GET /wp/wp-admin/ and similar (404, no user agent): WordPress probing",
     ("http-bad-bot", "178.140.172.164"): "'Indy Library' agent with referrer http://mmm-fraud.com/: referrer spam",
     ("http-scanner-user-agent", "199.187.125.26"): "user agent literally starts with 'User-Agent:' - a hand-rolled "

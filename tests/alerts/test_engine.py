@@ -104,8 +104,8 @@ def test_forms_at_machine_speed(default_rules):
 
 
 def test_error_log_rules_on_error_events(default_rules):
-    rows = [error(i, "user bob: authentication failure for \"/private\": Password Mismatch") for i in range(5)]
-    rows += [error(10 + i, "limiting requests, excess: 1.852 by zone \"one\"", ip="192.0.2.50") for i in range(5)]
+    rows = [error(i, 'user bob: authentication failure for "/private": Password Mismatch') for i in range(5)]
+    rows += [error(10 + i, 'limiting requests, excess: 1.852 by zone "one"', ip="192.0.2.50") for i in range(5)]
     rows += [error(30, "Invalid URI in request GET /cgi-bin/.%2e/%2e%2e/etc/passwd HTTP/1.1", ip="192.0.2.77",
                    error_code="AH00126")]  # fmt: skip
     alerts = run(default_rules, error_batch(rows), dataset="error")
