@@ -59,8 +59,8 @@ SKIPPED = {
     # CrowdSec's own "is my setup working" scenario: a request for a magic /crowdsec-test-... URL.
     "http-generic-test": "CrowdSec's installation self-test (a magic URL), not an attack",
     # A rule we ship disabled.
-    "http-dos-switching-ua": "our http-dos-switching-ua rule ships disabled (a distinct-value bucket over every request "
-    "costs more than the rest of detection; see alerts/rules/behaviour.yaml)",
+    "http-dos-switching-ua": "our http-dos-switching-ua rule ships disabled (a distinct-value bucket over every "
+    "request costs more than the rest of detection; see alerts/rules/behaviour.yaml)",
 }
 
 _SOURCE = re.compile(r'Overflow\.Sources\["([^"]+)"\]')

@@ -1,4 +1,4 @@
-"""Real traffic (elastic-examples apache_logs, 10,000 lines of a personal site in 2015): every alert is listed and justified.
+"""Real traffic (elastic-examples apache_logs, 10,000 lines of a 2015 site): every alert is listed and justified.
 
 The default pack must not turn ordinary browsing, feed readers or search engines
 into alerts.  What it does raise here is real hostile traffic; each one is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pyarrow as pa
@@ -160,7 +161,7 @@ def test_chunking_and_watermarks_do_not_change_the_alerts(default_rules, seed, c
     whole = replay(default_rules, observer.observe(batch(rows)))
     bounds = [0, *sorted(set(cuts)), len(rows)]
     detector, streamed = Detector(default_rules), []
-    for index, (a, b) in enumerate(zip(bounds, bounds[1:])):
+    for index, (a, b) in enumerate(itertools.pairwise(bounds)):
         if b <= a:
             continue
         detector.add(observer.observe(_batch_at(rows[a:b], a)))

@@ -76,7 +76,7 @@ def test_mistakes_name_file_rule_and_key(tmp_path, change, key, problem):
 
 def test_behaviour_rule_needs_a_threshold(tmp_path):
     text = VALID.replace("kind: signature", "kind: behaviour").replace("match:", "filter:")
-    with pytest.raises(RuleError, match="bucket.*exactly one of"):
+    with pytest.raises(RuleError, match=r"bucket.*exactly one of"):
         load_rules([write(tmp_path, text)], default_rules=False)
 
 

@@ -85,10 +85,10 @@ def test_webhook_retries_with_backoff_until_the_receiver_recovers(receiver):
 
 def test_webhook_gives_up_and_says_why(receiver):
     receiver.plan = [503] * 5
-    with pytest.raises(DeliveryError, match="HTTP 503.*3 attempt"):
+    with pytest.raises(DeliveryError, match=r"HTTP 503.*3 attempt"):
         WebhookSink(url(receiver), retries=2, backoff=0.01).send(ALERT)
     receiver.plan = [400]  # a refusal is not retried
-    with pytest.raises(DeliveryError, match="HTTP 400.*1 attempt"):
+    with pytest.raises(DeliveryError, match=r"HTTP 400.*1 attempt"):
         WebhookSink(url(receiver), retries=2, backoff=0.01).send(ALERT)
 
 
