@@ -43,7 +43,7 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class KeyState:
     """What one rule remembers about one key between flushes."""
 
@@ -101,7 +101,8 @@ class RuleFold:
             self.count = threshold.count
             self.period_us = int(threshold.period * US)
             horizon = self.period_us
-        self.horizon_us = max(horizon, self.cooldown_us)
+        #: How long an idle key's state still matters (its cool-down is checked separately).
+        self.horizon_us = horizon
         self.is_signature = not self.is_bucket and self.count == 1
         self.is_plain_window = not self.is_bucket and not self.distinct and not self.is_signature
 

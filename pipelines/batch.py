@@ -53,7 +53,7 @@ def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[str], output: str
     parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(output, run_id)
     if config.alerts.enabled:
         alerts = {"access": parsed[ACCESS], "error": parsed[ERROR]} | "Detect" >> Detect(
-            load_configured_rules(config.alerts), config.alerts.shards
+            load_configured_rules(config.alerts), config.alerts.shards, bounded=True
         )
         alerts | "WriteAlerts" >> WriteAlertsFile(output, run_id)
         if has_sinks(config.alerts.sinks):

@@ -16,13 +16,15 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import pickle
 import uuid
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import BytesCoder, PickleCoder
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 
 from alerts.alert import alert_sort_key
@@ -34,6 +36,12 @@ from pipelines import metrics
 from schemas.config import AlertSinksConfig
 
 ALERTS_DIR = "alerts"
+#: Event time of "the input is complete": the end of the global window, reached only by bounded inputs.
+END_OF_INPUT_US = GlobalWindow().max_timestamp().micros
+
+
+def _dumps(value) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class ObserveFn(beam.DoFn):
@@ -56,17 +64,22 @@ class ObserveFn(beam.DoFn):
 class EvaluateOverTimeFn(beam.DoFn):
     """Per shard: buffer hits, and when the watermark passes them fold them in event-time order.
 
-    One timer per shard: set at the newest buffered time when none is pending, so a
-    replay flushes each shard about twice and a live stream within one watermark step.
+    One timer per shard: in a stream, set at the newest buffered time when none is
+    pending, so alerts leave within one watermark step; in a bounded replay, set at the
+    end of the input, so each shard folds once.  Both fold the same rows in the same
+    order, hence the same alerts.
     """
 
-    PENDING = BagStateSpec("pending", PickleCoder())
-    STATE = ReadModifyWriteStateSpec("detector", PickleCoder())
+    # Hits and key states are kept as pickled bytes: Beam's state cache sizes values by walking every
+    # object they hold, which for thousands of small key states cost more than the detection itself.
+    PENDING = BagStateSpec("pending", BytesCoder())
+    STATE = ReadModifyWriteStateSpec("detector", BytesCoder())
     FLUSH_AT = ReadModifyWriteStateSpec("flush_at", PickleCoder())
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
 
-    def __init__(self, rules: RuleSet):
+    def __init__(self, rules: RuleSet, bounded: bool = False):
         self._rules = rules
+        self._bounded = bounded
         self._late = metrics.counter(metrics.ALERT_LATE_ROWS)
 
     def process(
@@ -77,9 +90,10 @@ class EvaluateOverTimeFn(beam.DoFn):
         flush=beam.DoFn.TimerParam(FLUSH),  # noqa: B008 (Beam\'s state/timer injection)
     ):
         _, hits = shard_and_hits
-        pending.add(hits)
+        pending.add(_dumps(hits))
         if flush_at.read() is None:
-            newest = max(int(h.ts.max()) for h in hits)
+            # A bounded replay folds each shard once, at the end of its input; a stream as the watermark moves.
+            newest = END_OF_INPUT_US if self._bounded else max(int(h.ts.max()) for h in hits)
             flush.set(Timestamp(micros=newest))
             flush_at.write(newest)
 
@@ -93,21 +107,26 @@ class EvaluateOverTimeFn(beam.DoFn):
         flush=beam.DoFn.TimerParam(FLUSH),  # noqa: B008 (Beam\'s state/timer injection)
     ):
         detector = Detector(self._rules)
-        detector.restore(state.read())
+        saved = state.read()
+        detector.restore(pickle.loads(saved) if saved else None)
         late_before = detector.late_rows
         for hits in pending.read():
-            detector.add(hits)
+            detector.add(pickle.loads(hits))
         pending.clear()
-        alerts = detector.flush(fired_at.micros)
+        at_end = fired_at.micros >= END_OF_INPUT_US
+        alerts = detector.flush(None if at_end else fired_at.micros)
         if detector.pending:
-            pending.add(detector.pending)
+            pending.add(_dumps(detector.pending))
             newest = detector.pending_max_us
             flush.set(Timestamp(micros=newest))
             flush_at.write(newest)
         else:
             flush_at.clear()
         self._late.inc(detector.late_rows - late_before)
-        state.write(detector.snapshot())
+        if at_end:
+            state.clear()  # nothing follows the end of the input
+        else:
+            state.write(_dumps(detector.snapshot()))
         for alert in alerts:
             metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
             yield alert
@@ -119,6 +138,8 @@ class Detect(beam.PTransform):
 
     rules: RuleSet
     shards: int = 16
+    #: True for a finite replay (``logwarden batch``): fold once at the end instead of at every watermark step.
+    bounded: bool = False
 
     def __post_init__(self):
         super().__init__()
@@ -134,7 +155,7 @@ class Detect(beam.PTransform):
         if not observed:
             return events[next(iter(events))].pipeline | "NoRules" >> beam.Create([])
         hits = observed[0] if len(observed) == 1 else tuple(observed) | "MergeHits" >> beam.Flatten()
-        return hits | "EvaluateOverTime" >> beam.ParDo(EvaluateOverTimeFn(self.rules)).with_input_types(
+        return hits | "EvaluateOverTime" >> beam.ParDo(EvaluateOverTimeFn(self.rules, self.bounded)).with_input_types(
             tuple[int, list]
         )
 

@@ -6,6 +6,7 @@ import json
 
 import apache_beam as beam
 import pyarrow as pa
+import pytest
 from apache_beam.coders import PickleCoder
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_stream import TestStream
@@ -59,12 +60,14 @@ def expected(rules, batches):
     return replay(rules, [h for b in batches for h in observer.observe(b)])
 
 
-def test_batch_replay_in_beam_matches_the_pure_replay(default_rules):
+@pytest.mark.parametrize("bounded", [True, False])
+def test_batch_replay_in_beam_matches_the_pure_replay(default_rules, bounded):
     batches = batches_with_offsets(traffic())
     want = expected(default_rules, batches)
     assert {a["source_ip"] for a in want} >= {ATTACKER, BRUTE, SCANNER}
     with beam.Pipeline(runner="FnApiRunner") as p:
-        alerts = p | beam.Create(batches) | Detect(default_rules, shards=4) | beam.Map(lambda a: comparable([a])[0])
+        detect = Detect(default_rules, shards=4, bounded=bounded)
+        alerts = p | beam.Create(batches) | detect | beam.Map(lambda a: comparable([a])[0])
         assert_that(alerts, equal_to(comparable(want)))
 
 
