@@ -24,13 +24,16 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from alerts.alert import build_alert
-from alerts.observe import KEY_FIELDS, Hits
+from alerts.observe import Hits
 from alerts.rules import Bucket, Rule, RuleSet
 
 US = 1_000_000
@@ -180,51 +183,18 @@ class RuleFold:
                 fired.append(self._fire(state, ts))
         return fired
 
-    def could_fire(self, state: KeyState, rows: Rows) -> bool:
-        """For plain windows: can these rows (with the key's recent ones) reach the count at all?"""
-        ts = rows.ts
-        if len(state.recent) + len(ts) < self.count:
-            return False
-        joined = np.concatenate([np.fromiter((t for t, _ in state.recent), np.int64, len(state.recent)), ts])
-        lo = np.searchsorted(joined, joined - self.period_us, side="right")
-        return bool(((np.arange(len(joined)) - lo + 1) >= self.count).any())
-
-    def advance_quietly(self, state: KeyState, rows: Rows) -> None:
-        """Plain window rows that cannot fire and are past any cool-down: update the state in bulk."""
-        ts = rows.ts
-        previous = state.recent[-1][0] if state.recent else None
-        gaps = np.diff(ts) >= self.period_us
-        restart = int(np.flatnonzero(gaps)[-1]) + 1 if gaps.any() else 0
-        if restart == 0 and previous is not None and int(ts[0]) - previous >= self.period_us:
-            state.reset()
-        if restart:
-            state.reset()
-        if state.episode_start is None:
-            state.episode_start = int(ts[restart])
-        state.episode_count += len(ts) - restart
-        for i in range(restart, min(len(ts), restart + self.rule.evidence - len(state.evidence))):
-            state.evidence.append(rows.evidence(i))
-        last = int(ts[-1])
-        state.recent.extend((int(t), None) for t in ts[restart:][ts[restart:] > last - self.period_us].tolist())
-        while state.recent and state.recent[0][0] <= last - self.period_us:
-            state.recent.popleft()
-        state.last_ts = last
-
 
 def _concat(parts: list[Hits]):
     """One rule's ready rows from several groups: global key ids, times, offsets, file ids, values."""
-    names: dict[str, int] = {}
-    fields: list[tuple] = []
-    key_ids = []
+    names = pa.concat_arrays([p.key_names for p in parts]) if len(parts) > 1 else parts[0].key_names
+    encoded = pc.dictionary_encode(names)
+    global_ids = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    fields_table = pa.Table.from_batches([p.key_fields for p in parts])
+    _, first = np.unique(global_ids, return_index=True)
+    key_ids, at = [], 0
     for p in parts:
-        local = np.empty(len(p.key_names), np.int64)
-        for i, (name, f) in enumerate(zip(p.key_names, p.key_fields)):
-            gid = names.get(name)
-            if gid is None:
-                gid = names[name] = len(fields)
-                fields.append(f)
-            local[i] = gid
-        key_ids.append(local[p.key_index])
+        key_ids.append(global_ids[at : at + len(p.key_names)][p.key_index])
+        at += len(p.key_names)
     path_names = sorted({p.path for p in parts})
     rank = {name: i for i, name in enumerate(path_names)}
     joined = {
@@ -234,7 +204,41 @@ def _concat(parts: list[Hits]):
         "paths": np.concatenate([np.full(len(p), rank[p.path], np.int64) for p in parts]),
         "values": np.concatenate([p.values for p in parts]) if parts[0].values is not None else None,
     }
-    return list(names), fields, path_names, joined
+    lines: dict[tuple[str, int], str] = {}
+    for p in parts:
+        lines.update(((p.path, o), t) for o, t in p.lines.items())
+    return encoded.dictionary, fields_table.take(pa.array(first)), path_names, joined, lines
+
+
+@dataclasses.dataclass
+class WindowTails:
+    """A plain sliding window's memory for all its keys at once: the rows still inside some key's window."""
+
+    keys: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, object))
+    ts: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    offsets: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    paths: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, object))
+    lines: dict = dataclasses.field(default_factory=dict)  # (path, offset) -> evidence line
+    cooldown_until: dict = dataclasses.field(default_factory=dict)  # key -> ts
+    fields: dict = dataclasses.field(default_factory=dict)  # key -> alert fields, for keys with a tail
+
+
+def _window_counts(keys: np.ndarray, ts: np.ndarray, period_us: int) -> np.ndarray:
+    """Rows sorted by (key, ts): for each row, how many rows of its key lie in ``(ts - period, ts]``."""
+    if not len(ts):
+        return np.zeros(0, np.int64)
+    tmin = int(ts.min())
+    span = int(ts.max()) - tmin + period_us + 1
+    if (int(keys.max()) + 1) * span < 2**62:
+        combined = keys * span + (ts - tmin)
+        low = np.searchsorted(combined, combined - period_us, side="right")
+        return np.arange(len(ts)) - low + 1
+    counts = np.empty(len(ts), np.int64)  # a span too long to combine with the key: key by key
+    bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+    for a, b in itertools.pairwise(bounds):
+        segment = ts[a:b]
+        counts[a:b] = np.arange(b - a) - np.searchsorted(segment, segment - period_us, side="right") + 1
+    return counts
 
 
 class Detector:
@@ -248,16 +252,18 @@ class Detector:
         self._clock = clock
         self.pending: list[Hits] = []
         self.states: dict[tuple[str, str], KeyState] = {}
+        self.tails: dict[str, WindowTails] = {}
         self.folded_up_to = NEVER
         self.late_rows = 0
 
     def snapshot(self) -> tuple:
         """What must survive between flushes (pending hits are kept by the caller)."""
-        return self.states, self.folded_up_to, self.late_rows
+        return self.states, self.tails, self.folded_up_to, self.late_rows
 
     def restore(self, snapshot: tuple | None) -> None:
         if snapshot is not None:
-            self.states, self.folded_up_to, self.late_rows = snapshot
+            self.states, self.tails, self.folded_up_to, self.late_rows = snapshot
+            self.tails = {k: v for k, v in self.tails.items() if k in self._folds}
             self.states = {k: v for k, v in self.states.items() if k[0] in self._folds}
 
     def add(self, hits: Iterable[Hits]) -> None:
@@ -286,31 +292,36 @@ class Detector:
         alerts = []
         latest = NEVER
         for rule_id in sorted(ready):
-            alerts.extend(self._fold_rule(self._folds[rule_id], ready[rule_id]))
             latest = max(latest, max(int(p.ts.max()) for p in ready[rule_id]))
+        horizon = latest if upto_us is None else upto_us
+        for rule_id in sorted(ready):
+            fold = self._folds[rule_id]
+            if fold.is_plain_window:
+                alerts.extend(self._fold_plain_window(fold, ready[rule_id], horizon))
+            else:
+                alerts.extend(self._fold_rule(fold, ready[rule_id]))
         if ready:
             self.folded_up_to = max(self.folded_up_to, latest if upto_us is None else upto_us)
             self._expire()
         return alerts
 
     def _fold_rule(self, fold: RuleFold, parts: list[Hits]) -> list[dict[str, Any]]:
-        key_names, key_fields, path_names, rows_of = _concat(parts)
+        key_names, key_fields, path_names, rows_of, lines = _concat(parts)
         keys, ts, offsets, paths, values = (rows_of[n] for n in ("keys", "ts", "offsets", "paths", "values"))
         order = np.lexsort((offsets, paths, ts, keys))
         sorted_keys = keys[order]
         bounds = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
-        lines: dict[tuple[str, int], str] = {}
-        for p in parts:
-            lines.update(((p.path, o), t) for o, t in p.lines.items())
+        names = key_names.to_pylist()
+        fields = key_fields.to_pylist()
         alerts = []
         rule_id = fold.rule.id
-        for b in range(len(bounds) - 1):
-            segment = order[bounds[b] : bounds[b + 1]]
-            key_id = int(sorted_keys[bounds[b]])
-            key = key_names[key_id]
+        for a, b in itertools.pairwise(bounds):
+            segment = order[a:b]
+            key_id = int(sorted_keys[a])
+            key = names[key_id]
             state = self.states.get((rule_id, key))
             if state is None:
-                state = self.states[(rule_id, key)] = KeyState(fields=dict(zip(KEY_FIELDS, key_fields[key_id])))
+                state = self.states[(rule_id, key)] = KeyState(fields=fields[key_id])
             rows = Rows(
                 ts=ts[segment],
                 offsets=offsets[segment],
@@ -318,13 +329,91 @@ class Detector:
                 values=values[segment].tolist() if values is not None else None,
                 lines=lines,
             )
-            if fold.is_plain_window and int(rows.ts[0]) >= state.cooldown_until and not fold.could_fire(state, rows):
-                fold.advance_quietly(state, rows)
-                continue
             for first, last, count, sample, evidence in fold.fold(state, rows):
                 alerts.append(
                     build_alert(fold.rule, key, state.fields, first, last, count, sample, evidence, self._clock())
                 )
+        return alerts
+
+    def _fold_plain_window(self, fold: RuleFold, parts: list[Hits], horizon_us: int) -> list[dict[str, Any]]:
+        """A sliding count over every key at once; only keys that reach the count (or cool down) walk their rows.
+
+        The alert's window is the ``count`` rows that filled it: ``first_seen`` is the oldest of them.
+        """
+        key_names, key_fields, path_names, rows_of, lines = _concat(parts)
+        tails = self.tails.setdefault(fold.rule.id, WindowTails())
+        names = np.asarray(key_names.to_pylist(), dtype=object)
+        keys, ts, offsets = rows_of["keys"], rows_of["ts"], rows_of["offsets"]
+        paths = np.asarray(path_names, dtype=object)[rows_of["paths"]]
+        fresh = np.ones(len(ts), bool)
+        if len(tails.ts):  # rows from earlier flushes still inside a window: put them back in front
+            found = pc.index_in(pa.array(tails.keys.tolist(), pa.string()), value_set=key_names)
+            tail_ids = found.to_numpy(zero_copy_only=False)
+            absent = found.is_null().to_numpy(zero_copy_only=False)
+            if absent.any():
+                extra, extra_ids = np.unique(tails.keys[absent], return_inverse=True)
+                tail_ids = tail_ids.astype(np.float64)
+                tail_ids[absent] = len(names) + extra_ids
+                names = np.concatenate([names, extra])
+            keys = np.concatenate([tail_ids.astype(np.int64), keys])
+            ts = np.concatenate([tails.ts, ts])
+            offsets = np.concatenate([tails.offsets, offsets])
+            paths = np.concatenate([tails.paths, paths])
+            fresh = np.concatenate([np.zeros(len(tails.ts), bool), fresh])
+            lines = {**tails.lines, **lines}
+        path_rank = np.unique(paths, return_inverse=True)[1]
+        order = np.lexsort((offsets, path_rank, ts, keys))
+        keys, ts, offsets, paths, fresh = keys[order], ts[order], offsets[order], paths[order], fresh[order]
+        counts = _window_counts(keys, ts, fold.period_us)
+        cooling = dict(tails.cooldown_until)  # kept while any later row could still fall inside one
+        slow = set(keys[fresh & (counts >= fold.count)].tolist())
+        if cooling:
+            cooling_ids = {i for i, n in enumerate(names.tolist()) if n in cooling}
+            slow |= cooling_ids & set(keys[fresh].tolist())
+        keep = ts > horizon_us - fold.period_us
+        alerts = []
+        if slow:
+            bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+            fields = key_fields.to_pylist()
+            for a, b in itertools.pairwise(bounds):
+                key_id = int(keys[a])
+                if key_id not in slow:
+                    continue
+                key = names[key_id]
+                window: collections.deque = collections.deque()
+                until = cooling.get(key, NEVER)
+                for i in range(a, b):
+                    t = int(ts[i])
+                    if fresh[i] and t < until:
+                        continue  # absorbed by the cool-down
+                    while window and int(ts[window[0]]) <= t - fold.period_us:
+                        window.popleft()
+                    window.append(i)
+                    if fresh[i] and len(window) >= fold.count:
+                        evidence = [
+                            (int(ts[j]), paths[j], int(offsets[j]), lines.get((paths[j], int(offsets[j]))))
+                            for j in list(window)[: fold.rule.evidence]
+                        ]
+                        field_values = fields[key_id] if key_id < len(fields) else tails.fields.get(key, {})
+                        alerts.append(
+                            build_alert(fold.rule, key, field_values, int(ts[window[0]]), t, len(window), [],
+                                        evidence, self._clock())
+                        )  # fmt: skip
+                        until = t + fold.cooldown_us
+                        window.clear()
+                keep[a:b] = False
+                keep[list(window)] = ts[list(window)] > horizon_us - fold.period_us
+                if until > NEVER:
+                    cooling[key] = until
+        tails.keys, tails.ts, tails.offsets, tails.paths = names[keys[keep]], ts[keep], offsets[keep], paths[keep]
+        kept = set(zip(tails.paths.tolist(), tails.offsets.tolist()))
+        tails.lines = {k: v for k, v in lines.items() if k in kept}
+        tails.cooldown_until = {k: u for k, u in cooling.items() if u > horizon_us}
+        kept_ids = np.unique(keys[keep])
+        tail_fields = key_fields.take(pa.array(kept_ids[kept_ids < len(key_fields)])).to_pylist()
+        tail_names = names[kept_ids[kept_ids < len(key_fields)]].tolist()
+        tails.fields = {**{k: tails.fields[k] for k in set(tails.keys.tolist()) if k in tails.fields},
+                        **dict(zip(tail_names, tail_fields))}  # fmt: skip
         return alerts
 
     def _expire(self) -> None:

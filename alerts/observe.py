@@ -10,7 +10,6 @@ event-time order.
 from __future__ import annotations
 
 import dataclasses
-import zlib
 
 import numpy as np
 import pyarrow as pa
@@ -44,8 +43,8 @@ class Hits:
 
     rule_id: str
     path: str
-    key_names: list[str]
-    key_fields: list[tuple]  # per key: the alert's (source_ip, user_name, url_domain)
+    key_names: pa.Array  # strings, one per key
+    key_fields: pa.RecordBatch  # per key: the alert's source_ip, user_name, url_domain (KEY_FIELDS)
     key_index: np.ndarray  # int64, per row
     ts: np.ndarray  # int64 microseconds since the epoch, UTC
     offsets: np.ndarray  # int64 byte offsets in ``path``
@@ -61,8 +60,8 @@ class Hits:
         wanted = set(offsets.tolist()) if self.lines else ()
         return dataclasses.replace(
             self,
-            key_names=[self.key_names[i] for i in used.tolist()],
-            key_fields=[self.key_fields[i] for i in used.tolist()],
+            key_names=self.key_names.take(pa.array(used)),
+            key_fields=self.key_fields.take(pa.array(used)),
             key_index=index.astype(np.int64),
             ts=self.ts[rows],
             offsets=offsets,
@@ -82,16 +81,47 @@ class Hits:
 
     def by_shard(self, shards: int) -> dict[int, Hits]:
         """This group split by ``shard_of`` its keys."""
-        shard_per_key = np.fromiter((shard_of(self.rule_id, k, shards) for k in self.key_names), np.int64)
+        shard_per_key = shards_of(self.rule_id, self.key_names, shards)
         if (shard_per_key == shard_per_key[0]).all():
             return {int(shard_per_key[0]): self}
         shard = shard_per_key[self.key_index]
         return {int(s): self.take(np.flatnonzero(shard == s)) for s in np.unique(shard)}
 
 
-def shard_of(rule_id: str, key: str, shards: int) -> int:
-    """Stable across processes and runs (unlike ``hash``), so a key always meets its own state."""
-    return zlib.crc32(f"{rule_id}\x1f{key}".encode()) % shards
+_PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime: odd, so invertible modulo 2**64
+_PRIME_INVERSE = np.uint64(pow(0x100000001B3, -1, 2**64))
+
+
+def stable_hash(strings: pa.Array) -> np.ndarray:
+    """A 64-bit polynomial hash of each string, computed over the Arrow buffers at once.
+
+    Stable across processes, runs and array layouts (unlike ``hash``), so a key is
+    always sent to the same shard and meets its own state.
+    """
+    strings = pc.fill_null(strings.cast(pa.large_string()), "")
+    if len(strings) == 0:
+        return np.zeros(0, np.uint64)
+    offsets = np.frombuffer(strings.buffers()[1], np.int64)[strings.offset : strings.offset + len(strings) + 1]
+    data_buffer = strings.buffers()[2]
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    first, last = int(offsets[0]), int(offsets[-1])
+    chars = data[first:last].astype(np.uint64) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(len(chars), _PRIME, np.uint64))
+        inverse = np.concatenate([[np.uint64(1)], np.cumprod(np.full(len(chars), _PRIME_INVERSE, np.uint64))])
+        prefix = np.concatenate([[np.uint64(0)], np.cumsum(chars * powers, dtype=np.uint64)])
+        starts, ends = offsets[:-1] - first, offsets[1:] - first
+        h = (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint64)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+    return h
+
+
+def shards_of(rule_id: str, keys: pa.Array, shards: int) -> np.ndarray:
+    salt = stable_hash(pa.array([rule_id]))[0]
+    with np.errstate(over="ignore"):
+        return ((stable_hash(keys) ^ salt) % np.uint64(shards)).astype(np.int64)
 
 
 def _as_text(column: pa.Array) -> pa.Array:
@@ -154,15 +184,18 @@ class Observer:
         lines = dict(zip(offsets[evidence_rows].tolist(), evidence_lines(batch, evidence_rows, self.dataset)))
         # Keys in first-row order; each key's alert fields come from its first row.
         first_rows = pa.array(rows[starts])
-        key_names = encoded.dictionary.take(pa.array(codes[starts])).to_pylist()
-        columns = [
-            batch.column(name).take(first_rows).to_pylist()
-            if name in rule.groupby or rule.is_signature
-            else [None] * len(starts)
-            for name in KEY_FIELDS
-        ]
+        key_names = encoded.dictionary.take(pa.array(codes[starts]))
+        key_fields = pa.RecordBatch.from_arrays(
+            [
+                _as_text(batch.column(name).take(first_rows))
+                if name in rule.groupby or rule.is_signature
+                else pa.nulls(len(starts), pa.string())
+                for name in KEY_FIELDS
+            ],
+            names=list(KEY_FIELDS),
+        )
         key_index = np.repeat(np.arange(len(starts), dtype=np.int64), sizes)
         values = None
         if rule.distinct:
             values = np.asarray(_as_text(batch.column(rule.distinct).take(pa.array(rows))).to_pylist(), dtype=object)
-        return Hits(rule.id, path, key_names, list(zip(*columns)), key_index, ts[rows], offsets[rows], values, lines)
+        return Hits(rule.id, path, key_names, key_fields, key_index, ts[rows], offsets[rows], values, lines)
