@@ -29,7 +29,7 @@ SIGNATURE_EVIDENCE_ROWS = 100
 #: A rule matching more than this share (and number) of a batch's rows is "wide" (request floods)...
 WIDE_RULE_SHARE = 0.25
 WIDE_RULE_MIN_ROWS = 1000
-#: ...and quotes evidence lines only for keys with at least this many rows in the batch.
+#: ...and quotes evidence lines only for keys with at least this many rows in the batch (or a quarter of its count).
 BUSY_KEY_ROWS = 10
 
 
@@ -179,7 +179,8 @@ class Observer:
         position = np.arange(len(rows)) - np.repeat(starts, sizes)
         wanted = position < limit
         if not rule.is_signature and len(rows) > max(WIDE_RULE_MIN_ROWS, WIDE_RULE_SHARE * batch.num_rows):
-            wanted &= np.repeat(sizes >= BUSY_KEY_ROWS, sizes)
+            busy = max(BUSY_KEY_ROWS, getattr(rule.threshold, "count", 0) // 4)
+            wanted &= np.repeat(sizes >= busy, sizes)
         evidence_rows = rows[wanted]
         lines = dict(zip(offsets[evidence_rows].tolist(), evidence_lines(batch, evidence_rows, self.dataset)))
         # Keys in first-row order; each key's alert fields come from its first row.

@@ -46,7 +46,8 @@ DEFAULT_LOG = "/tmp/bench-1m.log"
 
 
 def labelled_quality(rules, log: str) -> tuple[list[tuple], dict]:
-    labels = [json.loads(line) for line in open(f"{log}.labels.jsonl", encoding="utf-8")]
+    with open(f"{log}.labels.jsonl", encoding="utf-8") as handle:
+        labels = [json.loads(line) for line in handle]
     attackers = collections.defaultdict(set)  # kind -> IPs
     for label in labels:
         if label.get("attack"):

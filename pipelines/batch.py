@@ -25,7 +25,7 @@ from alerts.rules import load_configured_rules
 from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
-from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks
+from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks, publish_alerts_file
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
@@ -86,6 +86,8 @@ def run_batch(inputs: list[str], output: str, config: Config, options: PipelineO
     build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id)
     result = pipeline.run()
     result.wait_until_finish()
+    if config.alerts.enabled:
+        publish_alerts_file(output, run_id)
     seconds = time.monotonic() - started
     tmp = temp_root(output, run_id)
     if FileSystems.exists(tmp):

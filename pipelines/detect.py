@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import os
 import pickle
 import uuid
@@ -163,7 +164,8 @@ class Detect(beam.PTransform):
 def write_alerts_file(alerts: list[dict], path: str) -> str:
     """All alerts of a run, sorted by start time, written to a temporary name and renamed into place."""
     directory = path.rsplit("/", 1)[0]
-    FileSystems.mkdirs(directory) if not FileSystems.exists(directory) else None
+    if not FileSystems.exists(directory):
+        FileSystems.mkdirs(directory)
     staging = f"{directory}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
     with FileSystems.create(staging) as handle:
         for alert in sorted(alerts, key=alert_sort_key):
@@ -176,19 +178,63 @@ def alerts_file(output: str, run_id: str) -> str:
     return FileSystems.join(output, ALERTS_DIR, f"alerts-{run_id}.jsonl")
 
 
+def _parts_dir(output: str, run_id: str) -> str:
+    return FileSystems.join(output, ".tmp", run_id, ALERTS_DIR)
+
+
+class WriteAlertPartsFn(beam.DoFn):
+    """Each bundle's alerts to one hidden part file (complete, or not there at all)."""
+
+    def __init__(self, output: str, run_id: str):
+        self._dir = _parts_dir(output, run_id)
+
+    def start_bundle(self):
+        self._alerts = []
+
+    def process(self, alert):
+        self._alerts.append(alert)
+
+    def finish_bundle(self):
+        if self._alerts:
+            write_alerts_file(self._alerts, FileSystems.join(self._dir, f"part-{uuid.uuid4().hex}.jsonl"))
+            self._alerts = []
+
+
 class WriteAlertsFile(beam.PTransform):
-    """Every alert of a batch run in one JSON-lines file, published atomically (empty when nothing fired)."""
+    """A batch run's alerts as hidden part files; ``publish_alerts_file`` joins them once the job is done.
+
+    No group-by after the event-time timers: the direct runner refuses elements that a timer emits
+    after a downstream GroupByKey has completed, and a run's alerts are few enough to join afterwards.
+    """
 
     def __init__(self, output: str, run_id: str):
         super().__init__()
-        self._path = alerts_file(output, run_id)
+        self._output, self._run_id = output, run_id
 
     def expand(self, alerts):
-        return (
-            alerts
-            | "CollectAlerts" >> beam.combiners.ToList()
-            | "WriteJsonLines" >> beam.Map(write_alerts_file, self._path)
-        )
+        return alerts | "WriteParts" >> beam.ParDo(WriteAlertPartsFn(self._output, self._run_id))
+
+
+def publish_alerts_file(output: str, run_id: str) -> str:
+    """Join the run's part files into ``<output>/alerts/alerts-<run>.jsonl`` (empty when nothing fired), atomically."""
+    parts_dir = _parts_dir(output, run_id)
+    lines = []
+    if FileSystems.exists(parts_dir):
+        for match in FileSystems.match([FileSystems.join(parts_dir, "part-*.jsonl")])[0].metadata_list:
+            with FileSystems.open(match.path) as handle:
+                lines += [line for line in handle.read().decode("utf-8").splitlines() if line]
+    rows = [json.loads(line) for line in lines]
+    rows.sort(key=lambda a: (a["first_seen"], a["rule_id"], a["group_key"]))
+    path = alerts_file(output, run_id)
+    directory = path.rsplit("/", 1)[0]
+    if not FileSystems.exists(directory):
+        FileSystems.mkdirs(directory)
+    staging = f"{directory}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+    with FileSystems.create(staging) as handle:
+        for row in rows:
+            handle.write((json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
+    FileSystems.rename([staging], [path])
+    return path
 
 
 class DeliverAlertsFn(beam.DoFn):
