@@ -3,11 +3,10 @@ r"""The batch pipeline: log files in, events archived as encrypted Parquet, dead
 Reads like the data flow in PRODUCT.md::
 
     files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet
-                                     |                                   \--AggregateTraffic--> reports
-                                     |--> error events --Archive--> encrypted Parquet
+                                     |                                   |--AggregateTraffic--> reports
+                                     |                                   \--Detect--> alerts (JSON lines, sinks)
+                                     |--> error events --Archive--> encrypted Parquet, and --Detect-->
                                      \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
-
-Detection hangs off the same event collections.
 """
 
 from __future__ import annotations
@@ -21,9 +20,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from alerts.rules import load_configured_rules
 from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
+from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks, publish_alerts_file
 from pipelines.enrich import Enrich
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
@@ -62,6 +63,13 @@ def build_batch_pipeline(
     parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(
         output, run_id, keys, config.archive, dead_letter_jsonl
     )
+    if config.alerts.enabled:
+        alerts = {"access": access, "error": parsed[ERROR]} | "Detect" >> Detect(
+            load_configured_rules(config.alerts), config.alerts.shards, bounded=True
+        )
+        alerts | "WriteAlerts" >> WriteAlertsFile(output, run_id)
+        if has_sinks(config.alerts.sinks):
+            alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
     if config.reports.enabled:
         (
             access
@@ -96,6 +104,8 @@ def run_batch(
     build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
     result = pipeline.run()
     result.wait_until_finish()
+    if config.alerts.enabled:
+        publish_alerts_file(output, run_id)
     seconds = time.monotonic() - started
     tmp = temp_root(output, run_id)
     if FileSystems.exists(tmp):

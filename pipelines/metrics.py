@@ -18,6 +18,14 @@ LINES_DEAD_LETTERED = "lines_dead_lettered"
 FILES_WRITTEN = "files_written"
 ROWS_WRITTEN = "rows_written"
 DEAD_LETTERS_WRITTEN = "dead_letters_written"
+ALERT_LATE_ROWS = "alert_late_rows"
+ALERTS_UNDELIVERED = "alerts_undelivered"
+#: Alerts are counted per rule under ``alerts:<rule_id>``.
+ALERTS_PREFIX = "alerts:"
+
+
+def alert_counter_name(rule_id: str) -> str:
+    return ALERTS_PREFIX + rule_id
 
 
 def counter(name: str):
@@ -37,6 +45,9 @@ class RunCounts:
     files_written: int = 0
     rows_written: int = 0
     dead_letters_written: int = 0
+    alert_late_rows: int = 0
+    alerts_undelivered: int = 0
+    alerts_by_rule: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
@@ -48,7 +59,10 @@ class RunCounts:
         query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
         for item in query["counters"]:
             name = item.key.metric.name
-            if hasattr(counts, name):
-                value = item.committed if item.committed is not None else item.attempted
-                setattr(counts, name, getattr(counts, name) + int(value or 0))
+            value = int((item.committed if item.committed is not None else item.attempted) or 0)
+            if name.startswith(ALERTS_PREFIX):
+                rule_id = name[len(ALERTS_PREFIX) :]
+                counts.alerts_by_rule[rule_id] = counts.alerts_by_rule.get(rule_id, 0) + value
+            elif hasattr(counts, name):
+                setattr(counts, name, getattr(counts, name) + value)
         return counts

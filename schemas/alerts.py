@@ -23,6 +23,7 @@ ALERT = with_version(
             pa.field("severity", pa.string()),
             pa.field("category", pa.string()),
             pa.field("technique", pa.string()),
+            pa.field("description", pa.string()),
             pa.field("source_ip", pa.string()),
             pa.field("user_name", pa.string()),
             pa.field("url_domain", pa.string()),

@@ -106,6 +106,56 @@ class EnrichConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class WebhookConfig:
+    #: Where alerts are POSTed as JSON (empty: no webhook).
+    url: str = ""
+    #: Seconds to wait for the receiver on each attempt.
+    timeout_seconds: int = dataclasses.field(default=5, metadata=_check(_positive))
+    #: Further attempts after a failed one, with exponential backoff.
+    retries: int = dataclasses.field(default=3, metadata=_check(_non_negative))
+    #: Seconds before the first retry; doubled on each further one.
+    backoff_seconds: int = dataclasses.field(default=1, metadata=_check(_non_negative))
+    #: ``json`` (the alert record) or ``slack`` (a Slack-compatible ``{"text": ...}`` message).
+    format: str = dataclasses.field(
+        default="json", metadata=_check(lambda v: None if v in {"json", "slack"} else "must be json or slack")
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SyslogConfig:
+    #: Syslog receiver host (empty: no syslog).
+    host: str = ""
+    port: int = dataclasses.field(
+        default=514, metadata=_check(lambda v: None if 1 <= v <= 65535 else "must be a port number 1-65535")
+    )
+    #: ``udp`` or ``tcp`` (RFC 5424 messages; TCP uses octet-counting framing, RFC 6587).
+    protocol: str = dataclasses.field(
+        default="udp", metadata=_check(lambda v: None if v in {"udp", "tcp"} else "must be udp or tcp")
+    )
+    #: Syslog facility number (10 = authpriv, 13 = log audit, 4 = auth).
+    facility: int = dataclasses.field(default=10, metadata=_check(lambda v: None if 0 <= v <= 23 else "must be 0-23"))
+    app_name: str = "logwarden"
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertSinksConfig:
+    #: An extra JSON-lines file alerts are appended to (besides <output>/alerts/alerts-<run>.jsonl).
+    jsonl: str = ""
+    #: Print each alert as one JSON line on standard output.
+    stdout: bool = False
+    webhook: WebhookConfig = WebhookConfig()
+    syslog: SyslogConfig = SyslogConfig()
+
+
+def _cooldowns(values: tuple[str, ...]) -> str | None:
+    for item in values:
+        rule_id, sep, duration = item.partition("=")
+        if not sep or not rule_id.strip() or not duration.strip():
+            return f"expected 'RULE_ID=DURATION' items such as 'http-sqli=30m', got {item!r}"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
 class AlertsConfig:
     #: Evaluate detection rules.
     enabled: bool = True
@@ -113,6 +163,13 @@ class AlertsConfig:
     rules: tuple[str, ...] = dataclasses.field(default=(), metadata=PATHS)
     #: Load the rule pack shipped with logwarden.
     default_rules: bool = True
+    #: Evidence lines per alert (0: each rule's own setting).
+    evidence_lines: int = dataclasses.field(default=0, metadata=_check(_non_negative))
+    #: Cool-down overrides, ``RULE_ID=DURATION`` (``http-sqli=30m``).
+    cooldowns: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_cooldowns))
+    #: Keys are spread over this many state shards (more: more parallelism, more timers).
+    shards: int = dataclasses.field(default=16, metadata=_check(_positive))
+    sinks: AlertSinksConfig = AlertSinksConfig()
 
 
 def _bucket(value: str) -> str | None:

@@ -30,6 +30,16 @@ Exit status: 0 on success, 1 if the job failed, 2 on a usage or config error.
 """
 
 
+def _alert_lines(c) -> list[str]:
+    total = sum(c.alerts_by_rule.values())
+    lines = [
+        f"  alerts            {total}"
+        + (f" ({c.alerts_undelivered} not delivered to a sink)" if c.alerts_undelivered else "")
+    ]
+    lines += [f"    {n:6d}  {rule}" for rule, n in sorted(c.alerts_by_rule.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return lines
+
+
 def summary(run) -> str:
     c = run.counts
     balance = "" if c.balanced else "  (MISMATCH: some lines are unaccounted for)"
@@ -42,6 +52,7 @@ def summary(run) -> str:
             f"  dead-lettered     {c.lines_dead_lettered}{balance}",
             f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
             " encrypted)",
+            *_alert_lines(c),
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
         ]

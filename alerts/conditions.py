@@ -1,0 +1,172 @@
+"""Rule conditions evaluated over a whole Arrow batch at once.
+
+Text conditions run on the *distinct* values of a column (dictionary
+encoding), in normalised form where the field carries a request, with RE2
+through ``pyarrow.compute``; the per-distinct answer is then spread back to the
+rows.  Log columns repeat heavily (paths, agents, methods), so this costs a
+fraction of one pass over the batch per rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alerts.normalize import NormalizeCache, normalize_request
+from alerts.rules import LIST_OPS, NUMBER_OPS, Condition, Group, Rule
+
+
+class BatchView:
+    """A record batch plus, per field, its distinct values (raw or normalised) and each row's index into them."""
+
+    def __init__(self, batch: pa.RecordBatch, normalizer: NormalizeCache):
+        self.batch = batch
+        self.num_rows = batch.num_rows
+        self._normalizer = normalizer
+        self._distinct: dict[tuple[str, bool], tuple[pa.Array, np.ndarray]] = {}
+
+    def column(self, name: str) -> pa.Array:
+        return self.batch.column(name)
+
+    def distinct(self, name: str, normalized: bool) -> tuple[pa.Array, np.ndarray]:
+        """``(values, indices)``: distinct values of a text column and, per row, its position (-1 for null)."""
+        key = (name, normalized)
+        if key not in self._distinct:
+            column = self.column(name)
+            if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+                column = column.cast(pa.string())
+            encoded = pc.dictionary_encode(column)
+            indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            values = encoded.dictionary
+            if normalized:
+                values = pa.array([self._normalizer(v) for v in values.to_pylist()], pa.string())
+            self._distinct[key] = (values, indices)
+        return self._distinct[key]
+
+
+def _alternation(words, prefix: str = "", suffix: str = "") -> str:
+    return prefix + "(?:" + "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)) + ")" + suffix
+
+
+def _text_test(condition: Condition) -> Callable[[pa.Array], pa.Array]:
+    """A vectorised test over an array of (possibly normalised) strings."""
+    op, values = condition.op, condition.values
+    if condition.normalize:  # compare like with like: the operands are normalised the way the requests are
+        if op in LIST_OPS and op != "regex_any":
+            values = tuple(normalize_request(v) for v in values)
+        elif op in ("equals", "contains"):
+            values = normalize_request(str(values))
+    if op == "equals":
+        return lambda a: pc.equal(a, str(values))
+    if op == "in":
+        value_set = pa.array(sorted(set(values)), pa.string())
+        return lambda a: pc.is_in(a, value_set=value_set)
+    if op == "contains":
+        return lambda a: pc.match_substring(a, str(values))
+    if op == "regex":
+        return lambda a: pc.match_substring_regex(a, values)
+    if op == "contains_any":
+        pattern = _alternation(values)
+    elif op == "words_any":
+        pattern = _alternation(values, prefix="(?:^|[^a-z0-9])", suffix="(?:[^a-z0-9]|$)")
+    elif op == "startswith_any":
+        pattern = _alternation(values, prefix="^")
+    elif op == "endswith_any":
+        pattern = _alternation(values, suffix="$")
+    else:  # regex_any
+        pattern = "|".join(f"(?:{p})" for p in values)
+    return lambda a: pc.match_substring_regex(a, pattern)
+
+
+def _to_numpy(mask: pa.Array) -> np.ndarray:
+    return mask.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+class CompiledCondition:
+    """One condition, ready to run on any ``BatchView``."""
+
+    def __init__(self, condition: Condition):
+        self.condition = condition
+        self._text = _text_test(condition) if self._is_text() else None
+
+    def _is_text(self) -> bool:
+        c = self.condition
+        if c.op in NUMBER_OPS or c.op in ("class", "exists"):
+            return False
+        if c.op in ("in", "equals"):
+            return not all(isinstance(v, (int, float)) for v in (c.values if c.op == "in" else [c.values]))
+        return True
+
+    def mask(self, view: BatchView) -> np.ndarray:
+        c = self.condition
+        if self._text is not None:
+            column_type = view.column(c.field).type
+            if pa.types.is_integer(column_type) and c.op in ("in", "equals"):
+                result = self._numeric(view)
+            else:
+                values, indices = view.distinct(c.field, c.normalize)
+                per_value = np.append(_to_numpy(self._text(values)), False)
+                result = per_value[indices]
+        else:
+            result = self._numeric(view)
+        return ~result if c.negate else result
+
+    def _numeric(self, view: BatchView) -> np.ndarray:
+        c = self.condition
+        column = view.column(c.field)
+        if c.op == "exists":
+            present = pc.is_valid(column)
+            if pa.types.is_string(column.type):
+                present = pc.and_(present, pc.invert(pc.is_in(column, value_set=pa.array(["", "-"]))))
+            result = _to_numpy(present)
+            return result if c.values else ~result
+        if c.op == "class":
+            classes = pa.array(list(c.values), pa.int32())
+            return _to_numpy(pc.is_in(pc.divide(column.cast(pa.int32()), 100), value_set=classes))
+        if c.op == "in":
+            return _to_numpy(pc.is_in(column, value_set=pa.array([int(v) for v in c.values], column.type)))
+        if c.op == "equals":
+            return _to_numpy(pc.equal(column, pa.scalar(c.values).cast(column.type)))
+        compare = {"gt": pc.greater, "gte": pc.greater_equal, "lt": pc.less, "lte": pc.less_equal}[c.op]
+        return _to_numpy(compare(column, c.values))
+
+
+class CompiledGroup:
+    def __init__(self, group: Group):
+        self.mode = group.mode
+        self.parts = [compile_condition(c) for c in group.conditions]
+
+    def mask(self, view: BatchView) -> np.ndarray:
+        if self.mode == "all":
+            result = np.ones(view.num_rows, dtype=bool)
+            for part in self.parts:
+                result &= part.mask(view)
+            return result
+        result = np.zeros(view.num_rows, dtype=bool)
+        for part in self.parts:
+            result |= part.mask(view)
+        return ~result if self.mode == "none" else result
+
+
+def compile_condition(item) -> CompiledCondition | CompiledGroup:
+    return CompiledGroup(item) if isinstance(item, Group) else CompiledCondition(item)
+
+
+class CompiledRule:
+    """A rule's conditions compiled once per worker; ``mask`` says which rows of a batch match (all conditions)."""
+
+    def __init__(self, rule: Rule):
+        self.rule = rule
+        self.parts = [compile_condition(c) for c in rule.conditions]
+
+    def mask(self, view: BatchView) -> np.ndarray:
+        result = np.ones(view.num_rows, dtype=bool)
+        for part in self.parts:
+            result &= part.mask(view)
+            if not result.any():
+                break
+        return result

@@ -1,0 +1,202 @@
+"""The stateless half of detection: one batch of events in, each rule's matching rows out.
+
+Only rows that pass a rule's conditions leave this step, as columns (group
+key, timestamp, offset, the ``distinct`` value) sorted by key and time, plus
+readable evidence lines for the first few rows of each key.  Time-based
+decisions are left to ``alerts.engine``, which folds these rows per key in
+event-time order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alerts.conditions import BatchView, CompiledRule
+from alerts.evidence import evidence_lines
+from alerts.normalize import NormalizeCache
+from alerts.rules import Rule, RuleSet
+
+#: Alert fields filled from the group key when the rule groups by them (every one, for signatures).
+KEY_FIELDS = ("source_ip", "user_name", "url_domain")
+#: Text of a null key part.
+MISSING = "-"
+#: Signature hits keep an evidence line for every row of a key up to this many (they are rare).
+SIGNATURE_EVIDENCE_ROWS = 100
+#: A rule matching more than this share (and number) of a batch's rows is "wide" (request floods)...
+WIDE_RULE_SHARE = 0.25
+WIDE_RULE_MIN_ROWS = 1000
+#: ...and quotes evidence lines only for keys with at least this many rows in the batch (or a quarter of its count).
+BUSY_KEY_ROWS = 10
+
+
+@dataclasses.dataclass
+class Hits:
+    """Rows of one file that matched one rule, sorted by ``(key, ts, offset)``.
+
+    Keys are stored once (``key_names``) and referenced per row (``key_index``), so
+    a rule that matches every request does not carry a million strings around.
+    """
+
+    rule_id: str
+    path: str
+    key_names: pa.Array  # strings, one per key
+    key_fields: pa.RecordBatch  # per key: the alert's source_ip, user_name, url_domain (KEY_FIELDS)
+    key_index: np.ndarray  # int64, per row
+    ts: np.ndarray  # int64 microseconds since the epoch, UTC
+    offsets: np.ndarray  # int64 byte offsets in ``path``
+    values: np.ndarray | None  # object array: the rule's ``distinct`` field per row
+    lines: dict[int, str]  # evidence line by offset, for the first rows of each key
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, rows: np.ndarray) -> Hits:
+        used, index = np.unique(self.key_index[rows], return_inverse=True)
+        offsets = self.offsets[rows]
+        wanted = set(offsets.tolist()) if self.lines else ()
+        return dataclasses.replace(
+            self,
+            key_names=self.key_names.take(pa.array(used)),
+            key_fields=self.key_fields.take(pa.array(used)),
+            key_index=index.astype(np.int64),
+            ts=self.ts[rows],
+            offsets=offsets,
+            values=self.values[rows] if self.values is not None else None,
+            lines={o: t for o, t in self.lines.items() if o in wanted},
+        )
+
+    def split(self, upto_us: int) -> tuple[Hits | None, Hits | None]:
+        """``(rows with ts <= upto, rows after)``; either side is None when empty."""
+        early = self.ts <= upto_us
+        count = int(np.count_nonzero(early))
+        if count == len(self.ts):
+            return self, None
+        if count == 0:
+            return None, self
+        return self.take(np.flatnonzero(early)), self.take(np.flatnonzero(~early))
+
+    def by_shard(self, shards: int) -> dict[int, Hits]:
+        """This group split by ``shard_of`` its keys."""
+        shard_per_key = shards_of(self.rule_id, self.key_names, shards)
+        if (shard_per_key == shard_per_key[0]).all():
+            return {int(shard_per_key[0]): self}
+        shard = shard_per_key[self.key_index]
+        return {int(s): self.take(np.flatnonzero(shard == s)) for s in np.unique(shard)}
+
+
+_PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime: odd, so invertible modulo 2**64
+_PRIME_INVERSE = np.uint64(pow(0x100000001B3, -1, 2**64))
+
+
+def stable_hash(strings: pa.Array) -> np.ndarray:
+    """A 64-bit polynomial hash of each string, computed over the Arrow buffers at once.
+
+    Stable across processes, runs and array layouts (unlike ``hash``), so a key is
+    always sent to the same shard and meets its own state.
+    """
+    strings = pc.fill_null(strings.cast(pa.large_string()), "")
+    if len(strings) == 0:
+        return np.zeros(0, np.uint64)
+    offsets = np.frombuffer(strings.buffers()[1], np.int64)[strings.offset : strings.offset + len(strings) + 1]
+    data_buffer = strings.buffers()[2]
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    first, last = int(offsets[0]), int(offsets[-1])
+    chars = data[first:last].astype(np.uint64) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(len(chars), _PRIME, np.uint64))
+        inverse = np.concatenate([[np.uint64(1)], np.cumprod(np.full(len(chars), _PRIME_INVERSE, np.uint64))])
+        prefix = np.concatenate([[np.uint64(0)], np.cumsum(chars * powers, dtype=np.uint64)])
+        starts, ends = offsets[:-1] - first, offsets[1:] - first
+        h = (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint64)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+    return h
+
+
+def shards_of(rule_id: str, keys: pa.Array, shards: int) -> np.ndarray:
+    salt = stable_hash(pa.array([rule_id]))[0]
+    with np.errstate(over="ignore"):
+        return ((stable_hash(keys) ^ salt) % np.uint64(shards)).astype(np.int64)
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    return column if pa.types.is_string(column.type) else column.cast(pa.string())
+
+
+def _key_column(batch: pa.RecordBatch, rows: pa.Array, fields: tuple[str, ...]) -> pa.Array:
+    parts = [_as_text(batch.column(name).take(rows)).fill_null(MISSING) for name in fields]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, "|")
+
+
+class Observer:
+    """Evaluates every rule of one dataset on batches; holds the compiled rules and the normalisation cache."""
+
+    def __init__(self, rules: RuleSet, dataset: str, normalizer: NormalizeCache | None = None):
+        self.dataset = dataset
+        self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
+        self.normalizer = normalizer or NormalizeCache()
+
+    def observe(self, batch: pa.RecordBatch) -> list[Hits]:
+        if not batch.num_rows or not self.rules:
+            return []
+        view = BatchView(batch, self.normalizer)
+        ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
+        offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
+        paths = batch.column("log_file_path")
+        hits: list[Hits] = []
+        for compiled in self.rules:
+            rows = np.flatnonzero(compiled.mask(view))
+            if not len(rows):
+                continue
+            row_paths = paths.take(pa.array(rows))
+            unique_paths = pc.unique(row_paths).to_pylist()
+            for path in unique_paths:  # one file per batch in practice; kept apart if not
+                on_path = rows
+                if len(unique_paths) > 1:
+                    on_path = rows[pc.equal(row_paths, path).fill_null(False).to_numpy(zero_copy_only=False)]
+                hits.append(self._hits(compiled.rule, batch, on_path, path, ts, offsets))
+        return hits
+
+    def _hits(self, rule: Rule, batch: pa.RecordBatch, rows: np.ndarray, path: str, ts, offsets) -> Hits:
+        taken = pa.array(rows)
+        encoded = pc.dictionary_encode(_key_column(batch, taken, rule.groupby))
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        order = np.lexsort((offsets[rows], ts[rows], codes))
+        rows, codes = rows[order], codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        # Evidence: the first rows of each key (every row of a key, for rare signature hits).  A rule matching
+        # most of the batch (a flood rule sees every request) quotes lines only for keys busy enough to matter
+        # here; other keys' evidence still names file and offset.
+        limit = SIGNATURE_EVIDENCE_ROWS if rule.is_signature else rule.evidence
+        sizes = np.diff(np.r_[starts, len(rows)])
+        position = np.arange(len(rows)) - np.repeat(starts, sizes)
+        wanted = position < limit
+        if not rule.is_signature and len(rows) > max(WIDE_RULE_MIN_ROWS, WIDE_RULE_SHARE * batch.num_rows):
+            busy = max(BUSY_KEY_ROWS, getattr(rule.threshold, "count", 0) // 4)
+            wanted &= np.repeat(sizes >= busy, sizes)
+        evidence_rows = rows[wanted]
+        lines = dict(zip(offsets[evidence_rows].tolist(), evidence_lines(batch, evidence_rows, self.dataset)))
+        # Keys in first-row order; each key's alert fields come from its first row.
+        first_rows = pa.array(rows[starts])
+        key_names = encoded.dictionary.take(pa.array(codes[starts]))
+        key_fields = pa.RecordBatch.from_arrays(
+            [
+                _as_text(batch.column(name).take(first_rows))
+                if name in rule.groupby or rule.is_signature
+                else pa.nulls(len(starts), pa.string())
+                for name in KEY_FIELDS
+            ],
+            names=list(KEY_FIELDS),
+        )
+        key_index = np.repeat(np.arange(len(starts), dtype=np.int64), sizes)
+        values = None
+        if rule.distinct:
+            values = np.asarray(_as_text(batch.column(rule.distinct).take(pa.array(rows))).to_pylist(), dtype=object)
+        return Hits(rule.id, path, key_names, key_fields, key_index, ts[rows], offsets[rows], values, lines)

@@ -1,0 +1,61 @@
+"""HTTP webhook sink: each alert POSTed as JSON, retried with backoff, bounded in time.
+
+``format: slack`` posts ``{"text": "..."}`` instead, which Slack, Mattermost and
+Teams-compatible incoming webhooks accept.  A receiver that keeps failing costs
+at most ``(retries + 1) * timeout + backoff * (2**retries - 1)`` seconds per
+alert, then the failure is reported and detection goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from alerts.sinks import DeliveryError, alert_json, alert_summary
+
+#: Statuses worth retrying: the receiver is busy or briefly broken, not refusing the request.
+RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+
+def slack_payload(alert: dict[str, Any]) -> str:
+    lines = [alert_summary(alert)]
+    lines += [f"> {e['line']}" for e in alert.get("evidence", [])[:3] if e.get("line")]
+    return json.dumps({"text": "\n".join(lines)}, ensure_ascii=False)
+
+
+class WebhookSink:
+    def __init__(self, url: str, timeout: float = 5, retries: int = 3, backoff: float = 1, format: str = "json"):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook url must start with http:// or https://, got {url!r}")
+        self.name = f"webhook:{url}"
+        self._url, self._timeout, self._retries, self._backoff, self._format = url, timeout, retries, backoff, format
+
+    def _post(self, body: bytes) -> None:
+        request = urllib.request.Request(
+            self._url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "logwarden"}
+        )
+        with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            response.read()
+
+    def send(self, alert: dict[str, Any]) -> None:
+        body = (slack_payload(alert) if self._format == "slack" else alert_json(alert)).encode("utf-8")
+        problem = ""
+        for attempt in range(self._retries + 1):
+            if attempt:
+                time.sleep(self._backoff * 2 ** (attempt - 1))
+            try:
+                self._post(body)
+                return
+            except urllib.error.HTTPError as error:
+                problem = f"HTTP {error.code} {error.reason}"
+                if error.code not in RETRYABLE:
+                    break
+            except (urllib.error.URLError, OSError) as error:
+                problem = str(getattr(error, "reason", error))
+        raise DeliveryError(f"{problem} after {attempt + 1} attempt(s)")
+
+    def close(self) -> None:
+        pass
