@@ -46,13 +46,20 @@ def split_by_day(batch: pa.RecordBatch, column: str = "timestamp") -> Iterator[t
     """Split a batch into one batch per UTC day of ``column``."""
     if batch.num_rows == 0:
         return
-    days = pc.strftime(batch.column(column), format=PARTITION_FORMAT)
-    first, last = pc.min_max(days).values()
+    # Whole days since the epoch by integer division: formatting a million timestamps as text
+    # just to compare them cost more than writing the Parquet file.
+    micros = batch.column(column).cast(pa.int64())
+    days = pc.floor(pc.divide(micros.cast(pa.float64()), 86_400_000_000.0)).cast(pa.int64())
+    first, last = (v.as_py() for v in pc.min_max(days).values())
     if first == last:
-        yield first.as_py(), batch
+        yield _day_name(first), batch
         return
     for day in pc.unique(days).to_pylist():
-        yield day, batch.filter(pc.equal(days, day))
+        yield _day_name(day), batch.filter(pc.equal(days, day))
+
+
+def _day_name(days_since_epoch: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days_since_epoch)).strftime(PARTITION_FORMAT)
 
 
 class _HashingStream:
