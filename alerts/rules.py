@@ -16,7 +16,8 @@ Conditions (a list means "all of"): ``{field, <op>: value}`` with ``op`` one of
 ``endswith_any``, ``regex``, ``regex_any``, ``gt``/``gte``/``lt``/``lte``,
 ``class`` (``4xx``), ``exists``; ``list: NAME`` takes the values of a list op
 from the word list ``NAME.txt``; ``{any: [...]}`` and ``{none: [...]}`` combine.
-Text fields that carry a request are matched after ``normalize_request``.
+Text fields that carry a request are matched after ``normalize_request`` (``normalize: false`` opts
+out); other text fields are matched as written unless the condition says ``normalize: true``.
 """
 
 from __future__ import annotations
@@ -295,7 +296,9 @@ class _Reader:
         negate = item.get("not", False)
         if not isinstance(negate, bool):
             self.fail(f"{key}.not", f"expected true or false, got {negate!r}")
-        return Condition(field, op, values, normalize and field in REQUEST_FIELDS, negate)
+        if "normalize" not in item:  # request text by default; other text (an error message quoting a path) on request
+            normalize = field in REQUEST_FIELDS
+        return Condition(field, op, values, normalize, negate)
 
     def rule(self) -> Rule:
         data = self.data

@@ -75,7 +75,9 @@ def _apache_pid(columns: Columns, text: pa.Array) -> None:
 
 
 def _apache_client(columns: Columns, text: pa.Array) -> None:
-    columns.values["apache_client"] = _field_from(text, r"^\[client (?P<v>[^\]]+)\] $")
+    """``[client ip:port]``, or ``[remote ip:port]``: Apache 2.4 writes ``remote`` on connections without a
+    scoreboard slot, such as HTTP/2 streams, and the address is still the client's."""
+    columns.values["apache_client"] = _field_from(text, r"^\[(?:client|remote) (?P<v>[^\]]+)\] $")
 
 
 def _apache_message(columns: Columns, message: pa.Array) -> None:
@@ -96,19 +98,54 @@ def _nginx_connection(columns: Columns, text: pa.Array) -> None:
     columns.labels.append(("connection_id", _field_from(text, r"^\*(?P<v>[0-9]+) $")))
 
 
+_QUOTED = r'"(?P<{}>(?:[^"\\]|\\.)*)"'
+#: The context nginx appends to an HTTP error, in its order, up to the end of the entry.
+_NGINX_CONTEXT = (
+    r", client: (?P<client>[^,\"]+), server: (?P<server>[^,\"]*)"
+    r"(?:, request: " + _QUOTED.format("request") + ")?"
+    r'(?:, subrequest: "(?:[^"\\]|\\.)*")?(?:, upstream: "(?:[^"\\]|\\.)*")?'
+    r"(?:, host: " + _QUOTED.format("host") + ")?"
+    r"(?:, referrer: " + _QUOTED.format("referrer") + ")?$"
+)
+
+
+def _nginx_context(message: pa.Array) -> dict[str, pa.Array]:
+    """client, server, request, host and referrer from the context nginx appended to the message.
+
+    The message before it may quote what the client sent (a user name), so a forged
+    ``, client: 127.0.0.1, server: ...`` there must not be taken for the real one:
+    the context is the one that runs, field after field, to the end of the entry.
+    Entries whose context has other fields (stream and mail proxies) fall back to
+    the first occurrence of each field.
+    """
+    anchored = pc.extract_regex(message, _NGINX_CONTEXT)
+    loose = {
+        "client": r", client: (?P<v>[^,]+)",
+        "server": r", server: (?P<v>[^,]*)",
+        "request": r', request: "(?P<v>(?:[^"\\]|\\.)*)"',
+        "host": r', host: "(?P<v>[^"]*)"',
+        "referrer": r', referrer: "(?P<v>[^"]*)"',
+    }
+    fields = {}
+    for index, (name, regex) in enumerate(loose.items()):
+        exact = empty_to_null(pc.if_else(anchored.is_valid(), pc.struct_field(anchored, [index]), _NULL))
+        fields[name] = pc.if_else(anchored.is_valid(), exact, _field_from(message, regex))
+    return fields
+
+
 def _nginx_message(columns: Columns, message: pa.Array) -> None:
     """Message as written; client, server, request, host and user pulled out of it."""
     columns.values["message"] = message
-    convert_address_port(columns, _field_from(message, r", client: (?P<v>[^,]+)"))
-    columns.values["url_domain"] = empty_to_null(_field_from(message, r", server: (?P<v>[^,]*)"))
-    request = _field_from(message, r', request: "(?P<v>(?:[^"\\]|\\.)*)"')
+    context = _nginx_context(message)
+    convert_address_port(columns, context["client"])
+    columns.values["url_domain"] = empty_to_null(context["server"])
     request_columns = Columns(len(message))
-    convert_request_line(request_columns, request)
+    convert_request_line(request_columns, context["request"])
     columns.values["http_request_method"] = request_columns.values["http_request_method"]
     columns.values["url_original"] = request_columns.values["url_original"]
     columns.values["user_name"] = _field_from(message, r'user "(?P<v>[^"]+)"')
-    columns.labels.append(("host", _field_from(message, r', host: "(?P<v>[^"]*)"')))
-    columns.labels.append(("referrer", _field_from(message, r', referrer: "(?P<v>[^"]*)"')))
+    columns.labels.append(("host", context["host"]))
+    columns.labels.append(("referrer", context["referrer"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +256,7 @@ APACHE_ERROR = ErrorLogFormat(
             Capture("module_level", r"[^\]\[ ]+", "[module:level]", convert=_apache_module_level),
             Literal("] "),
             Capture("pid", r"(?:\[pid [0-9]+(?::tid [0-9]+)?\] )?", "[pid N:tid N]", convert=_apache_pid),
-            Capture("client", r"(?:\[client [^\]]+\] )?", "[client address]", convert=_apache_client),
+            Capture("client", r"(?:\[(?:client|remote) [^\]]+\] )?", "[client address]", convert=_apache_client),
             Capture("apache_message", r".*", "message", convert=_apache_message),
         )
     ),

@@ -18,7 +18,6 @@ from alerts.observe import Observer
 from pipelines.batch import run_batch
 from pipelines.detect import Detect
 from pipelines.options import pipeline_options
-from schemas.config import Config
 from tests.alerts.events import access, batch, error, error_batch
 
 ATTACKER, BRUTE, SCANNER = "192.0.2.66", "192.0.2.77", "192.0.2.88"
@@ -106,12 +105,12 @@ def test_error_events_are_detected_alongside_access_events(default_rules):
         )
 
 
-def test_logwarden_batch_writes_the_alerts_file(corpora, tmp_path):
+def test_logwarden_batch_writes_the_alerts_file(corpora, tmp_path, archive_config):
     run = run_batch(
         [str(corpora / "elastic-examples/apache_logs/apache_logs")],
         str(tmp_path),
-        Config(),
-        pipeline_options([], Config().runner),
+        archive_config,
+        pipeline_options([], archive_config.runner),
     )
     (path,) = (tmp_path / "alerts").glob("alerts-*.jsonl")
     alerts = [json.loads(line) for line in path.read_text().splitlines()]

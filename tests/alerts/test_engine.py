@@ -118,6 +118,14 @@ def test_error_log_rules_on_error_events(default_rules):
     assert alerts[0]["evidence"][0]["line"].startswith("[")
 
 
+def test_error_log_probe_paths_match_the_file_path_apache_names_in_any_case(default_rules):
+    # Apache names only the file; the probe-path list is matched against it normalised (lowercase, decoded).
+    rows = [error(i, "File does not exist: /var/www/html/phpMyAdmin", ip="192.0.2.8") for i in range(2)]
+    rows += [error(5 + i, "File does not exist: /var/www/html/forum/mail.php", ip="192.0.2.9") for i in range(2)]
+    alerts = run(default_rules, error_batch(rows), dataset="error")
+    assert {(a["rule_id"], a["source_ip"]) for a in alerts} == {("error-probe-paths", "192.0.2.8")}
+
+
 def test_alert_id_depends_on_rule_key_and_start_only():
     assert alert_id("r", "1.2.3.4", 5) == alert_id("r", "1.2.3.4", 5)
     assert len({alert_id("r", "1.2.3.4", 5), alert_id("r", "1.2.3.4", 6), alert_id("q", "1.2.3.4", 5)}) == 3

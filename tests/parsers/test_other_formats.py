@@ -71,6 +71,32 @@ def test_nginx_multiline_entries_survive_chunk_boundaries(tmp_path):
         assert events[1]["source_ip"] == "198.51.100.4" and events[2]["source_ip"] is None
 
 
+def test_apache_remote_is_the_client_on_http2_streams():
+    # Apache 2.4 writes [remote ip:port] instead of [client ...] on connections without a scoreboard slot (HTTP/2).
+    line = (
+        b"[Mon Nov 06 13:39:56.637868 2023] [auth_basic:error] [pid 3175001:tid 140494544914112] "
+        b"[remote 192.0.2.111:35924] AH01618: user whatever not found: /admin\n"
+    )
+    [event] = parse_chunk(LineChunk("/e.log", 0, 1, line, "apache_error")).events.to_pylist()
+    assert (event["source_ip"], event["source_port"], event["user_name"]) == ("192.0.2.111", 35924, "whatever")
+    assert event["message"] == "AH01618: user whatever not found: /admin"
+
+
+def test_nginx_client_is_the_one_in_the_trailing_context_not_a_forged_one_in_the_message():
+    # The user name is the client's text: it can carry a fake ", client: 127.0.0.1, server: ..." before nginx's own.
+    line = (
+        b'2014/04/03 22:20:40 [error] 30708#0: *3 user "test": password mismatch, client: 127.0.0.1, server: test, '
+        b'request: "GET / HTTP/1.1", host: "localhost:8443"": was not found in "/etc/nginx/.htpasswd", '
+        b'client: 192.0.2.2, server: , request: "GET /real HTTP/1.1", host: "real.example"\n'
+        b"2024/06/16 10:00:03 [info] 9#9: *7 client 203.0.113.5 closed keepalive connection, "
+        b'client: 203.0.113.5, server: 0.0.0.0:443, upstream: "10.0.0.1:443", bytes from/to client:0/0\n'
+    )
+    forged, stream = parse_chunk(LineChunk("/e.log", 0, 1, line, "nginx_error")).events.to_pylist()
+    assert (forged["source_ip"], forged["url_domain"], forged["url_original"]) == ("192.0.2.2", None, "/real")
+    assert dict(forged["labels"])["host"] == "real.example"
+    assert (stream["source_ip"], stream["url_domain"]) == ("203.0.113.5", "0.0.0.0:443")  # other fields: first one
+
+
 def test_orphan_continuation_lines_are_dead_letters_with_reason():
     result = parse_chunk(LineChunk("/e.log", 0, 1, b"stray continuation\n" + NGINX_ERRORS, "nginx_error"))
     [dead] = result.dead_letters.to_pylist()
