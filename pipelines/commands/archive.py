@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-
-from pipelines.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.commands.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    add_command,
+    add_config_argument,
+    error,
+    load_or_report,
+)
 from retention.keyring import Keyring, KeyringError, reader_keys
 from retention.verify import INFO, verify_archive
 
@@ -41,12 +47,12 @@ def _verify(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "archive",
-        help="check the encrypted archive",
-        description="Check the encrypted Parquet archive against its manifests and keys.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check the encrypted archive",
+        "Check the encrypted Parquet archive against its manifests and keys.",
+        EPILOG,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     verify = actions.add_parser("verify", help="check manifests, checksums and (--deep) decryptability")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 
 from parsers.registry import FORMATS, UnknownFormatError, get_format
 from pipelines.batch import run_batch
-from pipelines.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.commands.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    add_command,
+    add_config_argument,
+    error,
+    load_or_report,
+)
 from pipelines.commands.keys import announce_init
 from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
@@ -95,12 +102,12 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "batch",
-        help="run the batch pipeline over log files",
-        description="Parse log files with Apache Beam and archive every event as Parquet; keep dead letters.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run the batch pipeline over log files",
+        "Parse log files with Apache Beam and archive every event as Parquet; keep dead letters.",
+        EPILOG,
     )
     parser.add_argument(
         "--input", "-i", nargs="+", required=True, metavar="GLOB", help="log files, globs or directories"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from schemas.config import Config, ConfigError, load_config
@@ -29,3 +30,14 @@ def load_or_report(path: str | None) -> Config:
 
 def add_config_argument(parser) -> None:
     parser.add_argument("--config", "-c", metavar="FILE", help="YAML config file (defaults work without one)")
+
+
+def add_command(subparsers, name: str, help_text: str, description: str, epilog: str | None = None):
+    """A subcommand whose --help keeps the examples in ``epilog`` laid out as written."""
+    return subparsers.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
 import yaml
 
-from pipelines.commands.common import EXIT_OK, UsageError, error, load_or_report
+from pipelines.commands.common import EXIT_OK, UsageError, add_command, error, load_or_report
 from schemas.config import config_to_dict
 
 
@@ -29,12 +27,12 @@ def _show(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "config",
-        help="check or show a config file",
-        description="Validate a YAML config file, or print the effective config with every default filled in.",
-        epilog="examples:\n  logwarden config check examples/logwarden.yaml\n  logwarden config show  # the defaults",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check or show a config file",
+        "Validate a YAML config file, or print the effective config with every default filled in.",
+        "examples:\n  logwarden config check examples/logwarden.yaml\n  logwarden config show  # the defaults",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate FILE; exit 2 naming the bad key")

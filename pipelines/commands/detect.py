@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import collections
 import sys
 
@@ -12,7 +11,15 @@ from alerts.rules import RuleError, load_configured_rules
 from alerts.sinks import Deliverer, build_sinks
 from alerts.sinks.files import JsonLinesSink, StdoutSink
 from parsers.registry import UnknownFormatError, get_format
-from pipelines.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.commands.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    add_command,
+    add_config_argument,
+    error,
+    load_or_report,
+)
 from pipelines.inputs import InputError, list_files
 from pipelines.read import open_raw
 
@@ -74,12 +81,12 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "detect",
-        help="replay log files through the detection rules",
-        description="Run the detection rules over log files and print one JSON alert per line.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "replay log files through the detection rules",
+        "Run the detection rules over log files and print one JSON alert per line.",
+        EPILOG,
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="log files, globs or directories")
     parser.add_argument("--format", "-f", help="'auto' (default: detect per file) or a format name")

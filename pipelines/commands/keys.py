@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 
-from pipelines.commands.common import EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
 from retention.keyring import (
     PURPOSES,
     ROOT_KEY_ENV,
@@ -130,12 +129,12 @@ def _guarded(action):
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "keys",
-        help="create, list, rotate, destroy or export the archive's encryption keys",
-        description="Manage the keyring that encrypts the Parquet archive (per-month master keys).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "create, list, rotate, destroy or export the archive's encryption keys",
+        "Manage the keyring that encrypts the Parquet archive (per-month master keys).",
+        EPILOG,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import sys
@@ -10,7 +9,7 @@ import sys
 from parsers.enrich import Enricher, enrich_batch
 from parsers.files import FileParse, parse_file
 from parsers.registry import FORMATS, UnknownFormatError, get_format
-from pipelines.commands.common import EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
 from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.read import open_raw
@@ -94,12 +93,12 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "parse",
-        help="parse log files to JSON lines",
-        description="Parse access and error logs into events named after the Elastic Common Schema.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "parse log files to JSON lines",
+        "Parse access and error logs into events named after the Elastic Common Schema.",
+        EPILOG,
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="log files, globs or directories (.gz/.bz2/.zst too)")
     parser.add_argument(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from alerts.rules import Bucket, RuleError, load_configured_rules, load_rules
-from pipelines.commands.common import EXIT_OK, UsageError, add_config_argument, error, load_or_report
+from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
 
 EPILOG = """\
 examples:
@@ -52,12 +51,12 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "rules",
-        help="list or validate detection rules",
-        description="List the detection rules that would run, or check rule files for mistakes.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list or validate detection rules",
+        "List the detection rules that would run, or check rule files for mistakes.",
+        EPILOG,
     )
     parser.add_argument("action", choices=["list", "check"])
     parser.add_argument("paths", nargs="*", metavar="PATH", help="rule files or directories (check)")
