@@ -5,6 +5,11 @@ encoding), in normalised form where the field carries a request, with RE2
 through ``pyarrow.compute``; the per-distinct answer is then spread back to the
 rows.  Log columns repeat heavily (paths, agents, methods), so this costs a
 fraction of one pass over the batch per rule.
+
+Most requests match no attack pattern at all, so the patterns of every rule on
+one field are also joined into a single pre-filter: one RE2 pass over the
+distinct values finds the few candidates, and each rule's own patterns then
+run on those alone.
 """
 
 from __future__ import annotations
@@ -19,15 +24,24 @@ import pyarrow.compute as pc
 from alerts.normalize import NormalizeCache, normalize_request
 from alerts.rules import LIST_OPS, NUMBER_OPS, Condition, Group, Rule
 
+FieldKey = tuple[str, bool]  # (field, normalised)
+#: Ops whose patterns join a field's pre-filter.  Word lists (``contains_any`` & co., hundreds of literals each)
+#: stay out: joined with the rest they made RE2 slower than running them on their own.
+JOINED_OPS = frozenset({"regex", "regex_any", "contains"})
+
 
 class BatchView:
     """A record batch plus, per field, its distinct values (raw or normalised) and each row's index into them."""
 
-    def __init__(self, batch: pa.RecordBatch, normalizer: NormalizeCache):
+    def __init__(
+        self, batch: pa.RecordBatch, normalizer: NormalizeCache, prefilters: dict[FieldKey, str] | None = None
+    ):
         self.batch = batch
         self.num_rows = batch.num_rows
         self._normalizer = normalizer
-        self._distinct: dict[tuple[str, bool], tuple[pa.Array, np.ndarray]] = {}
+        self._prefilters = prefilters or {}
+        self._distinct: dict[FieldKey, tuple[pa.Array, np.ndarray]] = {}
+        self._candidates: dict[FieldKey, np.ndarray | None] = {}
 
     def column(self, name: str) -> pa.Array:
         return self.batch.column(name)
@@ -47,13 +61,29 @@ class BatchView:
             self._distinct[key] = (values, indices)
         return self._distinct[key]
 
+    def candidates(self, name: str, normalized: bool) -> np.ndarray | None:
+        """Positions of the distinct values that pass the field's pre-filter (None: the field has none)."""
+        key = (name, normalized)
+        if key not in self._candidates:
+            pattern = self._prefilters.get(key)
+            if pattern is None:
+                self._candidates[key] = None
+            else:
+                values, _ = self.distinct(name, normalized)
+                self._candidates[key] = np.flatnonzero(_to_numpy(pc.match_substring_regex(values, pattern)))
+        return self._candidates[key]
+
 
 def _alternation(words, prefix: str = "", suffix: str = "") -> str:
     return prefix + "(?:" + "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)) + ")" + suffix
 
 
-def _text_test(condition: Condition) -> Callable[[pa.Array], pa.Array]:
-    """A vectorised test over an array of (possibly normalised) strings."""
+def _text_test(condition: Condition) -> tuple[Callable[[pa.Array], pa.Array], str | None]:
+    """A vectorised test over an array of (possibly normalised) strings, and the RE2 pattern it amounts to.
+
+    The pattern (None for the hash-based ``equals`` and ``in``) matches exactly the values the test accepts;
+    pre-filters are built from it.
+    """
     op, values = condition.op, condition.values
     if condition.normalize:  # compare like with like: the operands are normalised the way the requests are
         if op in LIST_OPS and op != "regex_any":
@@ -61,14 +91,14 @@ def _text_test(condition: Condition) -> Callable[[pa.Array], pa.Array]:
         elif op in ("equals", "contains"):
             values = normalize_request(str(values))
     if op == "equals":
-        return lambda a: pc.equal(a, str(values))
+        return (lambda a: pc.equal(a, str(values))), None
     if op == "in":
         value_set = pa.array(sorted(set(values)), pa.string())
-        return lambda a: pc.is_in(a, value_set=value_set)
+        return (lambda a: pc.is_in(a, value_set=value_set)), None
     if op == "contains":
-        return lambda a: pc.match_substring(a, str(values))
+        return (lambda a: pc.match_substring(a, str(values))), re.escape(str(values))
     if op == "regex":
-        return lambda a: pc.match_substring_regex(a, values)
+        return (lambda a: pc.match_substring_regex(a, values)), values
     if op == "contains_any":
         pattern = _alternation(values)
     elif op == "words_any":
@@ -79,7 +109,7 @@ def _text_test(condition: Condition) -> Callable[[pa.Array], pa.Array]:
         pattern = _alternation(values, suffix="$")
     else:  # regex_any
         pattern = "|".join(f"(?:{p})" for p in values)
-    return lambda a: pc.match_substring_regex(a, pattern)
+    return (lambda a: pc.match_substring_regex(a, pattern)), pattern
 
 
 def _to_numpy(mask: pa.Array) -> np.ndarray:
@@ -91,7 +121,9 @@ class CompiledCondition:
 
     def __init__(self, condition: Condition):
         self.condition = condition
-        self._text = _text_test(condition) if self._is_text() else None
+        self._text, pattern = _text_test(condition) if self._is_text() else (None, None)
+        #: The pattern this condition adds to its field's pre-filter (None: it runs on every value).
+        self.pattern = pattern if condition.op in JOINED_OPS else None
 
     def _is_text(self) -> bool:
         c = self.condition
@@ -109,7 +141,13 @@ class CompiledCondition:
                 result = self._numeric(view)
             else:
                 values, indices = view.distinct(c.field, c.normalize)
-                per_value = np.append(_to_numpy(self._text(values)), False)
+                candidates = view.candidates(c.field, c.normalize) if self.pattern is not None else None
+                if candidates is None:
+                    per_value = np.append(_to_numpy(self._text(values)), False)
+                else:  # values the pre-filter rejects cannot match this condition's own pattern
+                    per_value = np.zeros(len(values) + 1, dtype=bool)
+                    if len(candidates):
+                        per_value[candidates] = _to_numpy(self._text(values.take(pa.array(candidates))))
                 result = per_value[indices]
         else:
             result = self._numeric(view)
@@ -156,6 +194,13 @@ def compile_condition(item) -> CompiledCondition | CompiledGroup:
     return CompiledGroup(item) if isinstance(item, Group) else CompiledCondition(item)
 
 
+def _conditions(parts) -> list[CompiledCondition]:
+    found = []
+    for part in parts:
+        found += _conditions(part.parts) if isinstance(part, CompiledGroup) else [part]
+    return found
+
+
 class CompiledRule:
     """A rule's conditions compiled once per worker; ``mask`` says which rows of a batch match (all conditions)."""
 
@@ -170,3 +215,24 @@ class CompiledRule:
             if not result.any():
                 break
         return result
+
+
+def prefilters(rules: list[CompiledRule]) -> dict[FieldKey, str]:
+    """Per text field that several patterns test, one RE2 alternation of them all: its matches are the candidates."""
+    patterns: dict[FieldKey, list[str]] = {}
+    for rule in rules:
+        for condition in _conditions(rule.parts):
+            if condition.pattern is not None:
+                key = (condition.condition.field, condition.condition.normalize)
+                patterns.setdefault(key, []).append(condition.pattern)
+    joined = {}
+    for key, found in patterns.items():
+        if len(set(found)) < 2:
+            continue  # a pre-filter would only repeat the one pattern
+        pattern = "|".join(f"(?:{p})" for p in dict.fromkeys(found))
+        try:
+            pc.match_substring_regex(pa.array([""]), pattern)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # too large for RE2: each condition runs on every value instead
+        joined[key] = pattern
+    return joined

@@ -107,7 +107,7 @@ class RuleFold:
         #: How long an idle key's state still matters (its cool-down is checked separately).
         self.horizon_us = horizon
         self.is_signature = not self.is_bucket and self.count == 1
-        self.is_plain_window = not self.is_bucket and not self.distinct and not self.is_signature
+        self.is_plain_window = rule.counts_plainly
 
     # ------------------------------------------------------------ folds
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alerts.conditions import BatchView, CompiledRule
+from alerts.conditions import BatchView, CompiledRule, prefilters
 from alerts.evidence import evidence_lines
 from alerts.normalize import NormalizeCache
 from alerts.rules import Rule, RuleSet
@@ -79,8 +79,10 @@ class Hits:
             return None, self
         return self.take(np.flatnonzero(early)), self.take(np.flatnonzero(~early))
 
-    def by_shard(self, shards: int) -> dict[int, Hits]:
-        """This group split by ``shard_of`` its keys."""
+    def by_shard(self, shards: int, whole: bool = False) -> dict[int, Hits]:
+        """This group split by ``shards_of`` its keys, or kept ``whole`` on its rule's one shard."""
+        if whole:
+            return {rule_shard(self.rule_id, shards): self}
         shard_per_key = shards_of(self.rule_id, self.key_names, shards)
         if (shard_per_key == shard_per_key[0]).all():
             return {int(shard_per_key[0]): self}
@@ -118,10 +120,23 @@ def stable_hash(strings: pa.Array) -> np.ndarray:
     return h
 
 
+def _salt(rule_id: str) -> np.uint64:
+    return stable_hash(pa.array([rule_id]))[0]
+
+
 def shards_of(rule_id: str, keys: pa.Array, shards: int) -> np.ndarray:
-    salt = stable_hash(pa.array([rule_id]))[0]
     with np.errstate(over="ignore"):
-        return ((stable_hash(keys) ^ salt) % np.uint64(shards)).astype(np.int64)
+        return ((stable_hash(keys) ^ _salt(rule_id)) % np.uint64(shards)).astype(np.int64)
+
+
+def rule_shard(rule_id: str, shards: int) -> int:
+    """The one shard of a rule folded for all keys at once: splitting its (many) rows by key would cost more."""
+    return int(_salt(rule_id) % np.uint64(shards))
+
+
+def kept_whole(rules: RuleSet, dataset: str) -> frozenset[str]:
+    """Ids of the rules whose hits go to one shard whole: plain sliding counts, vectorised over all keys."""
+    return frozenset(r.id for r in rules.for_dataset(dataset) if r.counts_plainly)
 
 
 def _as_text(column: pa.Array) -> pa.Array:
@@ -141,12 +156,13 @@ class Observer:
     def __init__(self, rules: RuleSet, dataset: str, normalizer: NormalizeCache | None = None):
         self.dataset = dataset
         self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
+        self.prefilters = prefilters(self.rules)
         self.normalizer = normalizer or NormalizeCache()
 
     def observe(self, batch: pa.RecordBatch) -> list[Hits]:
         if not batch.num_rows or not self.rules:
             return []
-        view = BatchView(batch, self.normalizer)
+        view = BatchView(batch, self.normalizer, self.prefilters)
         ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
         paths = batch.column("log_file_path")

@@ -134,6 +134,11 @@ class Rule:
     def is_signature(self) -> bool:
         return self.kind == "signature"
 
+    @property
+    def counts_plainly(self) -> bool:
+        """A sliding count of rows (no distinct values): folded for all its keys at once (request floods)."""
+        return isinstance(self.threshold, Window) and self.threshold.count > 1 and self.distinct is None
+
     def fields(self) -> set[str]:
         """Every event field this rule reads."""
         names = set(self.groupby)

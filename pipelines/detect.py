@@ -30,7 +30,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from alerts.alert import alert_sort_key
 from alerts.engine import Detector
-from alerts.observe import Observer
+from alerts.observe import Observer, kept_whole
 from alerts.rules import RuleSet
 from alerts.sinks import Deliverer, alert_json, build_sinks
 from pipelines import metrics
@@ -53,11 +53,12 @@ class ObserveFn(beam.DoFn):
 
     def setup(self):
         self._observer = Observer(self._rules, self._dataset)
+        self._whole = kept_whole(self._rules, self._dataset)
 
     def process(self, batch):
         by_shard = collections.defaultdict(list)
         for hits in self._observer.observe(batch):
-            for shard, part in hits.by_shard(self._shards).items():
+            for shard, part in hits.by_shard(self._shards, hits.rule_id in self._whole).items():
                 by_shard[shard].append(part)
         yield from by_shard.items()
 
