@@ -40,7 +40,7 @@ class BatchView:
         self.num_rows = batch.num_rows
         self._normalizer = normalizer
         self._prefilters = prefilters or {}
-        self._distinct: dict[FieldKey, tuple[pa.Array, np.ndarray]] = {}
+        self._distinct: dict[tuple[str, bool | None], tuple[pa.Array, np.ndarray]] = {}
         self._candidates: dict[FieldKey, np.ndarray | None] = {}
 
     def column(self, name: str) -> pa.Array:
@@ -59,6 +59,15 @@ class BatchView:
             if normalized:
                 values = pa.array([self._normalizer(v) for v in values.to_pylist()], pa.string())
             self._distinct[key] = (values, indices)
+        return self._distinct[key]
+
+    def distinct_numbers(self, name: str) -> tuple[pa.Array, np.ndarray]:
+        """``(values, indices)`` of a numeric column, like ``distinct`` (-1 for null)."""
+        key = (name, None)
+        if key not in self._distinct:
+            encoded = pc.dictionary_encode(self.column(name))
+            indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            self._distinct[key] = (encoded.dictionary, indices)
         return self._distinct[key]
 
     def candidates(self, name: str, normalized: bool) -> np.ndarray | None:
@@ -162,15 +171,22 @@ class CompiledCondition:
                 present = pc.and_(present, pc.invert(pc.is_in(column, value_set=pa.array(["", "-"]))))
             result = _to_numpy(present)
             return result if c.values else ~result
+        if pa.types.is_integer(column.type):  # status codes, sizes: few distinct values, tested once each
+            values, indices = view.distinct_numbers(c.field)
+            return np.append(_to_numpy(self._number_test(values)), False)[indices]
+        return _to_numpy(self._number_test(column))
+
+    def _number_test(self, column: pa.Array) -> pa.Array:
+        c = self.condition
         if c.op == "class":
             classes = pa.array(list(c.values), pa.int32())
-            return _to_numpy(pc.is_in(pc.divide(column.cast(pa.int32()), 100), value_set=classes))
+            return pc.is_in(pc.divide(column.cast(pa.int32()), 100), value_set=classes)
         if c.op == "in":
-            return _to_numpy(pc.is_in(column, value_set=pa.array([int(v) for v in c.values], column.type)))
+            return pc.is_in(column, value_set=pa.array([int(v) for v in c.values], column.type))
         if c.op == "equals":
-            return _to_numpy(pc.equal(column, pa.scalar(c.values).cast(column.type)))
+            return pc.equal(column, pa.scalar(c.values).cast(column.type))
         compare = {"gt": pc.greater, "gte": pc.greater_equal, "lt": pc.less, "lte": pc.less_equal}[c.op]
-        return _to_numpy(compare(column, c.values))
+        return compare(column, c.values)
 
 
 class CompiledGroup:
