@@ -344,7 +344,11 @@ class Detector:
         tails = self.tails.setdefault(fold.rule.id, WindowTails())
         names = np.asarray(key_names.to_pylist(), dtype=object)
         keys, ts, offsets = rows_of["keys"], rows_of["ts"], rows_of["offsets"]
-        paths = np.asarray(path_names, dtype=object)[rows_of["paths"]]
+        # Files as ranks in name order (sorting the names of 600k rows as objects cost more than the fold).
+        tail_paths = tails.paths.tolist()
+        file_names = sorted(set(path_names).union(tail_paths))
+        rank = {name: i for i, name in enumerate(file_names)}
+        path_ids = np.asarray([rank[name] for name in path_names], np.int64)[rows_of["paths"]]
         fresh = np.ones(len(ts), bool)
         if len(tails.ts):  # rows from earlier flushes still inside a window: put them back in front
             found = pc.index_in(pa.array(tails.keys.tolist(), pa.string()), value_set=key_names)
@@ -358,12 +362,11 @@ class Detector:
             keys = np.concatenate([tail_ids.astype(np.int64), keys])
             ts = np.concatenate([tails.ts, ts])
             offsets = np.concatenate([tails.offsets, offsets])
-            paths = np.concatenate([tails.paths, paths])
+            path_ids = np.concatenate([np.asarray([rank[name] for name in tail_paths], np.int64), path_ids])
             fresh = np.concatenate([np.zeros(len(tails.ts), bool), fresh])
             lines = {**tails.lines, **lines}
-        path_rank = np.unique(paths, return_inverse=True)[1]
-        order = np.lexsort((offsets, path_rank, ts, keys))
-        keys, ts, offsets, paths, fresh = keys[order], ts[order], offsets[order], paths[order], fresh[order]
+        order = np.lexsort((offsets, path_ids, ts, keys))
+        keys, ts, offsets, path_ids, fresh = keys[order], ts[order], offsets[order], path_ids[order], fresh[order]
         counts = _window_counts(keys, ts, fold.period_us)
         cooling = dict(tails.cooldown_until)  # kept while any later row could still fall inside one
         slow = set(keys[fresh & (counts >= fold.count)].tolist())
@@ -391,7 +394,12 @@ class Detector:
                     window.append(i)
                     if fresh[i] and len(window) >= fold.count:
                         evidence = [
-                            (int(ts[j]), paths[j], int(offsets[j]), lines.get((paths[j], int(offsets[j]))))
+                            (
+                                int(ts[j]),
+                                file_names[path_ids[j]],
+                                int(offsets[j]),
+                                lines.get((file_names[path_ids[j]], int(offsets[j]))),
+                            )
                             for j in list(window)[: fold.rule.evidence]
                         ]
                         field_values = fields[key_id] if key_id < len(fields) else tails.fields.get(key, {})
@@ -405,7 +413,8 @@ class Detector:
                 keep[list(window)] = ts[list(window)] > horizon_us - fold.period_us
                 if until > NEVER:
                     cooling[key] = until
-        tails.keys, tails.ts, tails.offsets, tails.paths = names[keys[keep]], ts[keep], offsets[keep], paths[keep]
+        tails.keys, tails.ts, tails.offsets = names[keys[keep]], ts[keep], offsets[keep]
+        tails.paths = np.asarray(file_names, dtype=object)[path_ids[keep]]
         kept = set(zip(tails.paths.tolist(), tails.offsets.tolist()))
         tails.lines = {k: v for k, v in lines.items() if k in kept}
         tails.cooldown_until = {k: u for k, u in cooling.items() if u > horizon_us}
