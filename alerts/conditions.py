@@ -28,6 +28,9 @@ FieldKey = tuple[str, bool]  # (field, normalised)
 #: Ops whose patterns join a field's pre-filter.  Word lists (``contains_any`` & co., hundreds of literals each)
 #: stay out: joined with the rest they made RE2 slower than running them on their own.
 JOINED_OPS = frozenset({"regex", "regex_any", "contains"})
+WORD_LIST_OPS = frozenset({"contains_any", "words_any", "startswith_any", "endswith_any"})
+#: Values whose word-list answers a condition remembers at most.
+MAX_REMEMBERED = 200_000
 
 
 class BatchView:
@@ -42,6 +45,7 @@ class BatchView:
         self._prefilters = prefilters or {}
         self._distinct: dict[tuple[str, bool | None], tuple[pa.Array, np.ndarray]] = {}
         self._candidates: dict[FieldKey, np.ndarray | None] = {}
+        self._texts: dict[FieldKey, list] = {}
 
     def column(self, name: str) -> pa.Array:
         return self.batch.column(name)
@@ -57,9 +61,17 @@ class BatchView:
             indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
             values = encoded.dictionary
             if normalized:
-                values = pa.array([self._normalizer(v) for v in values.to_pylist()], pa.string())
+                self._texts[key] = [self._normalizer(v) for v in values.to_pylist()]
+                values = pa.array(self._texts[key], pa.string())
             self._distinct[key] = (values, indices)
         return self._distinct[key]
+
+    def texts(self, name: str, normalized: bool) -> list:
+        """The distinct values of ``distinct(name, normalized)`` as Python strings."""
+        key = (name, normalized)
+        if key not in self._texts:
+            self._texts[key] = self.distinct(name, normalized)[0].to_pylist()
+        return self._texts[key]
 
     def distinct_numbers(self, name: str) -> tuple[pa.Array, np.ndarray]:
         """``(values, indices)`` of a numeric column, like ``distinct`` (-1 for null)."""
@@ -133,6 +145,21 @@ class CompiledCondition:
         self._text, pattern = _text_test(condition) if self._is_text() else (None, None)
         #: The pattern this condition adds to its field's pre-filter (None: it runs on every value).
         self.pattern = pattern if condition.op in JOINED_OPS else None
+        #: Word-list answers per value, kept across batches: agents and paths recur, and these tests are the dearest.
+        self._answers: dict[str, bool] | None = {} if condition.op in WORD_LIST_OPS else None
+
+    def _remembered(self, values: pa.Array, texts: list) -> np.ndarray:
+        """The test's answer per value, computing it only for values not seen in earlier batches."""
+        answers = self._answers
+        found = [answers.get(t) for t in texts]
+        missing = [i for i, answer in enumerate(found) if answer is None]
+        if missing:
+            if len(answers) + len(missing) > MAX_REMEMBERED:
+                answers.clear()  # bounded, like the normalisation cache: a stream's working set refills it
+            fresh = _to_numpy(self._text(values.take(pa.array(missing)))).tolist()
+            for i, answer in zip(missing, fresh):
+                found[i] = answers[texts[i]] = answer
+        return np.array(found, dtype=bool)
 
     def _is_text(self) -> bool:
         c = self.condition
@@ -151,7 +178,9 @@ class CompiledCondition:
             else:
                 values, indices = view.distinct(c.field, c.normalize)
                 candidates = view.candidates(c.field, c.normalize) if self.pattern is not None else None
-                if candidates is None:
+                if self._answers is not None:
+                    per_value = np.append(self._remembered(values, view.texts(c.field, c.normalize)), False)
+                elif candidates is None:
                     per_value = np.append(_to_numpy(self._text(values)), False)
                 else:  # values the pre-filter rejects cannot match this condition's own pattern
                     per_value = np.zeros(len(values) + 1, dtype=bool)
