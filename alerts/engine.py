@@ -108,6 +108,9 @@ class RuleFold:
         self.horizon_us = horizon
         self.is_signature = not self.is_bucket and self.count == 1
         self.is_plain_window = rule.counts_plainly
+        #: Rows a key with no history needs before it can fire: a bucket's level and a window's count
+        #: grow by at most one per row.
+        self.min_rows = self.capacity + 1 if self.is_bucket else self.count
 
     # ------------------------------------------------------------ folds
 
@@ -279,7 +282,11 @@ class Detector:
         return max((int(h.ts.max()) for h in self.pending), default=None)
 
     def flush(self, upto_us: int | None = None) -> list[dict[str, Any]]:
-        """Fold buffered rows with ``ts <= upto_us`` (all of them when None); return the alerts they raise."""
+        """Fold buffered rows with ``ts <= upto_us``; return the alerts they raise.
+
+        ``None`` means the input is complete: everything is folded and nothing is added afterwards, so keys
+        without history and with too few rows to fire are skipped (their state would never be read).
+        """
         ready: dict[str, list[Hits]] = collections.defaultdict(list)
         keep: list[Hits] = []
         for h in self.pending:
@@ -299,13 +306,13 @@ class Detector:
             if fold.is_plain_window:
                 alerts.extend(self._fold_plain_window(fold, ready[rule_id], horizon))
             else:
-                alerts.extend(self._fold_rule(fold, ready[rule_id]))
+                alerts.extend(self._fold_rule(fold, ready[rule_id], final=upto_us is None))
         if ready:
             self.folded_up_to = max(self.folded_up_to, latest if upto_us is None else upto_us)
             self._expire()
         return alerts
 
-    def _fold_rule(self, fold: RuleFold, parts: list[Hits]) -> list[dict[str, Any]]:
+    def _fold_rule(self, fold: RuleFold, parts: list[Hits], final: bool = False) -> list[dict[str, Any]]:
         key_names, key_fields, path_names, rows_of, lines = _concat(parts)
         keys, ts, offsets, paths, values = (rows_of[n] for n in ("keys", "ts", "offsets", "paths", "values"))
         order = np.lexsort((offsets, paths, ts, keys))
@@ -316,10 +323,12 @@ class Detector:
         alerts = []
         rule_id = fold.rule.id
         for a, b in itertools.pairwise(bounds):
-            segment = order[a:b]
             key_id = int(sorted_keys[a])
             key = names[key_id]
             state = self.states.get((rule_id, key))
+            if final and state is None and b - a < fold.min_rows:
+                continue  # cannot fire, and nothing follows
+            segment = order[a:b]
             if state is None:
                 state = self.states[(rule_id, key)] = KeyState(fields=fields[key_id])
             rows = Rows(
