@@ -304,7 +304,7 @@ class Detector:
         for rule_id in sorted(ready):
             fold = self._folds[rule_id]
             if fold.is_plain_window:
-                alerts.extend(self._fold_plain_window(fold, ready[rule_id], horizon))
+                alerts.extend(self._fold_plain_window(fold, ready[rule_id], horizon, final=upto_us is None))
             else:
                 alerts.extend(self._fold_rule(fold, ready[rule_id], final=upto_us is None))
         if ready:
@@ -344,7 +344,9 @@ class Detector:
                 )
         return alerts
 
-    def _fold_plain_window(self, fold: RuleFold, parts: list[Hits], horizon_us: int) -> list[dict[str, Any]]:
+    def _fold_plain_window(
+        self, fold: RuleFold, parts: list[Hits], horizon_us: int, final: bool = False
+    ) -> list[dict[str, Any]]:
         """A sliding count over every key at once; only keys that reach the count (or cool down) walk their rows.
 
         The alert's window is the ``count`` rows that filled it: ``first_seen`` is the oldest of them.
@@ -373,6 +375,9 @@ class Detector:
             offsets = np.concatenate([tails.offsets, offsets])
             path_ids = np.concatenate([np.asarray([rank[name] for name in tail_paths], np.int64), path_ids])
             fresh = np.concatenate([np.zeros(len(tails.ts), bool), fresh])
+        if final:  # nothing follows: only keys with ``count`` rows can fill a window (most keys of a flood rule)
+            enough = np.bincount(keys, minlength=len(names))[keys] >= fold.count
+            keys, ts, offsets, path_ids, fresh = (a[enough] for a in (keys, ts, offsets, path_ids, fresh))
             lines = {**tails.lines, **lines}
         order = np.lexsort((offsets, path_ids, ts, keys))
         keys, ts, offsets, path_ids, fresh = keys[order], ts[order], offsets[order], path_ids[order], fresh[order]
