@@ -38,7 +38,9 @@ from schemas.config import AlertSinksConfig
 
 ALERTS_DIR = "alerts"
 #: Event time of "the input is complete": the end of the global window, reached only by bounded inputs.
-END_OF_INPUT_US = GlobalWindow().max_timestamp().micros
+#: Timers fire at millisecond precision, so the time is the last whole millisecond of the window (compared
+#: with the exact end, a fold at the end of the input was never seen as the last one).
+END_OF_INPUT_US = GlobalWindow().max_timestamp().micros // 1000 * 1000
 
 
 def _dumps(value) -> bytes:
