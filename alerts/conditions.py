@@ -218,10 +218,28 @@ class CompiledCondition:
         return compare(column, c.values)
 
 
+def _joined_alternatives(conditions: tuple) -> list:
+    """An ``any``/``none`` group's regexes on one field as one regex: one RE2 pass instead of one per pattern."""
+    kept, by_field = [], {}
+    for item in conditions:
+        if isinstance(item, Condition) and not item.negate and item.op in ("regex", "regex_any"):
+            by_field.setdefault((item.field, item.normalize), []).append(item)
+        else:
+            kept.append(item)
+    for (field, normalize), items in by_field.items():
+        if len(items) == 1:
+            kept += items
+        else:
+            pattern = "|".join(f"(?:{_text_test(item)[1]})" for item in items)
+            kept.append(Condition(field, "regex", pattern, normalize))
+    return kept
+
+
 class CompiledGroup:
     def __init__(self, group: Group):
         self.mode = group.mode
-        self.parts = [compile_condition(c) for c in group.conditions]
+        items = group.conditions if group.mode == "all" else _joined_alternatives(group.conditions)
+        self.parts = [compile_condition(c) for c in items]
 
     def mask(self, view: BatchView) -> np.ndarray:
         if self.mode == "all":

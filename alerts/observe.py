@@ -137,8 +137,10 @@ def rule_shard(rule_id: str, shards: int) -> int:
 
 
 def kept_whole(rules: RuleSet, dataset: str) -> frozenset[str]:
-    """Ids of the rules whose hits go to one shard whole: plain sliding counts, vectorised over all keys."""
-    return frozenset(r.id for r in rules.for_dataset(dataset) if r.counts_plainly)
+    """Ids of the rules whose hits go to one shard whole, each rule to its own: plain sliding counts (many rows,
+    folded for all keys at once) and signatures (rare rows, folded with a binary search per key).  Splitting
+    their few or vectorised rows by key into every shard cost more than folding them in one place."""
+    return frozenset(r.id for r in rules.for_dataset(dataset) if r.counts_plainly or r.is_signature)
 
 
 def _as_text(column: pa.Array) -> pa.Array:
