@@ -5,6 +5,11 @@ encoding), in normalised form where the field carries a request, with RE2
 through ``pyarrow.compute``; the per-distinct answer is then spread back to the
 rows.  Log columns repeat heavily (paths, agents, methods), so this costs a
 fraction of one pass over the batch per rule.
+
+Most requests match no attack pattern at all, so the patterns of every rule on
+one field are also joined into a single pre-filter: one RE2 pass over the
+distinct values finds the few candidates, and each rule's own patterns then
+run on those alone.
 """
 
 from __future__ import annotations
@@ -19,15 +24,28 @@ import pyarrow.compute as pc
 from alerts.normalize import NormalizeCache, normalize_request
 from alerts.rules import LIST_OPS, NUMBER_OPS, Condition, Group, Rule
 
+FieldKey = tuple[str, bool]  # (field, normalised)
+#: Ops whose patterns join a field's pre-filter.  Word lists (``contains_any`` & co., hundreds of literals each)
+#: stay out: joined with the rest they made RE2 slower than running them on their own.
+JOINED_OPS = frozenset({"regex", "regex_any", "contains"})
+WORD_LIST_OPS = frozenset({"contains_any", "words_any", "startswith_any", "endswith_any"})
+#: Values whose word-list answers a condition remembers at most.
+MAX_REMEMBERED = 200_000
+
 
 class BatchView:
     """A record batch plus, per field, its distinct values (raw or normalised) and each row's index into them."""
 
-    def __init__(self, batch: pa.RecordBatch, normalizer: NormalizeCache):
+    def __init__(
+        self, batch: pa.RecordBatch, normalizer: NormalizeCache, prefilters: dict[FieldKey, str] | None = None
+    ):
         self.batch = batch
         self.num_rows = batch.num_rows
         self._normalizer = normalizer
-        self._distinct: dict[tuple[str, bool], tuple[pa.Array, np.ndarray]] = {}
+        self._prefilters = prefilters or {}
+        self._distinct: dict[tuple[str, bool | None], tuple[pa.Array, np.ndarray]] = {}
+        self._candidates: dict[FieldKey, np.ndarray | None] = {}
+        self._texts: dict[FieldKey, list] = {}
 
     def column(self, name: str) -> pa.Array:
         return self.batch.column(name)
@@ -43,17 +61,50 @@ class BatchView:
             indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
             values = encoded.dictionary
             if normalized:
-                values = pa.array([self._normalizer(v) for v in values.to_pylist()], pa.string())
+                self._texts[key] = [self._normalizer(v) for v in values.to_pylist()]
+                values = pa.array(self._texts[key], pa.string())
             self._distinct[key] = (values, indices)
         return self._distinct[key]
+
+    def texts(self, name: str, normalized: bool) -> list:
+        """The distinct values of ``distinct(name, normalized)`` as Python strings."""
+        key = (name, normalized)
+        if key not in self._texts:
+            self._texts[key] = self.distinct(name, normalized)[0].to_pylist()
+        return self._texts[key]
+
+    def distinct_numbers(self, name: str) -> tuple[pa.Array, np.ndarray]:
+        """``(values, indices)`` of a numeric column, like ``distinct`` (-1 for null)."""
+        key = (name, None)
+        if key not in self._distinct:
+            encoded = pc.dictionary_encode(self.column(name))
+            indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            self._distinct[key] = (encoded.dictionary, indices)
+        return self._distinct[key]
+
+    def candidates(self, name: str, normalized: bool) -> np.ndarray | None:
+        """Positions of the distinct values that pass the field's pre-filter (None: the field has none)."""
+        key = (name, normalized)
+        if key not in self._candidates:
+            pattern = self._prefilters.get(key)
+            if pattern is None:
+                self._candidates[key] = None
+            else:
+                values, _ = self.distinct(name, normalized)
+                self._candidates[key] = np.flatnonzero(_to_numpy(pc.match_substring_regex(values, pattern)))
+        return self._candidates[key]
 
 
 def _alternation(words, prefix: str = "", suffix: str = "") -> str:
     return prefix + "(?:" + "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)) + ")" + suffix
 
 
-def _text_test(condition: Condition) -> Callable[[pa.Array], pa.Array]:
-    """A vectorised test over an array of (possibly normalised) strings."""
+def _text_test(condition: Condition) -> tuple[Callable[[pa.Array], pa.Array], str | None]:
+    """A vectorised test over an array of (possibly normalised) strings, and the RE2 pattern it amounts to.
+
+    The pattern (None for the hash-based ``equals`` and ``in``) matches exactly the values the test accepts;
+    pre-filters are built from it.
+    """
     op, values = condition.op, condition.values
     if condition.normalize:  # compare like with like: the operands are normalised the way the requests are
         if op in LIST_OPS and op != "regex_any":
@@ -61,14 +112,14 @@ def _text_test(condition: Condition) -> Callable[[pa.Array], pa.Array]:
         elif op in ("equals", "contains"):
             values = normalize_request(str(values))
     if op == "equals":
-        return lambda a: pc.equal(a, str(values))
+        return (lambda a: pc.equal(a, str(values))), None
     if op == "in":
         value_set = pa.array(sorted(set(values)), pa.string())
-        return lambda a: pc.is_in(a, value_set=value_set)
+        return (lambda a: pc.is_in(a, value_set=value_set)), None
     if op == "contains":
-        return lambda a: pc.match_substring(a, str(values))
+        return (lambda a: pc.match_substring(a, str(values))), re.escape(str(values))
     if op == "regex":
-        return lambda a: pc.match_substring_regex(a, values)
+        return (lambda a: pc.match_substring_regex(a, values)), values
     if op == "contains_any":
         pattern = _alternation(values)
     elif op == "words_any":
@@ -79,7 +130,7 @@ def _text_test(condition: Condition) -> Callable[[pa.Array], pa.Array]:
         pattern = _alternation(values, suffix="$")
     else:  # regex_any
         pattern = "|".join(f"(?:{p})" for p in values)
-    return lambda a: pc.match_substring_regex(a, pattern)
+    return (lambda a: pc.match_substring_regex(a, pattern)), pattern
 
 
 def _to_numpy(mask: pa.Array) -> np.ndarray:
@@ -91,7 +142,24 @@ class CompiledCondition:
 
     def __init__(self, condition: Condition):
         self.condition = condition
-        self._text = _text_test(condition) if self._is_text() else None
+        self._text, pattern = _text_test(condition) if self._is_text() else (None, None)
+        #: The pattern this condition adds to its field's pre-filter (None: it runs on every value).
+        self.pattern = pattern if condition.op in JOINED_OPS else None
+        #: Word-list answers per value, kept across batches: agents and paths recur, and these tests are the dearest.
+        self._answers: dict[str, bool] | None = {} if condition.op in WORD_LIST_OPS else None
+
+    def _remembered(self, values: pa.Array, texts: list) -> np.ndarray:
+        """The test's answer per value, computing it only for values not seen in earlier batches."""
+        answers = self._answers
+        found = [answers.get(t) for t in texts]
+        missing = [i for i, answer in enumerate(found) if answer is None]
+        if missing:
+            if len(answers) + len(missing) > MAX_REMEMBERED:
+                answers.clear()  # bounded, like the normalisation cache: a stream's working set refills it
+            fresh = _to_numpy(self._text(values.take(pa.array(missing)))).tolist()
+            for i, answer in zip(missing, fresh):
+                found[i] = answers[texts[i]] = answer
+        return np.array(found, dtype=bool)
 
     def _is_text(self) -> bool:
         c = self.condition
@@ -109,7 +177,15 @@ class CompiledCondition:
                 result = self._numeric(view)
             else:
                 values, indices = view.distinct(c.field, c.normalize)
-                per_value = np.append(_to_numpy(self._text(values)), False)
+                candidates = view.candidates(c.field, c.normalize) if self.pattern is not None else None
+                if self._answers is not None:
+                    per_value = np.append(self._remembered(values, view.texts(c.field, c.normalize)), False)
+                elif candidates is None:
+                    per_value = np.append(_to_numpy(self._text(values)), False)
+                else:  # values the pre-filter rejects cannot match this condition's own pattern
+                    per_value = np.zeros(len(values) + 1, dtype=bool)
+                    if len(candidates):
+                        per_value[candidates] = _to_numpy(self._text(values.take(pa.array(candidates))))
                 result = per_value[indices]
         else:
             result = self._numeric(view)
@@ -124,21 +200,46 @@ class CompiledCondition:
                 present = pc.and_(present, pc.invert(pc.is_in(column, value_set=pa.array(["", "-"]))))
             result = _to_numpy(present)
             return result if c.values else ~result
+        if pa.types.is_integer(column.type):  # status codes, sizes: few distinct values, tested once each
+            values, indices = view.distinct_numbers(c.field)
+            return np.append(_to_numpy(self._number_test(values)), False)[indices]
+        return _to_numpy(self._number_test(column))
+
+    def _number_test(self, column: pa.Array) -> pa.Array:
+        c = self.condition
         if c.op == "class":
             classes = pa.array(list(c.values), pa.int32())
-            return _to_numpy(pc.is_in(pc.divide(column.cast(pa.int32()), 100), value_set=classes))
+            return pc.is_in(pc.divide(column.cast(pa.int32()), 100), value_set=classes)
         if c.op == "in":
-            return _to_numpy(pc.is_in(column, value_set=pa.array([int(v) for v in c.values], column.type)))
+            return pc.is_in(column, value_set=pa.array([int(v) for v in c.values], column.type))
         if c.op == "equals":
-            return _to_numpy(pc.equal(column, pa.scalar(c.values).cast(column.type)))
+            return pc.equal(column, pa.scalar(c.values).cast(column.type))
         compare = {"gt": pc.greater, "gte": pc.greater_equal, "lt": pc.less, "lte": pc.less_equal}[c.op]
-        return _to_numpy(compare(column, c.values))
+        return compare(column, c.values)
+
+
+def _joined_alternatives(conditions: tuple) -> list:
+    """An ``any``/``none`` group's regexes on one field as one regex: one RE2 pass instead of one per pattern."""
+    kept, by_field = [], {}
+    for item in conditions:
+        if isinstance(item, Condition) and not item.negate and item.op in ("regex", "regex_any"):
+            by_field.setdefault((item.field, item.normalize), []).append(item)
+        else:
+            kept.append(item)
+    for (field, normalize), items in by_field.items():
+        if len(items) == 1:
+            kept += items
+        else:
+            pattern = "|".join(f"(?:{_text_test(item)[1]})" for item in items)
+            kept.append(Condition(field, "regex", pattern, normalize))
+    return kept
 
 
 class CompiledGroup:
     def __init__(self, group: Group):
         self.mode = group.mode
-        self.parts = [compile_condition(c) for c in group.conditions]
+        items = group.conditions if group.mode == "all" else _joined_alternatives(group.conditions)
+        self.parts = [compile_condition(c) for c in items]
 
     def mask(self, view: BatchView) -> np.ndarray:
         if self.mode == "all":
@@ -156,6 +257,13 @@ def compile_condition(item) -> CompiledCondition | CompiledGroup:
     return CompiledGroup(item) if isinstance(item, Group) else CompiledCondition(item)
 
 
+def _conditions(parts) -> list[CompiledCondition]:
+    found = []
+    for part in parts:
+        found += _conditions(part.parts) if isinstance(part, CompiledGroup) else [part]
+    return found
+
+
 class CompiledRule:
     """A rule's conditions compiled once per worker; ``mask`` says which rows of a batch match (all conditions)."""
 
@@ -170,3 +278,24 @@ class CompiledRule:
             if not result.any():
                 break
         return result
+
+
+def prefilters(rules: list[CompiledRule]) -> dict[FieldKey, str]:
+    """Per text field that several patterns test, one RE2 alternation of them all: its matches are the candidates."""
+    patterns: dict[FieldKey, list[str]] = {}
+    for rule in rules:
+        for condition in _conditions(rule.parts):
+            if condition.pattern is not None:
+                key = (condition.condition.field, condition.condition.normalize)
+                patterns.setdefault(key, []).append(condition.pattern)
+    joined = {}
+    for key, found in patterns.items():
+        if len(set(found)) < 2:
+            continue  # a pre-filter would only repeat the one pattern
+        pattern = "|".join(f"(?:{p})" for p in dict.fromkeys(found))
+        try:
+            pc.match_substring_regex(pa.array([""]), pattern)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # too large for RE2: each condition runs on every value instead
+        joined[key] = pattern
+    return joined

@@ -107,7 +107,10 @@ class RuleFold:
         #: How long an idle key's state still matters (its cool-down is checked separately).
         self.horizon_us = horizon
         self.is_signature = not self.is_bucket and self.count == 1
-        self.is_plain_window = not self.is_bucket and not self.distinct and not self.is_signature
+        self.is_plain_window = rule.counts_plainly
+        #: Rows a key with no history needs before it can fire: a bucket's level and a window's count
+        #: grow by at most one per row.
+        self.min_rows = self.capacity + 1 if self.is_bucket else self.count
 
     # ------------------------------------------------------------ folds
 
@@ -279,7 +282,11 @@ class Detector:
         return max((int(h.ts.max()) for h in self.pending), default=None)
 
     def flush(self, upto_us: int | None = None) -> list[dict[str, Any]]:
-        """Fold buffered rows with ``ts <= upto_us`` (all of them when None); return the alerts they raise."""
+        """Fold buffered rows with ``ts <= upto_us``; return the alerts they raise.
+
+        ``None`` means the input is complete: everything is folded and nothing is added afterwards, so keys
+        without history and with too few rows to fire are skipped (their state would never be read).
+        """
         ready: dict[str, list[Hits]] = collections.defaultdict(list)
         keep: list[Hits] = []
         for h in self.pending:
@@ -297,15 +304,15 @@ class Detector:
         for rule_id in sorted(ready):
             fold = self._folds[rule_id]
             if fold.is_plain_window:
-                alerts.extend(self._fold_plain_window(fold, ready[rule_id], horizon))
+                alerts.extend(self._fold_plain_window(fold, ready[rule_id], horizon, final=upto_us is None))
             else:
-                alerts.extend(self._fold_rule(fold, ready[rule_id]))
+                alerts.extend(self._fold_rule(fold, ready[rule_id], final=upto_us is None))
         if ready:
             self.folded_up_to = max(self.folded_up_to, latest if upto_us is None else upto_us)
             self._expire()
         return alerts
 
-    def _fold_rule(self, fold: RuleFold, parts: list[Hits]) -> list[dict[str, Any]]:
+    def _fold_rule(self, fold: RuleFold, parts: list[Hits], final: bool = False) -> list[dict[str, Any]]:
         key_names, key_fields, path_names, rows_of, lines = _concat(parts)
         keys, ts, offsets, paths, values = (rows_of[n] for n in ("keys", "ts", "offsets", "paths", "values"))
         order = np.lexsort((offsets, paths, ts, keys))
@@ -316,10 +323,12 @@ class Detector:
         alerts = []
         rule_id = fold.rule.id
         for a, b in itertools.pairwise(bounds):
-            segment = order[a:b]
             key_id = int(sorted_keys[a])
             key = names[key_id]
             state = self.states.get((rule_id, key))
+            if final and state is None and b - a < fold.min_rows:
+                continue  # cannot fire, and nothing follows
+            segment = order[a:b]
             if state is None:
                 state = self.states[(rule_id, key)] = KeyState(fields=fields[key_id])
             rows = Rows(
@@ -335,7 +344,9 @@ class Detector:
                 )
         return alerts
 
-    def _fold_plain_window(self, fold: RuleFold, parts: list[Hits], horizon_us: int) -> list[dict[str, Any]]:
+    def _fold_plain_window(
+        self, fold: RuleFold, parts: list[Hits], horizon_us: int, final: bool = False
+    ) -> list[dict[str, Any]]:
         """A sliding count over every key at once; only keys that reach the count (or cool down) walk their rows.
 
         The alert's window is the ``count`` rows that filled it: ``first_seen`` is the oldest of them.
@@ -344,7 +355,11 @@ class Detector:
         tails = self.tails.setdefault(fold.rule.id, WindowTails())
         names = np.asarray(key_names.to_pylist(), dtype=object)
         keys, ts, offsets = rows_of["keys"], rows_of["ts"], rows_of["offsets"]
-        paths = np.asarray(path_names, dtype=object)[rows_of["paths"]]
+        # Files as ranks in name order (sorting the names of 600k rows as objects cost more than the fold).
+        tail_paths = tails.paths.tolist()
+        file_names = sorted(set(path_names).union(tail_paths))
+        rank = {name: i for i, name in enumerate(file_names)}
+        path_ids = np.asarray([rank[name] for name in path_names], np.int64)[rows_of["paths"]]
         fresh = np.ones(len(ts), bool)
         if len(tails.ts):  # rows from earlier flushes still inside a window: put them back in front
             found = pc.index_in(pa.array(tails.keys.tolist(), pa.string()), value_set=key_names)
@@ -358,12 +373,14 @@ class Detector:
             keys = np.concatenate([tail_ids.astype(np.int64), keys])
             ts = np.concatenate([tails.ts, ts])
             offsets = np.concatenate([tails.offsets, offsets])
-            paths = np.concatenate([tails.paths, paths])
+            path_ids = np.concatenate([np.asarray([rank[name] for name in tail_paths], np.int64), path_ids])
             fresh = np.concatenate([np.zeros(len(tails.ts), bool), fresh])
+        if final:  # nothing follows: only keys with ``count`` rows can fill a window (most keys of a flood rule)
+            enough = np.bincount(keys, minlength=len(names))[keys] >= fold.count
+            keys, ts, offsets, path_ids, fresh = (a[enough] for a in (keys, ts, offsets, path_ids, fresh))
             lines = {**tails.lines, **lines}
-        path_rank = np.unique(paths, return_inverse=True)[1]
-        order = np.lexsort((offsets, path_rank, ts, keys))
-        keys, ts, offsets, paths, fresh = keys[order], ts[order], offsets[order], paths[order], fresh[order]
+        order = np.lexsort((offsets, path_ids, ts, keys))
+        keys, ts, offsets, path_ids, fresh = keys[order], ts[order], offsets[order], path_ids[order], fresh[order]
         counts = _window_counts(keys, ts, fold.period_us)
         cooling = dict(tails.cooldown_until)  # kept while any later row could still fall inside one
         slow = set(keys[fresh & (counts >= fold.count)].tolist())
@@ -391,7 +408,12 @@ class Detector:
                     window.append(i)
                     if fresh[i] and len(window) >= fold.count:
                         evidence = [
-                            (int(ts[j]), paths[j], int(offsets[j]), lines.get((paths[j], int(offsets[j]))))
+                            (
+                                int(ts[j]),
+                                file_names[path_ids[j]],
+                                int(offsets[j]),
+                                lines.get((file_names[path_ids[j]], int(offsets[j]))),
+                            )
                             for j in list(window)[: fold.rule.evidence]
                         ]
                         field_values = fields[key_id] if key_id < len(fields) else tails.fields.get(key, {})
@@ -405,7 +427,8 @@ class Detector:
                 keep[list(window)] = ts[list(window)] > horizon_us - fold.period_us
                 if until > NEVER:
                     cooling[key] = until
-        tails.keys, tails.ts, tails.offsets, tails.paths = names[keys[keep]], ts[keep], offsets[keep], paths[keep]
+        tails.keys, tails.ts, tails.offsets = names[keys[keep]], ts[keep], offsets[keep]
+        tails.paths = np.asarray(file_names, dtype=object)[path_ids[keep]]
         kept = set(zip(tails.paths.tolist(), tails.offsets.tolist()))
         tails.lines = {k: v for k, v in lines.items() if k in kept}
         tails.cooldown_until = {k: u for k, u in cooling.items() if u > horizon_us}

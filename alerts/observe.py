@@ -10,12 +10,13 @@ event-time order.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alerts.conditions import BatchView, CompiledRule
+from alerts.conditions import BatchView, CompiledRule, prefilters
 from alerts.evidence import evidence_lines
 from alerts.normalize import NormalizeCache
 from alerts.rules import Rule, RuleSet
@@ -79,8 +80,10 @@ class Hits:
             return None, self
         return self.take(np.flatnonzero(early)), self.take(np.flatnonzero(~early))
 
-    def by_shard(self, shards: int) -> dict[int, Hits]:
-        """This group split by ``shard_of`` its keys."""
+    def by_shard(self, shards: int, whole: bool = False) -> dict[int, Hits]:
+        """This group split by ``shards_of`` its keys, or kept ``whole`` on its rule's one shard."""
+        if whole:
+            return {rule_shard(self.rule_id, shards): self}
         shard_per_key = shards_of(self.rule_id, self.key_names, shards)
         if (shard_per_key == shard_per_key[0]).all():
             return {int(shard_per_key[0]): self}
@@ -118,10 +121,26 @@ def stable_hash(strings: pa.Array) -> np.ndarray:
     return h
 
 
+@functools.lru_cache(maxsize=1024)
+def _salt(rule_id: str) -> np.uint64:
+    return stable_hash(pa.array([rule_id]))[0]
+
+
 def shards_of(rule_id: str, keys: pa.Array, shards: int) -> np.ndarray:
-    salt = stable_hash(pa.array([rule_id]))[0]
     with np.errstate(over="ignore"):
-        return ((stable_hash(keys) ^ salt) % np.uint64(shards)).astype(np.int64)
+        return ((stable_hash(keys) ^ _salt(rule_id)) % np.uint64(shards)).astype(np.int64)
+
+
+def rule_shard(rule_id: str, shards: int) -> int:
+    """The one shard of a rule folded for all keys at once: splitting its (many) rows by key would cost more."""
+    return int(_salt(rule_id) % np.uint64(shards))
+
+
+def kept_whole(rules: RuleSet, dataset: str) -> frozenset[str]:
+    """Ids of the rules whose hits go to one shard whole, each rule to its own: plain sliding counts (many rows,
+    folded for all keys at once) and signatures (rare rows, folded with a binary search per key).  Splitting
+    their few or vectorised rows by key into every shard cost more than folding them in one place."""
+    return frozenset(r.id for r in rules.for_dataset(dataset) if r.counts_plainly or r.is_signature)
 
 
 def _as_text(column: pa.Array) -> pa.Array:
@@ -141,16 +160,18 @@ class Observer:
     def __init__(self, rules: RuleSet, dataset: str, normalizer: NormalizeCache | None = None):
         self.dataset = dataset
         self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
+        self.prefilters = prefilters(self.rules)
         self.normalizer = normalizer or NormalizeCache()
 
     def observe(self, batch: pa.RecordBatch) -> list[Hits]:
         if not batch.num_rows or not self.rules:
             return []
-        view = BatchView(batch, self.normalizer)
+        view = BatchView(batch, self.normalizer, self.prefilters)
         ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
         paths = batch.column("log_file_path")
         hits: list[Hits] = []
+        quoted: list[np.ndarray] = []  # per hits, the rows whose evidence line it keeps
         for compiled in self.rules:
             rows = np.flatnonzero(compiled.mask(view))
             if not len(rows):
@@ -161,10 +182,26 @@ class Observer:
                 on_path = rows
                 if len(unique_paths) > 1:
                     on_path = rows[pc.equal(row_paths, path).fill_null(False).to_numpy(zero_copy_only=False)]
-                hits.append(self._hits(compiled.rule, batch, on_path, path, ts, offsets))
+                found, evidence_rows = self._hits(compiled.rule, batch, on_path, path, ts, offsets)
+                hits.append(found)
+                quoted.append(evidence_rows)
+        self._quote(batch, hits, quoted, offsets)
         return hits
 
-    def _hits(self, rule: Rule, batch: pa.RecordBatch, rows: np.ndarray, path: str, ts, offsets) -> Hits:
+    def _quote(self, batch: pa.RecordBatch, hits: list[Hits], quoted: list[np.ndarray], offsets: np.ndarray) -> None:
+        """Evidence lines for every rule's quoted rows, built in one go (rules often quote the same rows)."""
+        if not hits:
+            return
+        rows = np.unique(np.concatenate(quoted))
+        lines = evidence_lines(batch, rows, self.dataset)
+        for found, wanted in zip(hits, quoted):
+            at = np.searchsorted(rows, wanted).tolist()
+            found.lines = dict(zip(offsets[wanted].tolist(), (lines[i] for i in at)))
+
+    def _hits(
+        self, rule: Rule, batch: pa.RecordBatch, rows: np.ndarray, path: str, ts, offsets
+    ) -> tuple[Hits, np.ndarray]:
+        """The rule's rows as ``Hits`` (evidence lines still to fill in) and the rows it quotes."""
         taken = pa.array(rows)
         encoded = pc.dictionary_encode(_key_column(batch, taken, rule.groupby))
         codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -182,7 +219,6 @@ class Observer:
             busy = max(BUSY_KEY_ROWS, getattr(rule.threshold, "count", 0) // 4)
             wanted &= np.repeat(sizes >= busy, sizes)
         evidence_rows = rows[wanted]
-        lines = dict(zip(offsets[evidence_rows].tolist(), evidence_lines(batch, evidence_rows, self.dataset)))
         # Keys in first-row order; each key's alert fields come from its first row.
         first_rows = pa.array(rows[starts])
         key_names = encoded.dictionary.take(pa.array(codes[starts]))
@@ -199,4 +235,5 @@ class Observer:
         values = None
         if rule.distinct:
             values = np.asarray(_as_text(batch.column(rule.distinct).take(pa.array(rows))).to_pylist(), dtype=object)
-        return Hits(rule.id, path, key_names, key_fields, key_index, ts[rows], offsets[rows], values, lines)
+        found = Hits(rule.id, path, key_names, key_fields, key_index, ts[rows], offsets[rows], values, {})
+        return found, evidence_rows

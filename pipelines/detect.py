@@ -30,7 +30,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from alerts.alert import alert_sort_key
 from alerts.engine import Detector
-from alerts.observe import Observer
+from alerts.observe import Observer, kept_whole
 from alerts.rules import RuleSet
 from alerts.sinks import Deliverer, alert_json, build_sinks
 from pipelines import metrics
@@ -38,28 +38,37 @@ from schemas.config import AlertSinksConfig
 
 ALERTS_DIR = "alerts"
 #: Event time of "the input is complete": the end of the global window, reached only by bounded inputs.
-END_OF_INPUT_US = GlobalWindow().max_timestamp().micros
+#: Timers fire at millisecond precision, so the time is the last whole millisecond of the window (compared
+#: with the exact end, a fold at the end of the input was never seen as the last one).
+END_OF_INPUT_US = GlobalWindow().max_timestamp().micros // 1000 * 1000
 
 
 def _dumps(value) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+#: What crosses from observing to the stateful step: ``(shard, (newest event time in µs, pickled [Hits...]))``.
+#: Pickled once here and kept as those very bytes in state: no second pickling in the stateful step.
+ShardHits = tuple[int, tuple[int, bytes]]
+
+
 class ObserveFn(beam.DoFn):
-    """One event batch to ``(shard, [hits...])`` pairs: only rows that some rule cares about leave."""
+    """One event batch to ``(shard, (newest, pickled hits))`` pairs: only rows that some rule cares about leave."""
 
     def __init__(self, rules: RuleSet, dataset: str, shards: int):
         self._rules, self._dataset, self._shards = rules, dataset, shards
 
     def setup(self):
         self._observer = Observer(self._rules, self._dataset)
+        self._whole = kept_whole(self._rules, self._dataset)
 
     def process(self, batch):
         by_shard = collections.defaultdict(list)
         for hits in self._observer.observe(batch):
-            for shard, part in hits.by_shard(self._shards).items():
+            for shard, part in hits.by_shard(self._shards, hits.rule_id in self._whole).items():
                 by_shard[shard].append(part)
-        yield from by_shard.items()
+        for shard, parts in by_shard.items():
+            yield shard, (max(int(h.ts.max()) for h in parts), _dumps(parts))
 
 
 class EvaluateOverTimeFn(beam.DoFn):
@@ -90,11 +99,11 @@ class EvaluateOverTimeFn(beam.DoFn):
         flush_at=beam.DoFn.StateParam(FLUSH_AT),  # noqa: B008 (Beam\'s state/timer injection)
         flush=beam.DoFn.TimerParam(FLUSH),  # noqa: B008 (Beam\'s state/timer injection)
     ):
-        _, hits = shard_and_hits
-        pending.add(_dumps(hits))
+        _, (newest, hits) = shard_and_hits
+        pending.add(hits)
         if flush_at.read() is None:
             # A bounded replay folds each shard once, at the end of its input; a stream as the watermark moves.
-            newest = END_OF_INPUT_US if self._bounded else max(int(h.ts.max()) for h in hits)
+            newest = END_OF_INPUT_US if self._bounded else newest
             flush.set(Timestamp(micros=newest))
             flush_at.write(newest)
 
@@ -149,7 +158,9 @@ class Detect(beam.PTransform):
         if not isinstance(events, dict):
             events = {"access": events}
         observed = [
-            batches | f"Observe{dataset.capitalize()}" >> beam.ParDo(ObserveFn(self.rules, dataset, self.shards))
+            batches
+            | f"Observe{dataset.capitalize()}"
+            >> beam.ParDo(ObserveFn(self.rules, dataset, self.shards)).with_output_types(ShardHits)
             for dataset, batches in sorted(events.items())
             if self.rules.for_dataset(dataset)
         ]
@@ -157,7 +168,7 @@ class Detect(beam.PTransform):
             return events[next(iter(events))].pipeline | "NoRules" >> beam.Create([])
         hits = observed[0] if len(observed) == 1 else tuple(observed) | "MergeHits" >> beam.Flatten()
         return hits | "EvaluateOverTime" >> beam.ParDo(EvaluateOverTimeFn(self.rules, self.bounded)).with_input_types(
-            tuple[int, list]
+            ShardHits
         )
 
 

@@ -12,11 +12,14 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import TimerSpec, on_timer
+from apache_beam.utils.timestamp import Timestamp
 
 from alerts.engine import replay
 from alerts.observe import Observer
 from pipelines.batch import run_batch
-from pipelines.detect import Detect
+from pipelines.detect import END_OF_INPUT_US, Detect
 from pipelines.options import pipeline_options
 from tests.alerts.events import access, batch, error, error_batch
 
@@ -118,3 +121,22 @@ def test_logwarden_batch_writes_the_alerts_file(corpora, tmp_path, archive_confi
     assert run.counts.alerts_by_rule["http-probe-paths"] == 7
     assert all(a["evidence"] and a["evidence"][0]["log_offset"] >= 0 for a in alerts)
     assert not list((tmp_path / "alerts").glob(".*"))  # no staging file left behind
+
+
+class _FireAtEndOfInput(beam.DoFn):
+    END = TimerSpec("end", TimeDomain.WATERMARK)
+
+    def process(self, element, end=beam.DoFn.TimerParam(END)):  # noqa: B008 (Beam's timer injection)
+        end.set(Timestamp(micros=END_OF_INPUT_US))
+
+    @on_timer(END)
+    def on_end(self, fired_at=beam.DoFn.TimestampParam):
+        yield fired_at.micros >= END_OF_INPUT_US
+
+
+def test_a_bounded_replay_knows_its_last_fold():
+    """Timers fire at millisecond precision: the end-of-input timer must still be recognised as the end,
+    or the last fold keeps (and pickles) every key's state for a future that never comes."""
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        seen = p | beam.Create([(0, "x")]) | beam.ParDo(_FireAtEndOfInput())
+        assert_that(seen, equal_to([True]))
