@@ -20,6 +20,7 @@ from alerts.conditions import BatchView, CompiledRule, prefilters
 from alerts.evidence import evidence_lines
 from alerts.normalize import NormalizeCache
 from alerts.rules import Rule, RuleSet
+from alerts.value_memo import ValueMemo
 
 #: Alert fields filled from the group key when the rule groups by them (every one, for signatures).
 KEY_FIELDS = ("source_ip", "user_name", "url_domain")
@@ -162,11 +163,12 @@ class Observer:
         self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
         self.prefilters = prefilters(self.rules)
         self.normalizer = normalizer or NormalizeCache()
+        self.memos: dict[str, ValueMemo] = {}  # per text field, kept across batches
 
     def observe(self, batch: pa.RecordBatch) -> list[Hits]:
         if not batch.num_rows or not self.rules:
             return []
-        view = BatchView(batch, self.normalizer, self.prefilters)
+        view = BatchView(batch, self.normalizer, self.prefilters, self.memos)
         ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
         paths = batch.column("log_file_path")
