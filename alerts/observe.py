@@ -57,14 +57,19 @@ class Hits:
         return len(self.ts)
 
     def take(self, rows: np.ndarray) -> Hits:
-        used, index = np.unique(self.key_index[rows], return_inverse=True)
+        kept = self.key_index[rows]
+        # The keys still used, in their order, and each row's index among them (np.unique without its sort).
+        used = np.flatnonzero(np.bincount(kept, minlength=len(self.key_names)))
+        renumber = np.zeros(len(self.key_names), dtype=np.int64)
+        renumber[used] = np.arange(len(used), dtype=np.int64)
+        index = renumber[kept]
         offsets = self.offsets[rows]
         wanted = set(offsets.tolist()) if self.lines else ()
         return dataclasses.replace(
             self,
             key_names=self.key_names.take(pa.array(used)),
             key_fields=self.key_fields.take(pa.array(used)),
-            key_index=index.astype(np.int64),
+            key_index=index,
             ts=self.ts[rows],
             offsets=offsets,
             values=self.values[rows] if self.values is not None else None,
