@@ -39,20 +39,25 @@ class ValueMemo:
         self._answers: dict[Hashable, np.ndarray] = {}
 
     def positions(self, column: pa.Array) -> np.ndarray:
-        """Each row's position among the known values (-1 for null), learning the values never seen before."""
-        positions = pc.index_in(column, value_set=self.keys)
-        if positions.null_count > column.null_count:
-            new = pc.unique(column.filter(pc.is_null(positions))).drop_null()
-            if len(self.keys) + len(new) > self.max_values:
+        """Each row's position among the known values (-1 for null), learning the values never seen before.
+
+        One hash pass over the rows (``dictionary_encode``); the batch's few distinct values are then looked up
+        among the known ones."""
+        encoded = pc.dictionary_encode(column)
+        distinct = encoded.dictionary
+        found = pc.index_in(distinct, value_set=self.keys).fill_null(-1).to_numpy(zero_copy_only=False)
+        found = found.astype(np.int64)
+        missing = np.flatnonzero(found < 0)
+        if len(missing):
+            if len(self.keys) + len(missing) > self.max_values:
                 self.resets += 1
                 self._clear()
-                self.keys = pc.unique(column).drop_null()
-                positions = pc.index_in(column, value_set=self.keys)
+                self.keys, found = distinct, np.arange(len(distinct), dtype=np.int64)
             else:  # the new values go at the end: answers already known keep their positions
-                offset = len(self.keys)
-                self.keys = pa.concat_arrays([self.keys, new])
-                positions = pc.coalesce(positions, pc.add(pc.index_in(column, value_set=new), offset))
-        return positions.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+                found[missing] = len(self.keys) + np.arange(len(missing), dtype=np.int64)
+                self.keys = pa.concat_arrays([self.keys, distinct.take(pa.array(missing))])
+        rows = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
+        return np.append(found, -1)[rows]
 
     def normalized(self, normalizer: Callable[[str], str]) -> pa.Array:
         """The known values' normalised texts, normalising only the values learnt since the last call."""
