@@ -29,6 +29,8 @@ FieldKey = tuple[str, bool]  # (field, normalised)
 #: Ops whose patterns join a field's pre-filter.  Word lists (``contains_any`` & co., hundreds of literals each)
 #: stay out: joined with the rest they made RE2 slower than running them on their own.
 JOINED_OPS = frozenset({"regex", "regex_any", "contains"})
+#: Once a rule's conditions so far leave at most this share of a batch's rows, the next ones run on those rows alone.
+SUBSET_SHARE = 0.25
 
 
 class BatchView:
@@ -40,17 +42,25 @@ class BatchView:
         normalizer: NormalizeCache,
         prefilters: dict[FieldKey, str] | None = None,
         memos: dict[str, ValueMemo] | None = None,
+        shared: frozenset[str] = frozenset(),
     ):
         self.batch = batch
         self.num_rows = batch.num_rows
         self._normalizer = normalizer
         self._prefilters = prefilters or {}
         self._memos = memos if memos is not None else {}
+        #: Fields several rules test: a subset view takes their positions from the whole batch's.
+        self._shared = shared
         self._positions: dict[str, np.ndarray] = {}
         self._numbers: dict[str, tuple[pa.Array, np.ndarray]] = {}
 
     def column(self, name: str) -> pa.Array:
         return self.batch.column(name)
+
+    def subset(self, rows: np.ndarray) -> BatchView:
+        """The same batch restricted to ``rows``, for a rule's later conditions once its first ones left few rows:
+        their columns are taken (and hashed) for those rows alone; positions already known here are reused."""
+        return _SubsetView(self, rows)
 
     def positions(self, name: str) -> np.ndarray:
         """Per row, the position of its value among the field's known values (-1 for null)."""
@@ -108,6 +118,30 @@ class BatchView:
         if (name, normalized) not in self._prefilters:
             return None
         return np.flatnonzero(self._passed(name, normalized)[:-1])
+
+
+class _SubsetView(BatchView):
+    """Some rows of a ``BatchView``: columns taken on first use, sharing the parent's memos and pre-filters."""
+
+    def __init__(self, parent: BatchView, rows: np.ndarray):
+        self.batch = parent.batch
+        self.num_rows = len(rows)
+        self._normalizer, self._prefilters, self._memos = parent._normalizer, parent._prefilters, parent._memos
+        self._parent, self._rows, self._taken = parent, rows, pa.array(rows)
+        self._columns: dict[str, pa.Array] = {}
+        self._positions = {name: found[rows] for name, found in parent._positions.items()}
+        self._numbers = {}
+        self._shared = parent._shared
+
+    def column(self, name: str) -> pa.Array:
+        if name not in self._columns:
+            self._columns[name] = self._parent.column(name).take(self._taken)
+        return self._columns[name]
+
+    def positions(self, name: str) -> np.ndarray:
+        if name not in self._positions and name in self._shared:  # hashed once over the batch, for every rule
+            self._positions[name] = self._parent.positions(name)[self._rows]
+        return super().positions(name)
 
 
 def _alternation(words, prefix: str = "", suffix: str = "") -> str:
@@ -265,9 +299,13 @@ class CompiledRule:
     def mask(self, view: BatchView) -> np.ndarray:
         result = np.ones(view.num_rows, dtype=bool)
         for part in self.parts:
-            result &= part.mask(view)
-            if not result.any():
+            rows = np.flatnonzero(result)
+            if not len(rows):
                 break
+            if len(rows) <= view.num_rows * SUBSET_SHARE:  # the rest only needs testing on the rows still in
+                result[rows] = part.mask(view.subset(rows))
+            else:
+                result &= part.mask(view)
         return result
 
 
@@ -290,3 +328,12 @@ def prefilters(rules: list[CompiledRule]) -> dict[FieldKey, str]:
             continue  # too large for RE2: each condition runs on every value instead
         joined[key] = pattern
     return joined
+
+
+def shared_fields(rules: list[CompiledRule]) -> frozenset[str]:
+    """Text fields that more than one rule tests."""
+    users: dict[str, set[str]] = {}
+    for rule in rules:
+        for condition in _conditions(rule.parts):
+            users.setdefault(condition.condition.field, set()).add(rule.rule.id)
+    return frozenset(field for field, ids in users.items() if len(ids) > 1)

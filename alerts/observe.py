@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alerts.conditions import BatchView, CompiledRule, prefilters
+from alerts.conditions import BatchView, CompiledRule, prefilters, shared_fields
 from alerts.evidence import evidence_lines
 from alerts.normalize import NormalizeCache
 from alerts.rules import Rule, RuleSet
@@ -167,13 +167,14 @@ class Observer:
         self.dataset = dataset
         self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
         self.prefilters = prefilters(self.rules)
+        self.shared = shared_fields(self.rules)
         self.normalizer = normalizer or NormalizeCache()
         self.memos: dict[str, ValueMemo] = {}  # per text field, kept across batches
 
     def observe(self, batch: pa.RecordBatch) -> list[Hits]:
         if not batch.num_rows or not self.rules:
             return []
-        view = BatchView(batch, self.normalizer, self.prefilters, self.memos)
+        view = BatchView(batch, self.normalizer, self.prefilters, self.memos, self.shared)
         ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
         paths = batch.column("log_file_path")
