@@ -1,10 +1,10 @@
 """Rule conditions evaluated over a whole Arrow batch at once.
 
-Text conditions run on the *distinct* values of a column (dictionary
-encoding), in normalised form where the field carries a request, with RE2
-through ``pyarrow.compute``; the per-distinct answer is then spread back to the
-rows.  Log columns repeat heavily (paths, agents, methods), so this costs a
-fraction of one pass over the batch per rule.
+Text conditions run on the *distinct* values of a column, in normalised form
+where the field carries a request, with RE2 through ``pyarrow.compute``; the
+per-value answer is remembered across batches (``alerts.value_memo``) and
+spread back to the rows.  Log columns repeat heavily (paths, agents, methods),
+so a rule mostly costs one numpy index per batch.
 
 Most requests match no attack pattern at all, so the patterns of every rule on
 one field are also joined into a single pre-filter: one RE2 pass over the
@@ -23,76 +23,125 @@ import pyarrow.compute as pc
 
 from alerts.normalize import NormalizeCache, normalize_request
 from alerts.rules import LIST_OPS, NUMBER_OPS, Condition, Group, Rule
+from alerts.value_memo import ValueMemo
 
 FieldKey = tuple[str, bool]  # (field, normalised)
 #: Ops whose patterns join a field's pre-filter.  Word lists (``contains_any`` & co., hundreds of literals each)
 #: stay out: joined with the rest they made RE2 slower than running them on their own.
 JOINED_OPS = frozenset({"regex", "regex_any", "contains"})
-WORD_LIST_OPS = frozenset({"contains_any", "words_any", "startswith_any", "endswith_any"})
-#: Values whose word-list answers a condition remembers at most.
-MAX_REMEMBERED = 200_000
+#: Once a rule's conditions so far leave at most this share of a batch's rows, the next ones run on those rows alone.
+SUBSET_SHARE = 0.25
 
 
 class BatchView:
-    """A record batch plus, per field, its distinct values (raw or normalised) and each row's index into them."""
+    """A record batch plus, per text field, each row's position among the field's remembered values (``ValueMemo``)."""
 
     def __init__(
-        self, batch: pa.RecordBatch, normalizer: NormalizeCache, prefilters: dict[FieldKey, str] | None = None
+        self,
+        batch: pa.RecordBatch,
+        normalizer: NormalizeCache,
+        prefilters: dict[FieldKey, str] | None = None,
+        memos: dict[str, ValueMemo] | None = None,
+        shared: frozenset[str] = frozenset(),
     ):
         self.batch = batch
         self.num_rows = batch.num_rows
         self._normalizer = normalizer
         self._prefilters = prefilters or {}
-        self._distinct: dict[tuple[str, bool | None], tuple[pa.Array, np.ndarray]] = {}
-        self._candidates: dict[FieldKey, np.ndarray | None] = {}
-        self._texts: dict[FieldKey, list] = {}
+        self._memos = memos if memos is not None else {}
+        #: Fields several rules test: a subset view takes their positions from the whole batch's.
+        self._shared = shared
+        self._positions: dict[str, np.ndarray] = {}
+        self._numbers: dict[str, tuple[pa.Array, np.ndarray]] = {}
 
     def column(self, name: str) -> pa.Array:
         return self.batch.column(name)
 
-    def distinct(self, name: str, normalized: bool) -> tuple[pa.Array, np.ndarray]:
-        """``(values, indices)``: distinct values of a text column and, per row, its position (-1 for null)."""
-        key = (name, normalized)
-        if key not in self._distinct:
-            column = self.column(name)
-            if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-                column = column.cast(pa.string())
-            encoded = pc.dictionary_encode(column)
-            indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-            values = encoded.dictionary
-            if normalized:
-                self._texts[key] = [self._normalizer(v) for v in values.to_pylist()]
-                values = pa.array(self._texts[key], pa.string())
-            self._distinct[key] = (values, indices)
-        return self._distinct[key]
+    def subset(self, rows: np.ndarray) -> BatchView:
+        """The same batch restricted to ``rows``, for a rule's later conditions once its first ones left few rows:
+        their columns are taken (and hashed) for those rows alone; positions already known here are reused."""
+        return _SubsetView(self, rows)
 
-    def texts(self, name: str, normalized: bool) -> list:
-        """The distinct values of ``distinct(name, normalized)`` as Python strings."""
-        key = (name, normalized)
-        if key not in self._texts:
-            self._texts[key] = self.distinct(name, normalized)[0].to_pylist()
-        return self._texts[key]
+    def positions(self, name: str) -> np.ndarray:
+        """Per row, the position of its value among the field's known values (-1 for null)."""
+        if name not in self._positions:
+            column = self.column(name)
+            if column.type != pa.string():
+                column = column.cast(pa.string())
+            self._positions[name] = self._memos.setdefault(name, ValueMemo()).positions(column)
+        return self._positions[name]
+
+    def distinct(self, name: str, normalized: bool) -> tuple[pa.Array, np.ndarray]:
+        """``(values, indices)``: the field's known values (raw or normalised) and, per row, its position in them."""
+        indices = self.positions(name)
+        memo = self._memos[name]
+        return (memo.normalized(self._normalizer) if normalized else memo.keys), indices
+
+    def answers(self, test, name: str, normalized: bool, run: Callable[[pa.Array], pa.Array], prefiltered: bool):
+        """``run``'s answer per known value of the field, then False (null rows); values that fail the field's
+        pre-filter (when ``prefiltered``) are answered False without running ``run``."""
+        values, _ = self.distinct(name, normalized)
+        memo = self._memos[name]
+        pattern = self._prefilters.get((name, normalized)) if prefiltered else None
+        if pattern is None:
+            return memo.answers(test, values, lambda known, start: _to_numpy(run(known.slice(start))))
+        passed = self._passed(name, normalized)
+
+        def among_candidates(known: pa.Array, start: int) -> np.ndarray:
+            found = np.zeros(len(known) - start, dtype=bool)
+            candidates = np.flatnonzero(passed[start : len(known)])
+            if len(candidates):
+                found[candidates] = _to_numpy(run(known.take(pa.array(candidates + start))))
+            return found
+
+        return memo.answers(test, values, among_candidates)
+
+    def _passed(self, name: str, normalized: bool) -> np.ndarray:
+        values, _ = self.distinct(name, normalized)
+        pattern = self._prefilters[(name, normalized)]
+        return self._memos[name].answers(
+            ("prefilter", normalized),
+            values,
+            lambda known, start: _to_numpy(pc.match_substring_regex(known.slice(start), pattern)),
+        )
 
     def distinct_numbers(self, name: str) -> tuple[pa.Array, np.ndarray]:
         """``(values, indices)`` of a numeric column, like ``distinct`` (-1 for null)."""
-        key = (name, None)
-        if key not in self._distinct:
+        if name not in self._numbers:
             encoded = pc.dictionary_encode(self.column(name))
             indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-            self._distinct[key] = (encoded.dictionary, indices)
-        return self._distinct[key]
+            self._numbers[name] = (encoded.dictionary, indices)
+        return self._numbers[name]
 
     def candidates(self, name: str, normalized: bool) -> np.ndarray | None:
-        """Positions of the distinct values that pass the field's pre-filter (None: the field has none)."""
-        key = (name, normalized)
-        if key not in self._candidates:
-            pattern = self._prefilters.get(key)
-            if pattern is None:
-                self._candidates[key] = None
-            else:
-                values, _ = self.distinct(name, normalized)
-                self._candidates[key] = np.flatnonzero(_to_numpy(pc.match_substring_regex(values, pattern)))
-        return self._candidates[key]
+        """Positions of the known values that pass the field's pre-filter (None: the field has none)."""
+        if (name, normalized) not in self._prefilters:
+            return None
+        return np.flatnonzero(self._passed(name, normalized)[:-1])
+
+
+class _SubsetView(BatchView):
+    """Some rows of a ``BatchView``: columns taken on first use, sharing the parent's memos and pre-filters."""
+
+    def __init__(self, parent: BatchView, rows: np.ndarray):
+        self.batch = parent.batch
+        self.num_rows = len(rows)
+        self._normalizer, self._prefilters, self._memos = parent._normalizer, parent._prefilters, parent._memos
+        self._parent, self._rows, self._taken = parent, rows, pa.array(rows)
+        self._columns: dict[str, pa.Array] = {}
+        self._positions = {name: found[rows] for name, found in parent._positions.items()}
+        self._numbers = {}
+        self._shared = parent._shared
+
+    def column(self, name: str) -> pa.Array:
+        if name not in self._columns:
+            self._columns[name] = self._parent.column(name).take(self._taken)
+        return self._columns[name]
+
+    def positions(self, name: str) -> np.ndarray:
+        if name not in self._positions and name in self._shared:  # hashed once over the batch, for every rule
+            self._positions[name] = self._parent.positions(name)[self._rows]
+        return super().positions(name)
 
 
 def _alternation(words, prefix: str = "", suffix: str = "") -> str:
@@ -145,21 +194,6 @@ class CompiledCondition:
         self._text, pattern = _text_test(condition) if self._is_text() else (None, None)
         #: The pattern this condition adds to its field's pre-filter (None: it runs on every value).
         self.pattern = pattern if condition.op in JOINED_OPS else None
-        #: Word-list answers per value, kept across batches: agents and paths recur, and these tests are the dearest.
-        self._answers: dict[str, bool] | None = {} if condition.op in WORD_LIST_OPS else None
-
-    def _remembered(self, values: pa.Array, texts: list) -> np.ndarray:
-        """The test's answer per value, computing it only for values not seen in earlier batches."""
-        answers = self._answers
-        found = [answers.get(t) for t in texts]
-        missing = [i for i, answer in enumerate(found) if answer is None]
-        if missing:
-            if len(answers) + len(missing) > MAX_REMEMBERED:
-                answers.clear()  # bounded, like the normalisation cache: a stream's working set refills it
-            fresh = _to_numpy(self._text(values.take(pa.array(missing)))).tolist()
-            for i, answer in zip(missing, fresh):
-                found[i] = answers[texts[i]] = answer
-        return np.array(found, dtype=bool)
 
     def _is_text(self) -> bool:
         c = self.condition
@@ -176,17 +210,8 @@ class CompiledCondition:
             if pa.types.is_integer(column_type) and c.op in ("in", "equals"):
                 result = self._numeric(view)
             else:
-                values, indices = view.distinct(c.field, c.normalize)
-                candidates = view.candidates(c.field, c.normalize) if self.pattern is not None else None
-                if self._answers is not None:
-                    per_value = np.append(self._remembered(values, view.texts(c.field, c.normalize)), False)
-                elif candidates is None:
-                    per_value = np.append(_to_numpy(self._text(values)), False)
-                else:  # values the pre-filter rejects cannot match this condition's own pattern
-                    per_value = np.zeros(len(values) + 1, dtype=bool)
-                    if len(candidates):
-                        per_value[candidates] = _to_numpy(self._text(values.take(pa.array(candidates))))
-                result = per_value[indices]
+                per_value = view.answers(self, c.field, c.normalize, self._text, self.pattern is not None)
+                result = per_value[view.positions(c.field)]
         else:
             result = self._numeric(view)
         return ~result if c.negate else result
@@ -274,9 +299,13 @@ class CompiledRule:
     def mask(self, view: BatchView) -> np.ndarray:
         result = np.ones(view.num_rows, dtype=bool)
         for part in self.parts:
-            result &= part.mask(view)
-            if not result.any():
+            rows = np.flatnonzero(result)
+            if not len(rows):
                 break
+            if len(rows) <= view.num_rows * SUBSET_SHARE:  # the rest only needs testing on the rows still in
+                result[rows] = part.mask(view.subset(rows))
+            else:
+                result &= part.mask(view)
         return result
 
 
@@ -299,3 +328,12 @@ def prefilters(rules: list[CompiledRule]) -> dict[FieldKey, str]:
             continue  # too large for RE2: each condition runs on every value instead
         joined[key] = pattern
     return joined
+
+
+def shared_fields(rules: list[CompiledRule]) -> frozenset[str]:
+    """Text fields that more than one rule tests."""
+    users: dict[str, set[str]] = {}
+    for rule in rules:
+        for condition in _conditions(rule.parts):
+            users.setdefault(condition.condition.field, set()).add(rule.rule.id)
+    return frozenset(field for field, ids in users.items() if len(ids) > 1)

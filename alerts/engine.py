@@ -193,7 +193,10 @@ def _concat(parts: list[Hits]):
     encoded = pc.dictionary_encode(names)
     global_ids = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     fields_table = pa.Table.from_batches([p.key_fields for p in parts])
-    _, first = np.unique(global_ids, return_index=True)
+    # dictionary_encode numbers the keys in order of first appearance: a key's first row is where the running
+    # maximum of the ids grows (np.unique's return_index, without its sort).
+    running = np.maximum.accumulate(global_ids) if len(global_ids) else global_ids
+    first = np.flatnonzero(np.r_[True, running[1:] > running[:-1]]) if len(global_ids) else global_ids
     key_ids, at = [], 0
     for p in parts:
         key_ids.append(global_ids[at : at + len(p.key_names)][p.key_index])

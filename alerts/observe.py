@@ -16,10 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alerts.conditions import BatchView, CompiledRule, prefilters
+from alerts.conditions import BatchView, CompiledRule, prefilters, shared_fields
 from alerts.evidence import evidence_lines
 from alerts.normalize import NormalizeCache
 from alerts.rules import Rule, RuleSet
+from alerts.value_memo import ValueMemo
 
 #: Alert fields filled from the group key when the rule groups by them (every one, for signatures).
 KEY_FIELDS = ("source_ip", "user_name", "url_domain")
@@ -56,14 +57,19 @@ class Hits:
         return len(self.ts)
 
     def take(self, rows: np.ndarray) -> Hits:
-        used, index = np.unique(self.key_index[rows], return_inverse=True)
+        kept = self.key_index[rows]
+        # The keys still used, in their order, and each row's index among them (np.unique without its sort).
+        used = np.flatnonzero(np.bincount(kept, minlength=len(self.key_names)))
+        renumber = np.zeros(len(self.key_names), dtype=np.int64)
+        renumber[used] = np.arange(len(used), dtype=np.int64)
+        index = renumber[kept]
         offsets = self.offsets[rows]
         wanted = set(offsets.tolist()) if self.lines else ()
         return dataclasses.replace(
             self,
             key_names=self.key_names.take(pa.array(used)),
             key_fields=self.key_fields.take(pa.array(used)),
-            key_index=index.astype(np.int64),
+            key_index=index,
             ts=self.ts[rows],
             offsets=offsets,
             values=self.values[rows] if self.values is not None else None,
@@ -161,12 +167,14 @@ class Observer:
         self.dataset = dataset
         self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
         self.prefilters = prefilters(self.rules)
+        self.shared = shared_fields(self.rules)
         self.normalizer = normalizer or NormalizeCache()
+        self.memos: dict[str, ValueMemo] = {}  # per text field, kept across batches
 
     def observe(self, batch: pa.RecordBatch) -> list[Hits]:
         if not batch.num_rows or not self.rules:
             return []
-        view = BatchView(batch, self.normalizer, self.prefilters)
+        view = BatchView(batch, self.normalizer, self.prefilters, self.memos, self.shared)
         ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
         paths = batch.column("log_file_path")

@@ -71,3 +71,13 @@ def test_every_pre_filter_compiles(default_rules, dataset):
     observer = Observer(default_rules, dataset)
     for (field, _), pattern in observer.prefilters.items():
         assert field and pattern.startswith("(?:")
+
+
+def test_conditions_on_a_subset_of_rows_match_the_whole_batch(default_rules, monkeypatch):
+    observer = Observer(default_rules, "access")
+    monkeypatch.setattr("alerts.conditions.SUBSET_SHARE", 0.0)  # never a subset
+    whole = masks(observer, batch(TRICKY), True)
+    monkeypatch.setattr("alerts.conditions.SUBSET_SHARE", 1.0)  # always a subset after the first condition
+    subset = Observer(default_rules, "access")
+    for rule_id, mask in masks(subset, batch(TRICKY), True).items():
+        assert mask.tolist() == whole[rule_id].tolist(), rule_id
