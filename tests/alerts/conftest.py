@@ -10,7 +10,6 @@ import pytest
 
 from alerts.replay import detect_files
 from alerts.rules import load_rules
-from parsers.registry import UnknownFormatError, get_format
 from pipelines.read import open_raw
 
 SYSLOG_PREFIX = re.compile(rb"^[A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d \S+ [\w./-]+(?:\[\d+\])?: ")
@@ -42,11 +41,3 @@ def replay(rules, paths, format_spec="auto"):
     reports = []
     alerts = detect_files(rules, [str(p) for p in paths], open_raw, format_spec, reports)
     return alerts, reports
-
-
-def error_format_available(name: str = "apache_error") -> bool:
-    try:
-        get_format(name)
-        return True
-    except UnknownFormatError:
-        return False

@@ -33,15 +33,8 @@ SKIPPED = {
     "apache-guacamole_user_enum": NOT_A_WEB_SERVER_LOG.format(what="Apache Guacamole (a Java remote-desktop gateway)"),
     "base-upsun-generic-test": NOT_A_WEB_SERVER_LOG.format(what="the Upsun platform's router (JSON)"),
     "base-upsun-httplog-logs": NOT_A_WEB_SERVER_LOG.format(what="the Upsun platform's router (JSON)"),
-    "bunkerweb-bad-user-agent": NOT_A_WEB_SERVER_LOG.format(what="BunkerWeb (host + request-id fields)"),
-    "bunkerweb-http-malformed": NOT_A_WEB_SERVER_LOG.format(what="BunkerWeb (host + request-id fields)"),
-    "bunkerweb-http-path-traversal": NOT_A_WEB_SERVER_LOG.format(what="BunkerWeb (host + request-id fields)"),
-    "bunkerweb-http-sensitive-files": NOT_A_WEB_SERVER_LOG.format(what="BunkerWeb (host + request-id fields)"),
-    "bunkerweb-logs": NOT_A_WEB_SERVER_LOG.format(what="BunkerWeb (host + request-id fields)"),
-    "caddy-basic-auth-bf": NOT_A_WEB_SERVER_LOG.format(what="Caddy (JSON)"),
     "caddy-coraza": NOT_A_WEB_SERVER_LOG.format(what="Caddy's Coraza WAF (JSON)"),
     "caddy-crs-anomaly-score": NOT_A_WEB_SERVER_LOG.format(what="Caddy's Coraza WAF (JSON)"),
-    "caddy-logs": NOT_A_WEB_SERVER_LOG.format(what="Caddy (JSON)"),
     "envoy-http-crawl-non_statics": NOT_A_WEB_SERVER_LOG.format(what="Envoy in containerd (JSON)"),
     "envoy-logs": NOT_A_WEB_SERVER_LOG.format(what="Envoy in containerd (JSON)"),
     "haproxy-logs": NOT_A_WEB_SERVER_LOG.format(what="HAProxy"),
@@ -51,10 +44,7 @@ SKIPPED = {
     "magento-ccs-by-as": NOT_A_WEB_SERVER_LOG.format(what="a Magento extension; needs ASN enrichment"),
     "magento-ccs-by-country": NOT_A_WEB_SERVER_LOG.format(what="a Magento extension; needs GeoIP enrichment"),
     "modsecurity-nginx": NOT_A_WEB_SERVER_LOG.format(what="ModSecurity's audit log"),
-    "nginx-proxy-manager-malformed": NOT_A_WEB_SERVER_LOG.format(what="Nginx Proxy Manager (its own log_format)"),
-    "nginx_http-catch-npm": NOT_A_WEB_SERVER_LOG.format(what="Nginx Proxy Manager (its own log_format)"),
     "openappsec": NOT_A_WEB_SERVER_LOG.format(what="open-appsec (JSON WAF events)"),
-    "traefik_json": NOT_A_WEB_SERVER_LOG.format(what="Traefik (JSON)"),
     "zoraxy-http-bad-user-agent": NOT_A_WEB_SERVER_LOG.format(what="the Zoraxy reverse proxy"),
     # nginx, but not HTTP.
     "nginx-mail-bf": "nginx's mail proxy (SMTP/IMAP logins), not HTTP",
@@ -99,6 +89,15 @@ def _names() -> list[str]:
     return sorted(p.name for p in (root / HUB_TESTS).iterdir() if p.is_dir())
 
 
+#: Logs written with the server's own log_format: an operator passes that line, as here.  BunkerWeb's
+#: fixtures also hold lines without the request id its format writes; those become dead letters.
+BUNKERWEB = '$host $remote_addr - $request_id $remote_user [$time_local] "$request" $status $body_bytes_sent ' + (
+    '"$http_referer" "$http_user_agent"'
+)
+BUNKERWEB_TESTS = ("bad-user-agent", "http-malformed", "http-path-traversal", "http-sensitive-files")
+FORMATS = {f"bunkerweb-{test}": BUNKERWEB for test in BUNKERWEB_TESTS}
+
+
 @pytest.mark.parametrize("name", _names())
 def test_default_pack_alerts_on_the_ips_crowdsec_bans(corpora, name, default_rules, tmp_path):
     if name in SKIPPED:
@@ -109,9 +108,10 @@ def test_default_pack_alerts_on_the_ips_crowdsec_bans(corpora, name, default_rul
     if not expected:
         pytest.skip("no scenario.assert sources: a parser-only test")
     log = strip_syslog(test_dir / config["log_file"], tmp_path / config["log_file"])
-    logs = split_by_format(log, tmp_path)
+    format_spec = FORMATS.get(name, "auto")
+    logs = [log] if name in FORMATS else split_by_format(log, tmp_path)
     parsed_ips = set()
-    for result in (result for path in logs for result in parse_file(open_raw, str(path))):
+    for result in (result for path in logs for result in parse_file(open_raw, str(path), format_spec)):
         parsed_ips |= {ip for ip in result.events.column("source_ip").to_pylist() if ip}
     expected = alert_ips([{"source_ip": ip} for ip in expected])  # one spelling: 2001:0db8:... is 2001:db8:...
     checkable = expected & alert_ips([{"source_ip": p} for p in parsed_ips])
@@ -119,7 +119,7 @@ def test_default_pack_alerts_on_the_ips_crowdsec_bans(corpora, name, default_rul
         pytest.skip(
             f"no line of {config['log_file']} is in a format logwarden parses yet (expected {sorted(expected)})"
         )
-    alerts, _ = replay(default_rules, logs)
+    alerts, _ = replay(default_rules, logs, format_spec)
     found = alert_ips(alerts)
     missing = {ip for ip in checkable if ip not in found}
     assert not missing, f"no alert for {sorted(missing)}; alerts: {[(a['rule_id'], a['source_ip']) for a in alerts]}"

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from tests.alerts.conftest import alert_ips, error_format_available, replay, same_ip
+from tests.alerts.conftest import alert_ips, replay, same_ip
 from tests.conftest import corpora_root
 
 LOGS = "fail2ban/logs"
@@ -25,7 +25,7 @@ MAXRETRY = {
     "apache-nohome": 2, "apache-overflows": 2, "apache-shellshock": 1, "nginx-botsearch": 2, "nginx-bad-request": 2,
 }  # fmt: skip
 
-ACCESS_LOGS = {"apache-badbots", "nginx-bad-request", "nginx-botsearch", "php-url-fopen"}
+ACCESS_LOGS = {"apache-badbots", "nginx-bad-request", "nginx-botsearch", "php-url-fopen", "traefik-auth"}
 ERROR_LOGS = {
     "apache-auth": "apache_error", "apache-botsearch": "apache_error", "apache-modsecurity": "apache_error",
     "apache-nohome": "apache_error", "apache-noscript": "apache_error", "apache-overflows": "apache_error",
@@ -41,7 +41,6 @@ SKIPPED = {
     "roundcube-auth": "Roundcube webmail's own log",
     "squid": "Squid proxy log",
     "suhosin": "PHP Suhosin messages in lighttpd/syslog logs, not Apache or nginx",
-    "traefik-auth": "Traefik's access log format",
 }
 
 
@@ -68,8 +67,6 @@ def test_hosts_fail2ban_bans_get_an_alert(corpora, name, default_rules, tmp_path
     fmt = "auto" if name in ACCESS_LOGS else ERROR_LOGS.get(name)
     if fmt is None:
         pytest.skip(f"{name}: not a web filter we map")
-    if fmt != "auto" and not error_format_available(fmt):
-        pytest.skip(f"error-log rules need the {fmt} parser (parsers.registry has no {fmt!r} yet)")
     repeat = MAXRETRY.get(name, 5)
     by_host = collections.defaultdict(list)
     for expectation, line in samples(corpora / LOGS / name):
@@ -95,8 +92,6 @@ def test_lines_fail2ban_ignores_raise_nothing(corpora, name, default_rules, tmp_
     if name in SKIPPED or (name not in ACCESS_LOGS and name not in ERROR_LOGS):
         pytest.skip(SKIPPED.get(name, f"{name}: not a web filter we map"))
     fmt = "auto" if name in ACCESS_LOGS else ERROR_LOGS[name]
-    if fmt != "auto" and not error_format_available(fmt):
-        pytest.skip(f"error-log rules need the {fmt} parser (parsers.registry has no {fmt!r} yet)")
     lines = [line for expectation, line in samples(corpora / LOGS / name) if expectation.get("match") is False]
     if not lines:
         pytest.skip("no line marked match: false")
