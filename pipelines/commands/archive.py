@@ -18,10 +18,11 @@ EPILOG = """\
 examples:
   logwarden archive verify out/              # manifests, checksums, encrypted footers, key ids (no key needed)
   logwarden archive verify out/ --deep       # also decrypt every file (needs the root key)
+  logwarden archive verify out/ --repair     # first remove what killed runs left (files no manifest lists)
 
 Exit status: 0 when everything checks out, 1 when something is damaged,
 missing or unreadable, 2 on a usage error.  Crypto-shredded months are listed,
-not counted as damage.
+not counted as damage; files no manifest lists are never read and only warned about.
 """
 
 
@@ -31,9 +32,11 @@ def _verify(args) -> int:
         keyring_dir = args.keyring or config.keyring
         keyring = Keyring(keyring_dir)
         reader = reader_keys(keyring_dir, config.root_key_file) if args.deep else None
-        report = verify_archive(args.archive, keyring if keyring.exists() else None, reader)
+        report = verify_archive(args.archive, keyring if keyring.exists() else None, reader, repair=args.repair)
     except (UsageError, KeyringError) as problem:
         return error(str(problem))
+    if report.repaired is not None:
+        print(f"{args.archive}: repaired: {report.repaired.summary()}")
     for finding in report.findings:
         if finding.level != INFO or args.verbose_findings:
             print(finding)
@@ -58,6 +61,9 @@ def register(subparsers) -> None:
     verify = actions.add_parser("verify", help="check manifests, checksums and (--deep) decryptability")
     verify.add_argument("archive", metavar="DIR", help="the archive (the --output of logwarden batch)")
     verify.add_argument("--deep", action="store_true", help="decrypt every file with the reader role's keys")
+    verify.add_argument(
+        "--repair", action="store_true", help="remove files of killed runs first (those no manifest lists)"
+    )
     verify.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
     verify.add_argument("--show-shredded", dest="verbose_findings", action="store_true", help="list shredded months")
     add_config_argument(verify)
