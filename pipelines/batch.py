@@ -10,12 +10,13 @@ import uuid
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.detect import publish_alerts_file
+from pipelines.detect import alert_ids_of, publish_alerts_file
 from pipelines.graph import GraphOutputs, build_graph
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
-from pipelines.read import ReadLogChunks
+from pipelines.read import ReadLogChunks, open_raw
 from retention import commit
+from retention.ledger import FileOutcome, FilePlan, Ledger, produced_alert_ids
 from schemas.config import Config
 
 
@@ -31,12 +32,30 @@ def build_batch_pipeline(
     config: Config,
     run_id: str,
     dead_letter_jsonl: str | None = None,
+    plans: list[FilePlan] | None = None,
+    already_raised: frozenset[str] = frozenset(),
 ) -> GraphOutputs:
-    """Attach the batch graph to ``pipeline``: the one graph (``pipelines.graph``) fed by files."""
+    """Attach the batch graph to ``pipeline``: the one graph (``pipelines.graph``) fed by files.
+
+    ``plans`` (the ingest ledger's) say what to read of each input; without them every input is read whole.
+    """
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
-        inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
+        inputs,
+        config.input.format,
+        config.input.chunk_bytes,
+        config.input.range_bytes,
+        config.input.timezone,
+        plans=plans,
     )
-    return build_graph(chunks, output, config, run_id, bounded=True, dead_letter_jsonl=dead_letter_jsonl)
+    return build_graph(
+        chunks,
+        output,
+        config,
+        run_id,
+        bounded=True,
+        dead_letter_jsonl=dead_letter_jsonl,
+        already_raised=already_raised,
+    )
 
 
 @dataclasses.dataclass
@@ -47,6 +66,8 @@ class BatchRun:
     seconds: float
     #: What the start of the run cleaned up after killed runs.
     recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
+    #: What was read of each input, against what earlier runs had archived.
+    inputs: list[FileOutcome] = dataclasses.field(default_factory=list)
 
     @property
     def lines_per_second(self) -> float:
@@ -59,22 +80,33 @@ def run_batch(
     config: Config,
     options: PipelineOptions,
     dead_letter_jsonl: str | None = None,
+    reprocess: bool = False,
 ) -> BatchRun:
-    """Run the batch pipeline over files, globs or directories to completion and return its counts.
+    """Run the batch pipeline over what of the inputs no earlier run archived, to completion; return its counts.
 
-    The run holds a lease on the archive while it writes; it first finishes or rolls back what killed runs
-    left (``retention.commit.recover``), and at the end clears its own staging folder.
+    The run is one transaction (``retention.commit``): it holds a lease on the archive, first withdraws or
+    finishes what killed runs left, then commits day by day out of readers' sight, and completes with the
+    ledger record of the byte ranges it archived and the alert ids it raised; only then is it visible.
+    ``reprocess`` reads every input whole again, into a new run.
     """
     run_id = new_run_id()
     started = time.monotonic()
     with commit.RunLease(output, run_id):
         recovered = commit.recover(output, own_run=run_id)
-        pipeline = beam.Pipeline(options=options)
-        build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
-        result = pipeline.run()
-        result.wait_until_finish()
-        if config.alerts.enabled:
-            publish_alerts_file(output, run_id)
+        plans = Ledger.load(output).plan(list_files(inputs), open_raw, reprocess)
+        already = frozenset(produced_alert_ids(output))
+        commit.begin_transaction(output, run_id, {"kind": "batch", "planned": [p.path for p in plans]})
+        counts = RunCounts()
+        if any(not p.nothing_to_read for p in plans):
+            pipeline = beam.Pipeline(options=options)
+            build_batch_pipeline(pipeline, [], output, config, run_id, dead_letter_jsonl, plans, already)
+            result = pipeline.run()
+            result.wait_until_finish()
+            counts = RunCounts.from_result(result)
+        alert_ids = alert_ids_of(publish_alerts_file(output, run_id)) if config.alerts.enabled else []
+        outcomes = [FileOutcome(p, counts.input_bytes.get(p.path, 0), counts.input_lines.get(p.path, 0)) for p in plans]
+        record = {"kind": "batch", "lines_read": counts.lines_read, "alert_ids": alert_ids, **Ledger.record(outcomes)}
+        commit.complete_transaction(output, run_id, record)
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)
-    return BatchRun(run_id, output, RunCounts.from_result(result), seconds, recovered)
+    return BatchRun(run_id, output, counts, seconds, recovered, outcomes)

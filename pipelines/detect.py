@@ -187,7 +187,13 @@ def write_alerts_file(alerts: list[dict], path: str) -> str:
 
 
 def alerts_file(output: str, run_id: str) -> str:
-    return FileSystems.join(output, ALERTS_DIR, f"alerts-{run_id}.jsonl")
+    return layout.alerts_file(output, run_id)
+
+
+def alert_ids_of(path: str) -> list[str]:
+    """The ids of the alerts in a published alerts file."""
+    with FileSystems.open(path) as handle:
+        return [json.loads(line)["alert_id"] for line in handle.read().decode("utf-8").split("\n") if line]
 
 
 def _parts_dir(output: str, run_id: str) -> str:

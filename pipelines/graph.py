@@ -58,10 +58,13 @@ def build_graph(
     bounded: bool = True,
     archive: ArchiveStep | None = None,
     dead_letter_jsonl: str | None = None,
+    already_raised: frozenset[str] = frozenset(),
 ) -> GraphOutputs:
     """Attach parse, enrich, archive, detect and aggregate to ``chunks`` (a PCollection of ``LineChunk``).
 
     ``archive`` defaults to the batch archive step (files per bundle, one commit per day at the end).
+    Alerts whose id is in ``already_raised`` (earlier runs', ``retention.ledger.produced_alert_ids``) are
+    neither written nor delivered again.
     """
     keys = writer_keys(config.keys.keyring)
     archive = archive or (lambda dataset, schema, k: WriteArchive(output, dataset, run_id, schema, k, config.archive))
@@ -81,6 +84,10 @@ def build_graph(
         outputs.alerts = {"access": access, "error": parsed[ERROR]} | "Detect" >> Detect(
             load_configured_rules(config.alerts), config.alerts.shards, bounded=bounded
         )
+        if already_raised:
+            outputs.alerts = outputs.alerts | "SkipAlertsRaisedBefore" >> beam.Filter(
+                lambda alert, ids: alert["alert_id"] not in ids, already_raised
+            )
         outputs.alerts | "WriteAlerts" >> WriteAlertsFile(output, run_id)
         if has_sinks(config.alerts.sinks):
             outputs.alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)

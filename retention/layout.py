@@ -11,7 +11,8 @@
       _state/                                   bookkeeping that is not data
         leases/<run>.lock                       held while a run writes (a dead run's leftovers are reclaimable)
         locks/<dataset>-<day>.lock              taken by commits that replace or remove files of a partition
-        ledger/                                 what input has been archived (see ``retention.ledger``)
+        ledger/<txn>.open.json                  a transaction under way: its commits are hidden from readers
+        ledger/<txn>.json                       a completed transaction: what input it archived (``retention.ledger``)
 
 A commit id is a run id, optionally followed by ``.<label>`` when one run commits
 to the same partition more than once (streaming, compaction), so every file name
@@ -46,6 +47,7 @@ LEASES_DIR = "leases"
 LEDGER_DIR = "ledger"
 LOCKS_DIR = "locks"
 
+_OPEN_SUFFIX = ".open"
 _DATA_PREFIX, _DATA_SUFFIX = "part-", ".parquet"
 _MANIFEST_PREFIX, _MANIFEST_SUFFIX = "_manifest-", ".json"
 _ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]*$")
@@ -119,6 +121,11 @@ def staging_dir(root: str, run_id: str) -> str:
     return FileSystems.join(root, STAGING_DIR, check_run_id(run_id))
 
 
+def alerts_file(root: str, run_id: str) -> str:
+    """A run's alerts as JSON lines (plaintext, until alerts are an archive dataset)."""
+    return FileSystems.join(root, ALERTS_DIR, f"alerts-{run_id}.jsonl")
+
+
 def staging_root(root: str) -> str:
     return FileSystems.join(root, STAGING_DIR)
 
@@ -137,6 +144,20 @@ def partition_lock_path(root: str, dataset: str, day: str) -> str:
 
 def ledger_dir(root: str) -> str:
     return state_dir(root, LEDGER_DIR)
+
+
+def transaction_record(root: str, txn: str, *, completed: bool) -> str:
+    return FileSystems.join(ledger_dir(root), f"{txn}{'' if completed else _OPEN_SUFFIX}.json")
+
+
+def transaction_of_record(name: str) -> tuple[str, bool] | None:
+    """``<txn>.open.json`` -> (txn, False); ``<txn>.json`` -> (txn, True); None for other names."""
+    if not name.endswith(".json"):
+        return None
+    stem = name[: -len(".json")]
+    if stem.endswith(_OPEN_SUFFIX):
+        return stem[: -len(_OPEN_SUFFIX)], False
+    return stem, True
 
 
 # --- file names -----------------------------------------------------------------------------------------------

@@ -129,6 +129,8 @@ def verify_archive(
     known = {r.key_id for r in keyring.records()} if keyring else None
     decryptor = ArchiveDecryptor(reader) if reader else None
     leftovers = commit.recover(root, dry_run=True)
+    for txn in leftovers.withdrawn:
+        report.findings.append(Finding(WARNING, root, f"run {txn} was killed before it completed: none of it is read"))
     for path in leftovers.orphans:
         report.findings.append(Finding(WARNING, path, "in no manifest (never read): left by a killed run"))
     for path in leftovers.retired:

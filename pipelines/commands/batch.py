@@ -33,6 +33,9 @@ examples:
 
 Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
 with a summary: lines read = parsed + dead-lettered, files written, lines/s.
+A rerun over input an earlier run archived reads only what is new (the ingest
+ledger recognises a file by its first bytes, renamed or compressed too) and
+says so per file; --reprocess reads everything again.
 Exit status: 0 on success, 1 if the job failed, 2 on a usage or config error.
 """
 
@@ -63,6 +66,11 @@ def summary(run) -> str:
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
+            *[
+                f"  {outcome.message()}"
+                for outcome in run.inputs
+                if outcome.plan.earlier_runs or outcome.plan.skip_reason
+            ],
         ]
     )
 
@@ -94,7 +102,7 @@ def run(args) -> int:
                 "(raw log lines are personal data; delete them when done)",
                 file=sys.stderr,
             )
-        result = run_batch(files, args.output, config, options, args.dead_letter_jsonl)
+        result = run_batch(files, args.output, config, options, args.dead_letter_jsonl, args.reprocess)
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
@@ -125,6 +133,11 @@ def register(subparsers) -> None:
         "--dead-letter-jsonl",
         metavar="DIR",
         help="also write dead letters as plaintext JSON lines to DIR (they are always in the encrypted archive)",
+    )
+    parser.add_argument(
+        "--reprocess",
+        action="store_true",
+        help="read every input whole again, even what earlier runs archived (adds it to the archive a second time)",
     )
     add_config_argument(parser)
     parser.set_defaults(run=run, accepts_beam_args=True)
