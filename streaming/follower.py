@@ -210,10 +210,9 @@ class Follower:
             chunks += self._check_truncation(opened, stat.st_size, now)
         for key in list(self._open):
             opened = self._open[key]
-            if key not in live:
-                if opened.left_globs_at is None:
-                    opened.left_globs_at = now
-                    opened.position.path = _current_name(opened.handle, opened.position.path)
+            if key not in live and opened.left_globs_at is None:
+                opened.left_globs_at = now
+                opened.position.path = _current_name(opened.handle, opened.position.path)
             chunks += self._read(opened, now)
             if self._done_with(opened, now):
                 chunks += self._flush_partial(opened)
