@@ -117,7 +117,10 @@ class FollowLogsFn(beam.DoFn):
             for chunk in chunks:
                 yield (TRUNCATED if chunk.truncated else CHUNK), chunk.lines
             follower = self._follower
-            yield TICK, Tick(tuple(follower.positions()), follower.followed, final, time.time())
+            yield (
+                TICK,
+                Tick(tuple(follower.positions()), follower.followed, final, time.time(), follower.bytes_behind()),
+            )
             if final:
                 return
             if time.monotonic() >= budget_ends:

@@ -22,6 +22,7 @@ flushed partial line), which is what a checkpoint records.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import hashlib
@@ -178,6 +179,15 @@ class Follower:
     @property
     def followed(self) -> int:
         return len(self._open)
+
+    def bytes_behind(self) -> int:
+        """Bytes appended to the followed files and not handed out yet: how far the job lags behind the writers."""
+        behind = 0
+        for opened in self._open.values():
+            if not opened.compressed:
+                with contextlib.suppress(OSError):
+                    behind += max(0, os.fstat(opened.handle.fileno()).st_size - opened.position.offset)
+        return behind
 
     def close(self) -> None:
         for opened in self._open.values():

@@ -59,6 +59,7 @@ class Tick:
     files_followed: int
     final: bool = False
     polled_at: float = 0.0
+    bytes_behind: int = 0
 
 
 @dataclasses.dataclass
@@ -93,6 +94,7 @@ class LiveCounts:
     late_rows: int = 0
     newest_event_us: int = 0
     files_followed: int = 0
+    bytes_behind: int = 0
 
 
 class LiveStage:
@@ -194,9 +196,11 @@ class LiveStage:
 
     def tick(self, tick: Tick) -> list[dict]:
         """Detection up to the watermark (its alerts returned for delivery); a cut when one is due."""
-        self._positions = list(tick.positions)
-        self._dirty = True
+        if list(tick.positions) != self._positions:
+            self._positions = list(tick.positions)
+            self._dirty = True
         self.counts.files_followed = tick.files_followed
+        self.counts.bytes_behind = tick.bytes_behind
         alerts = self.detect(final=False)
         if tick.final or self._cut_due():
             self.cut()
@@ -313,9 +317,10 @@ class LiveStage:
 
     def progress_line(self, lines_per_second: float) -> str:
         c = self.counts
-        lag = self._clock() - c.newest_event_us / US if c.newest_event_us else 0.0
+        lag = c.bytes_behind / 1024
+        newest = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c.newest_event_us / US)) if c.newest_event_us else "-"
         return (
-            f"logwarden stream: {lines_per_second:,.0f} lines/s, lag {lag:.1f}s behind the newest line, "
+            f"logwarden stream: {lines_per_second:,.0f} lines/s, lag {lag:,.0f} KiB unread (newest line {newest} UTC), "
             f"{c.files_followed} files followed, {c.alerts} alerts, {c.cuts} cuts published"
         )
 
