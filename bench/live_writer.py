@@ -125,7 +125,7 @@ class LiveWriter(threading.Thread):
         if kind == "rename":
             fh.close()
             os.rename(self.path, one)
-            return open(self.path, "a", buffering=1)  # noqa: SIM115
+            return open(self.path, "a", buffering=1)
         fh.flush()
         shutil.copyfile(self.path, one)
         os.truncate(self.path, 0)

@@ -59,7 +59,7 @@ def _start(work: Path, config: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "stream", "-i", f"{log}*", "-o", str(work / "out"), "-c", str(config)],
         stdout=subprocess.DEVNULL,
-        stderr=open(work / "stream.err", "ab"),  # noqa: SIM115 - the child owns it
+        stderr=open(work / "stream.err", "ab"),
         start_new_session=True,
         env=env,
     )
