@@ -6,10 +6,10 @@ import contextlib
 import dataclasses
 import sys
 
-from parsers.enrich import Enricher, enrich_batch
-from parsers.files import FileParse, parse_file
+from parsers.enrich import Enricher
 from parsers.registry import FORMATS, UnknownFormatError, get_format
 from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
+from pipelines.core import parse_files
 from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.read import open_raw
@@ -67,17 +67,12 @@ def run(args) -> int:
     with _open_text_output(args.output) as out, _open_text_output(args.dead_letter or None) as dead_out:
         dead_out = dead_out if args.dead_letter else sys.stderr
         for path in files:
-            report = FileParse(path)
-            reports.append(report)
-            results = parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report, config.input.timezone)
-            for result in results:
-                events = result.events
-                if enricher is not None and result.kind == "access" and events.num_rows:
-                    events = enrich_batch(events, enricher)
-                for line in batch_to_json_lines(events):
+            for result in parse_files([path], open_raw, format_spec, config, enricher, reports):
+                for line in batch_to_json_lines(result.events):
                     out.write(line + "\n")
                 for line in batch_to_json_lines(result.dead_letters):
                     dead_out.write(line + "\n")
+            report = reports[-1]
             print(f"logwarden: {path}: {report.how}", file=sys.stderr)
             if report.stats.truncated:
                 print(f"logwarden: warning: {path}: {report.stats.problem}", file=sys.stderr)
