@@ -17,12 +17,11 @@ import time
 import uuid
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from alerts.rules import load_configured_rules
 from pipelines.aggregate import AggregateTraffic, WriteReports
-from pipelines.archive import WriteArchive, temp_root
+from pipelines.archive import WriteArchive
 from pipelines.dead_letters import WriteDeadLetters
 from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks, publish_alerts_file
 from pipelines.enrich import Enrich
@@ -30,8 +29,9 @@ from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from pipelines.read import ReadLogChunks
+from retention import commit
 from retention.keyring import writer_keys
-from retention.parquet_files import ACCESS_DIR, ERROR_DIR
+from retention.layout import ACCESS_DIR, ERROR_DIR
 from schemas import ACCESS_EVENT, ERROR_EVENT
 from schemas.config import Config
 
@@ -84,6 +84,8 @@ class BatchRun:
     output: str
     counts: RunCounts
     seconds: float
+    #: What the start of the run cleaned up after killed runs.
+    recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
 
     @property
     def lines_per_second(self) -> float:
@@ -97,17 +99,21 @@ def run_batch(
     options: PipelineOptions,
     dead_letter_jsonl: str | None = None,
 ) -> BatchRun:
-    """Run the batch pipeline over files, globs or directories to completion and return its counts."""
+    """Run the batch pipeline over files, globs or directories to completion and return its counts.
+
+    The run holds a lease on the archive while it writes; it first finishes or rolls back what killed runs
+    left (``retention.commit.recover``), and at the end clears its own staging folder.
+    """
     run_id = new_run_id()
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
-    result = pipeline.run()
-    result.wait_until_finish()
-    if config.alerts.enabled:
-        publish_alerts_file(output, run_id)
-    seconds = time.monotonic() - started
-    tmp = temp_root(output, run_id)
-    if FileSystems.exists(tmp):
-        FileSystems.delete([tmp])
-    return BatchRun(run_id, output, RunCounts.from_result(result), seconds)
+    with commit.RunLease(output, run_id):
+        recovered = commit.recover(output, own_run=run_id)
+        pipeline = beam.Pipeline(options=options)
+        build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
+        result = pipeline.run()
+        result.wait_until_finish()
+        if config.alerts.enabled:
+            publish_alerts_file(output, run_id)
+        seconds = time.monotonic() - started
+        commit.clear_staging(output, run_id)
+    return BatchRun(run_id, output, RunCounts.from_result(result), seconds, recovered)
