@@ -25,7 +25,8 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 
-from retention.tiers import ARCHIVE, ONLINE, month_of, segment_days, segment_start
+from retention.layout import segment_days, segment_start
+from retention.tiers import ARCHIVE, ONLINE, month_of
 
 
 @dataclasses.dataclass(frozen=True)

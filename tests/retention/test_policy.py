@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from retention.layout import segment_days, segment_start
 from retention.policy import (
     Compact,
     Delete,
@@ -21,7 +22,7 @@ from retention.policy import (
     month_last_day,
     plan_retention,
 )
-from retention.tiers import ARCHIVE, ONLINE, month_of, segment_days, segment_start
+from retention.tiers import ARCHIVE, ONLINE, month_of
 
 POLICY = Policy(online_days=90, archive_days=365)
 START = dt.date(2020, 1, 1)
