@@ -1,5 +1,18 @@
 """Subcommands of ``logwarden``; each module has ``register(subparsers)`` and sets ``run``."""
 
-from pipelines.commands import archive, audit, batch, config, detect, hold, keys, parse, retention, rules, version
+from pipelines.commands import (
+    archive,
+    audit,
+    batch,
+    config,
+    detect,
+    hold,
+    keys,
+    parse,
+    retention,
+    rules,
+    stream,
+    version,
+)
 
-COMMANDS = [version, config, parse, batch, detect, rules, keys, archive, audit, hold, retention]
+COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, hold, retention]
