@@ -41,8 +41,9 @@ class CompactionSettings:
     compression_level: int | None = 9
     row_group_rows: int = 128 * 1024
     max_file_rows: int = 4 * 1024 * 1024
-    #: Rows sorted in memory at once; larger segments are sorted in address ranges of about this size.
-    sort_rows: int = 2 * 1024 * 1024
+    #: Rows sorted in memory at once (about 0.6 KiB each for access events); larger segments are sorted in
+    #: address ranges of about this size.
+    sort_rows: int = 1024 * 1024
 
 
 def sort_keys(schema: pa.Schema) -> list[tuple[str, str]]:
@@ -62,10 +63,10 @@ def read_batches(
         with _open(path) as handle:
             parquet = pq.ParquetFile(handle, decryption_properties=decryptor.file_properties())
             for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
-                yield pa.RecordBatch.from_arrays(
-                    [batch.column(name).cast(field.type) for name, field in zip(target.names, target, strict=True)],
-                    schema=target,
-                )
+                arrays = [batch.column(name) for name in target.names]
+                # a cast copies even to the same type: only files of an older schema version need one
+                arrays = [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, target, strict=True)]
+                yield pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
 class _SegmentWriter:
@@ -110,6 +111,16 @@ class _SegmentWriter:
         return self.files
 
 
+def _write_sorted(out: _SegmentWriter, table: pa.Table, keys: list[tuple[str, str]], step: int) -> None:
+    """Write ``table`` in ``keys`` order, taking one row group's rows at a time (no second sorted copy in memory)."""
+    if not keys:
+        out.write(table)
+        return
+    order = pc.sort_indices(table, sort_keys=keys)
+    for start in range(0, len(order), step):
+        out.write(table.take(order.slice(start, step)))
+
+
 def _boundaries(values: pa.ChunkedArray, ranges: int) -> list:
     """``ranges - 1`` values splitting ``values`` (nulls left out) into ranges of about equal row counts."""
     counts = pc.value_counts(pc.drop_null(values))
@@ -152,7 +163,7 @@ def compact(
     out = _SegmentWriter(staging_root, run_id, schema, day, encryptor, settings)
     if total_rows <= settings.sort_rows or not keys:
         table = pa.Table.from_batches(list(read_batches(inputs, schema, decryptor)), schema=schema)
-        out.write(table.sort_by(keys) if keys else table)
+        _write_sorted(out, table, keys, settings.row_group_rows)
         return out.close()
 
     first = keys[0][0]
@@ -176,7 +187,7 @@ def compact(
         if not files:
             continue
         table = pa.Table.from_batches(list(read_batches([f.path for f in files], schema, decryptor)), schema=schema)
-        out.write(table.sort_by(keys))
+        _write_sorted(out, table, keys, settings.row_group_rows)
         del table
         FileSystems.delete([f.path for f in files])
     return out.close()

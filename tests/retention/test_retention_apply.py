@@ -293,3 +293,55 @@ def test_late_data_for_an_archived_segment_is_merged_in_once(tmp_path, writer, r
     table = pq.read_table(segment.path, decryption_properties=ArchiveDecryptor(reader).file_properties())
     assert table.column("source_ip").to_pylist() == sorted(table.column("source_ip").to_pylist())  # sorted for search
     assert verify_tiers(str(root), reader=reader).ok and leftovers(root) == []
+
+
+def test_on_what_logwarden_batch_wrote(tmp_path, archive_config, reader):
+    from pipelines.batch import run_batch
+    from pipelines.options import pipeline_options
+    from tests.retention.conftest import combined_lines
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    text = b"".join(combined_lines(month, 2020, (3, 4, 20), repeat=30) for month in ("Jan", "Feb", "Mar"))
+    (logs / "access.log").write_bytes(text + b"this line is not a log line\n")
+    out = tmp_path / "out"
+    result = run_batch([str(logs)], str(out), archive_config, pipeline_options([], archive_config.runner))
+    assert result.counts.lines_read == 271
+    before = events_by_day(out, reader)
+    assert sum(before.values()) == 270
+
+    report = run_retention(out, reader, dt.date(2020, 12, 1))  # Jan-Mar 2020 all due, nothing expired
+    assert report.rows_moved >= 270  # events, and alerts if any rule fired
+    assert events_by_day(out, reader) == before
+    assert [k for k in manifest_rows(out) if k.startswith("online:")] == []
+    # dead letters have no event time: they are dated (and age from) the day the batch job ran
+    assert manifest_rows(out, "dead_letters") == {f"online:{dt.datetime.now(dt.timezone.utc).date()}": 1}
+    assert verify_tiers(str(out), reader=reader).ok
+
+    run_retention(out, reader, dt.date(2021, 4, 15))  # March 2020 expired too
+    assert events_by_day(out, reader) == {}
+    assert {"2020-01", "2020-02", "2020-03"} <= set(Keyring(reader.directory).destroyed())
+
+
+def test_a_segment_larger_than_memory_is_sorted_in_address_ranges(tmp_path, writer, reader):
+    from retention.apply import RetentionRun
+    from retention.compaction import CompactionSettings
+
+    root = tmp_path / "out"
+    for day in days_between(dt.date(2020, 1, 6), dt.date(2020, 1, 12)):
+        write_day(root, writer, day)
+    before = events_by_day(root, reader)
+    small = CompactionSettings(sort_rows=6, row_group_rows=4, max_file_rows=9)  # ranges, row groups and files
+    report = RetentionRun(str(root), reader, POLICY, dt.date(2020, 6, 1), small).run()
+    assert report.rows_moved == sum(before.values())
+    files = sorted(tier_files(str(root), "events", BOTH), key=lambda f: f.path)
+    assert len(files) >= 3 and all(f.tier == "archive" for f in files)
+    decrypt = ArchiveDecryptor(reader).file_properties
+    keys = []
+    for f in files:
+        parquet = pq.ParquetFile(f.path, decryption_properties=decrypt())
+        assert parquet.metadata.num_rows <= 9 and parquet.metadata.row_group(0).num_rows <= 4
+        table = parquet.read(columns=["source_ip", "timestamp"])
+        keys += list(zip(table.column("source_ip").to_pylist(), table.column("timestamp").to_pylist(), strict=True))
+    assert keys == sorted(keys) and events_by_day(root, reader) == before
+    assert not list((root / "archive" / ".tmp").glob("*/*"))  # the encrypted spills are gone
