@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipelines.commands.audited import audited_action
+from pipelines.commands.audited import audited_action, command_log
 from pipelines.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -18,7 +18,7 @@ from retention import commit, layout
 from retention.apply import RetentionError, RetentionRun, plan_for
 from retention.audit import AuditError
 from retention.compaction import CompactionSettings
-from retention.holds import HoldError
+from retention.holds import HoldError, HoldStore, missing_from
 from retention.keyring import Keyring, KeyringError, reader_keys
 from retention.policy import Policy
 
@@ -78,6 +78,13 @@ def _apply(args) -> int:
                 if left.changed:
                     print(f"  first tidy what killed runs left: {left.summary()}")
             return EXIT_OK
+        trail = command_log(config, args.archive)
+        vanished = missing_from(HoldStore(args.archive), trail.entries())
+        if vanished:
+            raise UsageError(
+                f"hold(s) {', '.join(vanished)} are in the audit trail but their files are gone from "
+                f"{HoldStore(args.archive).directory}: restore them (or release them) before retention may delete"
+            )
         reader = reader_keys(keyring_dir, config.keys.root_key_file)
         settings = CompactionSettings(
             compression_level=config.retention.archive_zstd_level,

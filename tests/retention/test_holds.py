@@ -74,3 +74,15 @@ def test_a_hold_file_deleted_behind_the_trails_back_is_found(tmp_path, capsys):
     assert missing_from(store, trail) == ["H1"]
     doc = json.loads((store.directory / "H2.json").read_text())
     assert doc["hold_id"] == "H2"
+
+
+def test_retention_refuses_to_run_while_a_hold_file_is_missing(tmp_path, writer, archive_config, capsys):
+    from tests.retention.retention_helpers import write_day
+
+    write_day(tmp_path, writer, dt.date(2020, 1, 10))
+    assert main(["hold", "add", "--archive", str(tmp_path), "--from", "2020-01-10", "--to", "2020-01-10",
+                 "--reason", "case"]) == 0  # fmt: skip
+    (HoldStore(tmp_path).directory / "H1.json").unlink()
+    args = ["retention", "apply", "--archive", str(tmp_path), "--keyring", archive_config.keys.keyring]
+    assert main([*args, "--now", "2021-06-01"]) == 2
+    assert "hold(s) H1 are in the audit trail but their files are gone" in capsys.readouterr().err
