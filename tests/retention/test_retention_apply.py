@@ -165,11 +165,13 @@ def test_holds_keep_days_and_keys_until_released_then_the_next_run_deletes(tmp_p
     assert HoldStore(root).active() == []
 
 
-def _scenario(tmp_path, writer) -> tuple[Path, dt.date]:
-    """A small archive where one run compacts a segment and expires a month (events and dead letters)."""
+def _scenario(tmp_path, writer, reader) -> tuple[Path, dt.date]:
+    """A small archive where one run merges late data into an archived segment and expires a month."""
     root = tmp_path / "base" / "out"
-    for day in (dt.date(2020, 1, 6), dt.date(2020, 1, 30), dt.date(2021, 1, 4), dt.date(2021, 1, 5)):
+    for day in (dt.date(2020, 4, 6), dt.date(2020, 4, 30), dt.date(2021, 1, 4)):
         write_day(root, writer, day, dead_letters=day.day == 30)
+    run_retention(root, reader, dt.date(2021, 4, 20))  # all three archived; April 2020 expires on 2021-05-01
+    write_day(root, writer, dt.date(2021, 1, 5))  # late data for that segment
     return root, dt.date(2021, 5, 1)
 
 
@@ -184,7 +186,7 @@ def _snapshot(root: Path, reader) -> tuple:
 
 
 def test_a_kill_at_every_step_converges_on_the_next_run(tmp_path, writer, reader, archive_config):
-    base, now = _scenario(tmp_path, writer)
+    base, now = _scenario(tmp_path, writer, reader)
     keyring = Path(archive_config.keys.keyring)
     pristine_ring = tmp_path / "base" / "ring"
     shutil.copytree(keyring, pristine_ring)
@@ -201,7 +203,7 @@ def test_a_kill_at_every_step_converges_on_the_next_run(tmp_path, writer, reader
     steps = []
     run_retention(root, reader, now, hook=lambda step, detail: steps.append(step))
     after = _snapshot(root, reader)
-    assert after[3] == ["2020-01"] and after[0] == {dt.date(2021, 1, 4): rows_on(dt.date(2021, 1, 4)),
+    assert after[3] == ["2020-04"] and after[0] == {dt.date(2021, 1, 4): rows_on(dt.date(2021, 1, 4)),
                                                     dt.date(2021, 1, 5): rows_on(dt.date(2021, 1, 5))}  # fmt: skip
     assert {"shredded", "segment_written", "segment_verified", "online_removed", "committed", "retired"} <= set(steps)
     assert len(steps) >= 20
@@ -247,7 +249,7 @@ def test_shredding_makes_that_month_unreadable_in_every_copy_and_only_that_month
 
 
 def test_a_dry_run_changes_nothing_byte_for_byte(tmp_path, writer, reader, archive_config, capsys):
-    root, now = _scenario(tmp_path, writer)
+    root, now = _scenario(tmp_path, writer, reader)
     (root / ".tmp" / "deadrun").mkdir(parents=True)  # something a killed run left
     (root / ".tmp" / "deadrun" / "x.parquet").write_bytes(b"PAR1")
     before = tree(root, Path(archive_config.keys.keyring))
@@ -255,8 +257,9 @@ def test_a_dry_run_changes_nothing_byte_for_byte(tmp_path, writer, reader, archi
     assert main([*args, "--now", now.isoformat(), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert tree(root, Path(archive_config.keys.keyring)) == before
-    assert "retention plan for" in out and "shred   2020-01" in out and "compact events 2021-01-04..2021-01-10" in out
-    assert "delete  online events 2020-01-30" in out and "first tidy what killed runs left" in out
+    assert "retention plan for" in out and "shred   2020-04" in out
+    assert "compact events 2021-01-04..2021-01-10: 1 online files, 5 rows + 4 rows already archived" in out
+    assert "delete  archive events 2020-04-27..2020-04-30" in out and "first tidy what killed runs left" in out
 
 
 def test_refusals_are_clear(tmp_path, writer, archive_config, capsys):
