@@ -27,6 +27,7 @@ from retention import commit, layout
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
 from retention.parquet_files import ParquetFileWriter, WrittenFile, split_by_day
+from retention.signing import Signer
 from schemas.config import ArchiveConfig
 
 
@@ -74,17 +75,18 @@ class WriteTempFilesFn(beam.DoFn):
 class CommitDayFn(beam.DoFn):
     """Commit one day's finished files to their partition: one commit per dataset, day and run."""
 
-    def __init__(self, output: str, dataset: str, run_id: str, rows_counter: str):
+    def __init__(self, output: str, dataset: str, run_id: str, rows_counter: str, signer: Signer | None = None):
         self._output = output
         self._dataset = dataset
         self._run_id = run_id
+        self._signer = signer
         self._files = metrics.counter(metrics.FILES_WRITTEN)
         self._rows = metrics.counter(rows_counter)
 
     def process(self, day_and_files):
         day, files = day_and_files
         files: list[WrittenFile] = sorted(files, key=lambda f: f.path)
-        manifest = commit.commit(self._output, self._dataset, day, self._run_id, files)
+        manifest = commit.commit(self._output, self._dataset, day, self._run_id, files, signer=self._signer)
         directory = layout.partition_dir(self._output, self._dataset, day)
         for written, name in zip(files, manifest.names, strict=True):
             self._files.inc()
@@ -108,6 +110,8 @@ class WriteArchive(beam.PTransform):
     config: ArchiveConfig = dataclasses.field(default_factory=ArchiveConfig)
     day_column: str | None = "timestamp"
     rows_counter: str = metrics.ROWS_WRITTEN
+    #: Signs each day's manifest (``retention.signing``); readers skip files no trusted writer signed.
+    signer: Signer | None = None
 
     def __post_init__(self):
         super().__init__()
@@ -128,5 +132,6 @@ class WriteArchive(beam.PTransform):
             | "WriteTempFiles"
             >> beam.ParDo(WriteTempFilesFn(self.output, self.run_id, self.schema, self.keys, self.config))
             | "GroupByDay" >> beam.GroupByKey()
-            | "CommitDays" >> beam.ParDo(CommitDayFn(self.output, self.dataset, self.run_id, self.rows_counter))
+            | "CommitDays"
+            >> beam.ParDo(CommitDayFn(self.output, self.dataset, self.run_id, self.rows_counter, self.signer))
         )

@@ -17,6 +17,7 @@ as event time advances) and in how the archive is cut (``archive``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 
 import apache_beam as beam
@@ -29,13 +30,31 @@ from pipelines.dead_letters import WriteDeadLetters
 from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks
 from pipelines.enrich import Enrich
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
-from retention.keyring import WriterKeys, writer_keys
+from retention.keyring import WriterKeys, default_signing_key_file, writer_keys
 from retention.layout import ACCESS_DIR, ERROR_DIR
+from retention.signing import Signer, load_or_create_signer
 from schemas import ACCESS_EVENT, ERROR_EVENT
-from schemas.config import Config
+from schemas.config import Config, KeysConfig
+
+_LOG = logging.getLogger("logwarden")
 
 #: Builds the archive step of one dataset: ``(dataset, schema, keys) -> PTransform`` of record batches.
 ArchiveStep = Callable[[str, pa.Schema, WriterKeys], beam.PTransform]
+
+
+def ingest_signer(config: KeysConfig) -> Signer:
+    """This writer's signing key (made on first use; its manifests count once the custodian trusts it)."""
+    path = config.signing_key_file or default_signing_key_file(config.keyring)
+    signer, made = load_or_create_signer(path)
+    if made:
+        _LOG.warning(
+            "new signing key %s (%s): readers ignore what it signs until the keyring's custodian runs "
+            "'logwarden keys trust --signing-key-file %s'",
+            path,
+            signer.id,
+            path,
+        )
+    return signer
 
 
 @dataclasses.dataclass
@@ -67,7 +86,10 @@ def build_graph(
     neither written nor delivered again.
     """
     keys = writer_keys(config.keys.keyring)
-    archive = archive or (lambda dataset, schema, k: WriteArchive(output, dataset, run_id, schema, k, config.archive))
+    signer = ingest_signer(config.keys)
+    archive = archive or (
+        lambda dataset, schema, k: WriteArchive(output, dataset, run_id, schema, k, config.archive, signer=signer)
+    )
     parsed = chunks | "Parse" >> ParseChunks()
     access = parsed[ACCESS]
     if config.enrich.enabled:
@@ -77,7 +99,7 @@ def build_graph(
         ERROR_DIR: parsed[ERROR] | "ArchiveErrorEvents" >> archive(ERROR_DIR, ERROR_EVENT, keys),
     }
     archived["dead_letters"] = parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(
-        output, run_id, keys, config.archive, dead_letter_jsonl
+        output, run_id, keys, config.archive, dead_letter_jsonl, signer
     )
     outputs = GraphOutputs(access, parsed[ERROR], parsed[DEAD_LETTERS], archived)
     if config.alerts.enabled:

@@ -4,7 +4,8 @@
 one role's keys; filters on ``dt`` (the partition day) prune whole partitions
 before any file is opened.  Its files are those the partitions' manifests list
 (``retention.commit.live_files``), never a directory listing: a file a killed
-writer left behind is not read.  Months whose keys were destroyed are left out (they
+writer left behind is not read, nor one whose manifest no trusted writer signed
+(``retention.signing``).  Months whose keys were destroyed are left out (they
 are crypto-shredded: nobody can read them) unless asked for, so a scan over
 the rest still works.  The schema comes from ``schemas``, not from a file's
 footer, so opening never needs a key; reading does.
@@ -73,7 +74,7 @@ def open_archive(
     if not directory.is_dir():
         raise ArchiveReadError(f"{directory} is not an archive dataset directory (no such directory)")
     by_tier = {tier: [] for tier in tiers}
-    for found in tier_files(str(directory.parent), name, tuple(tiers)):
+    for found in tier_files(str(directory.parent), name, tuple(tiers), keys.trusted_signers()):
         by_tier[found.tier].append(found.live)
     destroyed = set() if include_shredded else set(keys.keyring.destroyed())
     scan = ds.ParquetFragmentScanOptions(decryption_config=ArchiveDecryptor(keys).dataset_config())

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from retention import layout
+from retention import layout, signing
 from retention.parquet_files import WrittenFile
 from schemas import SCHEMA_VERSION
 
@@ -193,6 +193,8 @@ class Manifest:
     created: str = ""
     #: Input the commit archives (``retention.ledger`` fills it); recorded here so it is durable with the data.
     sources: tuple[dict, ...] = ()
+    #: The document as read, signature included (what ``signing.verify`` checks).
+    raw: dict | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -221,8 +223,9 @@ class Manifest:
             "sources": list(self.sources),
         }
 
-    def to_bytes(self) -> bytes:
-        return (json.dumps(self.document(), indent=2, sort_keys=True) + "\n").encode()
+    def to_bytes(self, signer: signing.Signer | None = None) -> bytes:
+        doc = self.document() if signer is None else signer.sign(self.document())
+        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
     def from_document(cls, doc: dict, dataset: str, day: str) -> Manifest:
@@ -245,6 +248,7 @@ class Manifest:
             removes=tuple(doc.get("removes") or ()),
             created=doc.get("created", ""),
             sources=tuple(doc.get("sources") or ()),
+            raw=doc,
         )
 
 
@@ -269,8 +273,13 @@ class PartitionView:
         return layout.month_of_day(self.day)
 
 
-def read_partition(root: str, dataset: str, day: str, hidden: set[str] | None = None) -> PartitionView:
-    """The partition as readers see it: commits of open transactions (``hidden``; looked up when None) don't count."""
+def read_partition(
+    root: str, dataset: str, day: str, hidden: set[str] | None = None, trusted: dict[str, bytes] | None = None
+) -> PartitionView:
+    """The partition as readers see it: commits of open transactions (``hidden``; looked up when None) don't count.
+
+    With ``trusted`` (signer id -> public key), a commit that adds files counts only if one of them signed it.
+    """
     directory = layout.partition_dir(root, dataset, day)
     view = PartitionView(dataset, day, directory)
     hidden = open_transactions(root) if hidden is None else hidden
@@ -282,6 +291,9 @@ def read_partition(root: str, dataset: str, day: str, hidden: set[str] | None = 
             manifest = Manifest.from_document(json.loads(read_bytes(path)), dataset, day)
         except (ValueError, TypeError, OSError) as error:
             view.problems.append((path, f"unreadable manifest ({error})"))
+            continue
+        if trusted is not None and manifest.files and signing.verify(manifest.raw, trusted) is None:
+            view.problems.append((path, "not signed by a trusted writer: its files are never read"))
             continue
         view.manifests[manifest.commit_id] = manifest
         for entry in manifest.files:
@@ -314,12 +326,12 @@ class LiveFile:
     entry: dict
 
 
-def live_files(root: str, dataset: str) -> list[LiveFile]:
-    """Every file of ``dataset`` that some manifest lists and none removed, by day and name."""
+def live_files(root: str, dataset: str, trusted: dict[str, bytes] | None = None) -> list[LiveFile]:
+    """Every file of ``dataset`` that some (``trusted``-signed) manifest lists and none removed, by day and name."""
     found = []
     hidden = open_transactions(root)
     for day in partition_days(root, dataset):
-        view = read_partition(root, dataset, day, hidden)
+        view = read_partition(root, dataset, day, hidden, trusted)
         found += [LiveFile(view.path(name), dataset, day, entry) for name, entry in view.live.items()]
     return found
 
@@ -437,8 +449,11 @@ def commit(
     *,
     sources: Sequence[dict] = (),
     hook: Hook | None = None,
+    signer: signing.Signer | None = None,
 ) -> Manifest:
     """Publish ``add`` (complete staged files) into the partition and drop ``remove`` (names it lists), at once.
+
+    ``signer`` signs the manifest: readers read added files only from manifests a trusted writer signed.
 
     Returns the published manifest.  Committing the same ``commit_id`` again with the same files is a
     no-op that returns the manifest already there (a retried Beam bundle); with other files it is an error.
@@ -486,7 +501,7 @@ def commit(
             layout.staging_dir(root, layout.run_of_commit(commit_id)), f"manifest-{uuid.uuid4().hex}.json"
         )
         with create(staged_manifest) as handle:
-            handle.write(manifest.to_bytes())
+            handle.write(manifest.to_bytes(signer))
         _fsync_file(staged_manifest)
         hook(MANIFEST_STAGED, commit_id)
         _publish(staged_manifest, manifest_path)
