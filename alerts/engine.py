@@ -299,11 +299,18 @@ class Detector:
     def pending_max_us(self) -> int | None:
         return max((int(h.ts.max()) for h in self.pending), default=None)
 
-    def flush(self, upto_us: int | None = None) -> list[dict[str, Any]]:
-        """Fold buffered rows with ``ts <= upto_us``; return the alerts they raise.
+    def finish(self) -> list[dict[str, Any]]:
+        """The input is complete: fold everything buffered and return the alerts it raises.
 
-        ``None`` means the input is complete: everything is folded and nothing is added afterwards, so keys
-        without history and with too few rows to fire are skipped (their state would never be read).
+        Nothing may be added afterwards, so keys without history and with too few rows to fire are skipped
+        (their state would never be read).
+        """
+        return self.flush(None)
+
+    def flush(self, upto_us: int | None) -> list[dict[str, Any]]:
+        """Event time has reached ``upto_us`` (a watermark): fold buffered rows with ``ts <= upto_us``.
+
+        Returns the alerts they raise.  ``None`` is what ``finish`` passes: the input is complete.
         """
         ready: dict[str, list[Hits]] = collections.defaultdict(list)
         keep: list[Hits] = []
@@ -473,4 +480,4 @@ def replay(rules: RuleSet, hits: Iterable[Hits], clock: Callable[[], dt.datetime
     """All alerts of a finished input: buffer everything, fold once."""
     detector = Detector(rules, clock)
     detector.add(hits)
-    return detector.flush(None)
+    return detector.finish()

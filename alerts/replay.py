@@ -42,4 +42,4 @@ def detect_results(rules: RuleSet, results: Iterable[ParseResult]) -> list[dict[
     for result in results:
         if result.events.num_rows:
             detector.add(observers[result.kind].observe(result.events))
-    return detector.flush(None)
+    return detector.finish()

@@ -10,7 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import coders  # importing registers the coders
+from pipelines import coders
 from pipelines.reports.html import render_report
 from pipelines.reports.traffic import TrafficPartial, finalize, partials_from_batch
 from schemas import TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN
@@ -46,6 +46,7 @@ class AggregateTraffic(beam.PTransform):
         self._bucket = bucket
 
     def expand(self, batches):
+        coders.register()
         bucket = self._bucket
         return (
             batches

@@ -22,7 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import coders, metrics  # noqa: F401 - coders registers the RecordBatch coder
+from pipelines import coders, metrics
 from retention import commit, layout
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
@@ -117,6 +117,7 @@ class WriteArchive(beam.PTransform):
         super().__init__()
 
     def expand(self, batches):
+        coders.register()
         if self.day_column is None:
             day = layout.today()
             by_day = batches | "KeyByIngestDay" >> beam.Map(lambda batch: (day, batch)).with_output_types(

@@ -125,7 +125,7 @@ class EvaluateOverTimeFn(beam.DoFn):
             detector.add(pickle.loads(hits))
         pending.clear()
         at_end = fired_at.micros >= END_OF_INPUT_US
-        alerts = detector.flush(None if at_end else fired_at.micros)
+        alerts = detector.finish() if at_end else detector.flush(fired_at.micros)
         if detector.pending:
             pending.add(_dumps(detector.pending))
             newest = detector.pending_max_us

@@ -24,6 +24,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from alerts.rules import load_configured_rules
+from pipelines import coders
 from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive
 from pipelines.dead_letters import WriteDeadLetters
@@ -85,6 +86,7 @@ def build_graph(
     Alerts whose id is in ``already_raised`` (earlier runs', ``retention.ledger.produced_alert_ids``) are
     neither written nor delivered again.
     """
+    coders.register()
     keys = writer_keys(config.keys.keyring)
     signer = ingest_signer(config.keys)
     archive = archive or (

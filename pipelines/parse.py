@@ -8,7 +8,7 @@ import pyarrow as pa
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
 from parsers.result import ParseResult
-from pipelines import coders, metrics  # noqa: F401 - coders registers Beam coders for these element types
+from pipelines import coders, metrics
 
 ACCESS = "access"
 ERROR = "error"
@@ -45,6 +45,7 @@ class ParseChunks(beam.PTransform):
     """Chunks in; a dict of ``access``, ``error`` and ``dead_letters`` PCollections of record batches."""
 
     def expand(self, chunks):
+        coders.register()
         results = chunks | "ParseChunk" >> beam.ParDo(ParseChunkFn()).with_output_types(ParseResult)
         return {
             ACCESS: results | "AccessEvents" >> beam.FlatMap(_events, ACCESS).with_output_types(pa.RecordBatch),

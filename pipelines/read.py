@@ -14,7 +14,7 @@ from parsers.lines import LineChunk
 from parsers.reader import DEFAULT_CHUNK_BYTES, ReadStats, head_lines
 from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
 from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, read_range
-from pipelines import coders, metrics  # noqa: F401 - coders registers the LineChunk coder
+from pipelines import coders, metrics
 from retention.ledger import FilePlan
 
 _LOG = logging.getLogger("logwarden")
@@ -122,6 +122,7 @@ class ReadLogChunks(beam.PTransform):
         self._timezone = timezone
 
     def expand(self, pbegin):
+        coders.register()
         if self._plans is not None:
             files = pbegin | "FilePlans" >> beam.Create([p for p in self._plans if not p.nothing_to_read])
         else:

@@ -26,7 +26,7 @@ import pyarrow.dataset as ds
 
 from retention import commit, layout
 from retention.encryption import ArchiveDecryptor
-from retention.keyring import WriterKeys
+from retention.keyring import ArchiveKeys
 from retention.layout import ACCESS_DIR, DATASETS
 from retention.tiers import ONLINE, tier_files, tier_root
 
@@ -55,7 +55,7 @@ def archive_files(directory: Path) -> list[commit.LiveFile]:
 
 def open_archive(
     path: str | os.PathLike,
-    keys: WriterKeys | None,
+    keys: ArchiveKeys | None,
     dataset: str | None = None,
     include_shredded: bool = False,
     tiers: tuple[str, ...] = (ONLINE,),
@@ -97,7 +97,7 @@ def _stream(dataset: ds.Dataset, where: ds.Expression | None) -> pa.RecordBatchR
     return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches(filter=where))
 
 
-def query_archive(sql: str, path: str | os.PathLike, keys: WriterKeys, where: ds.Expression | None = None) -> pa.Table:
+def query_archive(sql: str, path: str | os.PathLike, keys: ArchiveKeys, where: ds.Expression | None = None) -> pa.Table:
     """Run DuckDB ``sql`` over the archive; each dataset present (``events``, ``errors``…) is a table of that name.
 
     ``where`` (a pyarrow expression such as ``ds.field("dt") >= "2026-01-01"``)

@@ -452,10 +452,14 @@ def default_signing_key_file(keyring_directory: str | os.PathLike) -> Path:
 # --- roles -------------------------------------------------------------------------------------------------------
 
 
-class WriterKeys:
-    """The ingest role: public halves only.  Picklable (it is only a directory name) for Beam workers."""
+class ArchiveKeys:
+    """What any role can do with the keyring: public halves, key ids to encrypt with, whom to believe.
 
-    role = "writer"
+    Picklable (a directory name, plus what a role adds) for Beam workers.  ``private_key`` is refused here;
+    only a role that holds the root key (``ReaderKeys``) unseals private halves.
+    """
+
+    role = "public"
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = str(directory)
@@ -496,8 +500,14 @@ class WriterKeys:
         )
 
 
-class ReaderKeys(WriterKeys):
-    """The owner role: can also unseal private halves with the root private key."""
+class WriterKeys(ArchiveKeys):
+    """The ingest role: public halves only, so the pipeline that writes the archive can never read it."""
+
+    role = "writer"
+
+
+class ReaderKeys(ArchiveKeys):
+    """The owner role: public halves, and private halves unsealed with the root private key."""
 
     role = "reader"
 
