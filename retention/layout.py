@@ -223,3 +223,8 @@ def segment_days(start: dt.date) -> tuple[dt.date, ...]:
     next_month = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     end = min(start + dt.timedelta(days=6 - start.weekday()), next_month - dt.timedelta(days=1))
     return tuple(start + dt.timedelta(days=n) for n in range((end - start).days + 1))
+
+
+def retention_lock_path(root: str) -> str:
+    """Held by a ``retention apply`` run for its whole length: one at a time per archive."""
+    return state_dir(root, LOCKS_DIR, "retention.lock")
