@@ -3,7 +3,7 @@ r"""The batch pipeline: log files in, events archived as encrypted Parquet, dead
 Reads like the data flow in PRODUCT.md::
 
     files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet
-                                     |                                   |--AggregateTraffic--> reports
+                                     |                                   |--AggregateTraffic--> aggregates --> report
                                      |                                   \--Detect--> alerts (JSON lines, sinks)
                                      |--> error events --Archive--> encrypted Parquet, and --Detect-->
                                      \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from alerts.rules import load_configured_rules
-from pipelines.aggregate import AggregateTraffic, WriteReports
+from pipelines.aggregate import AggregateTraffic, WriteAggregates
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
 from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks, publish_alerts_file
@@ -30,6 +30,8 @@ from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from pipelines.read import ReadLogChunks
+from pipelines.reports.publish import publish_run
+from pipelines.reports.store import source_fingerprints
 from retention.keyring import writer_keys
 from retention.parquet_files import ACCESS_DIR, ERROR_DIR
 from schemas import ACCESS_EVENT, ERROR_EVENT
@@ -71,10 +73,11 @@ def build_batch_pipeline(
         if has_sinks(config.alerts.sinks):
             alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
     if config.reports.enabled:
+        geoip = bool(config.enrich.enabled and config.enrich.geoip_databases)
         (
             access
-            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket)
-            | "WriteReports" >> WriteReports(output, run_id)
+            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket, source_fingerprints(inputs))
+            | "WriteAggregates" >> WriteAggregates(output, run_id, config.reports.bucket, geoip)
         )
 
 
@@ -84,6 +87,7 @@ class BatchRun:
     output: str
     counts: RunCounts
     seconds: float
+    report: str | None = None  # the run's report page
 
     @property
     def lines_per_second(self) -> float:
@@ -106,8 +110,9 @@ def run_batch(
     result.wait_until_finish()
     if config.alerts.enabled:
         publish_alerts_file(output, run_id)
+    page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
     seconds = time.monotonic() - started
     tmp = temp_root(output, run_id)
     if FileSystems.exists(tmp):
         FileSystems.delete([tmp])
-    return BatchRun(run_id, output, RunCounts.from_result(result), seconds)
+    return BatchRun(run_id, output, RunCounts.from_result(result), seconds, page)
