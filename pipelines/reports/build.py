@@ -158,51 +158,62 @@ def _host_labels(traffic: pa.Table, min_visitors: int) -> dict[str | None, str]:
 
 
 def _breakdown(breakdown: pa.Table, labels: dict, options: ReportOptions) -> dict[str, dict[str, list[dict]]]:
+    """Per shown host (and all hosts, ``ALL``) and dimension: the k-anonymous top values and "(other)".
+
+    Sums come from one Arrow group-by; visitor sketches are merged only for the values that could be
+    shown (most requested first), which keeps a month of breakdowns fast.
+    """
     if breakdown.num_rows == 0:
         return {}
     hosts = pa.array([labels.get(h, OTHER_HOSTS) for h in breakdown["url_domain"].to_pylist()], pa.string())
-    table = breakdown.select(["dimension", "value", "requests", "bytes", "visitors_hll"]).append_column("h", hosts)
-    aggregates = [("requests", "sum"), ("bytes", "sum"), ("visitors_hll", "list")]
-    per_host = table.group_by(["h", "dimension", "value"]).aggregate(aggregates)
-    everyone = table.group_by(["dimension", "value"]).aggregate(aggregates)
-    everyone = everyone.append_column("h", pa.array([ALL] * everyone.num_rows, pa.string()))
+    table = breakdown.select(["dimension", "value", "requests", "bytes", "visitors_hll"])
+    both = pa.concat_tables(
+        [table.append_column("h", hosts), table.append_column("h", pa.array([ALL] * table.num_rows, pa.string()))]
+    )
+    both = both.append_column("key", pc.binary_join_element_wise(both["h"], both["dimension"], both["value"], "\x00"))
+    sums = both.group_by(["h", "dimension", "value"]).aggregate([("requests", "sum"), ("bytes", "sum")])
+    items: dict[tuple[str, str], list] = defaultdict(list)
+    for h, dimension, value, requests, size in zip(
+        *(sums[c].to_pylist() for c in ("h", "dimension", "value", "requests_sum", "bytes_sum"))
+    ):
+        items[(h, dimension)].append((value, requests, size))
     out: dict[str, dict[str, list[dict]]] = defaultdict(dict)
-    for grouped in (per_host, everyone):
-        values: dict[tuple[str, str], list] = defaultdict(list)
-        for h, dimension, value, requests, size, sketches in zip(
-            *(
-                grouped[c].to_pylist()
-                for c in ("h", "dimension", "value", "requests_sum", "bytes_sum", "visitors_hll_list")
-            )
-        ):
-            values[(h, dimension)].append((value, requests, size, sketches))
-        for (h, dimension), items in values.items():
-            out[h][dimension] = _shown_values(items, options)
+    for (h, dimension), values in items.items():
+        out[h][dimension] = _shown_values(h, dimension, values, both, options)
     return dict(out)
 
 
-def _shown_values(items: list, options: ReportOptions) -> list[dict]:
+def _sketches_of(table: pa.Table, keys: list[str]) -> dict[str, list]:
+    found = table.filter(pc.is_in(table["key"], pa.array(keys, pa.string())))
+    grouped = found.group_by("key").aggregate([("visitors_hll", "list")])
+    return dict(zip(grouped["key"].to_pylist(), grouped["visitors_hll_list"].to_pylist()))
+
+
+def _shown_values(h: str, dimension: str, values: list, table: pa.Table, options: ReportOptions) -> list[dict]:
     """The most requested k-anonymous values, then "(other)" with everything else."""
-    total_requests = sum(i[1] for i in items) or 1
-    total_bytes = sum(i[2] for i in items)
-    shown = []
-    for value, requests, size, sketches in sorted(items, key=lambda i: (-i[1], i[0])):
-        if len(shown) == options.top_values or requests < options.min_visitors:
-            break  # sorted by requests: no later value can have enough visitors either
-        if value == OTHER:
-            continue
-        visitors = _hll_estimate(sketches, VALUE_HLL_LG_K)
-        if k_anonymous(visitors, options.min_visitors):
-            shown.append({"value": value, "requests": requests, "bytes": size, "visitors": round(visitors)})
-    rest_requests = total_requests - sum(r["requests"] for r in shown)
-    if rest_requests > 0 and any(i[1] for i in items):
+    total_requests = sum(v[1] for v in values)
+    total_bytes = sum(v[2] for v in values)
+    # Visitors <= requests: only values requested at least min_visitors times can qualify.
+    candidates = [
+        v for v in sorted(values, key=lambda v: (-v[1], v[0])) if v[0] != OTHER and v[1] >= options.min_visitors
+    ]
+    shown: list[dict] = []
+    batch = options.top_values * 2
+    for begin in range(0, len(candidates), batch):
+        chunk = candidates[begin : begin + batch]
+        sketches = _sketches_of(table, [f"{h}\x00{dimension}\x00{v[0]}" for v in chunk])
+        for value, requests, size in chunk:
+            visitors = _hll_estimate(sketches.get(f"{h}\x00{dimension}\x00{value}", []), VALUE_HLL_LG_K)
+            if k_anonymous(visitors, options.min_visitors):
+                shown.append({"value": value, "requests": requests, "bytes": size, "visitors": round(visitors)})
+                if len(shown) == options.top_values:
+                    break
+        if len(shown) == options.top_values:
+            break
+    rest = total_requests - sum(r["requests"] for r in shown)
+    if rest > 0:
         shown.append(
-            {
-                "value": OTHER,
-                "requests": rest_requests,
-                "bytes": total_bytes - sum(r["bytes"] for r in shown),
-                "visitors": None,
-            }
+            {"value": OTHER, "requests": rest, "bytes": total_bytes - sum(r["bytes"] for r in shown), "visitors": None}
         )
     for row in shown:
         row["share"] = row["requests"] / total_requests
