@@ -17,14 +17,16 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from pipelines.reports.build import ReportOptions
 from pipelines.reports.publish import publish_period
-from pipelines.reports.store import aggregates_dir, write_run_aggregates
+from pipelines.reports.store import write_run_aggregates
 from pipelines.reports.traffic import TrafficPartial, partials_from_batch
+from retention.layout import aggregates_dir
 from schemas import ACCESS_EVENT
 
 DAY = 86400
@@ -96,7 +98,7 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         events = generate_store(root, args.days, args.hosts, args.per_hour)
         generated = time.monotonic() - started
-        store_bytes = sum(p.stat().st_size for p in __import__("pathlib").Path(aggregates_dir(root)).iterdir())
+        store_bytes = sum(p.stat().st_size for p in Path(aggregates_dir(root)).iterdir())
         print(
             f"store: {args.days} days x {args.hosts} hosts, {events:,} events, {store_bytes / 2**20:.1f} MiB "
             f"({args.days} runs), generated in {generated:.0f} s"

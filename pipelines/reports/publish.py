@@ -13,7 +13,8 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.reports.build import ALL, Report, ReportOptions, build_report
 from pipelines.reports.html import render_report
 from pipelines.reports.privacy import escape_csv_strings
-from pipelines.reports.store import make_dirs, parquet_bytes, read_store, reports_dir, run_span, write_file
+from pipelines.reports.store import make_dirs, parquet_bytes, read_store, run_span, write_file
+from retention.layout import reports_dir
 from schemas import TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN
 from schemas.config import ReportsConfig
 

@@ -1,6 +1,6 @@
 """The aggregate store: where every run leaves its mergeable traffic aggregates, and how they are read back.
 
-Layout (known only here)::
+File names inside ``retention.layout.aggregates_dir``::
 
     <output>/reports/aggregates/breakdown-<run>.parquet   written first
     <output>/reports/aggregates/traffic-<run>.parquet     written last: its presence commits the run
@@ -30,22 +30,13 @@ from apache_beam.io.filesystems import FileSystems
 from parsers.reader import head_lines
 from pipelines.reports.ownership import Ownership, SourceRange, decide_owners
 from pipelines.reports.traffic import GRAIN_UNITS, Key, TrafficPartial
+from retention.layout import aggregates_dir, reports_dir
 from schemas import BREAKDOWN_STORE, TRAFFIC_STORE
 
-REPORTS_DIR = "reports"
-AGGREGATES_DIR = "aggregates"
 FILE_MODE = 0o640
 DIR_MODE = 0o750
 #: Decompressed bytes of a file's start that identify it across renames, rotation and compression.
 FINGERPRINT_BYTES = 4096
-
-
-def reports_dir(output: str) -> str:
-    return FileSystems.join(output, REPORTS_DIR)
-
-
-def aggregates_dir(output: str) -> str:
-    return FileSystems.join(output, REPORTS_DIR, AGGREGATES_DIR)
 
 
 def _is_local(path: str) -> bool:
