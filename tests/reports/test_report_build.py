@@ -1,5 +1,6 @@
 """Reports for a period merged from stored runs: hand-computed figures, merging, re-runs, k-anonymity."""
 
+import csv
 import datetime as dt
 
 import pyarrow as pa
@@ -8,7 +9,7 @@ import pytest
 from pipelines.reports.build import NO_GEOIP, OTHER_HOSTS, ReportError, ReportOptions, build_report
 from pipelines.reports.publish import publish_period, report_tables
 from pipelines.reports.store import read_store
-from tests.reports.support import small_log, store_run
+from tests.reports.support import line, small_log, store_run
 
 UTC = dt.timezone.utc
 
@@ -128,3 +129,17 @@ def test_an_empty_period_gives_an_empty_report(stored):
     traffic, breakdown, _ = read_store(str(stored), dt.datetime(2027, 1, 1, tzinfo=UTC))
     report = build_report(traffic, breakdown, dt.datetime(2027, 1, 1, tzinfo=UTC), dt.datetime(2027, 1, 2, tzinfo=UTC))
     assert report.totals == {} and report.hosts == [] and isinstance(report_tables(report)[0], pa.Table)
+
+
+def test_a_formula_in_a_virtual_host_reaches_the_csv_escaped(tmp_path):
+    text = "\n".join(
+        line(host, f"192.0.2.{i}", "10:00:00", "/", 200, 10, "curl/8.4.0", 100)
+        for i in range(12)
+        for host in ("=2+5", "@SUM(A1:A9)")
+    )
+    store_run(tmp_path / "out", "20261102T120000Z-aaaaaa", {tmp_path / "logs" / "a.log": text + "\n"})
+    published = publish_period(str(tmp_path / "out"), str(tmp_path / "r"), "p")
+    with open(tmp_path / "r" / "traffic-p.csv", newline="") as handle:
+        hosts = {row["url_domain"] for row in csv.DictReader(handle)}
+    assert hosts == {"'=2+5", "'@SUM(A1:A9)", ""}  # "" : the all-hosts rows
+    assert {"=2+5", "@SUM(A1:A9)"} == set(published.report.hosts)  # Parquet and the page keep the value
