@@ -144,21 +144,38 @@ def store_tables(
     )
 
 
+#: The run id of every stream part: a stream counts each line once through its own checkpoint (parts are
+#: published with it), and its parts hold disjoint windows, so they never supersede one another.
+STREAM_RUN = "stream"
+
+
+def store_documents(
+    results: Iterable[tuple[Key, TrafficPartial]],
+    output: str,
+    file_id: str,
+    grain: str,
+    geoip_configured: bool,
+    run_id: str | None = None,
+) -> list[tuple[str, bytes]]:
+    """``(path, bytes)`` of one run's (or one stream cut's) store files, breakdown first, traffic last."""
+    traffic, breakdown = store_tables(results, run_id or file_id, grain, geoip_configured)
+    directory = aggregates_dir(output)
+    return [
+        (FileSystems.join(directory, f"breakdown-{file_id}.parquet"), parquet_bytes(breakdown)),
+        (FileSystems.join(directory, f"traffic-{file_id}.parquet"), parquet_bytes(traffic)),
+    ]
+
+
 def write_run_aggregates(
     results: Iterable[tuple[Key, TrafficPartial]], output: str, run_id: str, grain: str, geoip_configured: bool
 ) -> list[str]:
     """Store one run's aggregates (breakdown first, traffic last: the traffic file commits the run)."""
-    traffic, breakdown = store_tables(results, run_id, grain, geoip_configured)
-    directory = aggregates_dir(output)
     make_dirs(reports_dir(output))
-    make_dirs(directory)
-    paths = [
-        FileSystems.join(directory, f"breakdown-{run_id}.parquet"),
-        FileSystems.join(directory, f"traffic-{run_id}.parquet"),
-    ]
-    write_file(paths[0], parquet_bytes(breakdown))
-    write_file(paths[1], parquet_bytes(traffic))
-    return paths
+    make_dirs(aggregates_dir(output))
+    documents = store_documents(results, output, run_id, grain, geoip_configured)
+    for path, data in documents:
+        write_file(path, data)
+    return [path for path, _ in documents]
 
 
 class StoreError(Exception):
