@@ -43,6 +43,9 @@ setup(
             "ruff>=0.6,<1",
             "mmdb-writer>=0.2,<1",
         ],
+        # Only the baseline column of 'python -m bench detection-quality' (GPL-3.0 wrapper of libinjection);
+        # detection itself never imports it.
+        "bench": ["libinjection-python>=1.1,<2"],
     },
     entry_points={"console_scripts": ["logwarden=pipelines.cli:entry_point"]},
 )
