@@ -21,9 +21,22 @@ from alerts.normalize import decode_value, request_values
 
 #: Fields holding a URL (split into parts); any other field is read as one value (a user agent).
 URL_FIELDS = frozenset({"url_original", "url_path", "url_query", "http_request_referrer", "http_request_line"})
-#: Raw text that can hide nothing: letters, digits and the URL punctuation no payload gets by without.
-_PLAIN_URL = r"[^a-zA-Z0-9/._~=&,:-]|://"
-_PLAIN_TEXT = r"[<>'\"`;|$\\{}%#&!=\[\]]|\(\s*\)|(?i:select|union|sleep)"
+#: Raw URL text that can hide nothing: letters, digits and the URL punctuation of ordinary links (``?``, ``&``,
+#: ``=``...).  Anything else (an escape, a quote, a space, a bracket) or a parameter holding a URL makes a candidate.
+_PLAIN_URL = (
+    r"[^a-zA-Z0-9/._~=&,:?_-]|=[a-zA-Z][a-zA-Z0-9+.-]*:|__|--|"
+    r"(?i:javax?\.|classloader|getruntime|processbuilder|scriptengine|org\.apache|com\.sun|constructor|prototype|"
+    r"process\.|module\.|require|console\.|child_process|importlib|builtins|pickle|freemarker|ognl|document\.|"
+    r"window\.|fromcharcode|innerhtml)|"
+    r"(?i:information_schema|pg_|sqlite_|sysobjects|syscolumns|xp_|sp_|mysql\.|dbms_|utl_|all_tables|user_tables|msys)"
+)
+#: The same for header text such as a user agent, whose ';', '(' and '/' are ordinary: the characters payloads need,
+#: a ';' starting a command line with an argument, and the few payload words that need no punctuation at all.
+_PLAIN_TEXT = (
+    r"[<>'\"`|$\\{}%#!=\[\]]|&[#a-zA-Z]|(?:^|;)\s*[a-zA-Z.]+\s+[-/$~]|;\s*[a-zA-Z]+\s*(?:$|[;&])|--|"
+    r"(?i:select|union|sleep|benchmark|waitfor|delete|insert|update|drop|exec|declare|shutdown|information_schema|"
+    r"java\.lang|getruntime|processbuilder|classloader|script\s*:|__)"
+)
 
 
 def _path_parts(values: tuple[str, ...]) -> list[str]:

@@ -29,7 +29,8 @@ _SCRIPT_URL = re.compile(
 _STYLE = re.compile(r"expression\s*\(|-moz-binding\s*:|behavior\s*:\s*url|@import\s+['\"]?(?:https?:)?//|<!--\[if")
 _PROBES = re.compile(
     r"\b(?:alert|prompt|confirm|print)\s*(?:\(|`)\s*(?:\d|['\"`]|document|window|this|/|\)|string\.|top\b|self\b)"
-    r"|\bdocument\s*\.\s*(?:cookie|domain|write|location)|\bwindow\s*\.\s*location|\bstring\s*\.\s*fromcharcode\s*\("
+    r"|(?:^|[^/\w.-])(?:document\s*\.\s*(?:cookie|domain|write|location)|window\s*\.\s*location)"
+    r"|\bstring\s*\.\s*fromcharcode\s*\("
     r"|\b(?:top|self|parent|window)\s*\[\s*['\"`]|\binnerhtml\s*=|\.src\s*=\s*['\"`]?(?:https?:)?//"
 )
 

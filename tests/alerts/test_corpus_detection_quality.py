@@ -24,3 +24,23 @@ def test_libinjection_payloads_are_caught_and_its_false_positives_are_not(corpor
     assert rates["sqli"] >= 0.975, rates
     assert rates["xss"] >= 0.95, rates
     assert rates["benign"] <= 0.005, rates
+
+
+def test_grammar_candidates_never_drop_what_a_grammar_flags(corpora):
+    """The RE2 candidate pattern is only a shortcut: on every labelled request (attacks and benign), each value a
+    grammar flags must also pass the pattern, or detection would silently depend on it."""
+    import re
+
+    from alerts.grammars import GRAMMARS
+    from bench.attack_corpora import crs_cases
+
+    cases = crs_cases(corpora)[0] + libinjection_cases(corpora)
+    for name, grammar in GRAMMARS.items():
+        for field, values in (
+            ("url_original", {c.uri for c in cases}),
+            ("user_agent_original", {c.user_agent for c in cases}),
+        ):
+            candidates = re.compile(grammar.candidates(field))
+            read = grammar.reader(field)
+            dropped = [v for v in values if not candidates.search(v) and read(v)]
+            assert not dropped, (name, field, dropped[:5])
