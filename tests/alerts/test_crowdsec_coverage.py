@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alerts.rules import DEFAULT_RULES_DIR, Bucket, Window, load_rule_file, parse_duration
+from alerts.rules import DEFAULT_RULES_DIR, Bucket, load_rule_file, parse_duration
 from bench.attack_corpora import Case, access_line, source_ip
 from tests.alerts.conftest import replay
 
