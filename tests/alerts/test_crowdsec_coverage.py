@@ -89,7 +89,7 @@ def test_named_rules_exist_and_ported_rules_point_back(corpora):
             assert rule_id in rules, f"{name}: no rule {rule_id!r} in the default pack"
             enabled, _ = rules[rule_id]
             assert enabled or how.startswith("disabled:"), f"{name}: {rule_id} ships disabled; say so"
-    for rule_id, (enabled, rule) in rules.items():
+    for rule_id, (_, rule) in rules.items():
         for tag in rule.tags if rule else ():
             if tag.startswith("crowdsec:"):
                 scenario = tag.removeprefix("crowdsec:")
