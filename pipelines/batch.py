@@ -15,6 +15,8 @@ from pipelines.graph import GraphOutputs, build_graph
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.read import ReadLogChunks, open_raw
+from pipelines.reports.publish import publish_run
+from pipelines.reports.store import source_fingerprints
 from retention import commit
 from retention.ledger import FileOutcome, FilePlan, Ledger, produced_alert_ids
 from schemas.config import Config
@@ -47,6 +49,8 @@ def build_batch_pipeline(
         config.input.timezone,
         plans=plans,
     )
+    paths = [p.path for p in plans if not p.nothing_to_read] if plans is not None else inputs
+    sources = source_fingerprints(paths) if config.reports.enabled else None
     return build_graph(
         chunks,
         output,
@@ -55,6 +59,7 @@ def build_batch_pipeline(
         bounded=True,
         dead_letter_jsonl=dead_letter_jsonl,
         already_raised=already_raised,
+        sources=sources,
     )
 
 
@@ -68,6 +73,7 @@ class BatchRun:
     recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
     #: What was read of each input, against what earlier runs had archived.
     inputs: list[FileOutcome] = dataclasses.field(default_factory=list)
+    report: str | None = None  # the run's report page
 
     @property
     def lines_per_second(self) -> float:
@@ -96,17 +102,18 @@ def run_batch(
         plans = Ledger.load(output).plan(list_files(inputs), open_raw, reprocess)
         already = frozenset(produced_alert_ids(output))
         commit.begin_transaction(output, run_id, {"kind": "batch", "planned": [p.path for p in plans]})
-        counts = RunCounts()
+        counts, page = RunCounts(), None
         if any(not p.nothing_to_read for p in plans):
             pipeline = beam.Pipeline(options=options)
             build_batch_pipeline(pipeline, [], output, config, run_id, dead_letter_jsonl, plans, already)
             result = pipeline.run()
             result.wait_until_finish()
             counts = RunCounts.from_result(result)
+            page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
         alert_ids = alert_ids_of(publish_alerts_file(output, run_id)) if config.alerts.enabled else []
         outcomes = [FileOutcome(p, counts.input_bytes.get(p.path, 0), counts.input_lines.get(p.path, 0)) for p in plans]
         record = {"kind": "batch", "lines_read": counts.lines_read, "alert_ids": alert_ids, **Ledger.record(outcomes)}
         commit.complete_transaction(output, run_id, record)
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)
-    return BatchRun(run_id, output, counts, seconds, recovered, outcomes)
+    return BatchRun(run_id, output, counts, seconds, recovered, outcomes, page)
