@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from pipelines.commands import key_roles
 from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
 from retention.keyring import (
     PURPOSES,
@@ -17,17 +18,18 @@ from retention.keyring import (
 )
 from schemas.config import KeysConfig
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   logwarden keys init                       # keyring in .logwarden/keyring, root key in .logwarden/root.key
   logwarden keys list
   logwarden keys rotate --period 2026-01    # new versions; files written before keep opening
   logwarden keys destroy --period 2025-01 --yes    # crypto-shred January 2025, backups included
   logwarden keys export-public /mnt/ingest-keyring # a keyring for the ingest host: it can write, never read
-
+{key_roles.EPILOG}
 Master keys are per month of event time: personal-YYYY-MM (personal columns)
 and data-YYYY-MM (all other columns and the footer).  Their private halves are
-sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file.
+sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file,
+and to each role that may read (access.roles), which unlocks with its own key.
 """
 
 
@@ -157,3 +159,4 @@ def register(subparsers) -> None:
     destroy.add_argument("--yes", action="store_true", help="really destroy (it cannot be undone)")
     export = action("export-public", "write a copy of the keyring without private halves (for writers)", _export_public)
     export.add_argument("target", metavar="DIR", help="new directory for the writer-only keyring")
+    key_roles.register(action)
