@@ -113,8 +113,6 @@ class EventQuery:
     def mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
         """Which rows of ``table`` (holding ``columns()``) match every predicate."""
         result = pa.array(np.ones(table.num_rows, dtype=bool))
-        if self.from_rule and not self.windows:
-            return pa.array(np.zeros(table.num_rows, dtype=bool))
         if self.ips:
             result = pc.and_(result, ip_mask(table.column("source_ip"), self.addresses, self.networks))
         if self.users:
@@ -244,6 +242,8 @@ def search_events(
 ) -> Iterator[pa.Table]:
     """Matching events, oldest partition first, as tables of whole rows; stops once ``limit`` rows were yielded."""
     stats = stats if stats is not None else SearchStats()
+    if query.from_rule and not query.windows:
+        return  # the rule raised no alert in these days: no event is behind it
     decryptor = ArchiveDecryptor(keys)
     indexes = IndexStore(keys, build_indexes)
     columns = query.columns()
