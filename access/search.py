@@ -171,7 +171,12 @@ class SearchStats:
     indexes_used: int = 0
     indexes_built: int = 0
     stopped_early: bool = False
+    #: Rows returned per file (the audit trail lists the files read)
+    returned: dict[str, int] = dataclasses.field(default_factory=dict, repr=False)
     _days: set = dataclasses.field(default_factory=set, repr=False)
+
+    def counts(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("returned", "_days")}
 
 
 class IndexKeys:
@@ -285,6 +290,7 @@ def search_events(
                 rows = rows.slice(0, limit - stats.rows)
             if rows.num_rows:
                 stats.rows += rows.num_rows
+                stats.returned[str(file.path)] = stats.returned.get(str(file.path), 0) + rows.num_rows
                 yield rows
             if limit is not None and stats.rows >= limit:
                 stats.stopped_early = True

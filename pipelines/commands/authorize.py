@@ -1,20 +1,28 @@
-"""``--role`` and ``--reason`` for every command that reads or changes the archive, and the audit entry of each use.
+"""``--role`` and ``--reason`` for the commands that read personal data or change the archive, audited either way.
 
-``authorize`` refuses (exit 2, one clear line, an audit entry saying what was
-refused) before any file is opened; once allowed, the command runs with the
-keys of that role only.
+``authorized_action`` writes the audit trail's ``started`` entry, then checks
+the role (``access.policy``): a refusal becomes the ``refused`` end entry and a
+one-line error with exit status 2, before any file is opened.  Values that
+name a person (``--ip``, ``--user``, ``--email``, a correction's ``--value``)
+are recorded as counts only.
 """
 
 from __future__ import annotations
 
-import getpass
+import argparse
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from access.policy import AccessDenied, Authorization, check, role_keys_for
+from pipelines.commands.audited import audited_action
 from pipelines.commands.common import UsageError
+from retention.audit import AuditedAction, AuditRefusal
 from retention.keyring import KeyringError, WriterKeys
 from schemas.config import Config
+
+#: Arguments whose values identify a person: the audit trail gets how many were given, not what they were.
+PERSONAL_ARGUMENTS = ("ip", "user", "email", "value")
 
 
 def add_access_arguments(parser) -> None:
@@ -23,13 +31,28 @@ def add_access_arguments(parser) -> None:
     group.add_argument("--reason", metavar="TEXT", help="why: a ticket, a request id, an incident")
 
 
-def authorize(args, config: Config, action: str, archive: str | None) -> Authorization:
-    """The caller's authorization for ``action``, or ``UsageError`` after auditing the refusal."""
-    try:
-        return check(config, args.role, action, args.reason)
-    except AccessDenied as refusal:
-        audit(config, archive, args, action, "refused", {"refusal": str(refusal)})
-        raise UsageError(f"access refused: {refusal}") from None
+def scrubbed(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with personal values replaced by their count, for the audit trail."""
+    safe = argparse.Namespace(**vars(args))
+    for name in PERSONAL_ARGUMENTS:
+        value = getattr(safe, name, None)
+        if value is not None:
+            count = len(value) if isinstance(value, (list, tuple)) else 1
+            setattr(safe, name, f"<{count} value(s), not recorded>")
+    return safe
+
+
+@contextlib.contextmanager
+def authorized_action(
+    config: Config, archive: str | None, command: str, args, action: str, query: dict | None = None
+) -> Iterator[tuple[Authorization, AuditedAction]]:
+    """Audit ``command`` and refuse it unless ``args.role`` may take ``action`` and gave ``args.reason``."""
+    with audited_action(config, archive, command, scrubbed(args), args.role, args.reason, query) as act:
+        try:
+            grant = check(config, args.role, action, args.reason)
+        except AccessDenied as refusal:
+            raise AuditRefusal(f"access refused: {refusal}") from None
+        yield grant, act
 
 
 def keys_of(config: Config, grant: Authorization, environ: Mapping[str, str] = os.environ) -> WriterKeys:
@@ -37,21 +60,3 @@ def keys_of(config: Config, grant: Authorization, environ: Mapping[str, str] = o
         return role_keys_for(config, grant.role, environ)
     except KeyringError as problem:
         raise UsageError(f"role {grant.role!r} cannot unlock its keys: {problem}") from None
-
-
-def audit(config: Config, archive: str | None, args, action: str, result: str, details: dict) -> None:
-    """One audit entry: who (OS user, role), what, why, result, counts; never the values searched for."""
-    entry = {
-        "user": getpass.getuser(),
-        "role": getattr(args, "role", None),
-        "command": action,
-        "reason": getattr(args, "reason", None),
-        "result": result,
-        **details,
-    }
-    _append(config, archive, entry)
-
-
-def _append(config: Config, archive: str | None, entry: dict) -> None:
-    """Hand the entry to the audit trail (``retention.audit``)."""
-    return None

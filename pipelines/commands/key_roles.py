@@ -5,18 +5,19 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from access.policy import holds_root_key, reads_archive, role_key_file
-from pipelines.commands.authorize import add_access_arguments, audit, authorize, keys_of
+from access.policy import AccessDenied, check, holds_root_key, reads_archive, role_key_file
+from pipelines.commands.authorize import keys_of
 from pipelines.commands.common import EXIT_OK, UsageError, load_or_report
+from retention.audit import AuditRefusal
 from retention.keyring import Keyring
 from retention.role_keys import add_role, grant, revoke
 from retention.roles import RoleError, RoleRegistry, check_role_name, role_key_env
 from retention.sealing import encode_key
 
 EPILOG = """\
-  logwarden keys add-role --all --role custodian --reason "setup"   # a key for every configured role
-  logwarden keys grant security --role custodian --reason "SEC-12"   # seal every month to it
-  logwarden keys revoke security --role custodian --reason "SEC-13"  # then: logwarden keys rotate
+  logwarden keys add-role --all --archive out/ --reason setup    # a key for every configured role
+  logwarden keys grant security --archive out/ --reason SEC-12   # seal every month to it (root key)
+  logwarden keys revoke security --archive out/ --reason SEC-13  # then: logwarden keys rotate
 """
 
 
@@ -26,7 +27,10 @@ def _custodian(args):
         config = dataclasses.replace(config, keys=dataclasses.replace(config.keys, keyring=args.keyring))
     if args.root_key_file:
         config = dataclasses.replace(config, keys=dataclasses.replace(config.keys, root_key_file=args.root_key_file))
-    return config, authorize(args, config, "keys", None)
+    try:
+        return config, check(config, args.role, "keys", args.reason)
+    except AccessDenied as refusal:
+        raise AuditRefusal(f"access refused: {refusal}") from None
 
 
 def _name(text: str) -> str:
@@ -48,6 +52,7 @@ def _add_role(args) -> int:
     registry = RoleRegistry(config.keys.keyring)
     existing = {record.role for record in registry.roles()}
     custodian = None
+    done = []
     for name in names:
         if holds_root_key(config, name):
             _say(f"{name}: unlocks with the root key (it manages keys); no role key needed")
@@ -71,14 +76,15 @@ def _add_role(args) -> int:
             _say(f"{name}: granted: {sealed} key version(s) sealed to it, and every future month")
         else:
             _say(f"{name}: reads no archive data, so it holds no archive key")
-        audit(config, None, args, "keys add-role", "ok", {"target_role": name, "key_versions_sealed": sealed})
+        done.append(f"{name}: {sealed} key version(s) sealed")
+    args.audit_action.detail = "; ".join(done) or "no new role"
     return EXIT_OK
 
 
 def _grant(args) -> int:
     config, who = _custodian(args)
     sealed = grant(keys_of(config, who), _name(args.name))
-    audit(config, None, args, "keys grant", "ok", {"target_role": args.name, "key_versions_sealed": len(sealed)})
+    args.audit_action.detail = f"{args.name}: {len(sealed)} key version(s) sealed"
     print(f"{args.name}: {len(sealed)} key version(s) sealed to it; future months will be too")
     return EXIT_OK
 
@@ -86,7 +92,7 @@ def _grant(args) -> int:
 def _revoke(args) -> int:
     config, _who = _custodian(args)
     deleted = revoke(config.keys.keyring, _name(args.name))
-    audit(config, None, args, "keys revoke", "ok", {"target_role": args.name, "seals_deleted": deleted})
+    args.audit_action.detail = f"{args.name}: {deleted} sealed key version(s) deleted"
     print(f"{args.name}: {deleted} sealed key version(s) deleted; no future month will be sealed to it")
     print(
         "keys it already copied stay known to it: run 'logwarden keys rotate' so new data uses keys it never had",
@@ -123,11 +129,8 @@ def register(action) -> None:
     add.add_argument("--all", action="store_true", help="every configured role that has no key yet")
     add.add_argument("--key-file", metavar="FILE", help="where to write its secret (default: access.role_keys_dir)")
     add.add_argument("--print-secret", action="store_true", help="print the secret (for a secret store) instead")
-    add_access_arguments(add)
     grant_ = action("grant", "seal every month's private halves to a role (needs the root key)", _grant)
     grant_.add_argument("name", metavar="ROLE")
-    add_access_arguments(grant_)
     revoke_ = action("revoke", "delete a role's sealed keys and stop sealing new months to it", _revoke)
     revoke_.add_argument("name", metavar="ROLE")
-    add_access_arguments(revoke_)
-    action("roles", "list roles, their actions and the archive keys sealed to them", _roles)
+    action("roles", "list roles, their actions and the archive keys sealed to them", _roles, audited=False)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import sys
 
 from access.alert_records import rule_windows
 from access.output import FORMATS, RecordWriter
 from access.search import EventQuery, SearchError, SearchStats, build_indexes, search_events
-from pipelines.commands.authorize import add_access_arguments, audit, authorize, keys_of
+from pipelines.commands.authorize import add_access_arguments, authorized_action, keys_of
 from pipelines.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -20,6 +21,7 @@ from pipelines.commands.common import (
     load_or_report,
 )
 from retention.archive_reader import ArchiveReadError
+from retention.audit import AuditError, AuditRefusal
 from retention.keyring import KeyringError
 from schemas import ACCESS_EVENT
 
@@ -82,61 +84,59 @@ def _query(args) -> EventQuery:
     return query
 
 
-def _shape(query: EventQuery, args) -> dict:
+def _shape(args) -> dict:
     """What was searched, for the audit trail: which fields and how many values, never the values themselves."""
     return {
-        "archive": args.archive,
-        "from": str(query.start),
-        "to": str(query.end),
+        "from": args.from_date,
+        "to": args.to_date,
         "tier": args.tier,
-        "filters": {
-            "ip": len(query.ips),
-            "user": len(query.users),
-            "path_prefix": query.path_prefix is not None,
-            "status": len(query.statuses),
-            "rule": args.rule,
-        },
+        "ip": len(args.ip or ()),
+        "user": len(args.user or ()),
+        "path_prefix": args.path_prefix is not None,
+        "status": args.status,
+        "rule": args.rule,
+        "limit": args.limit,
     }
 
 
+def _search(args, config, keys, act) -> SearchStats:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be >= 1")
+    query = _query(args)
+    stats = SearchStats()
+    writer = RecordWriter(sys.stdout, args.format, ACCESS_EVENT.names)
+    try:
+        for rows in search_events(
+            args.archive, keys, query, tier=args.tier, limit=args.limit, build_indexes=args.build_indexes, stats=stats
+        ):
+            writer.write(rows)
+        writer.close()
+    except BrokenPipeError:  # `| head` closed the pipe: a normal way to stop early
+        stats.stopped_early = True
+    finally:
+        for path, rows in stats.returned.items():
+            act.touched(path, rows, "read")
+        act.detail = json.dumps(stats.counts(), sort_keys=True)
+    return stats
+
+
 def run(args) -> int:
-    config = None
     try:
         config = load_or_report(args.config)
-        grant = authorize(args, config, "search", args.archive)
-        keys = keys_of(config, grant)
-        if args.build_index:
-            built, kept = build_indexes(args.archive, keys, args.tier)
-            audit(config, args.archive, args, "search index", "ok", {"files_indexed": built, "already": kept})
-            print(f"indexed {built} file(s); {kept} already had a valid index", file=sys.stderr)
-            return EXIT_OK
-        if args.limit is not None and args.limit < 1:
-            raise UsageError("--limit must be >= 1")
-        query = _query(args)
-        stats = SearchStats()
-        writer = RecordWriter(sys.stdout, args.format, ACCESS_EVENT.names)
-        try:
-            for rows in search_events(
-                args.archive,
-                keys,
-                query,
-                tier=args.tier,
-                limit=args.limit,
-                build_indexes=args.build_indexes,
-                stats=stats,
-            ):
-                writer.write(rows)
-            writer.close()
-        except BrokenPipeError:  # `| head` closed the pipe: a normal way to stop early
-            stats.stopped_early = True
-        counts = dataclasses.asdict(stats)
-        counts.pop("_days", None)
-        audit(config, args.archive, args, "search", "ok", {**_shape(query, args), **counts})
-    except (UsageError, SearchError) as problem:
+        command = "search index" if args.build_index else "search"
+        with authorized_action(config, args.archive, command, args, "search", _shape(args)) as (grant, act):
+            keys = keys_of(config, grant)
+            if args.build_index:
+                built, kept = build_indexes(args.archive, keys, args.tier)
+                act.detail = f"{built} file(s) indexed, {kept} already indexed"
+                print(f"indexed {built} file(s); {kept} already had a valid index", file=sys.stderr)
+                return EXIT_OK
+            stats = _search(args, config, keys, act)
+    except AuditRefusal as refusal:
+        return error(str(refusal))
+    except (UsageError, SearchError, AuditError) as problem:
         return error(str(problem))
     except (KeyringError, ArchiveReadError, OSError) as problem:
-        if config is not None:
-            audit(config, args.archive, args, "search", "failed", {"error": str(problem)})
         print(f"logwarden: error: cannot search {args.archive}: {problem}", file=sys.stderr)
         return EXIT_FAILURE
     print(
