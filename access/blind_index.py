@@ -1,10 +1,11 @@
 """A keyed blind index of who appears in which row group: selective IP and user lookups without a plaintext index.
 
-For each archive file, the index lists, per indexed field, the 64-bit truncated
-HMAC-SHA256 of every distinct value in each row group, as (token, row group)
-pairs sorted by token.  A lookup computes the token of the value asked for and
-reads only the row groups that may hold it (a token collision only costs an
-extra row group read: the real predicate is always applied afterwards).
+For each archive file, the index holds, per indexed field, the sorted 32-bit
+truncated HMAC-SHA256 tokens of the file's distinct values and, per token, a
+bitmap of the row groups holding it.  A lookup computes the token of the value
+asked for and reads only those row groups.  A token collision (about one in
+2^32 per distinct value) only costs an extra row group read: the real
+predicate is always applied afterwards, so answers are exact.
 
 Keys: both the HMAC key and the key that encrypts the index file are derived
 (HKDF) from the private half of the file's ``personal`` master key version.
@@ -39,7 +40,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-FORMAT = "logwarden-blind-index-v1"
+FORMAT = "logwarden-blind-index-v2"
 INDEXED_FIELDS = ("source_ip", "user_name")
 _HMAC_INFO = b"logwarden blind index hmac v1|"
 _SEAL_INFO = b"logwarden blind index seal v1|"
@@ -77,52 +78,67 @@ class IndexKey:
 
     def token(self, field: str, value: str) -> int:
         digest = hmac.new(self.hmac_key, f"{field}\0{normalise(field, value)}".encode(), hashlib.sha256).digest()
-        return int.from_bytes(digest[:8], "little")
+        return int.from_bytes(digest[:4], "little")
 
     def tokens(self, field: str, values: Iterable[str]) -> np.ndarray:
-        return np.fromiter((self.token(field, v) for v in values), dtype=np.uint64)
+        return np.fromiter((self.token(field, v) for v in values), dtype=np.uint32)
 
 
 @dataclasses.dataclass
 class FileIndex:
-    """Per field, sorted tokens and the row group each (token, row group) pair points at."""
+    """Per field: sorted distinct tokens, and per token a bitmap of the row groups (``row_groups`` bits)."""
 
     file: str
     sha256: str
     key_id: str
     row_groups: int
-    fields: dict[str, tuple[np.ndarray, np.ndarray]]
+    fields: dict[str, tuple[np.ndarray, np.ndarray]]  # tokens (uint32, sorted), bitmaps (uint8, tokens x bytes)
 
     def lookup(self, key: IndexKey, field: str, values: Iterable[str]) -> set[int]:
         """Row groups that may hold any of ``values`` in ``field``."""
-        tokens, groups = self.fields.get(field, (np.empty(0, np.uint64), np.empty(0, np.uint32)))
-        wanted = key.tokens(field, values)
-        left = np.searchsorted(tokens, wanted, side="left")
-        right = np.searchsorted(tokens, wanted, side="right")
+        if field not in self.fields:
+            return set(range(self.row_groups))  # not indexed here: every row group may hold it
+        tokens, bitmaps = self.fields[field]
         found: set[int] = set()
-        for lo, hi in zip(left, right):
-            found.update(int(g) for g in groups[lo:hi])
+        for token in key.tokens(field, values):
+            at = int(np.searchsorted(tokens, token))
+            while at < len(tokens) and tokens[at] == token:
+                bits = np.unpackbits(bitmaps[at], bitorder="little")[: self.row_groups]
+                found.update(int(g) for g in np.flatnonzero(bits))
+                at += 1
         return found
 
 
+def _bitmap_bytes(row_groups: int) -> int:
+    return max(1, (row_groups + 7) // 8)
+
+
 def build(parquet: pq.ParquetFile, key: IndexKey, file: str, sha256: str) -> FileIndex:
-    """Read the indexed columns of every row group once and collect the distinct values' tokens."""
+    """Read the indexed columns once; hash each distinct value of the file once; note its row groups."""
     names = [f for f in INDEXED_FIELDS if f in parquet.schema_arrow.names]
-    pairs: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {f: ([], []) for f in names}
-    for group in range(parquet.num_row_groups):
-        table = parquet.read_row_group(group, columns=names) if names else None
+    groups = parquet.num_row_groups
+    width = _bitmap_bytes(groups)
+    per_field: dict[str, tuple[list, list]] = {name: ([], []) for name in names}
+    for group in range(groups):
+        table = parquet.read_row_group(group, columns=names)
         for name in names:
-            values = pc.unique(table.column(name).drop_null()).to_pylist()
-            tokens = np.unique(key.tokens(name, values))
-            pairs[name][0].append(tokens)
-            pairs[name][1].append(np.full(len(tokens), group, dtype=np.uint32))
+            per_field[name][0].append(table.column(name))
+            per_field[name][1].append(np.full(table.num_rows, group, dtype=np.int64))
     fields = {}
-    for name, (tokens, groups) in pairs.items():
-        all_tokens = np.concatenate(tokens) if tokens else np.empty(0, np.uint64)
-        all_groups = np.concatenate(groups) if groups else np.empty(0, np.uint32)
-        order = np.argsort(all_tokens, kind="stable")
-        fields[name] = (all_tokens[order], all_groups[order])
-    return FileIndex(file, sha256, key.key_id, parquet.num_row_groups, fields)
+    for name in names:
+        column = pa.chunked_array([chunk for col in per_field[name][0] for chunk in col.chunks], pa.string())
+        encoded = pc.dictionary_encode(column).combine_chunks()
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        valid = encoded.is_valid().to_numpy(zero_copy_only=False)
+        row_group = np.concatenate(per_field[name][1]) if per_field[name][1] else np.empty(0, np.int64)
+        value_tokens = key.tokens(name, encoded.dictionary.to_pylist())
+        pairs = np.unique(np.stack([codes[valid].astype(np.int64), row_group[valid]]), axis=1)
+        tokens = value_tokens[pairs[0]] if len(value_tokens) else np.empty(0, np.uint32)
+        distinct, slot = np.unique(tokens, return_inverse=True)
+        bitmaps = np.zeros((len(distinct), width * 8), dtype=np.uint8)
+        bitmaps[slot, pairs[1]] = 1
+        fields[name] = (distinct.astype(np.uint32), np.packbits(bitmaps, axis=1, bitorder="little"))
+    return FileIndex(file, sha256, key.key_id, groups, fields)
 
 
 # --- the encrypted file ------------------------------------------------------------------------------------------
@@ -139,8 +155,8 @@ def to_bytes(index: FileIndex, key: IndexKey) -> bytes:
     """``header-json \\n nonce ciphertext``: the header names the file and key, never a value or a token."""
     body = bytearray()
     for name in sorted(index.fields):
-        tokens, groups = index.fields[name]
-        body += struct.pack("<Q", len(tokens)) + tokens.astype("<u8").tobytes() + groups.astype("<u4").tobytes()
+        tokens, bitmaps = index.fields[name]
+        body += struct.pack("<Q", len(tokens)) + tokens.astype("<u4").tobytes() + bitmaps.tobytes()
     header = _header(index)
     nonce = os.urandom(12)
     sealed = AESGCM(key.seal_key).encrypt(nonce, zstandard.ZstdCompressor(level=3).compress(bytes(body)), header)
@@ -165,14 +181,15 @@ def from_bytes(data: bytes, key: IndexKey) -> FileIndex:
     except InvalidTag:
         raise IndexError_("index does not open with this key, or was altered") from None
     fields, offset = {}, 0
+    width = _bitmap_bytes(header["row_groups"])
     for name in header["fields"]:
         (count,) = struct.unpack_from("<Q", body, offset)
         offset += 8
-        tokens = np.frombuffer(body, dtype="<u8", count=count, offset=offset).astype(np.uint64)
-        offset += 8 * count
-        groups = np.frombuffer(body, dtype="<u4", count=count, offset=offset).astype(np.uint32)
+        tokens = np.frombuffer(body, dtype="<u4", count=count, offset=offset).astype(np.uint32)
         offset += 4 * count
-        fields[name] = (tokens, groups)
+        bitmaps = np.frombuffer(body, dtype=np.uint8, count=count * width, offset=offset).reshape(count, width)
+        offset += count * width
+        fields[name] = (tokens, bitmaps)
     return FileIndex(header["file"], header["sha256"], header["key_id"], header["row_groups"], fields)
 
 
@@ -191,9 +208,3 @@ def write_file(path: Path, index: FileIndex, key: IndexKey) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return len(data)
-
-
-def token_table(index: FileIndex, field: str) -> pa.Table:
-    """The (token, row group) pairs of one field, for inspection in tests."""
-    tokens, groups = index.fields[field]
-    return pa.table({"token": pa.array(tokens), "row_group": pa.array(groups)})
