@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from access.search import Window
-from pipelines.detect import ALERTS_DIR
+from retention.layout import ALERTS_DIR
 
 
 def alert_files(archive: str | Path) -> list[Path]:
@@ -48,3 +49,19 @@ def rule_windows(archive: str | Path, rule_id: str, start: dt.date, end: dt.date
         if value:
             windows.add(Window(field, value, _time(alert["first_seen"]), _time(alert["last_seen"])))
     return tuple(sorted(windows, key=lambda w: (w.first_seen, w.field, w.value)))
+
+
+def replace_alerts(path: Path, alerts: list[dict]) -> None:
+    """Rewrite an alerts file whole or not at all (temporary file, fsync, rename, fsync the folder)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for alert in alerts:
+            fh.write(json.dumps(alert, ensure_ascii=False, separators=(",", ":")) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

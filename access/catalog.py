@@ -1,6 +1,7 @@
 """Which archive files a read must open: published files by dataset, tier and day, with their manifest entries.
 
-Only files a manifest lists are returned (an orphan is never read), in day
+Only files the partitions' manifests list and no later commit removed are
+returned (``retention.commit.read_partition``: an orphan is never read), in day
 order, so a search streams oldest first and ``--limit`` stops early.  Each
 file's blind index lives beside its partition's manifests as
 ``_index-<file name>.lwi``.
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from retention.parquet_files import DATASETS
+from retention import commit, layout
 
 TIERS = ("online", "all")
+#: Where retention keeps the compacted archive tier: a sub-root with the same layout.
+ARCHIVE_TIER = "archive"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +27,12 @@ class ArchiveFile:
     dataset: str
     day: str  # the partition's first day (YYYY-MM-DD)
     entry: dict  # the manifest entry: rows, size, sha256, key_ids
+    compacted: bool = False  # in the archive tier: the partition holds several days
+
+    @property
+    def root(self) -> Path:
+        """The layout root the file's partition belongs to (the archive, or its archive tier)."""
+        return self.path.parent.parent.parent
 
     @property
     def month(self) -> str:
@@ -39,32 +47,12 @@ class ArchiveFile:
         return self.path.with_name(f"_index-{self.path.name}.lwi")
 
 
-def _manifest_entries(partition: Path) -> dict[str, dict]:
-    entries: dict[str, dict] = {}
-    for manifest in sorted(partition.glob("_manifest-*.json")):
-        try:
-            for entry in json.loads(manifest.read_text(encoding="utf-8"))["files"]:
-                entries[entry["file"]] = entry
-        except (ValueError, KeyError, TypeError):
-            continue  # archive verify reports damaged manifests; a read skips what it cannot trust
-    return entries
-
-
-def _partition_day(partition: Path) -> str | None:
-    day = partition.name.removeprefix("dt=")
-    try:
-        dt.date.fromisoformat(day)
-    except ValueError:
-        return None
-    return day
-
-
-def dataset_roots(archive: Path, dataset: str, tier: str) -> list[Path]:
-    """The directories holding ``dataset``'s partitions in ``tier`` (``all`` adds the compacted archive tier)."""
-    roots = [archive / dataset]
+def dataset_roots(archive: Path, dataset: str, tier: str) -> list[tuple[Path, bool]]:
+    """(root, is the archive tier) of the layouts holding ``dataset`` in ``tier`` (``all`` adds the archive tier)."""
+    roots = [(archive, False)]
     if tier == "all":
-        roots.append(archive / "archive" / dataset)
-    return [root for root in roots if root.is_dir()]
+        roots.append((archive / ARCHIVE_TIER, True))
+    return [(root, compacted) for root, compacted in roots if (root / dataset).is_dir()]
 
 
 def published_files(
@@ -75,21 +63,22 @@ def published_files(
     tier: str = "online",
     destroyed: set[str] = frozenset(),
 ) -> Iterator[ArchiveFile]:
-    """Files of ``dataset`` whose partition day is within [start, end], oldest first; shredded months left out."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}")
+    """Files of ``dataset`` whose partition day is within [start, end], oldest first; shredded months left out.
+
+    A partition of the archive tier is named by its first day and holds up to a week, so those starting up to
+    six days before ``start`` are included too (the search filters their rows by time).
+    """
+    layout.check_dataset(dataset)
     found = []
-    for root in dataset_roots(Path(archive), dataset, tier):
-        for partition in root.glob("dt=*"):
-            day = _partition_day(partition)
-            if day is None or day[:7] in destroyed:
+    for root, compacted in dataset_roots(Path(archive), dataset, tier):
+        slack = dt.timedelta(days=6 if compacted else 0)
+        for day in commit.partition_days(str(root), dataset):
+            if layout.month_of_day(day) in destroyed:
                 continue
             date = dt.date.fromisoformat(day)
-            if (start and date < start) or (end and date > end):
+            if (start and date + slack < start) or (end and date > end):
                 continue
-            entries = _manifest_entries(partition)
-            for path in partition.glob("*.parquet"):
-                entry = entries.get(path.name)
-                if entry is not None:
-                    found.append(ArchiveFile(path, dataset, day, entry))
+            view = commit.read_partition(str(root), dataset, day)
+            for name, entry in view.live.items():
+                found.append(ArchiveFile(Path(view.path(name)), dataset, day, entry, compacted))
     yield from sorted(found, key=lambda f: (f.day, str(f.path)))

@@ -51,9 +51,13 @@ class RecordWriter:
             self._out.write(" ".join(f"{name[:width]:<{width}}" for name, width in TABLE_COLUMNS).rstrip() + "\n")
 
     def write(self, table: pa.Table, **extra: str) -> None:
+        self.write_records([row_to_json_dict(row) for row in table.to_pylist()], **extra)
+
+    def write_records(self, records: list[dict], **extra: str) -> None:
+        """Records already in JSON shape (as ``schemas.json_rows`` makes them, or alert lines)."""
         self._header()
-        for row in table.to_pylist():
-            record = {**extra, **row_to_json_dict(row)}
+        for row in records:
+            record = {**extra, **row}
             if self._format == "jsonl":
                 self._out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
             elif self._csv is not None:

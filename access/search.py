@@ -31,7 +31,7 @@ from access import blind_index
 from access.catalog import ArchiveFile, published_files
 from retention.encryption import ArchiveDecryptor
 from retention.keyring import KeyAccessError, WriterKeys
-from retention.parquet_files import ACCESS_DIR
+from retention.layout import ACCESS_DIR
 
 log = logging.getLogger("logwarden")
 
@@ -124,7 +124,15 @@ class EventQuery:
             result = pc.and_(result, pc.fill_null(pc.is_in(table.column("http_response_status_code"), statuses), False))
         if self.windows:
             result = pc.and_(result, windows_mask(table, self.windows))
+        if "timestamp" in table.column_names:
+            result = pc.and_(result, self.days_mask(table.column("timestamp")))
         return result
+
+    def days_mask(self, stamps: pa.ChunkedArray):
+        """Rows within the query's days (needed where a partition holds more than one day: the archive tier)."""
+        low = pa.scalar(dt.datetime.combine(self.start, dt.time(), dt.timezone.utc), stamps.type)
+        high = pa.scalar(dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(), dt.timezone.utc), stamps.type)
+        return pc.and_(pc.greater_equal(stamps, low), pc.less(stamps, high))
 
 
 def ip_mask(column: pa.ChunkedArray, addresses: tuple[str, ...], networks: tuple) -> pa.ChunkedArray:
@@ -251,7 +259,6 @@ def search_events(
         return  # the rule raised no alert in these days: no event is behind it
     decryptor = ArchiveDecryptor(keys)
     indexes = IndexStore(keys, build_indexes)
-    columns = query.columns()
     lookups = query.index_lookups()
     destroyed = set(keys.keyring.destroyed())
     for file in published_files(archive, ACCESS_DIR, query.start, query.end, tier, destroyed):
@@ -262,6 +269,9 @@ def search_events(
         stats.partitions = len(stats._days)
         stats.files += 1
         parquet = open_file(file, decryptor)
+        columns = query.columns()
+        if file.compacted and "timestamp" not in columns:
+            columns.append("timestamp")
         groups = list(range(parquet.num_row_groups))
         stats.row_groups += len(groups)
         if lookups:

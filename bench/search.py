@@ -4,7 +4,7 @@ Generates ``--days`` days of ``--lines`` access events a day (Arrow, realistic
 cardinalities: a pool of client addresses with heavy hitters, a few percent of
 requests authenticated, a site map of paths, a status mix), writes each day as
 the pipeline does (``ParquetFileWriter``, the writer role's public keys,
-default row groups and file size, a manifest per partition), then times in one
+default row groups, published through the commit protocol), then times in one
 run:
 
 * building the blind indexes (once, as ``search --build-index`` would);
@@ -97,8 +97,9 @@ def day_table(rng: np.random.Generator, day: dt.date, lines: int, ip_pool: np.nd
 
 def write_month(root: Path, keys, days: int, lines: int, seed: int) -> tuple[int, float, dict]:
     """Write ``days`` partitions as the pipeline does; returns (archive bytes, seconds, probes)."""
+    from retention import commit
     from retention.encryption import ArchiveEncryptor
-    from retention.parquet_files import ParquetFileWriter, final_file_name, manifest_document, partition_name
+    from retention.parquet_files import ParquetFileWriter
     from schemas import ACCESS_EVENT
     from schemas.config import ArchiveConfig
 
@@ -116,13 +117,10 @@ def write_month(root: Path, keys, days: int, lines: int, seed: int) -> tuple[int
         if n == days // 2:
             probes.update(ip=_probe(table, "source_ip"), user=_probe(table, "user_name"))
         started = time.perf_counter()
-        partition = root / "events" / partition_name(day.isoformat())
-        partition.mkdir(parents=True, exist_ok=True)
-        name = final_file_name("bench", 0)
         writer = ParquetFileWriter(
-            str(partition / name),
+            commit.staging_path(str(root), "bench"),
             ACCESS_EVENT,
-            lambda p: open(p, "wb"),  # noqa: SIM115 - the writer closes it
+            commit.create,
             encryption=encryptor.for_day(ACCESS_EVENT, day.isoformat()),
             compression=config.compression,
             row_group_rows=config.row_group_rows,
@@ -130,9 +128,7 @@ def write_month(root: Path, keys, days: int, lines: int, seed: int) -> tuple[int
         for batch in table.to_batches(max_chunksize=65_536):
             writer.write(batch)
         written = writer.close()
-        (partition / "_manifest-bench.json").write_bytes(
-            manifest_document(day.isoformat(), "bench", [written.manifest_entry(name)])
-        )
+        commit.commit(str(root), "events", day.isoformat(), "bench", [written])
         seconds += time.perf_counter() - started
         size += written.size
     return size, seconds, probes

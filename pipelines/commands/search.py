@@ -139,6 +139,9 @@ def run(args) -> int:
     except (KeyringError, ArchiveReadError, OSError) as problem:
         print(f"logwarden: error: cannot search {args.archive}: {problem}", file=sys.stderr)
         return EXIT_FAILURE
+    except Exception as problem:  # said once, without a traceback wall; the audit trail has the failed entry
+        print(f"logwarden: error: search failed: {type(problem).__name__}: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
     print(
         f"logwarden search: {stats.rows} event(s) from {stats.files} file(s) in {stats.partitions} partition(s); "
         f"{stats.row_groups_decrypted} of {stats.row_groups} row groups decrypted whole"
