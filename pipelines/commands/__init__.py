@@ -1,5 +1,18 @@
 """Subcommands of ``logwarden``; each module has ``register(subparsers)`` and sets ``run``."""
 
-from pipelines.commands import archive, audit, batch, config, detect, keys, parse, rules, search, subject, version
+from pipelines.commands import (
+    archive,
+    audit,
+    batch,
+    config,
+    detect,
+    keys,
+    parse,
+    rules,
+    search,
+    stream,
+    subject,
+    version,
+)
 
-COMMANDS = [version, config, parse, batch, detect, rules, keys, archive, audit, search, subject]
+COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, search, subject]
