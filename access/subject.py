@@ -250,6 +250,14 @@ def check_redactable(field: str, value: str | None) -> None:
     raise SubjectError(f"--field {field!r} is in no archive dataset")
 
 
+def drop_stale_indexes(root: str, dataset: str, day: str) -> None:
+    """Delete blind indexes whose data file is no longer live (replaced by a commit, maybe by a killed run)."""
+    view = commits.read_partition(root, dataset, day)
+    for path in Path(view.directory).glob("_index-*.lwi"):
+        if path.name.removeprefix("_index-").removesuffix(".lwi") not in view.live:
+            path.unlink(missing_ok=True)
+
+
 def rewrite(
     keys: WriterKeys,
     found: list[Found],
@@ -271,9 +279,13 @@ def rewrite(
             item
         )
     changes: list[FileChange] = []
+    recovered: set[str] = set()
     for n, ((layout_root, dataset, day), items) in enumerate(sorted(by_partition.items())):
         root = str(layout_root)  # the online tier's root, or the archive tier's (same layout)
         with commits.RunLease(root, run_id):
+            if root not in recovered:  # finish or roll back what an earlier, killed rewrite left
+                commits.recover(root, own_run=run_id)
+                recovered.add(root)
             staged, planned = [], []
             for item in items:
                 table = open_file(item.file, decryptor).read()
@@ -303,9 +315,9 @@ def rewrite(
                 hook=hook,
             )
             new_names = iter(manifest.names)
+            drop_stale_indexes(root, dataset, day)
             for item, rows_after, written in planned:
                 new_name = next(new_names) if written is not None else None
-                item.file.index_path.unlink(missing_ok=True)
                 changes.append(
                     FileChange(dataset, day, item.file.path.name, item.rows, item.matched, rows_after, new_name)
                 )
