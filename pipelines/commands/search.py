@@ -66,7 +66,7 @@ def _statuses(texts: list[str]) -> tuple[int, ...]:
     return tuple(codes)
 
 
-def _query(args) -> EventQuery:
+def _query(args, keys) -> EventQuery:
     if args.from_date is None:
         raise UsageError("--from DATE is required (and --to DATE, default today): a search names its days")
     start = _date(args.from_date)
@@ -80,7 +80,9 @@ def _query(args) -> EventQuery:
         statuses=_statuses(args.status or []),
     )
     if args.rule:
-        query = dataclasses.replace(query, windows=rule_windows(args.archive, args.rule, start, end), from_rule=True)
+        query = dataclasses.replace(
+            query, windows=rule_windows(args.archive, args.rule, start, end, keys), from_rule=True
+        )
     return query
 
 
@@ -102,7 +104,7 @@ def _shape(args) -> dict:
 def _search(args, config, keys, act) -> SearchStats:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be >= 1")
-    query = _query(args)
+    query = _query(args, keys)
     stats = SearchStats()
     writer = RecordWriter(sys.stdout, args.format, ACCESS_EVENT.names)
     try:

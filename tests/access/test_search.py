@@ -98,7 +98,7 @@ def test_limit_stops_reading_once_enough_rows_were_found(archive):
 
 
 def test_rule_finds_the_events_behind_its_alerts(archive):
-    windows = rule_windows(archive.root, "http-sqli", *JAN)
+    windows = rule_windows(archive.root, "http-sqli", *JAN, archive.keys("security"))
     assert windows and {w.value for w in windows} == {ATTACKER}
     found, _ = _search(archive, windows=windows, from_rule=True)
     assert set(found.column("source_ip").to_pylist()) == {ATTACKER}
