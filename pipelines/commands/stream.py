@@ -20,7 +20,6 @@ from pipelines.commands.common import (
 from pipelines.commands.keys import announce_init
 from pipelines.enrich import check_enrich_config
 from pipelines.options import pipeline_options
-from pipelines.stream import run_stream
 from retention.keyring import Keyring, KeyringError, init_keyring
 from schemas.config import ConfigError
 from streaming.checkpoint import CheckpointError, load_state_key
@@ -62,6 +61,8 @@ def run(args) -> int:
     except (ValueError, SystemExit) as problem:
         return error(f"bad Beam option: {problem}")
     try:
+        from pipelines.stream import run_stream  # the Beam graph: imported when a stream starts
+
         result = run_stream(args.input, args.output, config, options)
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the stream job failed: {problem}", file=sys.stderr)
