@@ -46,7 +46,7 @@ _HMAC_INFO = b"logwarden blind index hmac v1|"
 _SEAL_INFO = b"logwarden blind index seal v1|"
 
 
-class IndexError_(Exception):
+class BlindIndexError(Exception):
     """An index file is damaged, for another file, or not openable with these keys."""
 
 
@@ -167,9 +167,9 @@ def read_header(data: bytes) -> dict:
     try:
         header = json.loads(data[: data.index(b"\n")])
     except ValueError as error:
-        raise IndexError_(f"not a logwarden index ({error})") from None
+        raise BlindIndexError(f"not a logwarden index ({error})") from None
     if header.get("format") != FORMAT:
-        raise IndexError_(f"unknown index format {header.get('format')!r}")
+        raise BlindIndexError(f"unknown index format {header.get('format')!r}")
     return header
 
 
@@ -179,7 +179,7 @@ def from_bytes(data: bytes, key: IndexKey) -> FileIndex:
     try:
         body = zstandard.ZstdDecompressor().decompress(AESGCM(key.seal_key).decrypt(rest[:12], rest[12:], raw_header))
     except InvalidTag:
-        raise IndexError_("index does not open with this key, or was altered") from None
+        raise BlindIndexError("index does not open with this key, or was altered") from None
     fields, offset = {}, 0
     width = _bitmap_bytes(header["row_groups"])
     for name in header["fields"]:

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from access import blind_index
 from access.catalog import ArchiveFile, published_files
 from retention.encryption import ArchiveDecryptor
-from retention.keyring import KeyAccessError, WriterKeys
+from retention.keyring import WriterKeys
 from retention.layout import ACCESS_DIR
 
 log = logging.getLogger("logwarden")
@@ -217,7 +217,7 @@ class IndexStore:
         try:
             data = file.index_path.read_bytes()
             index = blind_index.from_bytes(data, self.index_keys.get(key_id))
-        except (blind_index.IndexError_, OSError) as error:
+        except (blind_index.BlindIndexError, OSError) as error:
             log.warning("ignoring the index of %s: %s", file.path, error)
             return None
         if index.sha256 != file.entry.get("sha256") or index.file != file.path.name:
@@ -316,9 +316,6 @@ def build_indexes(archive: str | Path, keys: WriterKeys, tier: str = "all") -> t
         if store.load(file) is not None:
             kept += 1
             continue
-        try:
-            store.make(file, open_file(file, decryptor))
-        except KeyAccessError:
-            raise
+        store.make(file, open_file(file, decryptor))
         built += 1
     return built, kept
