@@ -10,9 +10,10 @@ run:
 * building the blind indexes (once, as ``search --build-index`` would);
 * ``search_events`` for one IP, one user, a path prefix and a status over the
   whole month (rows counted, never printed);
-* the same questions as DuckDB SQL over the decrypted dataset
-  (``retention.archive_reader.query_archive``: every column decrypted, the
-  full scan a reader without an index would do).
+* the same questions as one DuckDB SQL full scan over the decrypted dataset
+  (``retention.archive_reader.query_archive``: every column decrypted, what a
+  reader without an index does; one scan answers all four, and its time is
+  the cost of any one of them).
 
 Reports seconds, speed-up and the index size against the archive's.  Goals:
 single IP < 3 s, >= 20x faster than the full scan, index < 5 % of the archive.
@@ -157,8 +158,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
     args = parser.parse_args(argv)
 
-    import pyarrow.compute as pc
-
     from access.search import EventQuery, SearchStats, build_indexes, search_events
     from retention.archive_reader import query_archive
     from retention.keyring import WriterKeys, init_keyring, reader_keys
@@ -191,18 +190,19 @@ def main(argv: list[str]) -> int:
             ("path prefix", EventQuery(*month, path_prefix=path), f"starts_with(url_path, '{path}')"),
             ("status", EventQuery(*month, statuses=(status,)), f"http_response_status_code = {status}"),
         ]
+        # One full scan answers all four questions at once: its time is what any one of them costs without an index.
+        counts = ", ".join(f"count_if({where}) AS q{n}" for n, (_l, _q, where) in enumerate(questions))
+        scan_seconds, scanned = _timed(lambda: query_archive(f"SELECT {counts} FROM events", archive, keys))
+        print(f"DuckDB full scan over the decrypted month (all columns, all four counts): {scan_seconds:.1f} s")
         print()
-        print(f"| query ({args.days} days) | rows | search s | row groups decrypted | DuckDB full scan s | speed-up |")
+        print(f"| query ({args.days} days) | rows | search s | row groups decrypted whole | full scan s | speed-up |")
         print("|---|---:|---:|---:|---:|---:|")
-        for label, query, where in questions:
+        for n, (label, query, _where) in enumerate(questions):
             stats = SearchStats()
             seconds, rows = _timed(
                 lambda q=query, s=stats: sum(t.num_rows for t in search_events(archive, keys, q, stats=s))
             )
-            scan_seconds, scanned = _timed(
-                lambda w=where: query_archive(f"SELECT count(*) AS n FROM events WHERE {w}", archive, keys)
-            )
-            expected = pc.sum(scanned.column("n")).as_py()
+            expected = scanned.column(f"q{n}")[0].as_py()
             check = "" if expected == rows else f" (MISMATCH: DuckDB {expected})"
             print(f"| {label} | {rows:,}{check} | {seconds:.2f} | {stats.row_groups_decrypted}/{stats.row_groups} "
                   f"| {scan_seconds:.1f} | {scan_seconds / seconds:.0f}x |")  # fmt: skip
