@@ -6,8 +6,10 @@ from pipelines.commands import (
     batch,
     config,
     detect,
+    hold,
     keys,
     parse,
+    retention,
     rules,
     search,
     stream,
@@ -15,4 +17,19 @@ from pipelines.commands import (
     version,
 )
 
-COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, search, subject]
+COMMANDS = [
+    version,
+    config,
+    parse,
+    batch,
+    stream,
+    detect,
+    rules,
+    keys,
+    archive,
+    audit,
+    hold,
+    retention,
+    search,
+    subject,
+]
