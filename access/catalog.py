@@ -14,11 +14,9 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
-from retention import commit, layout
+from retention import commit, layout, tiers
 
 TIERS = ("online", "all")
-#: Where retention keeps the compacted archive tier: a sub-root with the same layout.
-ARCHIVE_TIER = "archive"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +49,17 @@ def dataset_roots(archive: Path, dataset: str, tier: str) -> list[tuple[Path, bo
     """(root, is the archive tier) of the layouts holding ``dataset`` in ``tier`` (``all`` adds the archive tier)."""
     roots = [(archive, False)]
     if tier == "all":
-        roots.append((archive / ARCHIVE_TIER, True))
+        roots.append((Path(layout.archive_tier_root(str(archive))), True))
     return [(root, compacted) for root, compacted in roots if (root / dataset).is_dir()]
+
+
+def half_compacted(archive: str | Path, dataset: str) -> set[tuple[str, str, str]]:
+    """Online files already copied into an archive segment whose compaction has not removed them yet."""
+    copied = tiers.compacted_sources(str(archive), dataset)
+    if not copied or not commit.dataset_exists(str(archive), dataset):
+        return set()
+    live = {(f.day, layout.base_name(f.path), f.entry.get("sha256")) for f in commit.live_files(str(archive), dataset)}
+    return copied & live
 
 
 def published_files(
@@ -65,20 +72,23 @@ def published_files(
 ) -> Iterator[ArchiveFile]:
     """Files of ``dataset`` whose partition day is within [start, end], oldest first; shredded months left out.
 
-    A partition of the archive tier is named by its first day and holds up to a week, so those starting up to
-    six days before ``start`` are included too (the search filters their rows by time).
+    A partition of the archive tier is a segment (up to a week, named by its first day), included when any of
+    its days is in range (the search filters its rows by time).  With both tiers, online files that a compaction
+    already copied into a segment are left out (``retention.tiers``), so no row is read twice.
     """
     layout.check_dataset(dataset)
     found = []
+    skip = half_compacted(archive, dataset) if tier == "all" else set()
     for root, compacted in dataset_roots(Path(archive), dataset, tier):
-        slack = dt.timedelta(days=6 if compacted else 0)
         for day in commit.partition_days(str(root), dataset):
             if layout.month_of_day(day) in destroyed:
                 continue
-            date = dt.date.fromisoformat(day)
-            if (start and date + slack < start) or (end and date > end):
+            first = dt.date.fromisoformat(day)
+            last = layout.segment_days(first)[-1] if compacted else first
+            if (start and last < start) or (end and first > end):
                 continue
             view = commit.read_partition(str(root), dataset, day)
             for name, entry in view.live.items():
-                found.append(ArchiveFile(Path(view.path(name)), dataset, day, entry, compacted))
+                if (day, name, entry.get("sha256")) not in skip:
+                    found.append(ArchiveFile(Path(view.path(name)), dataset, day, entry, compacted))
     yield from sorted(found, key=lambda f: (f.day, str(f.path)))

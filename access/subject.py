@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from access import alert_records, blind_index
-from access.catalog import ArchiveFile, published_files
+from access.catalog import ArchiveFile, half_compacted, published_files
 from access.search import IndexStore, open_file
 from retention import commit as commits
 from retention import layout
@@ -268,8 +268,17 @@ def rewrite(
 ) -> list[FileChange]:
     """Rewrite each affected partition in one commit: the transformed files added, the originals removed.
 
+    Refused while a compaction is half-done (its online copies would keep the rows): ``retention apply`` first.
+
     ``run_id`` names the commits (``<run>.p0000``…) and so every new file; its staging folder is removed at the end.
     """
+    for root in {str(item.file.root) for item in found if not item.file.compacted}:
+        for dataset in layout.DATASETS:
+            if half_compacted(root, dataset):
+                raise SubjectError(
+                    f"a retention compaction of {root} is half-done ({dataset}); run 'logwarden retention apply' "
+                    "to finish it, then repeat this request"
+                )
     decryptor = ArchiveDecryptor(keys)
     encryptor = ArchiveEncryptor(keys)
     indexes = IndexStore(keys)

@@ -148,7 +148,7 @@ def run(args) -> int:
             return _rewrite(args, config, keys, subject, act)
     except AuditRefusal as refusal:
         return error(str(refusal))
-    except (UsageError, AuditError) as problem:
+    except (UsageError, AuditError, requests.SubjectError) as problem:
         return error(str(problem))
     except (KeyringError, CommitError, OSError) as problem:
         print(f"logwarden: error: {args.subject_action} failed on {args.archive}: {problem}", file=sys.stderr)

@@ -248,3 +248,36 @@ requests.rewrite(keys, list(requests.find({str(archive.root)!r}, keys, me)), req
     assert {k: (rows, mine) for k, (_n, rows, mine) in final.items()} == {
         k: (rows - mine, 0) for k, (_n, rows, mine) in before.items()
     }
+
+
+def test_after_retention_moves_days_to_the_archive_tier_search_all_and_erase_still_find_exactly_them(archive):
+    security = archive.keys("security")
+    online_before, _ = _search_rows(archive, security, "online")
+    moved = _cli(
+        archive, "retention", "apply", "--archive", str(archive.root), "--now", "2026-06-01", "--reason", "nightly"
+    )
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert _search_rows(archive, security, "online")[0] == []
+    rows, stats = _search_rows(archive, security, "all")
+    assert rows == online_before and stats.files >= 1
+    keys = archive.keys("privacy")
+    found = list(requests.find(archive.root, keys, ME))
+    assert found and all(f.file.compacted for f in found if f.file.dataset == "events")
+    assert sum(f.matched for f in found if f.file.dataset == "events") == archive.subject_access_lines
+    requests.rewrite(keys, found, requests.erase_rows, "erase-archive-tier", archive.config.archive)
+    assert list(requests.find(archive.root, keys, ME)) == []
+    assert _search_rows(archive, security, "all")[0] == []
+    verify = _cli(archive, "archive", "verify", str(archive.root))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _search_rows(archive, keys, tier):
+    import datetime as dt
+
+    from access.search import EventQuery, SearchStats, search_events
+
+    stats = SearchStats()
+    query = EventQuery(dt.date(2026, 1, 1), dt.date(2026, 1, 31), ips=(SUBJECT["ip"],))
+    tables = list(search_events(archive.root, keys, query, tier=tier, stats=stats))
+    rows = sorted(r["log_offset"] for t in tables for r in t.select(["log_offset"]).to_pylist())
+    return rows, stats
