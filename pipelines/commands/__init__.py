@@ -9,6 +9,7 @@ from pipelines.commands import (
     hold,
     keys,
     parse,
+    report,
     retention,
     rules,
     search,
@@ -30,6 +31,7 @@ COMMANDS = [
     audit,
     hold,
     retention,
+    report,
     search,
     subject,
 ]
