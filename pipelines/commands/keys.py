@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from pipelines.commands import key_roles
 from pipelines.commands.audited import audited_action
 from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
 from retention import signing
-from retention.audit import AuditError
+from retention.audit import AuditError, AuditRefusal
 from retention.keyring import (
     PURPOSES,
     ROOT_KEY_ENV,
@@ -26,21 +27,22 @@ from retention.keyring import (
 )
 from schemas.config import KeysConfig
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   logwarden keys init --archive out/        # keyring in .logwarden/keyring, root key in .logwarden/root.key
   logwarden keys list
   logwarden keys rotate --archive out/ --period 2026-01    # new versions; files written before keep opening
   logwarden keys destroy --archive out/ --period 2025-01 --yes --reason "retention ended"   # crypto-shred
   logwarden keys export-public --archive out/ /mnt/ingest-keyring   # for the ingest host: writes, never reads
-
-init, rotate, destroy and export-public are audited: they write to the audit
-trail of --archive DIR (or of audit.log when configured) and refuse to run
-when it cannot be written.
+{key_roles.EPILOG}
+init, rotate, destroy, export-public, add-role, grant and revoke are audited:
+they write to the audit trail of --archive DIR (or of audit.log when
+configured) and refuse to run when it cannot be written.
 
 Master keys are per month of event time: personal-YYYY-MM (personal columns)
 and data-YYYY-MM (all other columns and the footer).  Their private halves are
-sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file.
+sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file,
+and to each role that may read (access.roles), which unlocks with its own key.
 """
 
 
@@ -176,7 +178,7 @@ def _guarded(action):
     def run(args) -> int:
         try:
             return action(args)
-        except (UsageError, KeyringError, AuditError, signing.SigningError, ValueError) as problem:
+        except (UsageError, KeyringError, AuditError, AuditRefusal, signing.SigningError, ValueError) as problem:
             return error(str(problem))
 
     return run
@@ -239,3 +241,4 @@ def register(subparsers) -> None:
     trust.add_argument("--name", default="ingest", help="a name for the writer, for people")
     signer = action("signer", "make or show this host's signing key and print its public half", _signer, audited=False)
     signer.add_argument("--signing-key-file", metavar="FILE", help="key file (default: keys.signing_key_file)")
+    key_roles.register(action)
