@@ -41,9 +41,9 @@ from access.search import IndexStore, open_file
 from retention import commit as commits
 from retention import layout
 from retention.encryption import ArchiveDecryptor, ArchiveEncryptor
-from retention.keyring import WriterKeys
+from retention.keyring import WriterKeys, default_signing_key_file
 from retention.parquet_files import ParquetFileWriter
-from retention.signing import Signer
+from retention.signing import Signer, read_signer
 from schemas.config import ArchiveConfig
 
 IP, USER, TEXT, URL = "ip", "user", "text", "url"
@@ -270,7 +270,8 @@ def rewrite(
 ) -> list[FileChange]:
     """Rewrite each affected partition in one commit: the transformed files added, the originals removed.
 
-    ``signer`` signs those commits: readers read rewritten files only when a trusted writer signed them.
+    ``signer`` signs those commits (default: the signing key beside the keyring): readers read rewritten
+    files only when a trusted writer signed them.
 
     Refused while a compaction is half-done (its online copies would keep the rows): ``retention apply`` first.
 
@@ -326,7 +327,7 @@ def rewrite(
                 staged,
                 [item.file.path.name for item in items],
                 hook=hook,
-                signer=signer,
+                signer=signer or read_signer(default_signing_key_file(keys.directory)),
             )
             new_names = iter(manifest.names)
             drop_stale_indexes(root, dataset, day)
