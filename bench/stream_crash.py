@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -73,12 +72,8 @@ def archived_sequence_numbers(work: Path) -> collections.Counter:
     out = work / "out"
     if not (out / "events").exists():
         return collections.Counter()
-    paths = open_archive(out, keys, "events").to_table(columns=["url_original"])["url_original"].to_pylist()
-    found = collections.Counter()
-    for path in paths:
-        match = re.search(r"/item/(\d+)|&n=(\d+)", path)
-        found[int(match.group(1) or match.group(2))] += 1
-    return found
+    table = open_archive(out, keys, "events").to_table(columns=["http_response_body_bytes"])
+    return collections.Counter(table["http_response_body_bytes"].to_pylist())
 
 
 def run_crash_test(

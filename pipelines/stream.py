@@ -107,7 +107,7 @@ class FollowLogsFn(beam.DoFn):
 
     def process(self, element, tracker=beam.DoFn.RestrictionParam(_Polls())):  # noqa: B008 (Beam's injection)
         poll = tracker.current_restriction().start
-        budget_ends = time.monotonic() + 0.5
+        budget_ends = time.monotonic() + 5.0  # each bundle end stalls ~50 ms (state sampler join)
         while True:
             final = STOP.is_set()
             if not tracker.try_claim(_END - 1 if final else poll):

@@ -121,14 +121,9 @@ class StateStore:
 
     def commit(self, cut: Cut, checkpoint: Any) -> None:
         """Publish a cut and its checkpoint as one step (see the module docstring)."""
-        record = {
-            "seq": cut.seq,
-            "renames": cut.renames,
-            "documents": [(path, data.hex()) for path, data in cut.documents],
-            "checkpoint": self._seal(checkpoint).hex(),
-        }
-        write_durably(self.dir / JOURNAL, json.dumps(record).encode())
-        self._apply(record)
+        record = _encode_journal(cut, self._seal(checkpoint))
+        write_durably(self.dir / JOURNAL, record)
+        self._apply(_decode_journal(record))
 
     def _apply(self, record: dict) -> None:
         touched: set[str] = set()
@@ -138,7 +133,7 @@ class StateStore:
                 os.replace(staged, final)
             touched.add(os.path.dirname(final))
         for path, data in record["documents"]:
-            write_durably(path, bytes.fromhex(data))
+            write_durably(path, data)
         for directory in touched:
             fsync_dir(directory)
         os.replace(self.dir / JOURNAL, self.dir / CHECKPOINT)
@@ -148,17 +143,11 @@ class StateStore:
         """Finish a commit a crash interrupted, then return the last checkpoint (``None`` on first start)."""
         journal = self.dir / JOURNAL
         if journal.exists():
-            try:
-                record = json.loads(journal.read_text())
-            except ValueError:
-                journal.unlink()  # a journal is renamed into place whole; a broken one was never committed
-            else:
-                self._apply(record)
+            self._apply(_decode_journal(journal.read_bytes(), journal))
         path = self.dir / CHECKPOINT
         if not path.exists():
             return None
-        record = json.loads(path.read_text())
-        return self._open(bytes.fromhex(record["checkpoint"]), CHECKPOINT)
+        return self._open(_decode_journal(path.read_bytes(), path)["checkpoint"], CHECKPOINT)
 
     # ------------------------------------------------------------ delivered alerts
 
@@ -180,6 +169,39 @@ class StateStore:
                 fh.write(json.dumps({"alert_id": alert_id}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+
+_MAGIC = b"LWJ1"
+
+
+def _encode_journal(cut: Cut, sealed_checkpoint: bytes) -> bytes:
+    """A JSON header (renames, document paths and sizes) then the raw bytes: no pickle outside the sealed part."""
+    header = {
+        "seq": cut.seq,
+        "renames": cut.renames,
+        "documents": [[path, len(data)] for path, data in cut.documents],
+        "checkpoint": len(sealed_checkpoint),
+    }
+    head = json.dumps(header).encode()
+    return b"".join([_MAGIC, len(head).to_bytes(8, "big"), head, *(d for _, d in cut.documents), sealed_checkpoint])
+
+
+def _decode_journal(data: bytes, path: Path | None = None) -> dict:
+    if data[:4] != _MAGIC:
+        raise CheckpointError(f"{path}: not a logwarden stream journal")
+    size = int.from_bytes(data[4:12], "big")
+    header = json.loads(data[12 : 12 + size])
+    at = 12 + size
+    documents = []
+    for doc_path, length in header["documents"]:
+        documents.append((doc_path, data[at : at + length]))
+        at += length
+    return {
+        "seq": header["seq"],
+        "renames": header["renames"],
+        "documents": documents,
+        "checkpoint": data[at : at + header["checkpoint"]],
+    }
 
 
 def clear_staging(staging_dir: str | os.PathLike) -> None:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alerts.alert import alert_sort_key
-from alerts.engine import Detector
+from alerts.engine import Detector, RuleFold
 from alerts.observe import Hits
 from alerts.rules import RuleSet
 from alerts.sinks import alert_json
@@ -68,8 +68,8 @@ class LiveCheckpoint:
 
     seq: int
     positions: list[Position]
-    detector: tuple | None
-    pending_hits: list[Hits]
+    #: Per detector (``signatures``, ``behaviour``): its snapshot and its buffered hits.
+    detectors: dict[str, tuple[tuple, list[Hits]]]
     windows: dict[tuple[int, str], TrafficPartial]
     newest_event_us: int
     lines_archived: int
@@ -84,6 +84,8 @@ class LiveSettings:
     lateness_seconds: float = 0.0
     idle_seconds: float = 2.0
     reports_bucket: str | None = "hour"
+    #: Behaviour rules fold at most this often: a sliding window refolds the rows still inside it at each flush.
+    behaviour_flush_seconds: float = 1.0
 
 
 @dataclasses.dataclass
@@ -126,7 +128,10 @@ class LiveStage:
         self._seq = 0
         self._cut_started = clock()
         self._last_event_at = clock()
-        self._detector = Detector(rules) if rules is not None else None
+        split = _split_rules(rules)
+        self._detectors = {name: Detector(part) for name, part in split.items()}
+        self._rule_detector = {rule.id: name for name, part in split.items() for rule in part.rules}
+        self._behaviour_flushed = clock()
         self._delivered: set[str] = set()
         self._dirty = False
 
@@ -144,9 +149,10 @@ class LiveStage:
             self._windows = saved.windows
             self.counts.newest_event_us = saved.newest_event_us
             self.counts.lines = 0
-            if self._detector is not None:
-                self._detector.restore(saved.detector)
-                self._detector.pending = list(saved.pending_hits)
+            for name, (snapshot, pending) in saved.detectors.items():
+                if name in self._detectors:
+                    self._detectors[name].restore(snapshot)
+                    self._detectors[name].add(pending)
         return list(self._positions)
 
     # ------------------------------------------------------------------ inputs
@@ -191,8 +197,10 @@ class LiveStage:
         )
 
     def add_hits(self, hits: list[Hits]) -> None:
-        if self._detector is not None:
-            self._detector.add(hits)
+        for h in hits:
+            name = self._rule_detector.get(h.rule_id)
+            if name is not None:
+                self._detectors[name].add([h])
 
     def tick(self, tick: Tick) -> list[dict]:
         """Detection up to the watermark (its alerts returned for delivery); a cut when one is due."""
@@ -201,7 +209,7 @@ class LiveStage:
             self._dirty = True
         self.counts.files_followed = tick.files_followed
         self.counts.bytes_behind = tick.bytes_behind
-        alerts = self.detect(final=False)
+        alerts = self.detect(final=tick.final)
         if tick.final or self._cut_due():
             self.cut()
         return alerts
@@ -214,11 +222,21 @@ class LiveStage:
         return newest - int(self.settings.lateness_seconds * US)
 
     def detect(self, final: bool) -> list[dict]:
-        if self._detector is None or not self._detector.pending:
+        """Signatures fold at every tick (their alert leaves with the poll that read the line); behaviour rules
+        every ``behaviour_flush_seconds``.  Folding is the same whatever the flushes, so are the alerts."""
+        raised = []
+        now = self._clock()
+        behaviour_due = final or now - self._behaviour_flushed >= self.settings.behaviour_flush_seconds
+        for name, detector in self._detectors.items():
+            if not detector.pending or (name == BEHAVIOUR and not behaviour_due):
+                continue
+            late_before = detector.late_rows
+            raised += detector.flush(self.watermark_us())
+            self.counts.late_rows += detector.late_rows - late_before
+            if name == BEHAVIOUR:
+                self._behaviour_flushed = now
+        if not raised:
             return []
-        late_before = self._detector.late_rows
-        raised = self._detector.flush(self.watermark_us())
-        self.counts.late_rows += self._detector.late_rows - late_before
         # Every alert goes to this cut's alerts file; the sinks get only ids they were never sent (a restart
         # raises again the alerts of lines read after the checkpoint, and some of those were already sent).
         self._alerts += raised
@@ -297,12 +315,10 @@ class LiveStage:
             self.cut()
 
     def _checkpoint(self) -> LiveCheckpoint:
-        detector = self._detector
         return LiveCheckpoint(
             seq=self._seq,
             positions=self._positions,
-            detector=detector.snapshot() if detector is not None else None,
-            pending_hits=list(detector.pending) if detector is not None else [],
+            detectors={name: (d.snapshot(), list(d.pending)) for name, d in self._detectors.items()},
             windows=self._windows,
             newest_event_us=self.counts.newest_event_us,
             lines_archived=self.counts.lines,
@@ -323,6 +339,19 @@ class LiveStage:
             f"logwarden stream: {lines_per_second:,.0f} lines/s, lag {lag:,.0f} KiB unread (newest line {newest} UTC), "
             f"{c.files_followed} files followed, {c.alerts} alerts, {c.cuts} cuts published"
         )
+
+
+SIGNATURES = "signatures"
+BEHAVIOUR = "behaviour"
+
+
+def _split_rules(rules: RuleSet | None) -> dict[str, RuleSet]:
+    """Signature rules apart from the others, so each part can fold on its own schedule."""
+    if rules is None:
+        return {}
+    signature = tuple(r for r in rules.rules if RuleFold(r).is_signature)
+    behaviour = tuple(r for r in rules.rules if not RuleFold(r).is_signature)
+    return {SIGNATURES: RuleSet(signature), BEHAVIOUR: RuleSet(behaviour)}
 
 
 def _report_documents(results: list[tuple[dict, list[dict]]], directory: str, cut_id: str) -> list[tuple[str, bytes]]:
