@@ -37,6 +37,8 @@ setup(
         "duckdb>=2,<3",
     ],
     extras_require={
+        # The Pub/Sub stream source (Dataflow); not needed for followed files.
+        "pubsub": ["apache-beam[gcp]>=2.60,<3"],
         "dev": [
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",

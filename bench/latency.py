@@ -43,13 +43,13 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
-def _config(work: Path, cut_seconds: float) -> Path:
-    path = work / "stream.yaml"
+def _config(work: Path, cut_seconds: float, sink: bool = True) -> Path:
+    path = work / ("stream.yaml" if sink else "batch.yaml")
     path.write_text(
         f"keys: {{keyring: {work / 'keys' / 'keyring'}, root_key_file: {work / 'keys' / 'root.key'}}}\n"
         f"stream: {{state_key_file: {work / 'keys' / 'state.key'}, cut_seconds: {cut_seconds}, progress_seconds: 10}}\n"
-        f"alerts: {{sinks: {{jsonl: {work / 'sink.jsonl'}}}}}\n"
-        f"enrich: {{geoip_databases: [{GEOIP / 'GeoLite2-City-Test.mmdb'}, {GEOIP / 'GeoLite2-ASN-Test.mmdb'}]}}\n"
+        + (f"alerts: {{sinks: {{jsonl: {work / 'sink.jsonl'}}}}}\n" if sink else "")
+        + f"enrich: {{geoip_databases: [{GEOIP / 'GeoLite2-City-Test.mmdb'}, {GEOIP / 'GeoLite2-ASN-Test.mmdb'}]}}\n"
     )
     return path
 
@@ -190,7 +190,7 @@ def measure(rate: int, seconds: float, cut_seconds: float, work: Path, memory_ev
 
 def batch_cost(log: Path, work: Path) -> dict:
     """CPU per line of ``logwarden batch`` over the same lines (its own process, same config)."""
-    config = _config(work, 300)
+    config = _config(work, 300, sink=False)
     job = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "batch", "-i", str(log), "-o", str(work / "batch"), "-c", str(config)],
         stdout=subprocess.DEVNULL,

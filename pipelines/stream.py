@@ -276,9 +276,28 @@ class LiveSteps(beam.PTransform):
         return alerts
 
 
-def build_file_stream(pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config, run_id: str):
-    envelopes = pipeline | "FollowLogs" >> FollowLogs(patterns, config, output)
-    return envelopes | "Live" >> LiveSteps(output, config, run_id)
+def source_envelopes(pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config):
+    """The configured source as chunk and tick envelopes: followed files, Pub/Sub or Kafka."""
+    from pipelines import stream_sources
+
+    if config.stream.source == "pubsub":
+        return stream_sources.pubsub_envelopes(pipeline, config)
+    if config.stream.source == "kafka":
+        return stream_sources.kafka_envelopes(pipeline, config)
+    return pipeline | "FollowLogs" >> FollowLogs(patterns, config, output)
+
+
+def build_stream(
+    pipeline: beam.Pipeline,
+    patterns: list[str],
+    output: str,
+    config: Config,
+    run_id: str,
+    live: LiveSteps | None = None,
+):
+    """The streaming graph: the configured source, then ``live`` (one ``LiveSteps`` whatever the source)."""
+    live = live or LiveSteps(output, config, run_id)
+    return source_envelopes(pipeline, patterns, output, config) | "Live" >> live
 
 
 def _disable_state_cache() -> None:
@@ -309,7 +328,7 @@ def run_stream(patterns: list[str], output: str, config: Config, options: Pipeli
     try:
         _disable_state_cache()
         pipeline = beam.Pipeline(options=options)
-        build_file_stream(pipeline, patterns, output, config, run_id)
+        build_stream(pipeline, patterns, output, config, run_id)
         pipeline.run().wait_until_finish()
     finally:
         for signum, handler in previous.items():

@@ -21,6 +21,7 @@ from pipelines.commands.keys import announce_init
 from pipelines.enrich import check_enrich_config
 from pipelines.options import pipeline_options
 from pipelines.stream import run_stream
+from pipelines.stream_sources import SourceError
 from retention.keyring import Keyring, KeyringError, init_keyring
 from schemas.config import ConfigError
 from streaming.checkpoint import CheckpointError, load_state_key
@@ -46,6 +47,8 @@ def run(args) -> int:
             if args.format != "auto":
                 get_format(args.format)
             config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
+        if config.stream.source == "files" and not args.input:
+            raise UsageError("--input is required with the files source (stream.source: files)")
         if "://" in args.output:
             raise UsageError(f"--output {args.output!r}: the stream job writes a local directory (it fsyncs)")
         options = stream_options(args.beam_args, config)
@@ -55,7 +58,7 @@ def run(args) -> int:
             announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file))
         Keyring(config.keys.keyring).root_public()
         load_state_key(config.stream.state_key_file)
-    except (UsageError, UnknownFormatError, KeyringError, CheckpointError, OSError) as problem:
+    except (UsageError, UnknownFormatError, KeyringError, CheckpointError, SourceError, OSError) as problem:
         return error(str(problem))
     except ConfigError as problem:
         return error(f"bad config: {problem}")
@@ -63,6 +66,8 @@ def run(args) -> int:
         return error(f"bad Beam option: {problem}")
     try:
         result = run_stream(args.input, args.output, config, options)
+    except SourceError as problem:
+        return error(str(problem))
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the stream job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
@@ -90,7 +95,9 @@ def register(subparsers) -> None:
         "Follow log files like tail -F: archive every line, alert within a second, resume exactly after a crash.",
         EPILOG,
     )
-    parser.add_argument("--input", "-i", nargs="+", required=True, metavar="GLOB", help="files, globs or directories")
+    parser.add_argument(
+        "--input", "-i", nargs="+", default=[], metavar="GLOB", help="files, globs or directories to follow"
+    )
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory (the batch layout)")
     parser.add_argument(
         "--format",
