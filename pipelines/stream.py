@@ -43,7 +43,7 @@ from pipelines.detect import DeliverAlerts, ObserveFn, has_sinks
 from pipelines.enrich import EnrichBatchFn
 from pipelines.parse import ACCESS, ParseChunkFn
 from retention.keyring import writer_keys
-from retention.parquet_files import ACCESS_DIR, DEAD_LETTER_DIR, ERROR_DIR
+from retention.layout import ACCESS_DIR, DEAD_LETTER_DIR, ERROR_DIR
 from schemas.config import Config
 from streaming.checkpoint import StateStore, load_state_key
 from streaming.follower import Follower

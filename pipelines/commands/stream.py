@@ -20,8 +20,6 @@ from pipelines.commands.common import (
 from pipelines.commands.keys import announce_init
 from pipelines.enrich import check_enrich_config
 from pipelines.options import pipeline_options
-from pipelines.stream import run_stream
-from pipelines.stream_sources import SourceError
 from retention.keyring import Keyring, KeyringError, init_keyring
 from schemas.config import ConfigError
 from streaming.checkpoint import CheckpointError, load_state_key
@@ -58,17 +56,21 @@ def run(args) -> int:
             announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file))
         Keyring(config.keys.keyring).root_public()
         load_state_key(config.stream.state_key_file)
-    except (UsageError, UnknownFormatError, KeyringError, CheckpointError, SourceError, OSError) as problem:
+    except (UsageError, UnknownFormatError, KeyringError, CheckpointError, OSError) as problem:
         return error(str(problem))
     except ConfigError as problem:
         return error(f"bad config: {problem}")
     except (ValueError, SystemExit) as problem:
         return error(f"bad Beam option: {problem}")
     try:
+        from pipelines.stream import run_stream  # the Beam graph: imported when a stream starts
+
         result = run_stream(args.input, args.output, config, options)
-    except SourceError as problem:
-        return error(str(problem))
-    except Exception as problem:  # the runner's error, said once, without a traceback wall
+    except Exception as problem:  # noqa: BLE001 - reported below
+        from pipelines.stream_sources import SourceError
+
+        if isinstance(problem, SourceError):
+            return error(str(problem))  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the stream job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
     print(
