@@ -21,8 +21,8 @@ from apache_beam.io.kafka import ReadFromKafka
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
 from parsers.lines import LineChunk
+from pipelines.live import Tick
 from schemas.config import Config, ConfigError
-from streaming.live import Tick
 
 CHUNK, TICK = "chunk", "tick"
 

@@ -21,8 +21,8 @@ from pipelines.commands.keys import announce_init
 from pipelines.enrich import check_enrich_config
 from pipelines.options import pipeline_options
 from retention.keyring import Keyring, KeyringError, init_keyring
+from retention.stream_state import CheckpointError, load_state_key
 from schemas.config import ConfigError
-from streaming.checkpoint import CheckpointError, load_state_key
 
 EPILOG = """\
 examples:
@@ -66,7 +66,7 @@ def run(args) -> int:
         from pipelines.stream import run_stream  # the Beam graph: imported when a stream starts
 
         result = run_stream(args.input, args.output, config, options)
-    except Exception as problem:  # noqa: BLE001 - reported below
+    except Exception as problem:
         from pipelines.stream_sources import SourceError
 
         if isinstance(problem, SourceError):

@@ -4,15 +4,19 @@ Beam keeps nothing durable on a local runner, so exactly-once rests on this
 module.  A *cut* publishes the archive files, alert and report parts written
 since the last one and, in the same step, the checkpoint that says what they
 cover: per followed content, the offset just past the last archived line, and
-the detection state (open windows, cool-downs) after those lines.  The step is
-a journal:
+the detection state (open windows, cool-downs) after those lines.  A cut spans
+several partitions, and ``retention.commit`` commits one partition at a time,
+so the cut is a journal around those commits:
 
-1. every staged file is complete and fsynced (the writer's job);
-2. ``commit-pending`` is written: the renames and manifests to do plus the new
-   checkpoint, to a temporary name, fsynced, renamed, directory fsynced.  This
-   rename is the commit point;
-3. the renames and manifests are applied (each one idempotent), then the journal
-   is renamed to ``checkpoint``.
+1. every staged file is complete and fsynced (the writer's job), and hard-linked
+   under ``keep/`` so that nothing another run's recovery deletes can lose it;
+2. ``commit-pending`` is written: the partition commits to make, the documents
+   to write and the new checkpoint, to a temporary name, fsynced, renamed,
+   directory fsynced.  This rename is the commit point;
+3. each partition is committed through ``retention.commit.commit`` (a partition
+   whose manifest is already there is done; a file already moved into its
+   partition, or deleted there by a recovery, is put back from ``keep/``), the
+   documents are written, and the journal is renamed to ``checkpoint``.
 
 A crash before (2) leaves only staged files, which the next start deletes; after
 (2) the next start applies the journal again.  Either way the archive and the
@@ -36,8 +40,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from retention import commit, layout
+from retention.parquet_files import WrittenFile
+
 JOURNAL = "commit-pending"
 CHECKPOINT = "checkpoint"
+KEEP = "keep"
+STAGING = "staging"
 DELIVERED = "alerts-delivered.jsonl"
 CONTEXT = b"logwarden stream checkpoint v1"
 
@@ -90,11 +99,21 @@ def load_state_key(path: str | os.PathLike) -> bytes:
 
 
 @dataclasses.dataclass
+class PartitionCommit:
+    """One partition's share of a cut: staged files committed under ``commit_id``."""
+
+    dataset: str
+    day: str
+    commit_id: str
+    files: list[WrittenFile]
+
+
+@dataclasses.dataclass
 class Cut:
-    """What one commit publishes: staged files to rename into place, manifests to write, the checkpoint."""
+    """What one commit publishes: partition commits, documents (alert and report parts), the checkpoint."""
 
     seq: int
-    renames: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    partitions: list[PartitionCommit] = dataclasses.field(default_factory=list)
     documents: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)
 
 
@@ -119,35 +138,63 @@ class StateStore:
 
     # ------------------------------------------------------------ commit
 
-    def commit(self, cut: Cut, checkpoint: Any) -> None:
+    def commit(self, root: str, cut: Cut, checkpoint: Any) -> None:
         """Publish a cut and its checkpoint as one step (see the module docstring)."""
+        keep = self.dir / KEEP
+        keep.mkdir(parents=True, exist_ok=True)
+        for part in cut.partitions:
+            for written in part.files:
+                link = keep / os.path.basename(written.path)
+                if not link.exists():
+                    os.link(written.path, link)
+        fsync_dir(keep)
         record = _encode_journal(cut, self._seal(checkpoint))
         write_durably(self.dir / JOURNAL, record)
-        self._apply(_decode_journal(record))
+        self._apply(root, _decode_journal(record))
 
-    def _apply(self, record: dict) -> None:
-        touched: set[str] = set()
-        for staged, final in record["renames"]:
-            if os.path.exists(staged):
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.replace(staged, final)
-            touched.add(os.path.dirname(final))
+    def _apply(self, root: str, record: dict) -> None:
+        for part in record["partitions"]:
+            directory = layout.partition_dir(root, part.dataset, part.day)
+            if os.path.exists(os.path.join(directory, layout.manifest_file_name(part.commit_id))):
+                continue
+            for index, written in enumerate(part.files):
+                if os.path.exists(written.path):
+                    continue
+                os.makedirs(os.path.dirname(written.path), exist_ok=True)
+                published = os.path.join(directory, layout.data_file_name(part.commit_id, index))
+                if os.path.exists(published):  # moved in by the interrupted commit, not yet listed
+                    os.replace(published, written.path)
+                else:  # or deleted there as an orphan by a recovery meanwhile: the kept link has it
+                    os.link(self.dir / KEEP / os.path.basename(written.path), written.path)
+            commit.commit(root, part.dataset, part.day, part.commit_id, part.files)
         for path, data in record["documents"]:
             write_durably(path, data)
-        for directory in touched:
-            fsync_dir(directory)
         os.replace(self.dir / JOURNAL, self.dir / CHECKPOINT)
         fsync_dir(self.dir)
+        for part in record["partitions"]:
+            for written in part.files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.dir / KEEP / os.path.basename(written.path))
 
-    def recover(self) -> Any | None:
+    def recover(self, root: str) -> Any | None:
         """Finish a commit a crash interrupted, then return the last checkpoint (``None`` on first start)."""
         journal = self.dir / JOURNAL
         if journal.exists():
-            self._apply(_decode_journal(journal.read_bytes(), journal))
+            self._apply(root, _decode_journal(journal.read_bytes(), journal))
+        shutil.rmtree(self.dir / KEEP, ignore_errors=True)  # links of cuts that never reached their commit point
         path = self.dir / CHECKPOINT
         if not path.exists():
             return None
         return self._open(_decode_journal(path.read_bytes(), path)["checkpoint"], CHECKPOINT)
+
+    def read_checkpoint(self) -> Any | None:
+        """The last checkpoint without touching the archive (for the source, which starts after ``recover``)."""
+        path = self.dir / CHECKPOINT
+        if (self.dir / JOURNAL).exists():
+            path = self.dir / JOURNAL
+        if not path.exists():
+            return None
+        return self._open(_decode_journal(path.read_bytes(), path)["checkpoint"], path.name)
 
     # ------------------------------------------------------------ delivered alerts
 
@@ -175,10 +222,18 @@ _MAGIC = b"LWJ1"
 
 
 def _encode_journal(cut: Cut, sealed_checkpoint: bytes) -> bytes:
-    """A JSON header (renames, document paths and sizes) then the raw bytes: no pickle outside the sealed part."""
+    """A JSON header (partition commits, document paths and sizes) then the raw bytes: no pickle outside the seal."""
     header = {
         "seq": cut.seq,
-        "renames": cut.renames,
+        "partitions": [
+            {
+                "dataset": p.dataset,
+                "day": p.day,
+                "commit_id": p.commit_id,
+                "files": [dataclasses.asdict(f) for f in p.files],
+            }
+            for p in cut.partitions
+        ],
         "documents": [[path, len(data)] for path, data in cut.documents],
         "checkpoint": len(sealed_checkpoint),
     }
@@ -196,14 +251,22 @@ def _decode_journal(data: bytes, path: Path | None = None) -> dict:
     for doc_path, length in header["documents"]:
         documents.append((doc_path, data[at : at + length]))
         at += length
-    return {
-        "seq": header["seq"],
-        "renames": header["renames"],
-        "documents": documents,
-        "checkpoint": data[at : at + header["checkpoint"]],
-    }
+    partitions = [
+        PartitionCommit(
+            p["dataset"], p["day"], p["commit_id"],
+            [WrittenFile(**{**f, "key_ids": tuple(f["key_ids"])}) for f in p["files"]],
+        )
+        for p in header["partitions"]
+    ]  # fmt: skip
+    return {"seq": header["seq"], "partitions": partitions, "documents": documents,
+            "checkpoint": data[at : at + header["checkpoint"]]}  # fmt: skip
 
 
 def clear_staging(staging_dir: str | os.PathLike) -> None:
     """Files staged for a cut that never committed: the lines they hold are read again."""
     shutil.rmtree(staging_dir, ignore_errors=True)
+
+
+def stream_state_dir(root: str) -> str:
+    """``<output>/_state/stream``: the checkpoint, the journal, staged files (never touched by other runs)."""
+    return layout.state_dir(root, "stream")

@@ -6,7 +6,7 @@ import gzip
 import os
 import shutil
 
-from streaming.follower import HEAD_BYTES, Follower
+from parsers.follow import HEAD_BYTES, Follower
 
 
 class Clock:

@@ -16,8 +16,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,23 +29,15 @@ from alerts.engine import Detector, RuleFold
 from alerts.observe import Hits
 from alerts.rules import RuleSet
 from alerts.sinks import alert_json
+from parsers.follow import Position
 from pipelines.reports.traffic import BUCKET_SECONDS, TrafficPartial, finalize, partials_from_batch
+from retention import commit, layout
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
-from retention.parquet_files import (
-    DATASETS,
-    DEAD_LETTER_DIR,
-    ParquetFileWriter,
-    WrittenFile,
-    final_file_name,
-    manifest_document,
-    manifest_name,
-    partition_name,
-    split_by_day,
-)
+from retention.layout import DATASETS, DEAD_LETTER_DIR
+from retention.parquet_files import ParquetFileWriter, WrittenFile, split_by_day
+from retention.stream_state import Cut, PartitionCommit, StateStore, fsync_file
 from schemas.config import ArchiveConfig
-from streaming.checkpoint import Cut, StateStore, clear_staging, fsync_file
-from streaming.follower import Position
 
 _LOG = logging.getLogger("logwarden")
 US = 1_000_000
@@ -118,7 +110,7 @@ class LiveStage:
         self._store = store
         self._clock = clock
         self._output = Path(settings.output)
-        self._staging = self._output / ".tmp" / f"stream-{settings.run_id}"
+        self._root = str(self._output)
         self._encryptor = ArchiveEncryptor(keys)
         self.counts = LiveCounts()
         self._writers: dict[tuple[str, str], ParquetFileWriter] = {}
@@ -139,9 +131,8 @@ class LiveStage:
 
     def start(self) -> list[Position]:
         """Finish an interrupted commit, drop what was staged but never committed, restore; returns positions."""
-        saved: LiveCheckpoint | None = self._store.recover()
-        for leftover in (self._output / ".tmp").glob("stream-*"):
-            clear_staging(leftover)
+        saved: LiveCheckpoint | None = self._store.recover(self._root)
+        commit.recover(self._root, own_run=self.settings.run_id)  # what killed runs (this job's too) left
         self._delivered = self._store.delivered_ids()
         if saved is not None:
             self._seq = saved.seq
@@ -164,7 +155,7 @@ class LiveStage:
         self._dirty = True
         self.counts.lines += batch.num_rows
         if dataset_dir == DEAD_LETTER_DIR:
-            parts = [(time.strftime("%Y-%m-%d", time.gmtime(self._clock())), batch)]
+            parts = [(layout.today(), batch)]
         else:
             newest = pc.max(batch.column("timestamp")).cast(pa.int64()).as_py()
             if newest is not None and newest > self.counts.newest_event_us:
@@ -185,12 +176,11 @@ class LiveStage:
 
     def _open_writer(self, dataset_dir: str, day: str) -> ParquetFileWriter:
         schema = DATASETS[dataset_dir]
-        self._staging.mkdir(parents=True, exist_ok=True)
-        path = str(self._staging / f"{dataset_dir}-{day}-{uuid.uuid4().hex}.parquet")
+        path = commit.staging_path(self._root, self.settings.run_id)
         return ParquetFileWriter(
             path,
             schema,
-            lambda p: open(p, "wb"),
+            commit.create,
             encryption=self._encryptor.for_day(schema, day),
             compression=self._archive.compression,
             row_group_rows=self._archive.row_group_rows,
@@ -266,7 +256,7 @@ class LiveStage:
         if not self._dirty:
             return
         self._seq += 1
-        cut_id = f"{self.settings.run_id}-c{self._seq:06d}"
+        cut_id = layout.commit_id(self.settings.run_id, f"c{self._seq:08d}")
         cut = Cut(self._seq)
         by_partition: dict[tuple[str, str], list[WrittenFile]] = {}
         for (dataset_dir, day), writer in sorted(self._writers.items()):
@@ -275,18 +265,12 @@ class LiveStage:
             by_partition.setdefault((dataset_dir, day), []).append(written)
         self._writers = {}
         for (dataset_dir, day), files in by_partition.items():
-            partition = self._output / dataset_dir / partition_name(day)
-            entries = []
-            for index, written in enumerate(files):
-                name = final_file_name(cut_id, index)
-                cut.renames.append((written.path, str(partition / name)))
-                entries.append(written.manifest_entry(name))
-            cut.documents.append((str(partition / manifest_name(cut_id)), manifest_document(day, cut_id, entries)))
+            cut.partitions.append(PartitionCommit(dataset_dir, day, cut_id, files))
         if self._alerts:
             text = "".join(alert_json(a) + "\n" for a in sorted(self._alerts, key=alert_sort_key))
             cut.documents.append((str(self._output / "alerts" / f"alerts-{cut_id}.jsonl"), text.encode()))
         cut.documents += self._closed_report_windows(cut_id)
-        self._store.commit(cut, self._checkpoint())
+        self._store.commit(self._root, cut, self._checkpoint())
         self._alerts = []
         self._dirty = False
         self.counts.cuts += 1
@@ -329,7 +313,7 @@ class LiveStage:
             with contextlib.suppress(Exception):  # staged files are discarded anyway
                 writer.close()
         self._writers = {}
-        clear_staging(self._staging)
+        commit.clear_staging(self._root, self.settings.run_id)
 
     def progress_line(self, lines_per_second: float) -> str:
         c = self.counts
@@ -358,10 +342,6 @@ def _report_documents(results: list[tuple[dict, list[dict]]], directory: str, cu
     """The batch report files (``traffic-``, ``breakdown-``, ``report-``) of some windows, as bytes to publish."""
     from pipelines.aggregate import write_reports
 
-    staging = Path(directory).parent / ".tmp" / f"reports-{cut_id}"
-    staging.mkdir(parents=True, exist_ok=True)
-    try:
-        written = write_reports(results, str(staging), cut_id)
+    with tempfile.TemporaryDirectory(prefix="logwarden-reports-") as staging:
+        written = write_reports(results, staging, cut_id)
         return [(os.path.join(directory, os.path.basename(p)), Path(p).read_bytes()) for p in written]
-    finally:
-        clear_staging(staging)
