@@ -193,16 +193,23 @@ class LiveStage:
                 self._detectors[name].add([h])
 
     def tick(self, tick: Tick) -> list[dict]:
-        """Detection up to the watermark (its alerts returned for delivery); a cut when one is due."""
+        """Detection up to the watermark; its alerts are returned for delivery, *before* ``cut_if_due``.
+
+        Delivering first matters: a cut's checkpoint says the lines before it are done, so an alert it covers
+        is never raised again after a restart; it must have reached the sinks before that checkpoint exists.
+        """
         if list(tick.positions) != self._positions:
             self._positions = list(tick.positions)
             self._dirty = True
         self.counts.files_followed = tick.files_followed
         self.counts.bytes_behind = tick.bytes_behind
-        alerts = self.detect(final=tick.final)
-        if tick.final or self._cut_due():
+        return self.detect(final=tick.final)
+
+    def cut_if_due(self, tick: Tick) -> None:
+        if tick.final:
+            self.drain()
+        elif self._cut_due():
             self.cut()
-        return alerts
 
     def watermark_us(self) -> int:
         """Event time up to which every line is in: the newest line's time, less the lateness while busy."""
@@ -250,7 +257,7 @@ class LiveStage:
             for w in self._writers.values()
         )
 
-    def cut(self) -> None:
+    def cut(self, close_windows: bool = False) -> None:
         """Publish this cut's files, alerts and closed report windows with the checkpoint, as one commit."""
         self._cut_started = self._clock()
         if not self._dirty:
@@ -269,20 +276,20 @@ class LiveStage:
         if self._alerts:
             text = "".join(alert_json(a) + "\n" for a in sorted(self._alerts, key=alert_sort_key))
             cut.documents.append((str(self._output / "alerts" / f"alerts-{cut_id}.jsonl"), text.encode()))
-        cut.documents += self._closed_report_windows(cut_id)
+        cut.documents += self._closed_report_windows(cut_id, close_windows)
         self._store.commit(self._root, cut, self._checkpoint())
         self._alerts = []
         self._dirty = False
         self.counts.cuts += 1
 
-    def _closed_report_windows(self, cut_id: str) -> list[tuple[str, bytes]]:
+    def _closed_report_windows(self, cut_id: str, all_of_them: bool = False) -> list[tuple[str, bytes]]:
         """Report windows the watermark has passed, as report parts (a late line adds another part later)."""
         bucket = self.settings.reports_bucket
         if not bucket or not self._windows:
             return []
         width = BUCKET_SECONDS[bucket] * US
         watermark = self.watermark_us()
-        closed = sorted(k for k in self._windows if k[0] + width <= watermark)
+        closed = sorted(k for k in self._windows if all_of_them or k[0] + width <= watermark)
         if not closed:
             return []
         results = [finalize(k, self._windows.pop(k), bucket) for k in closed]
@@ -290,13 +297,9 @@ class LiveStage:
 
     def drain(self) -> None:
         """At shutdown: every open report window written, everything published."""
-        if self.settings.reports_bucket and self._windows:
+        if self._windows:
             self._dirty = True
-            self.counts.newest_event_us += BUCKET_SECONDS[self.settings.reports_bucket] * US  # close them all
-            self.cut()
-            self.counts.newest_event_us -= BUCKET_SECONDS[self.settings.reports_bucket] * US
-        else:
-            self.cut()
+        self.cut(close_windows=True)
 
     def _checkpoint(self) -> LiveCheckpoint:
         return LiveCheckpoint(

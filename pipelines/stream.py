@@ -230,10 +230,8 @@ class LiveCommitFn(beam.DoFn):
             metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
             yield alert
         stage.record_delivered(alerts)  # the generator resumes only once the sinks downstream have them
-        if value.final:
-            stage.drain()
-            print(stage.progress_line(self._rate()), file=sys.stderr, flush=True)
-        elif time.monotonic() - self._progress_at >= self._config.stream.progress_seconds:
+        stage.cut_if_due(value)  # only now: the cut's checkpoint covers lines whose alerts were delivered
+        if value.final or time.monotonic() - self._progress_at >= self._config.stream.progress_seconds:
             print(stage.progress_line(self._rate()), file=sys.stderr, flush=True)
 
     def _rate(self) -> float:
