@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,8 @@ from alerts.observe import Hits
 from alerts.rules import RuleSet
 from alerts.sinks import alert_json
 from parsers.follow import Position
-from pipelines.reports.traffic import BUCKET_SECONDS, TrafficPartial, finalize, partials_from_batch
+from pipelines.reports.store import STREAM_RUN, store_documents
+from pipelines.reports.traffic import GRAIN_UNITS, TrafficPartial, partials_from_batch
 from retention import commit, layout
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
@@ -78,6 +78,8 @@ class LiveSettings:
     reports_bucket: str | None = "hour"
     #: Behaviour rules fold at most this often: a sliding window refolds the rows still inside it at each flush.
     behaviour_flush_seconds: float = 1.0
+    #: Recorded with the report parts, so a report can say "no GeoIP database configured".
+    reports_geoip: bool = False
 
 
 @dataclasses.dataclass
@@ -115,7 +117,7 @@ class LiveStage:
         self.counts = LiveCounts()
         self._writers: dict[tuple[str, str], ParquetFileWriter] = {}
         self._alerts: list[dict] = []
-        self._windows: dict[tuple[int, str], TrafficPartial] = {}
+        self._windows: dict[tuple[int, str, str], TrafficPartial] = {}
         self._positions: list[Position] = []
         self._seq = 0
         self._cut_started = clock()
@@ -163,7 +165,8 @@ class LiveStage:
                 self._last_event_at = self._clock()
             parts = list(split_by_day(batch))
             if dataset_dir == "events" and self.settings.reports_bucket:
-                for key, partial in partials_from_batch(batch, self.settings.reports_bucket):
+                for (start, host, path), partial in partials_from_batch(batch, self.settings.reports_bucket):
+                    key = (start, host, f"stream:{path}")
                     if key in self._windows:
                         self._windows[key].merge(partial)
                     else:
@@ -287,13 +290,12 @@ class LiveStage:
         bucket = self.settings.reports_bucket
         if not bucket or not self._windows:
             return []
-        width = BUCKET_SECONDS[bucket] * US
         watermark = self.watermark_us()
-        closed = sorted(k for k in self._windows if all_of_them or k[0] + width <= watermark)
+        closed = sorted(k for k in self._windows if all_of_them or (k[0] + GRAIN_UNITS[bucket]) * US <= watermark)
         if not closed:
             return []
-        results = [finalize(k, self._windows.pop(k), bucket) for k in closed]
-        return _report_documents(results, str(self._output / "reports"), cut_id)
+        results = [(k, self._windows.pop(k)) for k in closed]
+        return store_documents(results, str(self._output), cut_id, bucket, self.settings.reports_geoip, STREAM_RUN)
 
     def drain(self) -> None:
         """At shutdown: every open report window written, everything published."""
@@ -339,12 +341,3 @@ def _split_rules(rules: RuleSet | None) -> dict[str, RuleSet]:
     signature = tuple(r for r in rules.rules if RuleFold(r).is_signature)
     behaviour = tuple(r for r in rules.rules if not RuleFold(r).is_signature)
     return {SIGNATURES: RuleSet(signature), BEHAVIOUR: RuleSet(behaviour)}
-
-
-def _report_documents(results: list[tuple[dict, list[dict]]], directory: str, cut_id: str) -> list[tuple[str, bytes]]:
-    """The batch report files (``traffic-``, ``breakdown-``, ``report-``) of some windows, as bytes to publish."""
-    from pipelines.aggregate import write_reports
-
-    with tempfile.TemporaryDirectory(prefix="logwarden-reports-") as staging:
-        written = write_reports(results, staging, cut_id)
-        return [(os.path.join(directory, os.path.basename(p)), Path(p).read_bytes()) for p in written]
