@@ -498,6 +498,11 @@ class ArchiveKeys:
             record = self._cache[key_id] = self.keyring.record(key_id)
         return record.public_key
 
+    def commit_signer(self) -> signing.Signer:
+        """The key this role signs its commits with: the signing key beside the keyring (the custodian's own
+        when the role holds the root key, see ``ReaderKeys``)."""
+        return signing.read_signer(default_signing_key_file(self.directory))
+
     def trusted_signers(self) -> dict[str, bytes] | None:
         """Writers whose manifests count, as far as the keyring directory says (None: it names no custodian)."""
         custodian = self.keyring.custodian_public()
@@ -553,6 +558,9 @@ class ReaderKeys(ArchiveKeys):
     def custodian(self) -> signing.Signer:
         """The custodian's signing key (derived from the root key), for commits made by key holders (retention)."""
         return signing.custodian(self._root_key)
+
+    def commit_signer(self) -> signing.Signer:
+        return self.custodian()
 
     def trusted_signers(self) -> dict[str, bytes]:
         """The writers whose manifests this reader believes: the custodian derived from the root key, and those
