@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pipelines.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -26,6 +28,9 @@ not counted as damage.
 
 
 def _verify(args) -> int:
+    if not os.path.isdir(args.archive):
+        what = "is a file" if os.path.exists(args.archive) else "does not exist"
+        raise UsageError(f"{args.archive} {what}; name the archive directory (the --output of logwarden batch)")
     try:
         config = load_or_report(args.config).keys
         keyring_dir = args.keyring or config.keyring
