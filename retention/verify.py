@@ -88,20 +88,29 @@ def _manifest_entries(partition: Path, report: VerifyReport) -> dict[str, dict]:
     return entries
 
 
-def _check_key_ids(path: Path, entry: dict, month: str, known: set[str] | None, report: VerifyReport) -> None:
+def _check_key_ids(path: Path, entry: dict, month: str, known: set[str] | None, report: VerifyReport) -> bool:
+    """One finding per file for its key ids (the operator acts once per file); False when it cannot be read."""
     key_ids = entry.get("key_ids") or []
     if not key_ids:
         report.findings.append(Finding(ERROR, str(path), "manifest names no encryption keys"))
+        return False
+    problems, missing = [], []
     for key_id in key_ids:
         try:
             _purpose, period, _version = parse_key_id(key_id)
         except KeyringError as error:
-            report.findings.append(Finding(ERROR, str(path), str(error)))
+            problems.append(str(error))
             continue
         if period != month:
-            report.findings.append(Finding(ERROR, str(path), f"encrypted with {key_id}, not a key of {month}"))
+            problems.append(f"encrypted with {key_id}, not a key of {month}")
         if known is not None and key_id not in known:
-            report.findings.append(Finding(ERROR, str(path), f"key {key_id} is not in the keyring: unreadable"))
+            missing.append(key_id)
+    if missing:
+        which = f"key {missing[0]} is" if len(missing) == 1 else f"keys {', '.join(missing)} are"
+        problems.append(f"{which} not in the keyring: unreadable")
+    if problems:
+        report.findings.append(Finding(ERROR, str(path), "; ".join(problems)))
+    return not problems
 
 
 def _decrypt(path: Path, entry: dict, decryptor: ArchiveDecryptor, report: VerifyReport) -> None:
@@ -165,7 +174,8 @@ def verify_archive(root: str | Path, keyring: Keyring | None = None, reader: Rea
                 continue
             if month in destroyed:
                 continue
-            _check_key_ids(path, entry, month, known, report)
+            if not _check_key_ids(path, entry, month, known, report):
+                continue  # already said why it cannot be read; decrypting would say it again
             if decryptor is not None:
                 _decrypt(path, entry, decryptor, report)
     leftovers = list((root / ".tmp").glob("*")) if (root / ".tmp").is_dir() else []

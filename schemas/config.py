@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import os
 import types
 import typing
 import urllib.parse
@@ -127,13 +128,27 @@ class ArchiveConfig:
     compression: str = dataclasses.field(default="zstd", metadata=_check(_codec))
 
 
+#: Overrides where the keyring and root key live by default (a deployment sets it, or names them in the config).
+HOME_ENV = "LOGWARDEN_HOME"
+
+
+def user_data_dir() -> Path:
+    """Where keys live unless the config says: ``$LOGWARDEN_HOME``, else ``$XDG_DATA_HOME/logwarden``
+    (``~/.local/share/logwarden``).  Never the working directory: a job started elsewhere must find the
+    same keyring, not silently make a second one with a second root key."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(base).expanduser() / "logwarden"
+
+
 @dataclasses.dataclass(frozen=True)
 class KeysConfig:
     #: Keyring directory: public halves of the archive's master keys and their private halves sealed to the root key.
-    #: The default is relative to the working directory.
-    keyring: str = dataclasses.field(default=".logwarden/keyring", metadata=PATHS)
+    #: Default: ``keyring`` in ``user_data_dir()``.
+    keyring: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "keyring"), metadata=PATHS)
     #: Root key file (owner-only, mode 600); $LOGWARDEN_ROOT_KEY takes precedence.  Keep it off ingest hosts.
-    root_key_file: str = dataclasses.field(default=".logwarden/root.key", metadata=PATHS)
+    root_key_file: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "root.key"), metadata=PATHS)
     #: Create a keyring (and a root key, unless $LOGWARDEN_ROOT_KEY is set) on the first batch run when none exists.
     auto_init: bool = True
 
@@ -261,7 +276,7 @@ class RunnerConfig:
 class Config:
     input: InputConfig = InputConfig()
     archive: ArchiveConfig = ArchiveConfig()
-    keys: KeysConfig = KeysConfig()
+    keys: KeysConfig = dataclasses.field(default_factory=KeysConfig)  # follows $LOGWARDEN_HOME when made
     enrich: EnrichConfig = EnrichConfig()
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()

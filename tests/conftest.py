@@ -58,3 +58,9 @@ def reader(archive_config):
     from retention.keyring import reader_keys
 
     return reader_keys(archive_config.keys.keyring, archive_config.keys.root_key_file, environ={})
+
+
+@pytest.fixture(autouse=True)
+def _own_logwarden_home(tmp_path, monkeypatch):
+    """Default keyring and root key inside the test's folder (``$LOGWARDEN_HOME``), never in the user's home."""
+    monkeypatch.setenv("LOGWARDEN_HOME", str(tmp_path / ".logwarden"))

@@ -20,6 +20,7 @@ EPILOG = """\
 examples:
   logwarden archive verify out/              # manifests, checksums, encrypted footers, key ids (no key needed)
   logwarden archive verify out/ --deep       # also decrypt every file (needs the root key)
+  logwarden archive verify out/ --deep --keyring /srv/keyring --root-key-file /secure/root.key
 
 Exit status: 0 when everything checks out, 1 when something is damaged,
 missing or unreadable, 2 on a usage error.  Crypto-shredded months are listed,
@@ -35,7 +36,8 @@ def _verify(args) -> int:
         config = load_or_report(args.config).keys
         keyring_dir = args.keyring or config.keyring
         keyring = Keyring(keyring_dir)
-        reader = reader_keys(keyring_dir, config.root_key_file) if args.deep else None
+        root_key_file = args.root_key_file or config.root_key_file
+        reader = reader_keys(keyring_dir, root_key_file) if args.deep else None
         report = verify_archive(args.archive, keyring if keyring.exists() else None, reader)
     except (UsageError, KeyringError) as problem:
         return error(str(problem))
@@ -64,6 +66,9 @@ def register(subparsers) -> None:
     verify.add_argument("archive", metavar="DIR", help="the archive (the --output of logwarden batch)")
     verify.add_argument("--deep", action="store_true", help="decrypt every file with the reader role's keys")
     verify.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
+    verify.add_argument(
+        "--root-key-file", metavar="FILE", help="root key for --deep (default: $LOGWARDEN_ROOT_KEY, keys.root_key_file)"
+    )
     verify.add_argument("--show-shredded", dest="verbose_findings", action="store_true", help="list shredded months")
     add_config_argument(verify)
     verify.set_defaults(run=_verify)
