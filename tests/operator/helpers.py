@@ -37,3 +37,16 @@ def write_config(tmp_path: Path, text: str = "", name: str = "logwarden.yaml") -
     path = tmp_path / name
     path.write_text(keys_yaml(tmp_path) + text)
     return path
+
+
+def run_main(argv, capsys) -> tuple[int, str, str]:
+    """``logwarden ARGV`` in this process (no interpreter start-up per call): exit code, stdout, stderr."""
+    from pipelines.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's own usage errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.operator.helpers import ACCESS_LOG, ROOT, env, logwarden, write_config
+from tests.operator.helpers import ACCESS_LOG, ROOT, env, logwarden, run_main, write_config
 
 ATTACK = (
     '203.0.113.5 - - [01/Nov/2026:10:00:00 +0000] "GET /item.php?id=1%20UNION%20SELECT%20password%20FROM%20users '
@@ -125,15 +125,25 @@ def bad_invocations(tmp_path):
     ]
 
 
-def test_every_command_with_bad_paths_and_flags_says_so_in_one_line_with_exit_2(tmp_path):
+def test_every_command_with_bad_paths_and_flags_says_so_in_one_line_with_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     failures = []
     for argv in bad_invocations(tmp_path):
-        done = logwarden(*argv, cwd=tmp_path)
-        lines = [line for line in done.stderr.splitlines() if line.startswith(("logwarden", "usage"))]
-        if done.returncode != 2 or "Traceback" in done.stderr or not lines:
-            failures.append((argv, done.returncode, done.stderr[-300:]))
+        try:
+            code, _out, err = run_main(argv, capsys)
+        except BaseException as escaped:  # what would have been a traceback
+            failures.append((argv, "raised", repr(escaped)))
+            continue
+        lines = [line for line in err.splitlines() if line.startswith(("logwarden", "usage"))]
+        if code != 2 or not lines:
+            failures.append((argv, code, err[-300:]))
     assert not failures, "\n".join(map(str, failures))
     assert not (tmp_path / ".logwarden").exists()
+
+
+def test_a_bad_path_from_the_real_command_line_has_no_traceback(tmp_path):
+    done = logwarden("parse", ACCESS_LOG, "--output", tmp_path / "missing" / "x.jsonl")
+    assert done.returncode == 2 and "does not exist" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_parse_into_a_closed_pipe_ends_quietly_like_unix_tools():
