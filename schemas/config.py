@@ -262,6 +262,10 @@ class RetentionConfig:
     online_days: int = dataclasses.field(default=90, metadata=_check(_online_days))
     #: Days a partition is kept in the archive tier before deletion (at least 365).
     archive_days: int = dataclasses.field(default=365, metadata=_check(_archive_days))
+    #: zstd level of archive-tier files (1-22; higher: smaller and slower to write, as fast to read).
+    archive_zstd_level: int = dataclasses.field(
+        default=9, metadata=_check(lambda v: None if 1 <= v <= 22 else "must be 1-22")
+    )
 
 
 @dataclasses.dataclass(frozen=True)
