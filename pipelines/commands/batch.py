@@ -64,6 +64,7 @@ def summary(run) -> str:
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
+            *([f"  report            {run.report}"] if run.report else []),
         ]
     )
 
