@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from alerts.conditions import BatchView, CompiledRule, prefilters, shared_fields
 from alerts.evidence import evidence_lines
 from alerts.normalize import NormalizeCache
-from alerts.rules import Rule, RuleSet
+from alerts.rules import RuleSet
 from alerts.value_memo import ValueMemo
 
 #: Alert fields filled from the group key when the rule groups by them (every one, for signatures).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -19,7 +20,7 @@ OLD_AGENT = "Mozilla/5.0 (Windows NT 6.1) AppleWebKit/537.36 (KHTML, like Gecko)
 
 def visits() -> list[dict]:
     rows = []
-    for visit, start in enumerate((0, 190, 420)):  # a spam bot: form, post 1 s later, another form, post
+    for start in (0, 190, 420):  # a spam bot: form, post 1 s later, another form, post
         for offset, form in ((0, "/register"), (40, "/contact")):
             t = start + offset
             rows.append(access(t, ip=BOT, url=form, agent=OLD_AGENT))
@@ -40,7 +41,7 @@ def run(rules, rows, cuts=()):
     """Observe in batches cut at ``cuts`` (row indexes) and fold after each batch up to its last event time."""
     observer, detector = Observer(rules, "access"), Detector(rules)
     alerts, bounds = [], [0, *cuts, len(rows)]
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         if a == b:
             continue
         detector.add(observer.observe(batch(rows[a:b])))
