@@ -84,7 +84,8 @@ def test_steps_out_of_order_or_too_slow_do_not_count():
         ("steps: [{match: {field: url_path, equals: /a}}]", "at least two steps"),
         ("steps: [{match: {field: url_path, equals: /a}}, {match: {field: url_path, equals: /b}}]",
          r"steps\[1\]\.within: is required"),
-        ("steps: [{match: {field: url_path, equals: /a}, within: 2s}, {match: {field: url_path, equals: /b}, within: 1s}]",
+        ("steps: [{match: {field: url_path, equals: /a}, within: 2s},"
+         " {match: {field: url_path, equals: /b}, within: 1s}]",
          r"steps\[0\]\.within: the first step"),
         ("steps: [{match: {field: url_pth, equals: /a}}, {match: {field: url_path, equals: /b}, within: 1s}]",
          r"steps\[0\]\.match\[0\]\.field: unknown field 'url_pth'"),
