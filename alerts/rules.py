@@ -475,9 +475,7 @@ class _Reader:
                         key,
                         "a signature rule alerts on the first match; use a behaviour rule for thresholds",
                     )
-        elif kind == "behaviour":
-            threshold = self.attempt(self.threshold, default=threshold)
-        elif kind == "sequence" and "window" in data:  # how many completed sequences, within how long
+        elif kind == "behaviour" or (kind == "sequence" and "window" in data):
             threshold = self.attempt(self.threshold, default=threshold)
         cooldown = self.attempt(self.duration, data.get("cooldown", "10m"), "cooldown", default=600.0)
         evidence = self.attempt(self.positive_int, data.get("evidence", 5), "evidence", default=5)
