@@ -385,7 +385,7 @@ class _Reader:
         return "T" + match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
 
     def kind(self) -> str:
-        """``signature``, ``behaviour`` or ``sequence``; without ``kind``, ``match``, ``filter`` or ``steps`` says which."""
+        """``signature``, ``behaviour`` or ``sequence``; without ``kind``, the rule's shape says which."""
         data = self.data
         shapes = [key for key in ("match", "filter", "steps") if key in data]
         if data.get("kind") is None and len(shapes) == 1:
