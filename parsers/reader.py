@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from parsers import registry, w3c
-from parsers.lines import LineChunk
+from parsers.lines import LineChunk, text_lines
 
 READ_BYTES = 1024 * 1024
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
@@ -207,4 +207,4 @@ def head_lines(raw: BinaryIO, path: str, max_lines: int = 200, max_bytes: int = 
         if len(collected) >= max_bytes or collected.count(b"\n") >= max_lines:
             break
     text = bytes(collected[:max_bytes]).decode("utf-8", "replace")
-    return text.splitlines()[:max_lines]
+    return text_lines(text)[:max_lines]

@@ -33,6 +33,7 @@ from alerts.engine import Detector
 from alerts.observe import Observer, kept_whole
 from alerts.rules import RuleSet
 from alerts.sinks import Deliverer, alert_json, build_sinks
+from parsers.lines import text_lines
 from pipelines import metrics
 from schemas.config import AlertSinksConfig
 
@@ -233,7 +234,7 @@ def publish_alerts_file(output: str, run_id: str) -> str:
     if FileSystems.exists(parts_dir):
         for match in FileSystems.match([FileSystems.join(parts_dir, "part-*.jsonl")])[0].metadata_list:
             with FileSystems.open(match.path) as handle:
-                lines += [line for line in handle.read().decode("utf-8").splitlines() if line]
+                lines += [line for line in text_lines(handle.read().decode("utf-8")) if line]
     rows = [json.loads(line) for line in lines]
     rows.sort(key=lambda a: (a["first_seen"], a["rule_id"], a["group_key"]))
     path = alerts_file(output, run_id)

@@ -62,3 +62,17 @@ def test_custom_strftime_layout_refuses_impossible_day():
     ok = _parse('198.51.100.1 [2024-02-29 10:00:00] "GET / HTTP/1.1" 200 1', fmt)
     bad = _parse('198.51.100.1 [2025-02-29 10:00:00] "GET / HTTP/1.1" 200 1', fmt)
     assert ok.events.num_rows == 1 and bad.events.num_rows == 0 and bad.dead_letters.num_rows == 1
+
+
+@pytest.mark.parametrize("opener, closer", [('{"a":', "}"), ("[", "]")])
+def test_json_nested_5000_deep_is_a_dead_letter(opener, closer):
+    nested = opener * 5000 + "1" + closer * 5000
+    line = '{"time":"2026-01-01T00:00:00Z","uri":"/a","status":200,"x":' + nested + "}"
+    result = _parse(line, "json_lines")
+    assert result.events.num_rows == 0
+    assert result.dead_letters.column("reason").to_pylist() == ["JSON nested deeper than 64 levels"]
+
+
+def test_json_with_a_few_levels_is_read():
+    line = '{"time":"2026-01-01T00:00:00Z","request":{"uri":"/a","headers":{"User-Agent":["ua"]}},"status":200}'
+    assert _parse(line, "json_lines").events.num_rows == 1
