@@ -31,6 +31,9 @@ class LineChunk:
     format: str = "auto"
     #: IANA zone for timestamps written without one (error logs); from ``input.timezone``.
     timezone: str = "UTC"
+    #: When non-zero, the chunk's last line was cut at ``input.max_line_bytes``: its length as written.
+    #: The bytes past the cut were skipped, so such a line always ends its chunk (offsets stay exact).
+    truncated_from: int = 0
 
     def with_format(self, format_spec: str) -> LineChunk:
         return dataclasses.replace(self, format=format_spec)

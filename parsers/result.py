@@ -24,6 +24,8 @@ class ParseResult:
     dead_letters: pa.RecordBatch
     lines_read: int
     lines_parsed: int = -1
+    #: Dead letters that are lines cut at the maximum line length.
+    lines_truncated: int = 0
 
     def __post_init__(self) -> None:
         if self.lines_parsed < 0:
@@ -125,3 +127,21 @@ def all_dead(chunk: LineChunk, kind: str, reason: str, dataset: str | None = Non
     rows = np.arange(len(lines))
     dead = dead_letter_batch(chunk, lines, rows, [reason] * len(rows), dataset)
     return ParseResult(kind, empty_batch(schema_for_kind(kind)), dead, len(lines))
+
+
+def with_truncated_line(chunk: LineChunk, parse) -> ParseResult:
+    """``parse`` the chunk's whole lines; its last line, cut at the maximum length, becomes a dead letter."""
+    data = chunk.data
+    start = data.rfind(b"\n") + 1
+    head = parse(dataclasses.replace(chunk, data=data[:start], truncated_from=0))
+    last = dataclasses.replace(chunk, offset=chunk.offset + start, line_number=chunk.line_number + data.count(b"\n"))
+    lines = split_lines(data[start:])
+    reason = (
+        f"line of {chunk.truncated_from} bytes is longer than input.max_line_bytes; "
+        f"kept cut at its first {len(data) - start} bytes"
+    )
+    dead = dead_letter_batch(last, lines, np.array([0]), [reason], None)
+    dead_letters = pa.Table.from_batches([head.dead_letters, dead]).combine_chunks().to_batches()
+    return ParseResult(
+        head.kind, head.events, dead_letters[0], head.lines_read + 1, head.lines_parsed, head.lines_truncated + 1
+    )

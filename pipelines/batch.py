@@ -48,11 +48,18 @@ def build_batch_pipeline(
     config: Config,
     run_id: str,
     dead_letter_jsonl: str | None = None,
+    follow_symlinks: bool = False,
 ) -> None:
     """Attach the batch graph to ``pipeline``; the archive is written with the writer role's (public) keys."""
     keys = writer_keys(config.keys.keyring)
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
-        inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
+        inputs,
+        config.input.format,
+        config.input.chunk_bytes,
+        config.input.range_bytes,
+        config.input.timezone,
+        config.input.max_line_bytes,
+        follow_symlinks,
     )
     parsed = chunks | "Parse" >> ParseChunks()
     access = parsed[ACCESS]
@@ -96,12 +103,14 @@ def run_batch(
     config: Config,
     options: PipelineOptions,
     dead_letter_jsonl: str | None = None,
+    follow_symlinks: bool = False,
 ) -> BatchRun:
     """Run the batch pipeline over files, globs or directories to completion and return its counts."""
     run_id = new_run_id()
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
+    files = list_files(inputs, follow_symlinks)
+    build_batch_pipeline(pipeline, files, output, config, run_id, dead_letter_jsonl, follow_symlinks)
     result = pipeline.run()
     result.wait_until_finish()
     if config.alerts.enabled:

@@ -15,6 +15,7 @@ BYTES_READ = "bytes_read"
 LINES_READ = "lines_read"
 LINES_PARSED = "lines_parsed"
 LINES_DEAD_LETTERED = "lines_dead_lettered"
+LINES_TRUNCATED = "lines_truncated"
 FILES_WRITTEN = "files_written"
 ROWS_WRITTEN = "rows_written"
 DEAD_LETTERS_WRITTEN = "dead_letters_written"
@@ -42,6 +43,7 @@ class RunCounts:
     lines_read: int = 0
     lines_parsed: int = 0
     lines_dead_lettered: int = 0
+    lines_truncated: int = 0
     files_written: int = 0
     rows_written: int = 0
     dead_letters_written: int = 0

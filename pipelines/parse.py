@@ -22,12 +22,15 @@ class ParseChunkFn(beam.DoFn):
         self._read = metrics.counter(metrics.LINES_READ)
         self._parsed = metrics.counter(metrics.LINES_PARSED)
         self._dead = metrics.counter(metrics.LINES_DEAD_LETTERED)
+        self._truncated = metrics.counter(metrics.LINES_TRUNCATED)
 
     def process(self, chunk: LineChunk):
         result = parse_chunk(chunk)
         self._read.inc(result.lines_read)
         self._parsed.inc(result.lines_parsed)
         self._dead.inc(result.dead_letters.num_rows)
+        if result.lines_truncated:
+            self._truncated.inc(result.lines_truncated)
         yield result
 
 

@@ -68,6 +68,8 @@ class InputConfig:
     range_bytes: int = dataclasses.field(default=64 * 1024 * 1024, metadata=_check(_positive))
     #: Zone for logs whose timestamps carry none (error logs), as an IANA name.
     timezone: str = "UTC"
+    #: Longest line kept whole, in bytes; a longer line is kept cut at this length as a dead letter (and counted).
+    max_line_bytes: int = dataclasses.field(default=1024 * 1024, metadata=_check(_positive))
 
 
 @dataclasses.dataclass(frozen=True)

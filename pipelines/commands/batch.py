@@ -56,7 +56,8 @@ def summary(run) -> str:
             f"  files read        {c.files_read}" + (f" ({c.files_truncated} truncated)" if c.files_truncated else ""),
             f"  lines read        {c.lines_read}",
             f"  parsed            {c.lines_parsed}",
-            f"  dead-lettered     {c.lines_dead_lettered}{balance}",
+            f"  dead-lettered     {c.lines_dead_lettered}{balance}"
+            + (f" ({c.lines_truncated} cut at input.max_line_bytes)" if c.lines_truncated else ""),
             f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
             " encrypted)",
             *_alert_lines(c),
@@ -73,7 +74,7 @@ def run(args) -> int:
             if args.format != "auto":
                 get_format(args.format)
             config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
-        files = list_files(args.input)
+        files = list_files(args.input, args.follow_symlinks)
         options = pipeline_options(args.beam_args, config.runner)
         if config.enrich.enabled:
             check_enrich_config(config.enrich)
@@ -93,7 +94,7 @@ def run(args) -> int:
                 "(raw log lines are personal data; delete them when done)",
                 file=sys.stderr,
             )
-        result = run_batch(files, args.output, config, options, args.dead_letter_jsonl)
+        result = run_batch(files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks)
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
@@ -124,6 +125,11 @@ def register(subparsers) -> None:
         "--dead-letter-jsonl",
         metavar="DIR",
         help="also write dead letters as plaintext JSON lines to DIR (they are always in the encrypted archive)",
+    )
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read inputs that are symbolic links (by default they are refused: a planted link could name any file)",
     )
     add_config_argument(parser)
     parser.set_defaults(run=run, accepts_beam_args=True)
