@@ -195,6 +195,15 @@ class RetentionConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    #: The audit trail (JSON lines, append-only); empty: ``<archive>/_audit/audit.jsonl`` of the archive worked on.
+    log: str = dataclasses.field(default="", metadata=PATHS)
+    #: HMAC key of the audit trail (owner-only, mode 600), created with the trail's first entry;
+    #: $LOGWARDEN_AUDIT_KEY takes precedence.  Every host that runs audited commands needs the same key.
+    key_file: str = dataclasses.field(default=".logwarden/audit.key", metadata=PATHS)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunnerConfig:
     #: Beam runner used when --runner is not given; never one that downloads binaries at run time.
     name: str = "FnApiRunner"
@@ -212,6 +221,7 @@ class Config:
     reports: ReportsConfig = ReportsConfig()
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
+    audit: AuditConfig = AuditConfig()
 
     def __post_init__(self) -> None:
         if self.retention.online_days < 90:

@@ -58,3 +58,9 @@ def reader(archive_config):
     from retention.keyring import reader_keys
 
     return reader_keys(archive_config.keys.keyring, archive_config.keys.root_key_file, environ={})
+
+
+@pytest.fixture(autouse=True)
+def _audit_key(monkeypatch):
+    """Every test's audited commands use one audit key from the environment, never a key file in the working dir."""
+    monkeypatch.setenv("LOGWARDEN_AUDIT_KEY", "dGVzdC1hdWRpdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipelines.commands.audited import audited_action
 from pipelines.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -11,13 +12,14 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
+from retention.audit import AuditError
 from retention.keyring import Keyring, KeyringError, reader_keys
 from retention.verify import INFO, verify_archive
 
 EPILOG = """\
 examples:
   logwarden archive verify out/              # manifests, checksums, encrypted footers, key ids (no key needed)
-  logwarden archive verify out/ --deep       # also decrypt every file (needs the root key)
+  logwarden archive verify out/ --deep       # also decrypt every file (needs the root key; audited)
 
 Exit status: 0 when everything checks out, 1 when something is damaged,
 missing or unreadable, 2 on a usage error.  Crypto-shredded months are listed,
@@ -27,12 +29,19 @@ not counted as damage.
 
 def _verify(args) -> int:
     try:
-        config = load_or_report(args.config).keys
+        full_config = load_or_report(args.config)
+        config = full_config.keys
         keyring_dir = args.keyring or config.keyring
         keyring = Keyring(keyring_dir)
-        reader = reader_keys(keyring_dir, config.root_key_file) if args.deep else None
-        report = verify_archive(args.archive, keyring if keyring.exists() else None, reader)
-    except (UsageError, KeyringError) as problem:
+        if args.deep:  # decrypts every row, personal columns included: an audited read
+            reader = reader_keys(keyring_dir, config.root_key_file)
+            with audited_action(full_config, args.archive, "archive verify", args, args.role, args.reason) as act:
+                report = verify_archive(args.archive, keyring, reader)
+                act.rows = report.rows
+                act.detail = f"{report.decrypted_files} files decrypted, {len(report.errors)} problem(s)"
+        else:
+            report = verify_archive(args.archive, keyring if keyring.exists() else None, None)
+    except (UsageError, KeyringError, AuditError) as problem:
         return error(str(problem))
     for finding in report.findings:
         if finding.level != INFO or args.verbose_findings:
@@ -59,6 +68,8 @@ def register(subparsers) -> None:
     verify.add_argument("archive", metavar="DIR", help="the archive (the --output of logwarden batch)")
     verify.add_argument("--deep", action="store_true", help="decrypt every file with the reader role's keys")
     verify.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
+    verify.add_argument("--role", default="ops", help="role acting, for the audit trail of --deep (ops)")
+    verify.add_argument("--reason", metavar="TEXT", help="why, for the audit trail of --deep")
     verify.add_argument("--show-shredded", dest="verbose_findings", action="store_true", help="list shredded months")
     add_config_argument(verify)
     verify.set_defaults(run=_verify)

@@ -1,11 +1,17 @@
-"""``logwarden keys init|list|rotate|destroy|export-public``: the archive's master keys."""
+"""``logwarden keys init|list|rotate|destroy|export-public``: the archive's master keys.
+
+Every command that changes keys or hands them out writes an audit entry to the
+trail of ``--archive`` (or ``audit.log``); ``list`` shows public facts only.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
 
+from pipelines.commands.audited import audited_action
 from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
+from retention.audit import AuditError
 from retention.keyring import (
     PURPOSES,
     ROOT_KEY_ENV,
@@ -19,11 +25,15 @@ from schemas.config import KeysConfig
 
 EPILOG = """\
 examples:
-  logwarden keys init                       # keyring in .logwarden/keyring, root key in .logwarden/root.key
+  logwarden keys init --archive out/        # keyring in .logwarden/keyring, root key in .logwarden/root.key
   logwarden keys list
-  logwarden keys rotate --period 2026-01    # new versions; files written before keep opening
-  logwarden keys destroy --period 2025-01 --yes    # crypto-shred January 2025, backups included
-  logwarden keys export-public /mnt/ingest-keyring # a keyring for the ingest host: it can write, never read
+  logwarden keys rotate --archive out/ --period 2026-01    # new versions; files written before keep opening
+  logwarden keys destroy --archive out/ --period 2025-01 --yes --reason "retention ended"   # crypto-shred
+  logwarden keys export-public --archive out/ /mnt/ingest-keyring   # for the ingest host: writes, never reads
+
+init, rotate, destroy and export-public are audited: they write to the audit
+trail of --archive DIR (or of audit.log when configured) and refuse to run
+when it cannot be written.
 
 Master keys are per month of event time: personal-YYYY-MM (personal columns)
 and data-YYYY-MM (all other columns and the footer).  Their private halves are
@@ -60,6 +70,7 @@ def _init(args) -> int:
     announce_init(result)
     for period in result.periods:
         print(f"created keys for {period}")
+    args.audit_action.detail = f"keyring {result.keyring}; months {', '.join(result.periods) or '-'}"
     return EXIT_OK
 
 
@@ -88,10 +99,13 @@ def _rotate(args) -> int:
     if not periods:
         raise UsageError("no keys to rotate yet; name a month with --period YYYY-MM")
     purposes = [args.purpose] if args.purpose else list(PURPOSES)
+    added = []
     for period in periods:
         for purpose in purposes:
             record = keyring.add_version(purpose, check_period(period))
+            added.append(record.key_id)
             print(f"{record.key_id}: new current version (older versions still open older files)")
+    args.audit_action.detail = f"new versions: {', '.join(added)}"
     return EXIT_OK
 
 
@@ -106,6 +120,7 @@ def _destroy(args) -> int:
             "Re-run with --yes to do it."
         )
     destroyed = keyring.destroy_period(period)
+    args.audit_action.detail = f"destroyed {period}: {', '.join(destroyed) or '-'}"
     print(f"destroyed {len(destroyed)} key version(s) of {period}: {', '.join(destroyed) or '-'}")
     print(f"every copy of the {period} archive (backups included) is now unreadable")
     return EXIT_OK
@@ -114,6 +129,7 @@ def _destroy(args) -> int:
 def _export_public(args) -> int:
     keyring = Keyring(keys_config(args).keyring)
     count = keyring.export_public(args.target)
+    args.audit_action.detail = f"{count} public key versions to {args.target}"
     print(f"wrote a writer-only keyring ({count} public key versions, no private halves) to {args.target}")
     return EXIT_OK
 
@@ -122,8 +138,23 @@ def _guarded(action):
     def run(args) -> int:
         try:
             return action(args)
-        except (UsageError, KeyringError) as problem:
+        except (UsageError, KeyringError, AuditError) as problem:
             return error(str(problem))
+
+    return run
+
+
+def _audited(command: str, action):
+    """Run ``action`` inside an audit entry pair on the trail of ``--archive`` (or ``audit.log``)."""
+
+    def run(args) -> int:
+        config = load_or_report(args.config)
+        with audited_action(config, args.archive, command, args, args.role, args.reason) as act:
+            args.audit_action = act
+            status = action(args)
+            if status != EXIT_OK:
+                act.detail = f"exit status {status}"
+            return status
 
     return run
 
@@ -138,17 +169,22 @@ def register(subparsers) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    def action(name: str, help_text: str, run):
+    def action(name: str, help_text: str, run, audited: bool = True):
         sub = actions.add_parser(name, help=help_text, description=help_text)
         add_config_argument(sub)
         sub.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
         sub.add_argument("--root-key-file", metavar="FILE", help="root key file (default: keys.root_key_file)")
+        if audited:
+            sub.add_argument("--archive", metavar="DIR", help="the archive whose audit trail records this")
+            sub.add_argument("--role", default="custodian", help="role acting, for the audit trail (custodian)")
+            sub.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
+            run = _audited(f"keys {name}", run)
         sub.set_defaults(run=_guarded(run))
         return sub
 
     init = action("init", "create a keyring and, unless $LOGWARDEN_ROOT_KEY is set, a root key file", _init)
     init.add_argument("--period", nargs="+", metavar="YYYY-MM", help="also create the keys of these months")
-    action("list", "list key versions and destroyed months", _list)
+    action("list", "list key versions and destroyed months", _list, audited=False)
     rotate = action("rotate", "add a new version of master keys (all live months unless --period)", _rotate)
     rotate.add_argument("--period", nargs="+", metavar="YYYY-MM", help="months to rotate")
     rotate.add_argument("--purpose", choices=PURPOSES, help="rotate only this purpose")
