@@ -4,7 +4,7 @@ Reads like the data flow in PRODUCT.md::
 
     files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet
                                      |                                   |--AggregateTraffic--> reports
-                                     |                                   \--Detect--> alerts (JSON lines, sinks)
+                                     |                                   \--Detect--> alerts (sealed, then sinks)
                                      |--> error events --Archive--> encrypted Parquet, and --Detect-->
                                      \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
 """
@@ -21,10 +21,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from alerts.rules import load_configured_rules
+from alerts.sinks.owed import DeliveryOutcome
 from pipelines.aggregate import AggregateTraffic, WriteReports
 from pipelines.archive import WriteArchive, temp_root
 from pipelines.dead_letters import WriteDeadLetters
-from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks, publish_alerts_file
+from pipelines.detect import Detect, WriteAlertParts, run_outbox, settle_alerts
 from pipelines.enrich import Enrich
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
@@ -52,6 +53,7 @@ def build_batch_pipeline(
 ) -> None:
     """Attach the batch graph to ``pipeline``; the archive is written with the writer role's (public) keys."""
     keys = writer_keys(config.keys.keyring)
+    outbox = run_outbox(output, config) if config.alerts.enabled else None
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
         inputs,
         config.input.format,
@@ -74,9 +76,7 @@ def build_batch_pipeline(
         alerts = {"access": access, "error": parsed[ERROR]} | "Detect" >> Detect(
             load_configured_rules(config.alerts), config.alerts.shards, bounded=True
         )
-        alerts | "WriteAlerts" >> WriteAlertsFile(output, run_id)
-        if has_sinks(config.alerts.sinks):
-            alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
+        alerts | "WriteAlertParts" >> WriteAlertParts(outbox, run_id)
     if config.reports.enabled:
         (
             access
@@ -91,6 +91,9 @@ class BatchRun:
     output: str
     counts: RunCounts
     seconds: float
+    #: This run's alerts and how delivering them (and what earlier runs owed) went.
+    alerts: list[dict] = dataclasses.field(default_factory=list)
+    delivery: DeliveryOutcome = dataclasses.field(default_factory=DeliveryOutcome)
 
     @property
     def lines_per_second(self) -> float:
@@ -113,10 +116,11 @@ def run_batch(
     build_batch_pipeline(pipeline, files, output, config, run_id, dead_letter_jsonl, follow_symlinks)
     result = pipeline.run()
     result.wait_until_finish()
-    if config.alerts.enabled:
-        publish_alerts_file(output, run_id)
+    alerts, delivery = settle_alerts(output, run_id, config) if config.alerts.enabled else ([], DeliveryOutcome())
     seconds = time.monotonic() - started
     tmp = temp_root(output, run_id)
     if FileSystems.exists(tmp):
         FileSystems.delete([tmp])
-    return BatchRun(run_id, output, RunCounts.from_result(result), seconds)
+    counts = RunCounts.from_result(result)
+    counts.alerts_undelivered = delivery.undelivered
+    return BatchRun(run_id, output, counts, seconds, alerts, delivery)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from retention.encryption import ENCRYPTED_MAGIC, FileEncryption
-from schemas import ACCESS_EVENT, DEAD_LETTER, ERROR_EVENT, SCHEMA_VERSION
+from schemas import ACCESS_EVENT, ALERT, DEAD_LETTER, ERROR_EVENT, SCHEMA_VERSION
 
 PARTITION_FORMAT = "%Y-%m-%d"
 WRITE_BUFFER_BYTES = 4 * 1024 * 1024
@@ -31,7 +31,8 @@ WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 ACCESS_DIR = "events"
 ERROR_DIR = "errors"
 DEAD_LETTER_DIR = "dead_letters"
-DATASETS = {ACCESS_DIR: ACCESS_EVENT, ERROR_DIR: ERROR_EVENT, DEAD_LETTER_DIR: DEAD_LETTER}
+ALERTS_DIR = "alerts"
+DATASETS = {ACCESS_DIR: ACCESS_EVENT, ERROR_DIR: ERROR_EVENT, DEAD_LETTER_DIR: DEAD_LETTER, ALERTS_DIR: ALERT}
 
 
 class PlaintextFileError(RuntimeError):

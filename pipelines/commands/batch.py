@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from alerts.outbox import OutboxError, load_outbox_key
 from parsers.registry import FORMATS, UnknownFormatError, get_format
 from pipelines.batch import run_batch
 from pipelines.commands.common import (
@@ -17,6 +18,7 @@ from pipelines.commands.common import (
     load_or_report,
 )
 from pipelines.commands.keys import announce_init
+from pipelines.detect import outbox_key_file
 from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.options import pipeline_options
@@ -33,16 +35,19 @@ examples:
 
 Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
 with a summary: lines read = parsed + dead-lettered, files written, lines/s.
-Exit status: 0 on success, 1 if the job failed, 2 on a usage or config error.
+Exit status: 0 on success, 1 if the job failed or an alert could not be delivered to
+a sink (it is kept sealed and retried by the next run), 2 on a usage or config error.
 """
 
 
-def _alert_lines(c) -> list[str]:
+def _alert_lines(run) -> list[str]:
+    c, d = run.counts, run.delivery
     total = sum(c.alerts_by_rule.values())
-    lines = [
-        f"  alerts            {total}"
-        + (f" ({c.alerts_undelivered} not delivered to a sink)" if c.alerts_undelivered else "")
-    ]
+    owed = f" ({d.undelivered} not delivered to a sink: kept sealed, retried next run)" if d.undelivered else ""
+    lines = [f"  alerts            {total}{owed}"]
+    if d.retried:
+        lines.append(f"    retried {d.retried} alert(s) earlier runs could not deliver")
+    lines += [f"    sink {name} failed: {problem}" for name, problem in sorted(d.errors.items())]
     lines += [f"    {n:6d}  {rule}" for rule, n in sorted(c.alerts_by_rule.items(), key=lambda kv: (-kv[1], kv[0]))]
     return lines
 
@@ -60,7 +65,7 @@ def summary(run) -> str:
             + (f" ({c.lines_truncated} cut at input.max_line_bytes)" if c.lines_truncated else ""),
             f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
             " encrypted)",
-            *_alert_lines(c),
+            *_alert_lines(run),
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
         ]
@@ -81,7 +86,9 @@ def run(args) -> int:
         if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
             announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file))
         Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
-    except (UsageError, UnknownFormatError, InputError, KeyringError) as problem:
+        if config.alerts.enabled:
+            load_outbox_key(outbox_key_file(config))  # created on first use; refused when others can read it
+    except (UsageError, UnknownFormatError, InputError, KeyringError, OutboxError) as problem:
         return error(str(problem))
     except ConfigError as problem:
         return error(f"bad config: {problem}")
@@ -99,7 +106,7 @@ def run(args) -> int:
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
     print(summary(result), file=sys.stderr)
-    return EXIT_OK if result.counts.balanced else EXIT_FAILURE
+    return EXIT_OK if result.counts.balanced and not result.delivery.undelivered else EXIT_FAILURE
 
 
 def register(subparsers) -> None:

@@ -25,7 +25,8 @@ TEMPLATES: dict[str, str] = {
     "traefik_clf": _COMBINED + ' 1 "{router@docker}" "{http://10.0.0.2:80}" 3ms',
     "nginx_combined": _COMBINED,
     "nginx_main": _COMBINED + ' "{-}"',
-    "apache_error": "[Sun Nov 01 10:00:00.123456 2026] [core:error] [pid 1:tid 2] [client {198.51.100.1}:5] {AH00126: bad}",
+    "apache_error": "[Sun Nov 01 10:00:00.123456 2026] [core:error] [pid 1:tid 2] "
+    "[client {198.51.100.1}:5] {AH00126: bad}",
     "nginx_error": "2026/11/01 10:00:00 [error] 1#1: *3 {open() failed}, client: {198.51.100.1}, server: {a}, "
     'request: "{GET} {/x} HTTP/1.1", host: "{a.example}"',
     "json_lines": '{"time":"2026-11-01T10:00:00Z","remote_addr":"{198.51.100.1}","request":"{GET} {/a} HTTP/1.1",'

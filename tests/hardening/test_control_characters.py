@@ -9,7 +9,6 @@ anything on the way.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pyarrow.compute as pc
 import pytest
@@ -18,6 +17,7 @@ from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
 from pipelines.batch import run_batch
 from pipelines.options import pipeline_options
+from retention.alert_store import read_alerts
 from retention.archive_reader import open_archive
 from tests.hardening.samples import TEMPLATES, fields, render
 
@@ -73,6 +73,5 @@ def test_control_characters_reach_archive_and_alerts_intact(tmp_path, archive_co
     assert archived.num_rows == counts.lines_parsed and dead.num_rows == counts.lines_dead_lettered
     assert archived.num_rows + dead.num_rows == len(variants) + len(attacks)
     assert pc.sum(pc.utf8_length(archived.column("url_original"))).as_py() > 0
-    (alerts_file,) = (out / "alerts").glob("alerts-*.jsonl")
-    alerts = [json.loads(line) for line in alerts_file.read_bytes().split(b"\n") if line]
+    alerts = read_alerts(out, reader)
     assert any(a["rule_id"].startswith("http-sqli") and a["source_ip"] == "192.0.2.66" for a in alerts)

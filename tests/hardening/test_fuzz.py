@@ -49,8 +49,20 @@ def test_hostile_file_exits_0_with_exact_accounting(tmp_path, fmt):
     config.write_text(f"keys:\n  keyring: {tmp_path / 'keyring'}\n  root_key_file: {tmp_path / 'root.key'}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "batch", "-c", str(config), "-i", str(log), "-o", str(tmp_path / "o")]
-        + ["--format", fmt],
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "batch",
+            "-c",
+            str(config),
+            "-i",
+            str(log),
+            "-o",
+            str(tmp_path / "o"),
+            "--format",
+            fmt,
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 
 from parsers.lines import text_lines
 from parsers.reader import head_lines
 from pipelines.batch import run_batch
 from pipelines.options import pipeline_options
+from retention.alert_store import read_alerts
 
 #: Every character Python's str.splitlines() breaks at, besides \n and \r\n.
 PYTHON_LINE_BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -26,7 +26,7 @@ def test_format_detection_sample_keeps_each_line_whole():
     assert head_lines(io.BytesIO(data), "x.log") == [line] * 3
 
 
-def test_request_with_unicode_line_separators_does_not_drop_the_runs_alerts(tmp_path, archive_config):
+def test_request_with_unicode_line_separators_does_not_drop_the_runs_alerts(tmp_path, archive_config, reader):
     """A SQL injection probe whose query holds NEL, U+2028 and U+2029 must still raise, and publish, its alert."""
     probe = "/item?id=1%27%20UNION%20SELECT%20password%20FROM%20users--\u2028\x85\u2029"
     lines = [
@@ -39,6 +39,5 @@ def test_request_with_unicode_line_separators_does_not_drop_the_runs_alerts(tmp_
     config = dataclasses.replace(archive_config, input=dataclasses.replace(archive_config.input, format="combined"))
     result = run_batch([str(log)], str(out), config, pipeline_options([], config.runner))
     assert result.counts.lines_parsed == 5
-    (alerts_file,) = (out / "alerts").glob("alerts-*.jsonl")
-    alerts = [json.loads(line) for line in alerts_file.read_bytes().split(b"\n") if line]
+    alerts = read_alerts(out, reader)
     assert any(a["rule_id"].startswith("http-sqli") for a in alerts), [a["rule_id"] for a in alerts]
