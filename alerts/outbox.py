@@ -9,11 +9,11 @@ flight are sealed to a key pair of their own, the *outbox key* (X25519, as in
 runs the job; workers get the public half only.  It opens nothing but alerts that
 have not yet reached every sink.
 
-Layout under ``<output>/_outbox/``::
+Where (``retention.layout`` names the folders)::
 
-    pending.bin                  alerts still owed to some sink, with the sinks that owe them
-    parts/<run>/part-*.bin       a run's alerts as the pipeline emits them (joined after the job)
-    delivered/<sink>.ids         keyed hashes of the alert ids each sink received
+    <output>/_state/outbox/pending.bin          alerts still owed to some sink, with the sinks that owe them
+    <output>/_state/outbox/delivered/<sink>.ids keyed hashes of the alert ids each sink received
+    <output>/.tmp/<run>/alerts/part-*.bin       a run's alerts as the pipeline emits them (joined after the job)
 
 Recording ids per sink makes a rerun over the same logs (same alert ids) send nothing
 twice; the ids are stored as HMACs under the outbox key, so the files say nothing about
@@ -35,11 +35,11 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from retention import sealing
+from retention import layout, sealing
 from schemas.json_rows import row_to_json_dict
 
 OUTBOX_KEY_ENV = "LOGWARDEN_OUTBOX_KEY"
-OUTBOX_DIR = "_outbox"
+OUTBOX_DIR = "outbox"
 _TIME_FIELDS = ("first_seen", "last_seen", "detected_at")
 
 
@@ -134,7 +134,8 @@ class Outbox:
     """The outbox of one output directory; workers hold ``public`` only, the job's driver also ``private``."""
 
     def __init__(self, output: str, public: bytes, private: bytes | None = None):
-        self.root = FileSystems.join(output, OUTBOX_DIR)
+        self.output = output
+        self.root = layout.state_dir(output, OUTBOX_DIR)
         self._public = public
         self._private = private
 
@@ -143,15 +144,15 @@ class Outbox:
         return cls(output, sealing.public_key_of(private), private)
 
     def __getstate__(self):
-        return {"root": self.root, "public": self._public}  # never ship the private half to workers
+        return {"output": self.output, "public": self._public}  # never ship the private half to workers
 
     def __setstate__(self, state):
-        self.root, self._public, self._private = state["root"], state["public"], None
+        self.__init__(state["output"], state["public"])
 
     # --- a run's alerts, written by pipeline workers --------------------------------------------------------
 
     def parts_dir(self, run_id: str) -> str:
-        return FileSystems.join(self.root, "parts", run_id)
+        return FileSystems.join(layout.staging_dir(self.output, run_id), "alerts")
 
     def write_part(self, run_id: str, alerts: Iterable[Mapping[str, Any]]) -> str:
         """One bundle's alerts as one encrypted part file (complete, or not there at all)."""

@@ -1,13 +1,4 @@
-r"""The batch pipeline: log files in, events archived as encrypted Parquet, dead letters kept.
-
-Reads like the data flow in PRODUCT.md::
-
-    files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet
-                                     |                                   |--AggregateTraffic--> reports
-                                     |                                   \--Detect--> alerts (sealed, then sinks)
-                                     |--> error events --Archive--> encrypted Parquet, and --Detect-->
-                                     \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
-"""
+"""The batch pipeline: log files in, through the one graph (``pipelines.graph``), until the input is complete."""
 
 from __future__ import annotations
 
@@ -17,23 +8,15 @@ import time
 import uuid
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from alerts.rules import load_configured_rules
 from alerts.sinks.owed import DeliveryOutcome
-from pipelines.aggregate import AggregateTraffic, WriteReports
-from pipelines.archive import WriteArchive, temp_root
-from pipelines.dead_letters import WriteDeadLetters
-from pipelines.detect import Detect, WriteAlertParts, run_outbox, settle_alerts
-from pipelines.enrich import Enrich
+from pipelines.detect import settle_alerts
+from pipelines.graph import GraphOutputs, build_graph
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
-from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from pipelines.read import ReadLogChunks
-from retention.keyring import writer_keys
-from retention.parquet_files import ACCESS_DIR, ERROR_DIR
-from schemas import ACCESS_EVENT, ERROR_EVENT
+from retention import commit
 from schemas.config import Config
 
 
@@ -50,10 +33,8 @@ def build_batch_pipeline(
     run_id: str,
     dead_letter_jsonl: str | None = None,
     follow_symlinks: bool = False,
-) -> None:
-    """Attach the batch graph to ``pipeline``; the archive is written with the writer role's (public) keys."""
-    keys = writer_keys(config.keys.keyring)
-    outbox = run_outbox(output, config) if config.alerts.enabled else None
+) -> GraphOutputs:
+    """Attach the batch graph to ``pipeline``: the one graph (``pipelines.graph``) fed by files."""
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
         inputs,
         config.input.format,
@@ -63,26 +44,7 @@ def build_batch_pipeline(
         config.input.max_line_bytes,
         follow_symlinks,
     )
-    parsed = chunks | "Parse" >> ParseChunks()
-    access = parsed[ACCESS]
-    if config.enrich.enabled:
-        access = access | "Enrich" >> Enrich(config.enrich)
-    access | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, keys, config.archive)
-    parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, keys, config.archive)
-    parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(
-        output, run_id, keys, config.archive, dead_letter_jsonl
-    )
-    if config.alerts.enabled:
-        alerts = {"access": access, "error": parsed[ERROR]} | "Detect" >> Detect(
-            load_configured_rules(config.alerts), config.alerts.shards, bounded=True
-        )
-        alerts | "WriteAlertParts" >> WriteAlertParts(outbox, run_id)
-    if config.reports.enabled:
-        (
-            access
-            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket)
-            | "WriteReports" >> WriteReports(output, run_id)
-        )
+    return build_graph(chunks, output, config, run_id, bounded=True, dead_letter_jsonl=dead_letter_jsonl)
 
 
 @dataclasses.dataclass
@@ -91,6 +53,8 @@ class BatchRun:
     output: str
     counts: RunCounts
     seconds: float
+    #: What the start of the run cleaned up after killed runs.
+    recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
     #: This run's alerts and how delivering them (and what earlier runs owed) went.
     alerts: list[dict] = dataclasses.field(default_factory=list)
     delivery: DeliveryOutcome = dataclasses.field(default_factory=DeliveryOutcome)
@@ -108,19 +72,23 @@ def run_batch(
     dead_letter_jsonl: str | None = None,
     follow_symlinks: bool = False,
 ) -> BatchRun:
-    """Run the batch pipeline over files, globs or directories to completion and return its counts."""
+    """Run the batch pipeline over files, globs or directories to completion and return its counts.
+
+    The run holds a lease on the archive while it writes; it first finishes or rolls back what killed runs
+    left (``retention.commit.recover``), and at the end clears its own staging folder.
+    """
     run_id = new_run_id()
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    files = list_files(inputs, follow_symlinks)
-    build_batch_pipeline(pipeline, files, output, config, run_id, dead_letter_jsonl, follow_symlinks)
-    result = pipeline.run()
-    result.wait_until_finish()
-    alerts, delivery = settle_alerts(output, run_id, config) if config.alerts.enabled else ([], DeliveryOutcome())
-    seconds = time.monotonic() - started
-    tmp = temp_root(output, run_id)
-    if FileSystems.exists(tmp):
-        FileSystems.delete([tmp])
+    with commit.RunLease(output, run_id):
+        recovered = commit.recover(output, own_run=run_id)
+        pipeline = beam.Pipeline(options=options)
+        files = list_files(inputs, follow_symlinks)
+        build_batch_pipeline(pipeline, files, output, config, run_id, dead_letter_jsonl, follow_symlinks)
+        result = pipeline.run()
+        result.wait_until_finish()
+        alerts, delivery = settle_alerts(output, run_id, config) if config.alerts.enabled else ([], DeliveryOutcome())
+        seconds = time.monotonic() - started
+        commit.clear_staging(output, run_id)
     counts = RunCounts.from_result(result)
     counts.alerts_undelivered = delivery.undelivered
-    return BatchRun(run_id, output, counts, seconds, alerts, delivery)
+    return BatchRun(run_id, output, counts, seconds, recovered, alerts, delivery)

@@ -14,78 +14,53 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.io.filesystems import FileSystems
 
+from retention import commit, layout
 from retention.archive_reader import ArchiveReadError, open_archive
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
-from retention.parquet_files import (
-    ALERTS_DIR,
-    ParquetFileWriter,
-    final_file_name,
-    manifest_document,
-    manifest_name,
-    partition_name,
-)
+from retention.parquet_files import ParquetFileWriter
 from schemas import ALERT
 from schemas.config import ArchiveConfig
 
 
 def _day(alert: dict[str, Any]) -> str:
-    return alert["first_seen"].astimezone(dt.timezone.utc).strftime("%Y-%m-%d")
-
-
-def _create(path: str):
-    directory = path.rsplit("/", 1)[0]
-    if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
-    return FileSystems.create(path)
+    return alert["first_seen"].astimezone(dt.timezone.utc).strftime(layout.DAY_FORMAT)
 
 
 def write_alerts(
     output: str, run_id: str, alerts: Iterable[dict[str, Any]], keys: WriterKeys, config: ArchiveConfig
 ) -> int:
-    """Write a run's alerts to ``<output>/alerts/dt=<day>/`` (encrypted, one file and manifest per day)."""
+    """Commit a run's alerts to ``<output>/alerts/dt=<day>/`` (encrypted, one file per day)."""
     by_day: dict[str, list[dict[str, Any]]] = {}
     for alert in alerts:
         by_day.setdefault(_day(alert), []).append(alert)
     encryptor = ArchiveEncryptor(keys)
-    staging = FileSystems.join(output, ".tmp", run_id, ALERTS_DIR)
     for day, rows in sorted(by_day.items()):
         writer = ParquetFileWriter(
-            FileSystems.join(staging, f"{day}-{uuid.uuid4().hex}.parquet"),
+            commit.staging_path(output, run_id),
             ALERT,
-            _create,
+            commit.create,
             encryption=encryptor.for_day(ALERT, day),
             compression=config.compression,
         )
         writer.write(pa.RecordBatch.from_pylist(rows, schema=ALERT))
-        written = writer.close()
-        partition = FileSystems.join(output, ALERTS_DIR, partition_name(day))
-        if not FileSystems.exists(partition):
-            FileSystems.mkdirs(partition)
-        name = final_file_name(run_id, 0)
-        FileSystems.rename([written.path], [FileSystems.join(partition, name)])
-        manifest_staging = FileSystems.join(staging, f"manifest-{day}.json")
-        with _create(manifest_staging) as handle:
-            handle.write(manifest_document(day, run_id, [written.manifest_entry(name)]))
-        FileSystems.rename([manifest_staging], [FileSystems.join(partition, manifest_name(run_id))])
+        commit.commit(output, layout.ALERTS_DIR, day, run_id, [writer.close()])
     return sum(len(rows) for rows in by_day.values())
 
 
 def read_alerts(root: str | os.PathLike, keys: WriterKeys, alert_id: str | None = None) -> list[dict[str, Any]]:
     """The archive's alerts (those of shredded months excluded), oldest first; one id's only if given."""
     try:
-        dataset = open_archive(root, keys, ALERTS_DIR)
+        dataset = open_archive(root, keys, layout.ALERTS_DIR)
     except ArchiveReadError:
-        if not (os.fspath(root) and os.path.isdir(os.path.join(root, ALERTS_DIR))):
-            return []
+        if not os.path.isdir(os.path.join(root, layout.ALERTS_DIR)):
+            return []  # no run has raised an alert yet
         raise
     table = dataset.to_table(filter=pc.field("alert_id") == alert_id if alert_id else None)
     rows = table.drop_columns([c for c in table.column_names if c not in ALERT.names]).to_pylist()

@@ -20,10 +20,11 @@ EPILOG = """\
 examples:
   logwarden archive verify out/              # manifests, checksums, encrypted footers, key ids (no key needed)
   logwarden archive verify out/ --deep       # also decrypt every file (needs the root key; audited)
+  logwarden archive verify out/ --repair     # first remove what killed runs left (files no manifest lists)
 
 Exit status: 0 when everything checks out, 1 when something is damaged,
 missing or unreadable, 2 on a usage error.  Crypto-shredded months are listed,
-not counted as damage.
+not counted as damage; files no manifest lists are never read and only warned about.
 """
 
 
@@ -36,13 +37,15 @@ def _verify(args) -> int:
         if args.deep:  # decrypts every row, personal columns included: an audited read
             reader = reader_keys(keyring_dir, config.root_key_file)
             with audited_action(full_config, args.archive, "archive verify", args, args.role, args.reason) as act:
-                report = verify_archive(args.archive, keyring, reader)
+                report = verify_archive(args.archive, keyring, reader, repair=args.repair)
                 act.rows = report.rows
                 act.detail = f"{report.decrypted_files} files decrypted, {len(report.errors)} problem(s)"
         else:
-            report = verify_archive(args.archive, keyring if keyring.exists() else None, None)
+            report = verify_archive(args.archive, keyring if keyring.exists() else None, None, repair=args.repair)
     except (UsageError, KeyringError, AuditError) as problem:
         return error(str(problem))
+    if report.repaired is not None:
+        print(f"{args.archive}: repaired: {report.repaired.summary()}")
     for finding in report.findings:
         if finding.level != INFO or args.verbose_findings:
             print(finding)
@@ -67,6 +70,9 @@ def register(subparsers) -> None:
     verify = actions.add_parser("verify", help="check manifests, checksums and (--deep) decryptability")
     verify.add_argument("archive", metavar="DIR", help="the archive (the --output of logwarden batch)")
     verify.add_argument("--deep", action="store_true", help="decrypt every file with the reader role's keys")
+    verify.add_argument(
+        "--repair", action="store_true", help="remove files of killed runs first (those no manifest lists)"
+    )
     verify.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
     verify.add_argument("--role", default="ops", help="role acting, for the audit trail of --deep (ops)")
     verify.add_argument("--reason", metavar="TEXT", help="why, for the audit trail of --deep")
