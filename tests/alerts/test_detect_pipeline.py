@@ -121,7 +121,7 @@ def test_logwarden_batch_archives_its_alerts_encrypted(corpora, tmp_path, archiv
     assert run.counts.alerts_by_rule["http-probe-paths"] == 7
     assert all(a["evidence"] and a["evidence"][0]["log_offset"] >= 0 for a in alerts)
     assert not list((tmp_path / "alerts").glob("*.jsonl")), "no plaintext alerts file unless a sink names one"
-    assert not list((tmp_path / "_outbox").glob("parts/*")), "no staging left behind"
+    assert not list((tmp_path / ".tmp").glob("*/alerts")), "no staging left behind"
 
 
 class _FireAtEndOfInput(beam.DoFn):

@@ -115,7 +115,7 @@ def test_undelivered_alerts_are_sealed_and_retried_next_run_once_per_sink(tmp_pa
     first = deliver_with_retry(outbox, [down], alerts, 10)
     silent.close()
     assert first.undelivered == 3
-    pending_file = tmp_path / "out" / "_outbox" / "pending.bin"
+    pending_file = tmp_path / "out" / "_state" / "outbox" / "pending.bin"
     assert b"203.0.113.9" not in pending_file.read_bytes() and b"OR 1=1" not in pending_file.read_bytes()
 
     # Next run: the receiver is back at that address? A new one: the same sink name must be configured.
@@ -185,7 +185,7 @@ def test_outbox_key_is_owner_only_and_workers_cannot_open_parts(tmp_path, outbox
     with pytest.raises(Exception, match="private key"):
         worker_copy.run_alerts("run1")
     assert [a["alert_id"] for a in outbox.run_alerts("run1")] == ["abc123"]
-    (part,) = (tmp_path / "out" / "_outbox" / "parts" / "run1").glob("part-*.bin")
+    (part,) = (tmp_path / "out" / ".tmp" / "run1" / "alerts").glob("part-*.bin")
     assert b"203.0.113.9" not in part.read_bytes()
     key_file.chmod(0o644)
     with pytest.raises(Exception, match="chmod 600"):
