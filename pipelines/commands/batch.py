@@ -85,7 +85,7 @@ def run(args) -> int:
         if config.enrich.enabled:
             check_enrich_config(config.enrich)
         if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
-            announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file))
+            announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file, exist_ok=True))
         Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
         if config.alerts.enabled:
             load_outbox_key(outbox_key_file(config))  # created on first use; refused when others can read it
