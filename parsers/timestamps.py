@@ -238,3 +238,23 @@ def parse_epoch(text: pa.Array, unit_per_second: int) -> pa.Array:
     inside = pc.and_(pc.greater_equal(micros, float(_MIN_US)), pc.less(micros, float(_MAX_US)))
     micros = pc.if_else(inside, micros, pa.scalar(None, pa.float64()))
     return pc.cast(micros, pa.int64()).cast(TIMESTAMP_TYPE)
+
+
+#: A time written somewhere in a line, in the two shapes web logs use: ``[10/Oct/2000:13:55:36 -0700]``, ISO 8601.
+_CLF_ANYWHERE = r"(?P<t>[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4})"
+_ISO_ANYWHERE = (
+    r"(?P<t>[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)"
+)
+
+
+def recover_times(text: pa.Array, zone: str = "UTC") -> pa.Array:
+    """The first time each line names (CLF or ISO 8601), null where it names none that is a real, storable time.
+
+    For lines that could not be parsed: what month they belong to, so they are kept and shredded with it.
+    """
+    clf = pc.struct_field(pc.extract_regex(text, _CLF_ANYWHERE), [0])
+    found = parse_clf(clf)
+    if found.null_count:
+        iso = pc.struct_field(pc.extract_regex(text, _ISO_ANYWHERE), [0])
+        found = pc.coalesce(found, parse_iso8601(iso, zone))
+    return found

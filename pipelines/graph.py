@@ -65,7 +65,7 @@ def build_graph(
     """
     keys = writer_keys(config.keys.keyring)
     archive = archive or (lambda dataset, schema, k: WriteArchive(output, dataset, run_id, schema, k, config.archive))
-    parsed = chunks | "Parse" >> ParseChunks()
+    parsed = chunks | "Parse" >> ParseChunks(config.keys.keyring)
     access = parsed[ACCESS]
     if config.enrich.enabled:
         access = access | "Enrich" >> Enrich(config.enrich)

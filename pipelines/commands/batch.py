@@ -34,7 +34,8 @@ examples:
       --temp_location gs://bucket/tmp --setup_file ./setup.py
 
 Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
-with a summary: lines read = parsed + dead-lettered, files written, lines/s.
+with a summary: lines read = parsed + dead-lettered (+ expired: lines of months whose
+keys were destroyed, never written), files written, lines/s.
 Exit status: 0 on success, 1 if the job failed or an alert could not be delivered to
 a sink (it is kept sealed and retried by the next run), 2 on a usage or config error.
 """
@@ -63,6 +64,11 @@ def summary(run) -> str:
             f"  parsed            {c.lines_parsed}",
             f"  dead-lettered     {c.lines_dead_lettered}{balance}"
             + (f" ({c.lines_truncated} cut at input.max_line_bytes)" if c.lines_truncated else ""),
+            *(
+                [f"  expired           {c.lines_expired} (months whose keys were destroyed; not written)"]
+                if c.lines_expired
+                else []
+            ),
             f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
             " encrypted)",
             *_alert_lines(run),
