@@ -194,3 +194,32 @@ def commit_of_data_file(name: str) -> str | None:
 
 def base_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+# --- the archive tier -----------------------------------------------------------------------------------------
+#
+# ``<root>/archive/`` holds the archive tier with this same layout (datasets, ``dt=`` partitions, manifests,
+# staging, state), so the commit protocol and recovery work on it unchanged.  A partition there is a *segment*:
+# one ISO week cut at month ends (each segment lies in one month, so it is encrypted with that month's keys
+# only), named by its first day (a Monday, or the 1st of a month).
+
+ARCHIVE_TIER_DIR = "archive"
+
+
+def archive_tier_root(root: str) -> str:
+    return FileSystems.join(root, ARCHIVE_TIER_DIR)
+
+
+def segment_start(day: dt.date) -> dt.date:
+    """The first day of ``day``'s segment: its ISO week's Monday, or the 1st of its month if that is later."""
+    monday = day - dt.timedelta(days=day.weekday())
+    return monday if monday.month == day.month else day.replace(day=1)
+
+
+def segment_days(start: dt.date) -> tuple[dt.date, ...]:
+    """Every day of the segment beginning at ``start`` (to Sunday, or to the month's last day if earlier)."""
+    if segment_start(start) != start:
+        raise LayoutError(f"{start} does not begin a segment (expected a Monday or the 1st of a month)")
+    next_month = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    end = min(start + dt.timedelta(days=6 - start.weekday()), next_month - dt.timedelta(days=1))
+    return tuple(start + dt.timedelta(days=n) for n in range((end - start).days + 1))

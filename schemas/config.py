@@ -204,6 +204,10 @@ class RetentionConfig:
     online_days: int = dataclasses.field(default=90, metadata=_check(_positive))
     #: Days a partition is kept in the archive tier before deletion (at least 365).
     archive_days: int = dataclasses.field(default=365, metadata=_check(_positive))
+    #: zstd level of archive-tier files (1-22; higher: smaller and slower to write, as fast to read).
+    archive_zstd_level: int = dataclasses.field(
+        default=9, metadata=_check(lambda v: None if 1 <= v <= 22 else "must be 1-22")
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +227,42 @@ class RunnerConfig:
     direct_num_workers: int = dataclasses.field(default=1, metadata=_check(_non_negative))
 
 
+def _start_at(value: str) -> str | None:
+    return None if value in {"beginning", "end"} else "must be beginning or end"
+
+
+def _positive_seconds(value: float) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def _non_negative_seconds(value: float) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    #: Seconds between two looks at the followed files.
+    poll_seconds: float = dataclasses.field(default=0.05, metadata=_check(_positive_seconds))
+    #: Seconds between archive cuts (files, alerts and the checkpoint published together).
+    cut_seconds: float = dataclasses.field(default=300.0, metadata=_check(_positive_seconds))
+    #: A cut also comes when one open archive file reaches this many bytes.
+    cut_bytes: int = dataclasses.field(default=256 * 1024 * 1024, metadata=_check(_positive))
+    #: A last line without newline is handed out as a truncated line (dead letter) after this long.
+    partial_line_seconds: float = dataclasses.field(default=5.0, metadata=_check(_positive_seconds))
+    #: A file renamed out of the --input globs is still read this long for late writes, then let go.
+    rotate_grace_seconds: float = dataclasses.field(default=5.0, metadata=_check(_non_negative_seconds))
+    #: How far behind the newest line behaviour rules wait for out-of-order lines while inputs are busy.
+    lateness_seconds: float = dataclasses.field(default=0.0, metadata=_check(_non_negative_seconds))
+    #: Inputs quiet this long let the event-time watermark reach the newest line.
+    idle_seconds: float = dataclasses.field(default=2.0, metadata=_check(_positive_seconds))
+    #: Seconds between two progress lines on stderr.
+    progress_seconds: float = dataclasses.field(default=5.0, metadata=_check(_positive_seconds))
+    #: Files found on the very first start: read from the ``beginning`` or only what is appended (``end``).
+    start_at: str = dataclasses.field(default="beginning", metadata=_check(_start_at))
+    #: The key that encrypts the job's checkpoint (created on first start, mode 0600).
+    state_key_file: str = dataclasses.field(default=".logwarden/stream-state.key", metadata=PATHS)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     input: InputConfig = InputConfig()
@@ -234,6 +274,7 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
     audit: AuditConfig = AuditConfig()
+    stream: StreamConfig = StreamConfig()
 
     def __post_init__(self) -> None:
         if self.retention.online_days < 90:
@@ -260,6 +301,8 @@ def _type_name(tp: Any) -> str:
         return "true or false"
     if tp is int:
         return "an integer"
+    if tp is float:
+        return "a number"
     if tp is str:
         return "a string"
     if typing.get_origin(tp) is tuple:
@@ -287,6 +330,9 @@ def _convert(value: Any, tp: Any, key: str, base_dir: Path | None = None) -> Any
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value

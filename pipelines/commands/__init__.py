@@ -1,5 +1,19 @@
 """Subcommands of ``logwarden``; each module has ``register(subparsers)`` and sets ``run``."""
 
-from pipelines.commands import alerts, archive, audit, batch, config, detect, keys, parse, rules, version
+from pipelines.commands import (
+    alerts,
+    archive,
+    audit,
+    batch,
+    config,
+    detect,
+    hold,
+    keys,
+    parse,
+    retention,
+    rules,
+    stream,
+    version,
+)
 
-COMMANDS = [version, config, parse, batch, detect, rules, keys, archive, audit, alerts]
+COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, hold, retention, alerts]
