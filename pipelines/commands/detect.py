@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import sys
 
 from alerts.alert import alert_sort_key
@@ -55,13 +56,18 @@ def run(args) -> int:
         format_spec = args.format or config.input.format
         if format_spec != "auto":
             get_format(format_spec)
-        files = list_files(args.files)
+        files = list_files(args.files, args.follow_symlinks)
     except (UsageError, UnknownFormatError, InputError) as problem:
         return error(str(problem))
     except RuleError as problem:
         return error(f"bad rule: {problem}")
     reports = []
-    alerts = sorted(detect_files(rules, files, open_raw, format_spec, reports), key=alert_sort_key)
+    alerts = sorted(
+        detect_files(
+            rules, files, functools.partial(open_raw, follow_symlinks=args.follow_symlinks), format_spec, reports
+        ),
+        key=alert_sort_key,
+    )
     primary = StdoutSink() if args.output in (None, "-") else JsonLinesSink(args.output)
     if args.output not in (None, "-"):
         open(args.output, "w").close()  # a replay writes the file afresh
@@ -100,5 +106,6 @@ def register(subparsers) -> None:
     parser.add_argument("--rules", "-r", action="append", metavar="PATH", help="extra rule file or directory")
     parser.add_argument("--no-default-rules", action="store_true", help="do not load the shipped rule pack")
     parser.add_argument("--output", "-o", metavar="PATH", help="write alerts here instead of stdout")
+    parser.add_argument("--follow-symlinks", action="store_true", help="read inputs that are symbolic links")
     add_config_argument(parser)
     parser.set_defaults(run=run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import sys
 
 from parsers.enrich import Enricher, enrich_batch
@@ -57,7 +58,7 @@ def run(args) -> int:
         format_spec = args.format or config.input.format
         if format_spec != "auto":
             get_format(format_spec)
-        files = list_files(args.files)
+        files = list_files(args.files, args.follow_symlinks)
         enricher = _enricher(args, config.enrich)
     except (UsageError, UnknownFormatError, InputError) as problem:
         return error(str(problem))
@@ -69,7 +70,15 @@ def run(args) -> int:
         for path in files:
             report = FileParse(path)
             reports.append(report)
-            results = parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report, config.input.timezone)
+            results = parse_file(
+                functools.partial(open_raw, follow_symlinks=args.follow_symlinks),
+                path,
+                format_spec,
+                config.input.chunk_bytes,
+                report,
+                config.input.timezone,
+                config.input.max_line_bytes,
+            )
             for result in results:
                 events = result.events
                 if enricher is not None and result.kind == "access" and events.num_rows:
@@ -119,5 +128,6 @@ def register(subparsers) -> None:
         metavar="PATH",
         help="MaxMind City/Country/ASN .mmdb file, repeatable, added to the config's; implies --enrich",
     )
+    parser.add_argument("--follow-symlinks", action="store_true", help="read inputs that are symbolic links")
     add_config_argument(parser)
     parser.set_defaults(run=run)
