@@ -16,6 +16,8 @@ from pipelines.graph import GraphOutputs, build_graph
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.read import ReadLogChunks
+from pipelines.reports.publish import publish_run
+from pipelines.reports.store import source_fingerprints
 from retention import commit
 from schemas.config import Config
 
@@ -44,7 +46,10 @@ def build_batch_pipeline(
         config.input.max_line_bytes,
         follow_symlinks,
     )
-    return build_graph(chunks, output, config, run_id, bounded=True, dead_letter_jsonl=dead_letter_jsonl)
+    sources = source_fingerprints(inputs) if config.reports.enabled else None
+    return build_graph(
+        chunks, output, config, run_id, bounded=True, dead_letter_jsonl=dead_letter_jsonl, sources=sources
+    )
 
 
 @dataclasses.dataclass
@@ -58,6 +63,7 @@ class BatchRun:
     #: This run's alerts and how delivering them (and what earlier runs owed) went.
     alerts: list[dict] = dataclasses.field(default_factory=list)
     delivery: DeliveryOutcome = dataclasses.field(default_factory=DeliveryOutcome)
+    report: str | None = None  # the run's report page
 
     @property
     def lines_per_second(self) -> float:
@@ -87,8 +93,9 @@ def run_batch(
         result = pipeline.run()
         result.wait_until_finish()
         alerts, delivery = settle_alerts(output, run_id, config) if config.alerts.enabled else ([], DeliveryOutcome())
+        page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)
     counts = RunCounts.from_result(result)
     counts.alerts_undelivered = delivery.undelivered
-    return BatchRun(run_id, output, counts, seconds, recovered, alerts, delivery)
+    return BatchRun(run_id, output, counts, seconds, recovered, alerts=alerts, delivery=delivery, report=page)

@@ -22,10 +22,13 @@ before each step, so a hold placed while a run is going still wins.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from retention import commit, layout
 from retention.compaction import CompactionSettings, compact, read_batches
@@ -60,6 +63,10 @@ SHREDDED = "shredded"
 
 class RetentionError(RuntimeError):
     """Retention cannot go on safely (a check failed); nothing past the last finished step was changed."""
+
+
+class RetentionBusy(RetentionError):
+    """Another ``retention apply`` holds the archive."""
 
 
 def _no_hook(step: str, detail: str) -> None:
@@ -141,6 +148,22 @@ def plan_for(root: str, keyring: Keyring, now: dt.date, policy: Policy) -> Plan:
     return plan_retention(inventory, now, policy, held_map(root))
 
 
+@contextlib.contextmanager
+def _only_run(root: str) -> Iterator[None]:
+    """An exclusive lock for the whole run: two overlapping runs would both compact a segment and double it."""
+    path = layout.retention_lock_path(root)
+    commit.mkdirs(path.rsplit("/", 1)[0])
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RetentionBusy(f"another retention run is working on {root}; try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 class RetentionRun:
     """One ``retention apply`` over one archive; ``run()`` returns what it did."""
 
@@ -165,7 +188,7 @@ class RetentionRun:
         self.run_id = run_id or f"retention-{dt.datetime.now(dt.timezone.utc):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
 
     def run(self) -> ApplyReport:
-        with commit.RunLease(self.root, self.run_id), commit.RunLease(self.tier, self.run_id):
+        with _only_run(self.root), commit.RunLease(self.root, self.run_id), commit.RunLease(self.tier, self.run_id):
             recovered = [commit.recover(self.root, own_run=self.run_id), commit.recover(self.tier, own_run=self.run_id)]
             inventory, empty = take_inventory(self.root, self.keyring)
             plan = plan_retention(inventory, self.now, self.policy, held_map(self.root))

@@ -47,11 +47,6 @@ def dataset_directory(path: str | os.PathLike, dataset: str | None = None) -> tu
     return path / dataset, dataset
 
 
-def archive_files(directory: Path) -> list[commit.LiveFile]:
-    """Published files of one dataset directory: those its manifests list."""
-    return commit.live_files(str(directory.parent), directory.name)
-
-
 def open_archive(
     path: str | os.PathLike,
     keys: WriterKeys | None,

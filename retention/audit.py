@@ -416,6 +416,11 @@ def open_log(
     if log_file:
         path = Path(log_file).expanduser()
     elif archive is not None:
+        if "://" in str(archive):
+            raise AuditError(
+                f"the archive {archive} is not local: set audit.log to a local file for its audit trail "
+                "(and ship it off the host as the README says)"
+            )
         path = default_log_path(archive)
     else:
         raise AuditError("no audit log: name the archive (--archive DIR) or set audit.log in the config")

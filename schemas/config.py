@@ -187,15 +187,17 @@ class AlertsConfig:
 
 
 def _bucket(value: str) -> str | None:
-    return None if value in {"hour", "day"} else "must be hour or day"
+    return None if value in {"minute", "hour", "day"} else "must be minute, hour or day"
 
 
 @dataclasses.dataclass(frozen=True)
 class ReportsConfig:
     #: Write capacity reports (aggregates without personal data) with every batch run.
     enabled: bool = True
-    #: Time bucket of the aggregates.
+    #: Time bucket of the stored aggregates (reports can roll them up to coarser buckets, week included).
     bucket: str = dataclasses.field(default="hour", metadata=_check(_bucket))
+    #: A path, referrer or other breakdown value is shown only when this many distinct visitors share it.
+    min_visitors: int = dataclasses.field(default=10, metadata=_check(_positive))
 
 
 @dataclasses.dataclass(frozen=True)

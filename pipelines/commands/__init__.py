@@ -10,10 +10,11 @@ from pipelines.commands import (
     hold,
     keys,
     parse,
+    report,
     retention,
     rules,
     stream,
     version,
 )
 
-COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, hold, retention, alerts]
+COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, hold, retention, report, alerts]

@@ -17,12 +17,13 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
-from pipelines.commands.keys import announce_init
+from pipelines.commands.keys import auto_init
 from pipelines.detect import outbox_key_file
 from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.options import pipeline_options
-from retention.keyring import Keyring, KeyringError, init_keyring
+from retention.audit import AuditError
+from retention.keyring import Keyring, KeyringError
 from schemas.config import ConfigError
 
 EPILOG = """\
@@ -75,6 +76,7 @@ def summary(run) -> str:
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
+            *([f"  report            {run.report}"] if run.report else []),
         ]
     )
 
@@ -91,11 +93,11 @@ def run(args) -> int:
         if config.enrich.enabled:
             check_enrich_config(config.enrich)
         if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
-            announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file, exist_ok=True))
+            auto_init(config, args.output, args)
         Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
         if config.alerts.enabled:
             load_outbox_key(outbox_key_file(config))  # created on first use; refused when others can read it
-    except (UsageError, UnknownFormatError, InputError, KeyringError, OutboxError) as problem:
+    except (UsageError, UnknownFormatError, InputError, KeyringError, AuditError, OutboxError) as problem:
         return error(str(problem))
     except ConfigError as problem:
         return error(f"bad config: {problem}")

@@ -64,6 +64,14 @@ def announce_init(result: InitResult) -> None:
         say(f"  its private halves are sealed to the existing root key {result.root_key_file}")
 
 
+def auto_init(config, archive: str, args) -> None:
+    """The first ``batch`` or ``stream`` run creates the keyring: a key operation, audited in ``archive``'s trail."""
+    with audited_action(config, archive, "keys init", args, "ops", "automatic: first run without a keyring") as act:
+        result = init_keyring(config.keys.keyring, config.keys.root_key_file, exist_ok=True)
+        act.detail = f"keyring {result.keyring} (keys.auto_init)"
+    announce_init(result)
+
+
 def _init(args) -> int:
     config = keys_config(args)
     result = init_keyring(config.keyring, config.root_key_file, args.period or ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 from pipelines.commands.audited import audited_action, command_log
 from pipelines.commands.common import (
@@ -15,7 +16,7 @@ from pipelines.commands.common import (
     load_or_report,
 )
 from retention import commit, layout
-from retention.apply import RetentionError, RetentionRun, plan_for
+from retention.apply import RetentionBusy, RetentionError, RetentionRun, plan_for
 from retention.audit import AuditError
 from retention.compaction import CompactionSettings
 from retention.holds import HoldError, HoldStore, missing_from
@@ -99,8 +100,10 @@ def _apply(args) -> int:
             act.detail = report.summary() + (f"; shredded {', '.join(report.shredded)}" if report.shredded else "")
     except (UsageError, KeyringError, AuditError, HoldError) as problem:
         return error(str(problem))
+    except RetentionBusy as problem:
+        return error(str(problem))
     except (RetentionError, commit.CommitError) as problem:
-        print(f"logwarden: error: retention stopped: {problem}")
+        print(f"logwarden: error: retention stopped: {problem}", file=sys.stderr)
         return EXIT_FAILURE
     print(header + ":")
     for line in report.recovered:

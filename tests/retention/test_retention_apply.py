@@ -348,3 +348,23 @@ def test_a_segment_larger_than_memory_is_sorted_in_address_ranges(tmp_path, writ
         keys += list(zip(table.column("source_ip").to_pylist(), table.column("timestamp").to_pylist(), strict=True))
     assert keys == sorted(keys) and events_by_day(root, reader) == before
     assert not list((root / "archive" / ".tmp").glob("*/*"))  # the encrypted spills are gone
+
+
+def test_only_one_run_at_a_time(tmp_path, writer, reader):
+    import fcntl
+    import os
+
+    from retention.apply import RetentionBusy
+
+    root = tmp_path / "out"
+    write_day(root, writer, dt.date(2020, 1, 6))
+    path = Path(layout.retention_lock_path(str(root)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a run in progress holds it
+    try:
+        with pytest.raises(RetentionBusy, match="another retention run"):
+            run_retention(root, reader, dt.date(2020, 6, 1))
+    finally:
+        os.close(fd)
+    assert run_retention(root, reader, dt.date(2020, 6, 1)).rows_moved == rows_on(dt.date(2020, 1, 6))
