@@ -40,7 +40,7 @@ def _summary_number(text: str, label: str) -> int:
     return int(re.search(rf"^\s*{label}\s+(\d+)", text, re.M).group(1))
 
 
-@pytest.mark.parametrize("fmt", ["auto", "combined", "json_lines"])
+@pytest.mark.parametrize("fmt", ["auto", "combined"])
 def test_hostile_file_exits_0_with_exact_accounting(tmp_path, fmt):
     data, lines = hostile_log()
     log = tmp_path / "hostile.log"
