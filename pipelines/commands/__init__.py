@@ -13,8 +13,27 @@ from pipelines.commands import (
     report,
     retention,
     rules,
+    search,
     stream,
+    subject,
     version,
 )
 
-COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, hold, retention, report, alerts]
+COMMANDS = [
+    version,
+    config,
+    parse,
+    batch,
+    stream,
+    detect,
+    rules,
+    keys,
+    archive,
+    audit,
+    hold,
+    retention,
+    report,
+    search,
+    subject,
+    alerts,
+]
