@@ -2,7 +2,7 @@
 
 At the end the archive must hold every written line exactly once (by the line's
 sequence number) and the JSON-lines sink every attack's alert once.  The test
-suite runs a short form; ``python -m bench stream_crash --kills 10`` a longer one.
+suite runs a short form; ``python -m bench stream-crash --kills 10`` a longer one.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
     import argparse
     import tempfile
 
-    parser = argparse.ArgumentParser(prog="python -m bench stream_crash")
+    parser = argparse.ArgumentParser(prog="python -m bench stream-crash")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--work", type=Path)
