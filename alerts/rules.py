@@ -62,7 +62,8 @@ OPS = (*TEXT_OPS, *NUMBER_OPS, "class", "exists", "grammar")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
+#: An ATT&CK technique as people write it: T1190, t1190, 1190, T1110.004 or T1110/004.
+_TECHNIQUE = re.compile(r"^\s*[Tt]?(\d{4})(?:[./](\d{3}))?\s*$")
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -73,6 +74,30 @@ class RuleError(ValueError):
         self.problem, self.source, self.rule_id, self.key = problem, source, rule_id, key
         where = [part for part in (source, f"rule {rule_id}" if rule_id else None, key) if part]
         super().__init__(f"{': '.join(where)}: {problem}" if where else problem)
+
+    @property
+    def errors(self) -> list[RuleError]:
+        return [self]
+
+
+class RuleErrors(RuleError):
+    """Every mistake found in the rules at once (one line each), so one edit fixes them all."""
+
+    def __init__(self, errors: list[RuleError]):
+        self._errors = [one for error in errors for one in error.errors]
+        first = self._errors[0]
+        super().__init__(first.problem, first.source, first.rule_id, first.key)
+        if len(self._errors) > 1:
+            self.args = (f"{len(self._errors)} problems\n" + "\n".join(f"  {e}" for e in self._errors),)
+
+    @property
+    def errors(self) -> list[RuleError]:
+        return self._errors
+
+
+def raise_all(errors: list[RuleError]) -> None:
+    if errors:
+        raise RuleErrors(errors)
 
 
 def parse_duration(value: Any, key: str = "duration") -> float:
@@ -221,9 +246,18 @@ class _Reader:
     def __init__(self, data: dict, source: str, list_dirs: list[Path]):
         self.data, self.source, self.list_dirs = data, source, list_dirs
         self.rule_id = str(data.get("id")) if data.get("id") is not None else None
+        self.errors: list[RuleError] = []
 
     def fail(self, key: str, problem: str):
         raise RuleError(problem, self.source, self.rule_id, key)
+
+    def attempt(self, read, *args, default=None):
+        """``read(*args)``, or ``default`` with the mistake kept, so the rest of the rule is still checked."""
+        try:
+            return read(*args)
+        except RuleError as error:
+            self.errors.append(error)
+            return default
 
     def text(self, key: str, required: bool = True, default: str = "") -> str:
         value = self.data.get(key)
@@ -340,7 +374,54 @@ class _Reader:
             normalize = False  # a grammar decodes the raw text itself, part by part
         return Condition(field, op, values, normalize, negate)
 
+    def technique(self) -> str:
+        """Optional; normalised to ``T1190`` / ``T1110.004`` from the ways people write it."""
+        value = self.text("technique", required=False)
+        if not value:
+            return ""
+        match = _TECHNIQUE.match(value)
+        if not match:
+            self.fail("technique", f"expected a MITRE ATT&CK technique id such as T1190 or T1110.004, got {value!r}")
+        return "T" + match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
+
+    def kind(self) -> str:
+        """``signature``, ``behaviour`` or ``sequence``; without ``kind``, the rule's shape says which."""
+        data = self.data
+        shapes = [key for key in ("match", "filter", "steps") if key in data]
+        if data.get("kind") is None and len(shapes) == 1:
+            return {"match": "signature", "filter": "behaviour", "steps": "sequence"}[shapes[0]]
+        kind = self.text("kind")
+        if kind not in ("signature", "behaviour", "sequence"):
+            self.fail("kind", f"expected signature, behaviour or sequence, got {kind!r}")
+        return kind
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+        value = self.text(key, required=default is None, default=default or "")
+        if value not in allowed:
+            self.fail(key, f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def groupby(self, schema: pa.Schema) -> tuple[str, ...]:
+        groupby = self.data.get("groupby", ["source_ip"])
+        groupby = [groupby] if isinstance(groupby, str) else groupby
+        if not isinstance(groupby, list) or not groupby:
+            self.fail("groupby", f"expected a list of fields, got {groupby!r}")
+        return tuple(self.field(f, f"groupby[{i}]", schema) for i, f in enumerate(groupby))
+
+    def tags(self) -> tuple[str, ...]:
+        tags = self.data.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            self.fail("tags", f"expected a list of words, got {tags!r}")
+        return tuple(tags)
+
+    def rule_id_text(self) -> str:
+        rule_id = self.text("id")
+        if not _RULE_ID.match(rule_id):
+            self.fail("id", f"expected lowercase letters, digits, '-', '_' or '.', got {rule_id!r}")
+        return rule_id
+
     def rule(self) -> Rule:
+        """The rule, or ``RuleErrors`` naming every mistake in it (each key is checked even after one fails)."""
         data = self.data
         known = {
             "id", "kind", "title", "severity", "category", "technique", "description", "false_positives", "dataset",
@@ -350,70 +431,69 @@ class _Reader:
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=1)
-                self.fail(str(key), "unknown key" + (f"; did you mean {close[0]!r}?" if close else ""))
-        rule_id = self.text("id")
-        if not _RULE_ID.match(rule_id):
-            self.fail("id", f"expected lowercase letters, digits, '-', '_' or '.', got {rule_id!r}")
-        kind = self.text("kind")
-        if kind not in ("signature", "behaviour", "sequence"):
-            self.fail("kind", f"expected signature, behaviour or sequence, got {kind!r}")
-        severity = self.text("severity")
-        if severity not in SEVERITIES:
-            self.fail("severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r}")
-        technique = self.text("technique")
-        if not _TECHNIQUE.match(technique):
-            self.fail("technique", f"expected a MITRE ATT&CK technique id such as T1190, got {technique!r}")
-        dataset = self.text("dataset", required=False, default="access")
-        if dataset not in DATASETS:
-            self.fail("dataset", f"expected access or error, got {dataset!r}")
+                hint = f"; did you mean {close[0]!r}?" if close else f"; rule keys are {', '.join(sorted(known))}"
+                self.attempt(self.fail, str(key), "unknown key" + hint)
+        rule_id = self.attempt(self.rule_id_text, default="")
+        kind = self.attempt(self.kind)
+        severity = self.attempt(self.choice, "severity", SEVERITIES)
+        technique = self.attempt(self.technique, default="")
+        dataset = self.attempt(self.choice, "dataset", tuple(DATASETS), "access") or "access"
         schema = DATASETS[dataset]
+        conditions: tuple = ()
         steps: tuple[Step, ...] = ()
         if kind == "sequence":
             for key in ("match", "filter", "bucket", "distinct"):
                 if key in data:
-                    self.fail(key, "a sequence rule takes 'steps' (each with 'match' and 'within'), not " + repr(key))
-            steps = self.steps(schema)
-            conditions = (Group("any", tuple(Group("all", step.conditions) for step in steps)),)
-        else:
+                    self.attempt(
+                        self.fail,
+                        key,
+                        "a sequence rule takes 'steps' (each with 'match' and 'within'), not " + repr(key),
+                    )
+            steps = self.attempt(self.steps, schema, default=())
+            if steps:
+                conditions = (Group("any", tuple(Group("all", step.conditions) for step in steps)),)
+        elif kind is not None:
             if "steps" in data or "same" in data:
-                self.fail("steps" if "steps" in data else "same", f"only a sequence rule takes it, not a {kind} rule")
+                key = "steps" if "steps" in data else "same"
+                self.attempt(self.fail, key, f"only a sequence rule takes it, not a {kind} rule")
             condition_key = "match" if kind == "signature" else "filter"
             other = "filter" if kind == "signature" else "match"
             if other in data:
-                self.fail(other, f"a {kind} rule takes '{condition_key}', not '{other}'")
-            conditions = self.conditions(data.get(condition_key), condition_key, schema)
-        groupby = data.get("groupby", ["source_ip"])
-        groupby = [groupby] if isinstance(groupby, str) else groupby
-        if not isinstance(groupby, list) or not groupby:
-            self.fail("groupby", f"expected a list of fields, got {groupby!r}")
-        groupby = tuple(self.field(f, f"groupby[{i}]", schema) for i, f in enumerate(groupby))
+                self.attempt(self.fail, other, f"a {kind} rule takes '{condition_key}', not '{other}'")
+            conditions = self.attempt(self.conditions, data.get(condition_key), condition_key, schema, default=())
+        groupby = self.attempt(self.groupby, schema, default=("source_ip",))
         distinct = data.get("distinct")
         if distinct is not None:
-            distinct = self.field(distinct, "distinct", schema)
-        same = self.field(data["same"], "same", schema) if data.get("same") is not None else None
+            distinct = self.attempt(self.field, distinct, "distinct", schema)
+        same = self.attempt(self.field, data["same"], "same", schema) if data.get("same") is not None else None
+        threshold: Bucket | Window = Window(1, 1.0)
         if kind == "signature":
             for key in ("bucket", "window", "distinct"):
                 if key in data:
-                    self.fail(key, "a signature rule alerts on the first match; use a behaviour rule for thresholds")
-            threshold: Bucket | Window = Window(1, 1.0)
-        elif kind == "sequence":  # how many completed sequences, within how long (default: the first one alerts)
-            threshold = self.threshold() if "window" in data else Window(1, 1.0)
-        else:
-            threshold = self.threshold()
-        cooldown = self.duration(data.get("cooldown", "10m"), "cooldown")
-        evidence = self.positive_int(data.get("evidence", 5), "evidence")
-        tags = data.get("tags", [])
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            self.fail("tags", f"expected a list of words, got {tags!r}")
+                    self.attempt(
+                        self.fail,
+                        key,
+                        "a signature rule alerts on the first match; use a behaviour rule for thresholds",
+                    )
+        elif kind == "behaviour" or (kind == "sequence" and "window" in data):
+            threshold = self.attempt(self.threshold, default=threshold)
+        cooldown = self.attempt(self.duration, data.get("cooldown", "10m"), "cooldown", default=600.0)
+        evidence = self.attempt(self.positive_int, data.get("evidence", 5), "evidence", default=5)
+        tags = self.attempt(self.tags, default=())
+        title = self.attempt(self.text, "title", default="")
+        category = self.attempt(self.text, "category", False, "other", default="other")
+        description = self.attempt(self.text, "description", False, default="")
+        false_positives = self.attempt(self.text, "false_positives", False, "none known", default="")
+        raise_all(self.errors)
         return Rule(
             id=rule_id,
             kind=kind,
-            title=self.text("title"),
+            title=title,
             severity=severity,
-            category=self.text("category"),
+            category=category,
             technique=technique,
-            description=self.text("description"),
-            false_positives=self.text("false_positives"),
+            description=description or title,
+            false_positives=false_positives,
             dataset=dataset,
             conditions=conditions,
             groupby=groupby,
@@ -421,7 +501,7 @@ class _Reader:
             distinct=distinct,
             threshold=threshold,
             evidence=evidence,
-            tags=tuple(tags),
+            tags=tags,
             source=self.source,
             steps=steps,
             same=same,
@@ -471,12 +551,21 @@ def _rule_files(path: Path) -> list[Path]:
 
 
 def load_rule_file(path: Path, list_dirs: Iterable[Path] = ()) -> list[Rule]:
-    """The enabled rules of one YAML file (a list of rules, or a mapping with a ``rules`` list)."""
+    """The enabled rules of one YAML file (a list of rules, or a mapping with a ``rules`` list).
+
+    Raises ``RuleErrors`` naming every mistake in the file, not only the first.
+    """
     source = str(path)
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except FileNotFoundError:
         raise RuleError("rule file not found", source) from None
+    except IsADirectoryError:
+        raise RuleError("is a directory, not a rule file", source) from None
+    except UnicodeDecodeError:
+        raise RuleError("not a text (UTF-8) file", source) from None
+    except OSError as error:
+        raise RuleError(f"cannot read rule file: {error.strerror}", source) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -488,38 +577,103 @@ def load_rule_file(path: Path, list_dirs: Iterable[Path] = ()) -> list[Rule]:
     if not isinstance(document, list):
         raise RuleError("expected a list of rules (or a mapping with a 'rules' list)", source)
     dirs = [path.parent, *list_dirs, DEFAULT_RULES_DIR]
-    rules = []
+    rules, errors = [], []
     for index, item in enumerate(document):
         if not isinstance(item, dict):
-            raise RuleError(f"expected a rule mapping, got {item!r}", source, key=f"[{index}]")
+            errors.append(RuleError(f"expected a rule mapping, got {item!r}", source, key=f"[{index}]"))
+            continue
         if item.get("enabled", True) is False:
             continue
-        rules.append(_Reader(item, source, dirs).rule())
+        try:
+            rules.append(_Reader(item, source, dirs).rule())
+        except RuleError as error:
+            errors.append(error)
+    raise_all(errors)
     return rules
 
 
-def load_rules(paths: Iterable[str | Path] = (), default_rules: bool = True) -> RuleSet:
-    """The default pack (unless turned off) plus the rules in ``paths`` (files or directories)."""
+def _duplicate_ids(rules: Iterable[Rule]) -> list[RuleError]:
+    seen: dict[str, str] = {}
+    errors = []
+    for rule in rules:
+        if rule.id in seen:
+            shipped = " (the shipped pack's)" if seen[rule.id].startswith(str(DEFAULT_RULES_DIR)) else ""
+            errors.append(
+                RuleError(
+                    f"duplicate rule id: also defined in {seen[rule.id]}{shipped}; rename one, or turn the other off "
+                    "with alerts.disable",
+                    rule.source,
+                    rule.id,
+                    "id",
+                )
+            )
+        seen.setdefault(rule.id, rule.source)
+    return errors
+
+
+def load_rules(paths: Iterable[str | Path] = (), default_rules: bool = True, disable: Iterable[str] = ()) -> RuleSet:
+    """The default pack (unless turned off) plus the rules in ``paths`` (files or directories).
+
+    Ids in ``disable`` are left out (each must name a loaded rule).  Every mistake in
+    every file is raised together as ``RuleErrors``.
+    """
     rules: list[Rule] = []
+    errors: list[RuleError] = []
     sources = ([DEFAULT_RULES_DIR] if default_rules else []) + [Path(p) for p in paths]
     for source in sources:
         if not source.exists():
-            raise RuleError("rule file or directory not found", str(source))
+            errors.append(RuleError("rule file or directory not found", str(source)))
+            continue
         for path in _rule_files(source):
-            rules.extend(load_rule_file(path))
-    return RuleSet(tuple(rules))
+            try:
+                rules.extend(load_rule_file(path))
+            except RuleError as error:
+                errors.append(error)
+    errors += _duplicate_ids(rules)
+    known = {r.id for r in rules}
+    for index, rule_id in enumerate(disable):
+        if rule_id not in known:
+            close = difflib.get_close_matches(rule_id, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; 'logwarden rules list' shows the ids"
+            errors.append(RuleError(f"no rule has the id {rule_id!r}{hint}", key=f"alerts.disable[{index}]"))
+    raise_all(errors)
+    disabled = set(disable)
+    return RuleSet(tuple(r for r in rules if r.id not in disabled))
+
+
+def cooldown_overrides(cooldowns: Iterable[str], rules: RuleSet | None = None) -> dict[str, float]:
+    """``alerts.cooldowns`` (``RULE_ID=DURATION`` items) as seconds by rule id; every bad item is an error."""
+    overrides, errors = {}, []
+    known = rules.by_id() if rules is not None else None
+    for index, item in enumerate(cooldowns):
+        rule_id, _, duration = item.partition("=")
+        rule_id = rule_id.strip()
+        key = f"alerts.cooldowns[{index}]"
+        try:
+            overrides[rule_id] = parse_duration(duration.strip(), key)
+        except RuleError as error:
+            errors.append(RuleError(error.problem, key=key))
+        if known is not None and rule_id not in known:
+            close = difflib.get_close_matches(rule_id, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; 'logwarden rules list' shows the ids"
+            errors.append(RuleError(f"cooldown override for unknown rule {rule_id!r}{hint}", key=key))
+    raise_all(errors)
+    return overrides
 
 
 def load_configured_rules(config) -> RuleSet:
-    """The rules an ``AlertsConfig`` asks for, with its cool-down and evidence overrides applied."""
-    rules = load_rules(config.rules, config.default_rules)
-    overrides = {}
-    for index, item in enumerate(config.cooldowns):
-        rule_id, _, duration = item.partition("=")
-        try:
-            overrides[rule_id.strip()] = parse_duration(duration.strip(), f"alerts.cooldowns[{index}]")
-        except RuleError as error:
-            raise RuleError(error.problem, key=f"alerts.cooldowns[{index}]") from None
+    """The rules an ``AlertsConfig`` asks for, with its disable list, cool-down and evidence overrides applied."""
+    errors: list[RuleError] = []
+    rules = None
+    try:
+        rules = load_rules(config.rules, config.default_rules, getattr(config, "disable", ()))
+    except RuleError as error:
+        errors += error.errors
+    try:
+        overrides = cooldown_overrides(config.cooldowns, rules)
+    except RuleError as error:
+        errors += error.errors
+    raise_all(errors)
     rules = rules.with_cooldowns(overrides)
     if config.evidence_lines:
         rules = RuleSet(tuple(dataclasses.replace(r, evidence=config.evidence_lines) for r in rules.rules))

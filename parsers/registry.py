@@ -10,6 +10,7 @@ file's first lines and says which it chose, or why it would not choose.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
 
@@ -61,8 +62,10 @@ def get_format(spec: str):
             return compile_log_format(spec)
     except (LogFormatError, NginxFormatError, ValueError) as problem:
         raise UnknownFormatError(f"cannot use log format {spec!r}: {problem}") from None
+    close = difflib.get_close_matches(name, [*FORMATS, *ALIASES], n=1)
+    hint = f"did you mean {close[0]!r}? Or " if close else ""
     raise UnknownFormatError(
-        f"unknown log format {spec!r}; give a name ({', '.join(sorted(FORMATS))}), "
+        f"unknown log format {spec!r}; {hint}give a name ({', '.join(sorted(FORMATS))}), "
         "an Apache LogFormat string or an nginx log_format line"
     )
 

@@ -50,18 +50,36 @@ def _configure_logging(verbosity: int) -> None:
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)subcommand's own parser, whose flags a mistyped one is compared with."""
+    current = parser
+    for word in argv:
+        subparsers = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if subparsers and word in subparsers[0].choices:
+            current = subparsers[0].choices[word]
+    return current
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addHandler(logging.NullHandler())
+    from pipelines.commands.common import run_command, unknown_flags_message
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    if extra and not getattr(args, "accepts_beam_args", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    accepts_beam = getattr(args, "accepts_beam_args", False)
+    if extra:
+        from pipelines.options import beam_flags
+
+        problem = unknown_flags_message(extra, _command_parser(parser, argv), beam_flags() if accepts_beam else None)
+        if problem:
+            _command_parser(parser, argv).error(problem)
     args.beam_args = extra
     _configure_logging(args.verbose)
-    return args.run(args)
+    return run_command(args.run, args)
 
 
 def entry_point() -> None:

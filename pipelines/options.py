@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from schemas.config import RunnerConfig
 
@@ -26,3 +26,31 @@ def pipeline_options(beam_args: list[str], runner: RunnerConfig) -> PipelineOpti
         args += [f"--direct_num_workers={runner.direct_num_workers}", "--direct_running_mode=multi_processing"]
         options = PipelineOptions(args)
     return options
+
+
+class _FlagParser(_BeamArgumentParser):
+    """Beam's own option parser, raising instead of exiting on a bad value."""
+
+    def error(self, message):
+        raise ValueError(message)
+
+
+def _beam_parser() -> _FlagParser:
+    parser = _FlagParser(allow_abbrev=False, add_help=False)
+    seen: dict[str, type] = {}
+    for cls in PipelineOptions.__subclasses__():  # as Beam's get_all_options collects them
+        seen.setdefault(str(cls), cls)
+    for cls in seen.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def beam_flags() -> list[str]:
+    """Every ``--flag`` some Beam PipelineOptions class defines."""
+    return [flag for flag in _beam_parser()._option_string_actions if flag.startswith("--")]
+
+
+def unknown_beam_args(beam_args: list[str]) -> list[str]:
+    """The arguments no Beam option takes (a mistyped ``--formt`` must not be silently ignored)."""
+    _known, unknown = _beam_parser().parse_known_args(beam_args)
+    return unknown

@@ -87,8 +87,10 @@ def open_archive(
 
 def _stream(dataset: ds.Dataset, where: ds.Expression | None) -> pa.RecordBatchReader:
     # Scanner.to_batches releases the GIL while it waits; Scanner.to_reader, which DuckDB would call on a
-    # registered dataset, does not (see the module docstring).
-    return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches(filter=where))
+    # registered dataset, does not (see the module docstring).  Without threads: when DuckDB stops reading
+    # early (LIMIT), a threaded scan keeps decrypting ahead in Arrow's pool, and at exit the interpreter
+    # waited forever for those threads (4 of 4 runs over 14 partitions).
+    return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches(filter=where, use_threads=False))
 
 
 def query_archive(sql: str, path: str | os.PathLike, keys: WriterKeys, where: ds.Expression | None = None) -> pa.Table:

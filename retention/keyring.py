@@ -267,6 +267,19 @@ class Keyring:
             found.append(record)
         return found
 
+    def check_destroyable(self, period: str) -> None:
+        """Refuse (``KeyringError``) a month with no keys: destroying it would destroy nothing and only stop
+        that month from ever being written (a typo in ``keys destroy`` would poison a future month)."""
+        check_period(period)
+        if any(r.period == period for r in self.records()):
+            return
+        tombstone = self.destroyed().get(period)
+        if tombstone is not None:
+            raise KeyringError(f"the keys of {period} were already destroyed on {tombstone['destroyed']}")
+        months = sorted({r.period for r in self.records()})
+        shown = f" (months with keys: {', '.join(months)})" if months else " (it holds no keys yet)"
+        raise KeyringError(f"the keyring in {self.directory} has no keys of {period}; nothing to destroy{shown}")
+
     def destroy_period(self, period: str) -> list[str]:
         """Crypto-shred one month: tombstone first (so writers stop), then every role's seal, then every key version.
 
@@ -300,6 +313,54 @@ class Keyring:
             _write_json_exclusive(out.directory / "destroyed" / f"{period}.json", doc)
         roles.copy_public(self.directory, out.directory)  # so months first met there are sealed to the roles too
         return len(records)
+
+
+@dataclasses.dataclass
+class ImportResult:
+    """What ``import_public_keys`` did: ids copied in, ids already here, and ids that clash (same id, other key)."""
+
+    imported: list[str] = dataclasses.field(default_factory=list)
+    already_present: list[str] = dataclasses.field(default_factory=list)
+    conflicts: list[str] = dataclasses.field(default_factory=list)
+
+
+def import_public_keys(target: Keyring, source: str | os.PathLike) -> ImportResult:
+    """Bring the key versions an ingest host minted in its writer keyring into the custodian's keyring.
+
+    A writer seals each new private half to the root's public key, so the records
+    it made are complete: copied here, the readers can open what it wrote.  Only a
+    keyring made for the same root key is accepted.  A version id both keyrings
+    created independently names two different keys; it is reported, never overwritten.
+    """
+    other = Keyring(source)
+    if other.root_public() != target.root_public():
+        raise KeyringError(f"the keyring in {other.directory} belongs to another root key; nothing imported")
+    result = ImportResult()
+    ours = {r.key_id: r for r in target.records()}
+    for record in other.records():
+        mine = ours.get(record.key_id)
+        if mine is not None:
+            same = mine.public_key == record.public_key
+            (result.already_present if same else result.conflicts).append(record.key_id)
+            continue
+        if record.period in target.destroyed():
+            result.conflicts.append(record.key_id)
+            continue
+        if not record.sealed_private_key:
+            continue  # a copy of one of our own keys without its private half: nothing to learn from it
+        if _write_json_exclusive(target._path(record.purpose, record.period, record.version), record.to_json()):
+            result.imported.append(record.key_id)
+    return result
+
+
+def months_from(start: dt.date, count: int) -> list[str]:
+    """``count`` months as YYYY-MM, starting with ``start``'s month."""
+    year, month = start.year, start.month
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 def _overwrite_and_unlink(path: Path) -> None:

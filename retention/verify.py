@@ -78,20 +78,29 @@ def _encrypted_footer(path: str) -> bool:
         return head == ENCRYPTED_MAGIC and fh.read(4) == ENCRYPTED_MAGIC
 
 
-def _check_key_ids(path: str, entry: dict, month: str, known: set[str] | None, report: VerifyReport) -> None:
+def _check_key_ids(path: str, entry: dict, month: str, known: set[str] | None, report: VerifyReport) -> bool:
+    """One finding per file for its key ids (the operator acts once per file); False when it cannot be read."""
     key_ids = entry.get("key_ids") or []
     if not key_ids:
         report.findings.append(Finding(ERROR, str(path), "manifest names no encryption keys"))
+        return False
+    problems, missing = [], []
     for key_id in key_ids:
         try:
             _purpose, period, _version = parse_key_id(key_id)
         except KeyringError as error:
-            report.findings.append(Finding(ERROR, str(path), str(error)))
+            problems.append(str(error))
             continue
         if period != month:
-            report.findings.append(Finding(ERROR, str(path), f"encrypted with {key_id}, not a key of {month}"))
+            problems.append(f"encrypted with {key_id}, not a key of {month}")
         if known is not None and key_id not in known:
-            report.findings.append(Finding(ERROR, str(path), f"key {key_id} is not in the keyring: unreadable"))
+            missing.append(key_id)
+    if missing:
+        which = f"key {missing[0]} is" if len(missing) == 1 else f"keys {', '.join(missing)} are"
+        problems.append(f"{which} not in the keyring: unreadable")
+    if problems:
+        report.findings.append(Finding(ERROR, str(path), "; ".join(problems)))
+    return not problems
 
 
 def _decrypt(path: str, entry: dict, decryptor: ArchiveDecryptor, report: VerifyReport) -> None:
@@ -174,7 +183,8 @@ def _verify_partition(view, destroyed: dict, known: set[str] | None, decryptor, 
             continue
         if month in destroyed:
             continue
-        _check_key_ids(path, entry, month, known, report)
+        if not _check_key_ids(path, entry, month, known, report):
+            continue  # already said why it cannot be read; decrypting would say it again
         if decryptor is not None:
             _decrypt(path, entry, decryptor, report)
 

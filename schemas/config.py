@@ -12,8 +12,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import os
 import types
 import typing
+import urllib.parse
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,23 @@ class ConfigError(ValueError):
         super().__init__(f"{where}{key or '<top level>'}: {problem}")
 
 
+class ConfigErrors(ConfigError):
+    """Every problem found in one config, reported together so one edit fixes them all.
+
+    ``key`` and ``problem`` are the first one's, so code that handles a single
+    ``ConfigError`` keeps working; ``errors`` holds them all.
+    """
+
+    def __init__(self, errors: list[ConfigError], source: str | None = None):
+        self.errors = [ConfigError(e.key, e.problem, source or e.source) for e in errors]
+        first = self.errors[0]
+        super().__init__(first.key, first.problem, first.source)
+        if len(self.errors) > 1:
+            where = f"{source}: " if source else ""
+            lines = [f"  {e.key or '<top level>'}: {e.problem}" for e in self.errors]
+            self.args = (f"{where}{len(self.errors)} problems\n" + "\n".join(lines),)
+
+
 def _positive(value: int) -> str | None:
     return None if value >= 1 else "must be >= 1"
 
@@ -45,6 +65,29 @@ def _networks(values: tuple[str, ...]) -> str | None:
             ipaddress.ip_network(value.strip(), strict=False)
         except ValueError:
             return f"{value!r} is not a network like 10.0.0.0/8 or 2001:db8::/32"
+    return None
+
+
+def _timezone(value: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(value)
+        return None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown time zone; {hint}use an IANA name such as UTC, Europe/Berlin or America/New_York"
+
+
+def _url(value: str) -> str | None:
+    if not value:
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected an http:// or https:// URL such as https://hooks.example.com/logwarden"
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        return "the port in the URL is not a number 1-65535"
     return None
 
 
@@ -67,7 +110,12 @@ class InputConfig:
     #: Uncompressed files larger than this are split into line-aligned ranges read in parallel.
     range_bytes: int = dataclasses.field(default=64 * 1024 * 1024, metadata=_check(_positive))
     #: Zone for logs whose timestamps carry none (error logs), as an IANA name.
-    timezone: str = "UTC"
+    timezone: str = dataclasses.field(default="UTC", metadata=_check(_timezone))
+
+
+def _codec(value: str) -> str | None:
+    codecs = ("zstd", "snappy", "gzip", "lz4", "brotli", "none")
+    return None if value in codecs else f"unknown codec {value!r}; use {', '.join(codecs[:-1])} or none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +125,30 @@ class ArchiveConfig:
     #: A file is closed and a new one started past this many rows.
     max_file_rows: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
     #: Parquet compression codec.
-    compression: str = "zstd"
+    compression: str = dataclasses.field(default="zstd", metadata=_check(_codec))
+
+
+#: Overrides where the keyring and root key live by default (a deployment sets it, or names them in the config).
+HOME_ENV = "LOGWARDEN_HOME"
+
+
+def user_data_dir() -> Path:
+    """Where keys live unless the config says: ``$LOGWARDEN_HOME``, else ``$XDG_DATA_HOME/logwarden``
+    (``~/.local/share/logwarden``).  Never the working directory: a job started elsewhere must find the
+    same keyring, not silently make a second one with a second root key."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(base).expanduser() / "logwarden"
 
 
 @dataclasses.dataclass(frozen=True)
 class KeysConfig:
     #: Keyring directory: public halves of the archive's master keys and their private halves sealed to the root key.
-    #: The default is relative to the working directory.
-    keyring: str = dataclasses.field(default=".logwarden/keyring", metadata=PATHS)
+    #: Default: ``keyring`` in ``user_data_dir()``.
+    keyring: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "keyring"), metadata=PATHS)
     #: Root key file (owner-only, mode 600); $LOGWARDEN_ROOT_KEY takes precedence.  Keep it off ingest hosts.
-    root_key_file: str = dataclasses.field(default=".logwarden/root.key", metadata=PATHS)
+    root_key_file: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "root.key"), metadata=PATHS)
     #: Create a keyring (and a root key, unless $LOGWARDEN_ROOT_KEY is set) on the first batch run when none exists.
     auto_init: bool = True
 
@@ -108,7 +170,7 @@ class EnrichConfig:
 @dataclasses.dataclass(frozen=True)
 class WebhookConfig:
     #: Where alerts are POSTed as JSON (empty: no webhook).
-    url: str = ""
+    url: str = dataclasses.field(default="", metadata=_check(_url))
     #: Seconds to wait for the receiver on each attempt.
     timeout_seconds: int = dataclasses.field(default=5, metadata=_check(_positive))
     #: Further attempts after a failed one, with exponential backoff.
@@ -167,6 +229,8 @@ class AlertsConfig:
     evidence_lines: int = dataclasses.field(default=0, metadata=_check(_non_negative))
     #: Cool-down overrides, ``RULE_ID=DURATION`` (``http-sqli=30m``).
     cooldowns: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_cooldowns))
+    #: Rule ids not to run (shipped or your own), e.g. ``[http-request-flood]``.
+    disable: tuple[str, ...] = ()
     #: Keys are spread over this many state shards (more: more parallelism, more timers).
     shards: int = dataclasses.field(default=16, metadata=_check(_positive))
     sinks: AlertSinksConfig = AlertSinksConfig()
@@ -186,12 +250,20 @@ class ReportsConfig:
     min_visitors: int = dataclasses.field(default=10, metadata=_check(_positive))
 
 
+def _online_days(value: int) -> str | None:
+    return None if value >= 90 else "must be >= 90 (the published policy keeps logs online at least 90 days)"
+
+
+def _archive_days(value: int) -> str | None:
+    return None if value >= 365 else "must be >= 365 (the published policy archives logs at least one year)"
+
+
 @dataclasses.dataclass(frozen=True)
 class RetentionConfig:
     #: Days a partition stays in the online, searchable tier (the public promise: at least 90).
-    online_days: int = dataclasses.field(default=90, metadata=_check(_positive))
+    online_days: int = dataclasses.field(default=90, metadata=_check(_online_days))
     #: Days a partition is kept in the archive tier before deletion (at least 365).
-    archive_days: int = dataclasses.field(default=365, metadata=_check(_positive))
+    archive_days: int = dataclasses.field(default=365, metadata=_check(_archive_days))
     #: zstd level of archive-tier files (1-22; higher: smaller and slower to write, as fast to read).
     archive_zstd_level: int = dataclasses.field(
         default=9, metadata=_check(lambda v: None if 1 <= v <= 22 else "must be 1-22")
@@ -324,7 +396,7 @@ class StreamConfig:
 class Config:
     input: InputConfig = InputConfig()
     archive: ArchiveConfig = ArchiveConfig()
-    keys: KeysConfig = KeysConfig()
+    keys: KeysConfig = dataclasses.field(default_factory=KeysConfig)  # follows $LOGWARDEN_HOME when made
     enrich: EnrichConfig = EnrichConfig()
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()
@@ -333,25 +405,6 @@ class Config:
     access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
     audit: AuditConfig = AuditConfig()
     stream: StreamConfig = StreamConfig()
-
-    def __post_init__(self) -> None:
-        if self.retention.online_days < 90:
-            raise ConfigError(
-                "retention.online_days",
-                "must be >= 90 (the published policy keeps logs online at least 90 days), "
-                f"got {self.retention.online_days}",
-            )
-        if self.retention.archive_days < 365:
-            raise ConfigError(
-                "retention.archive_days",
-                "must be >= 365 (the published policy archives logs at least one year), "
-                f"got {self.retention.archive_days}",
-            )
-        if self.archive.compression not in {"zstd", "snappy", "gzip", "lz4", "brotli", "none"}:
-            raise ConfigError(
-                "archive.compression",
-                f"unknown codec {self.archive.compression!r}; use zstd, snappy, gzip, lz4, brotli or none",
-            )
 
 
 def _type_name(tp: Any) -> str:
@@ -368,9 +421,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, key: str, base_dir: Path | None = None) -> Any:
+def _convert(value: Any, tp: Any, key: str, base_dir: Path | None, errors: list[ConfigError]) -> Any:
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key, base_dir)
+        return _build(tp, value, key, base_dir, errors)
     origin = typing.get_origin(tp)
     if origin is dict:
         if not isinstance(value, dict):
@@ -381,12 +434,12 @@ def _convert(value: Any, tp: Any, key: str, base_dir: Path | None = None) -> Any
         (item_type, _ellipsis) = typing.get_args(tp)
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             value = [value]
-        return tuple(_convert(item, item_type, f"{key}[{i}]") for i, item in enumerate(value))
+        return tuple(_convert(item, item_type, f"{key}[{i}]", None, errors) for i, item in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _convert(value, args[0], key)
+        return _convert(value, args[0], key, None, errors)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -414,11 +467,13 @@ def _resolve(value: Any, base_dir: Path | None) -> Any:
     return value
 
 
-def _build(cls: type, data: Any, prefix: str, base_dir: Path | None = None) -> Any:
+def _build(cls: type, data: Any, prefix: str, base_dir: Path | None, errors: list[ConfigError]) -> Any:
+    """``cls`` from ``data``; each bad key is added to ``errors`` (and left at its default) so all are reported."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(prefix, f"expected a mapping of keys, got {data!r}")
+        errors.append(ConfigError(prefix, f"expected a mapping of keys, got {data!r}"))
+        return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
@@ -428,49 +483,93 @@ def _build(cls: type, data: Any, prefix: str, base_dir: Path | None = None) -> A
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(fields))}"
-            raise ConfigError(path, f"unknown key{hint}")
-        converted = _convert(value, hints[key], path, base_dir)
+            errors.append(ConfigError(path, f"unknown key{hint}"))
+            continue
+        try:
+            converted = _convert(value, hints[key], path, base_dir, errors)
+        except ConfigError as error:
+            errors.append(error)
+            continue
         if fields[key].metadata.get("paths"):
             converted = _resolve(converted, base_dir)
         check = fields[key].metadata.get("check")
-        if check is not None:
-            problem = check(converted)
-            if problem:
-                raise ConfigError(path, f"{problem}, got {value!r}")
+        problem = check(converted) if check is not None else None
+        if problem:
+            errors.append(ConfigError(path, f"{problem}, got {value!r}"))
+            continue
         values[key] = converted
     return cls(**values)
 
 
-def parse_config(data: Any, source: str | None = None) -> Config:
+#: A check that needs more than this module knows (formats, rules, runners): the problems it finds.
+Checker = typing.Callable[[Config], list[ConfigError]]
+
+
+def parse_config(
+    data: Any, source: str | None = None, check: Checker | None = None, errors: list[ConfigError] | None = None
+) -> Config:
     """Validate an already-loaded YAML document and return the configuration.
 
     Relative file paths in it are resolved against the folder of ``source`` when given.
+    Every problem is collected (``errors`` found earlier, then each key's, then ``check``'s
+    on the rest, bad keys left at their defaults) and raised together as ``ConfigErrors``.
     """
     base_dir = Path(source).resolve().parent if source else None
-    try:
-        return _build(Config, data, "", base_dir)
-    except ConfigError as error:
-        raise ConfigError(error.key, error.problem, source) from None
+    errors = list(errors or ())
+    config = _build(Config, data, "", base_dir, errors)
+    if check is not None:
+        errors += check(config)
+    if errors:
+        raise ConfigErrors(errors, source)
+    return config
 
 
-def load_config(path: str | Path | None) -> Config:
-    """Read and validate a YAML config file; ``None`` gives the defaults."""
+def duplicate_keys(node: yaml.Node, prefix: str = "") -> list[ConfigError]:
+    """Keys given twice in one mapping: YAML silently keeps the last, so the first would be ignored unseen."""
+    found: list[ConfigError] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            path = f"{prefix}.{key}" if prefix else key
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                found.append(
+                    ConfigError(
+                        path, f"given twice (lines {seen[key]} and {line}); YAML would keep only the last: delete one"
+                    )
+                )
+            seen.setdefault(key, line)
+            found += duplicate_keys(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += duplicate_keys(item, f"{prefix}[{index}]")
+    return found
+
+
+def load_config(path: str | Path | None, check: Checker | None = None) -> Config:
+    """Read and validate a YAML config file (``check`` adds its own problems); ``None`` gives the defaults."""
     if path is None:
-        return Config()
+        return parse_config({}, None, check)
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("", "config file not found", str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("", "is a directory, not a config file", str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("", "not a text (UTF-8) file", str(path)) from None
     except OSError as error:
         raise ConfigError("", f"cannot read config file: {error.strerror}", str(path)) from None
     try:
         data = yaml.safe_load(text)
+        duplicates = duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError("", f"not valid YAML{where}: {getattr(error, 'problem', error)}", str(path)) from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), check, duplicates)
 
 
 def config_to_dict(config: Config) -> dict:

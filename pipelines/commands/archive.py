@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pipelines.commands.audited import audited_action
 from pipelines.commands.common import (
     EXIT_FAILURE,
@@ -20,6 +22,7 @@ EPILOG = """\
 examples:
   logwarden archive verify out/              # manifests, checksums, encrypted footers, key ids (no key needed)
   logwarden archive verify out/ --deep       # also decrypt every file (needs the root key; audited)
+  logwarden archive verify out/ --deep --keyring /srv/keyring --root-key-file /secure/root.key
   logwarden archive verify out/ --repair     # first remove what killed runs left (files no manifest lists)
 
 Exit status: 0 when everything checks out, 1 when something is damaged,
@@ -29,13 +32,16 @@ not counted as damage; files no manifest lists are never read and only warned ab
 
 
 def _verify(args) -> int:
+    if "://" not in args.archive and not os.path.isdir(args.archive):
+        what = "is a file" if os.path.exists(args.archive) else "does not exist"
+        raise UsageError(f"{args.archive} {what}; name the archive directory (the --output of logwarden batch)")
     try:
         full_config = load_or_report(args.config)
         config = full_config.keys
         keyring_dir = args.keyring or config.keyring
         keyring = Keyring(keyring_dir)
         if args.deep:  # decrypts every row, personal columns included: an audited read
-            reader = reader_keys(keyring_dir, config.root_key_file)
+            reader = reader_keys(keyring_dir, args.root_key_file or config.root_key_file)
             with audited_action(full_config, args.archive, "archive verify", args, args.role, args.reason) as act:
                 report = verify_tiers(args.archive, keyring, reader, repair=args.repair)
                 act.rows = report.rows
@@ -74,6 +80,9 @@ def register(subparsers) -> None:
         "--repair", action="store_true", help="remove files of killed runs first (those no manifest lists)"
     )
     verify.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
+    verify.add_argument(
+        "--root-key-file", metavar="FILE", help="root key for --deep (default: $LOGWARDEN_ROOT_KEY, keys.root_key_file)"
+    )
     verify.add_argument("--role", default="ops", help="role acting, for the audit trail of --deep (ops)")
     verify.add_argument("--reason", metavar="TEXT", help="why, for the audit trail of --deep")
     verify.add_argument("--show-shredded", dest="verbose_findings", action="store_true", help="list shredded months")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from parsers.registry import FORMATS, UnknownFormatError, get_format
+from parsers.registry import FORMATS, get_format
 from pipelines.batch import run_batch
 from pipelines.commands.common import (
     EXIT_FAILURE,
@@ -13,16 +13,15 @@ from pipelines.commands.common import (
     UsageError,
     add_command,
     add_config_argument,
-    error,
+    check_output_dir,
     load_or_report,
+    nothing_parsed_hint,
 )
 from pipelines.commands.keys import auto_init
-from pipelines.enrich import check_enrich_config
-from pipelines.inputs import InputError, list_files
+from pipelines.inputs import list_files
 from pipelines.options import pipeline_options
-from retention.audit import AuditError
-from retention.keyring import Keyring, KeyringError
-from schemas.config import ConfigError
+from pipelines.validate import runner_problem
+from retention.keyring import Keyring
 
 EPILOG = """\
 examples:
@@ -34,7 +33,9 @@ examples:
 
 Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
 with a summary: lines read = parsed + dead-lettered, files written, lines/s.
-Exit status: 0 on success, 1 if the job failed, 2 on a usage or config error.
+Exit status: 0 when every line read was processed and every alert delivered;
+1 if the job failed, lost lines, could not deliver an alert, or parsed nothing
+(the message names formats that fit); 2 on a usage or config error.
 """
 
 
@@ -69,39 +70,69 @@ def summary(run) -> str:
     )
 
 
-def run(args) -> int:
+def _runner_flag(beam_args: list[str]) -> str | None:
+    for index, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+        if arg == "--runner" and index + 1 < len(beam_args):
+            return beam_args[index + 1]
+    return None
+
+
+def _prepare(args):
+    """Everything that can be wrong with the request, found before the job starts."""
+    config = load_or_report(args.config)
+    if args.format:
+        if args.format != "auto":
+            get_format(args.format)
+        config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
+    runner = _runner_flag(args.beam_args)
+    if runner and runner_problem(runner):
+        raise UsageError(f"--runner: {runner_problem(runner)}")
+    check_output_dir(args.output)
+    if args.dead_letter_jsonl:
+        check_output_dir(args.dead_letter_jsonl, "--dead-letter-jsonl")
+    files = list_files(args.input)
     try:
-        config = load_or_report(args.config)
-        if args.format:
-            if args.format != "auto":
-                get_format(args.format)
-            config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
-        files = list_files(args.input)
         options = pipeline_options(args.beam_args, config.runner)
-        if config.enrich.enabled:
-            check_enrich_config(config.enrich)
-        if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
-            auto_init(config, args.output, args)
-        Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
-    except (UsageError, UnknownFormatError, InputError, KeyringError, AuditError) as problem:
-        return error(str(problem))
-    except ConfigError as problem:
-        return error(f"bad config: {problem}")
     except (ValueError, SystemExit) as problem:
-        return error(f"bad Beam option: {problem}")
+        raise UsageError(f"bad Beam option: {problem}") from None
+    if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
+        auto_init(config, args.output, args)
+    Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
+    return config, files, options
+
+
+def outcome(counts, format_spec: str, files: list[str]) -> tuple[int, list[str]]:
+    """The exit code a finished run earns, and the warnings that explain a 1."""
+    problems = []
+    if not counts.balanced:
+        problems.append("some lines are unaccounted for (lines read != parsed + dead-lettered)")
+    if counts.alerts_undelivered:
+        problems.append(f"{counts.alerts_undelivered} alert(s) could not be delivered to a configured sink")
+    if counts.lines_read and not counts.lines_parsed:
+        problems.append(nothing_parsed_hint(format_spec, files))
+    return (EXIT_FAILURE if problems else EXIT_OK), problems
+
+
+def run(args) -> int:
+    config, files, options = _prepare(args)
+    if args.dead_letter_jsonl:
+        print(
+            f"logwarden: warning: dead letters also go to {args.dead_letter_jsonl} as PLAINTEXT JSON lines "
+            "(raw log lines are personal data; delete them when done)",
+            file=sys.stderr,
+        )
     try:
-        if args.dead_letter_jsonl:
-            print(
-                f"logwarden: warning: dead letters also go to {args.dead_letter_jsonl} as PLAINTEXT JSON lines "
-                "(raw log lines are personal data; delete them when done)",
-                file=sys.stderr,
-            )
         result = run_batch(files, args.output, config, options, args.dead_letter_jsonl)
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
     print(summary(result), file=sys.stderr)
-    return EXIT_OK if result.counts.balanced else EXIT_FAILURE
+    code, problems = outcome(result.counts, config.input.format, files)
+    for problem in problems:
+        print(f"logwarden: warning: {problem}", file=sys.stderr)
+    return code
 
 
 def register(subparsers) -> None:

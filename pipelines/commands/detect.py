@@ -17,6 +17,7 @@ from pipelines.commands.common import (
     UsageError,
     add_command,
     add_config_argument,
+    check_output_file,
     error,
     load_or_report,
 )
@@ -39,6 +40,7 @@ to a configured sink, 2 on a usage, config or rule error.
 
 
 def run(args) -> int:
+    check_output_file(args.output)
     try:
         config = load_or_report(args.config)
         alerts_config = config.alerts

@@ -7,11 +7,20 @@ trail of ``--archive`` (or ``audit.log``); ``list`` shows public facts only.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import sys
 
 from pipelines.commands import key_roles
 from pipelines.commands.audited import audited_action
-from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
+from pipelines.commands.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    add_command,
+    add_config_argument,
+    error,
+    load_or_report,
+)
 from retention.audit import AuditError, AuditRefusal
 from retention.keyring import (
     PURPOSES,
@@ -20,19 +29,23 @@ from retention.keyring import (
     Keyring,
     KeyringError,
     check_period,
+    import_public_keys,
     init_keyring,
+    months_from,
 )
 from schemas.config import KeysConfig
 
 EPILOG = f"""\
 examples:
-  logwarden keys init --archive out/        # keyring in .logwarden/keyring, root key in .logwarden/root.key
+  logwarden keys init --archive out/        # keyring and root key in $LOGWARDEN_HOME (~/.local/share/logwarden)
+  logwarden keys init --archive out/ --months-ahead 12   # custodian: this month's and the next 11 months' keys
   logwarden keys list
   logwarden keys rotate --archive out/ --period 2026-01    # new versions; files written before keep opening
   logwarden keys destroy --archive out/ --period 2025-01 --yes --reason "retention ended"   # crypto-shred
   logwarden keys export-public --archive out/ /mnt/ingest-keyring   # for the ingest host: writes, never reads
+  logwarden keys import --archive out/ /mnt/ingest-keyring  # keys the ingest host had to create, back to readers
 {key_roles.EPILOG}
-init, rotate, destroy, export-public, add-role, grant and revoke are audited:
+init, rotate, destroy, export-public, import, add-role, grant and revoke are audited:
 they write to the audit trail of --archive DIR (or of audit.log when
 configured) and refuse to run when it cannot be written.
 
@@ -74,14 +87,57 @@ def auto_init(config, archive: str, args) -> None:
     announce_init(result)
 
 
+def _wanted_periods(args) -> list[str]:
+    periods = [check_period(p) for p in args.period or ()]
+    if args.months_ahead is not None:
+        if args.months_ahead < 1:
+            raise UsageError("--months-ahead must be 1 or more (this month counts as the first)")
+        periods += months_from(dt.datetime.now(dt.timezone.utc).date(), args.months_ahead)
+    return sorted(set(periods))
+
+
 def _init(args) -> int:
+    """A new keyring; on an existing one, the months asked for (so ingest hosts find their keys made)."""
     config = keys_config(args)
-    result = init_keyring(config.keyring, config.root_key_file, args.period or ())
-    announce_init(result)
-    for period in result.periods:
-        print(f"created keys for {period}")
-    args.audit_action.detail = f"keyring {result.keyring}; months {', '.join(result.periods) or '-'}"
+    periods = _wanted_periods(args)
+    keyring = Keyring(config.keyring)
+    if keyring.exists():
+        if not periods:
+            raise UsageError(
+                f"a keyring already exists in {keyring.directory}; add months with --months-ahead N or --period YYYY-MM"
+            )
+    else:
+        announce_init(init_keyring(config.keyring, config.root_key_file))
+    made = []
+    for period in periods:
+        before = {r.key_id for r in keyring.records()}
+        new = [r.key_id for r in keyring.ensure_period(period) if r.key_id not in before]
+        made += new
+        print(f"{period}: " + (f"created {', '.join(new)}" if new else "keys already present"))
+    if periods:
+        print(f"copy {keyring.directory}/keys/ to the ingest hosts' keyrings (or re-export with 'keys export-public')")
+    args.audit_action.detail = f"keyring {keyring.directory}; created {', '.join(made) or '-'}"
     return EXIT_OK
+
+
+def _import(args) -> int:
+    """Ingest-minted keys into the custodian's keyring, so the readers can open what the ingest host wrote."""
+    keyring = Keyring(keys_config(args).keyring)
+    result = import_public_keys(keyring, args.source)
+    for key_id in result.imported:
+        print(f"imported {key_id}")
+    print(
+        f"{len(result.imported)} key version(s) imported, {len(result.already_present)} already present"
+        + (f", {len(result.conflicts)} in conflict" if result.conflicts else "")
+    )
+    for key_id in result.conflicts:
+        print(
+            f"logwarden: error: {key_id} exists in both keyrings as different keys (or its month was destroyed here); "
+            f"files the ingest host wrote under it open only with its own keyring's copy",
+            file=sys.stderr,
+        )
+    args.audit_action.detail = f"imported from {args.source}: {', '.join(result.imported) or '-'}"
+    return EXIT_FAILURE if result.conflicts else EXIT_OK
 
 
 def _list(args) -> int:
@@ -123,15 +179,16 @@ def _destroy(args) -> int:
     keyring = Keyring(keys_config(args).keyring)
     period = check_period(args.period)
     victims = [r.key_id for r in keyring.records() if r.period == period]
+    keyring.check_destroyable(period)  # a month with no keys: refused, saying why
     if not args.yes:
-        listed = ", ".join(victims) or "no key versions (only a tombstone would be written)"
+        listed = ", ".join(victims)
         raise UsageError(
             f"destroying the keys of {period} makes every copy of its data unreadable, forever: {listed}. "
             "Re-run with --yes to do it."
         )
     destroyed = keyring.destroy_period(period)
     args.audit_action.detail = f"destroyed {period}: {', '.join(destroyed) or '-'}"
-    print(f"destroyed {len(destroyed)} key version(s) of {period}: {', '.join(destroyed) or '-'}")
+    print(f"destroyed {len(destroyed)} key version(s) of {period}: {', '.join(destroyed)}")
     print(f"every copy of the {period} archive (backups included) is now unreadable")
     return EXIT_OK
 
@@ -194,6 +251,11 @@ def register(subparsers) -> None:
 
     init = action("init", "create a keyring and, unless $LOGWARDEN_ROOT_KEY is set, a root key file", _init)
     init.add_argument("--period", nargs="+", metavar="YYYY-MM", help="also create the keys of these months")
+    init.add_argument(
+        "--months-ahead", type=int, metavar="N", help="create the keys of this month and the next N-1 (custodian)"
+    )
+    imported = action("import", "copy keys an ingest host created into this keyring (readers can then open)", _import)
+    imported.add_argument("source", metavar="DIR", help="the ingest host's keyring (e.g. copied back from it)")
     action("list", "list key versions and destroyed months", _list, audited=False)
     rotate = action("rotate", "add a new version of master keys (all live months unless --period)", _rotate)
     rotate.add_argument("--period", nargs="+", metavar="YYYY-MM", help="months to rotate")

@@ -8,12 +8,12 @@ import sys
 
 from parsers.enrich import Enricher, enrich_batch
 from parsers.files import FileParse, parse_file
-from parsers.registry import FORMATS, UnknownFormatError, get_format
-from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
+from parsers.registry import FORMATS, get_format
+from pipelines.commands.common import EXIT_OK, add_command, add_config_argument, check_output_file, load_or_report
 from pipelines.enrich import check_enrich_config
-from pipelines.inputs import InputError, list_files
+from pipelines.inputs import list_files
 from pipelines.read import open_raw
-from schemas.config import ConfigError, EnrichConfig
+from schemas.config import EnrichConfig
 from schemas.json_rows import batch_to_json_lines
 
 EPILOG = """\
@@ -52,17 +52,14 @@ def _enricher(args, config: EnrichConfig) -> Enricher | None:
 
 
 def run(args) -> int:
-    try:
-        config = load_or_report(args.config)
-        format_spec = args.format or config.input.format
-        if format_spec != "auto":
-            get_format(format_spec)
-        files = list_files(args.files)
-        enricher = _enricher(args, config.enrich)
-    except (UsageError, UnknownFormatError, InputError) as problem:
-        return error(str(problem))
-    except ConfigError as problem:
-        return error(f"bad config: {problem}")
+    config = load_or_report(args.config)
+    format_spec = args.format or config.input.format
+    if format_spec != "auto":
+        get_format(format_spec)
+    check_output_file(args.output)
+    check_output_file(args.dead_letter, "--dead-letter")
+    files = list_files(args.files)
+    enricher = _enricher(args, config.enrich)
     reports = []
     with _open_text_output(args.output) as out, _open_text_output(args.dead_letter or None) as dead_out:
         dead_out = dead_out if args.dead_letter else sys.stderr

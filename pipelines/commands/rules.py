@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from alerts.rules import Bucket, RuleError, load_configured_rules, load_rules
+from alerts.rules import DEFAULT_RULES_DIR, Bucket, RuleError, load_configured_rules, load_rules
 from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
 
 EPILOG = """\
 examples:
   logwarden rules list                       # the shipped pack (plus rules from the config)
   logwarden rules list -c logwarden.yaml
-  logwarden rules check my-rules.yaml        # validate; errors name the file, rule and key
+  logwarden rules check my-rules.yaml        # every mistake at once, naming file, rule and key,
+                                             # and ids that clash with the shipped pack
+The rule language: docs/rules.md (reference) and docs/rules-tutorial.md.
 
 Exit status: 0 when the rules are valid, 2 when a rule or the config is wrong.
 """
@@ -27,20 +29,26 @@ def _threshold(rule) -> str:
     return f">= {t.count} {what} in {t.period:g}s"
 
 
+def _check(args) -> int:
+    """Every mistake in the files at once, and ids that clash with the shipped pack (which loads beside them)."""
+    with_shipped = not args.no_default_rules
+    rules = load_rules(args.paths, default_rules=with_shipped)
+    mine = [r for r in rules.rules if not r.source.startswith(str(DEFAULT_RULES_DIR))] if args.paths else rules.rules
+    clash = " and no id clashes with the shipped pack" if args.paths and with_shipped else ""
+    print(f"logwarden: {len(mine)} rule(s) valid{clash}", file=sys.stderr)
+    return EXIT_OK
+
+
 def run(args) -> int:
     try:
         if args.action == "check":
-            rules = load_rules(args.paths, default_rules=not args.paths)
-        else:
-            config = load_or_report(args.config)
-            rules = load_configured_rules(config.alerts)
+            return _check(args)
+        config = load_or_report(args.config)
+        rules = load_configured_rules(config.alerts)
     except UsageError as problem:
         return error(str(problem))
     except RuleError as problem:
         return error(f"bad rule: {problem}")
-    if args.action == "check":
-        print(f"logwarden: {len(rules.rules)} rule(s) valid", file=sys.stderr)
-        return EXIT_OK
     print(f"{'id':26} {'kind':9} {'severity':8} {'technique':10} {'groupby':22} {'threshold':34} cooldown  title")
     for r in rules.rules:
         print(
@@ -60,5 +68,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("action", choices=["list", "check"])
     parser.add_argument("paths", nargs="*", metavar="PATH", help="rule files or directories (check)")
+    parser.add_argument(
+        "--no-default-rules", action="store_true", help="check without the shipped pack (no id-clash check)"
+    )
     add_config_argument(parser)
     parser.set_defaults(run=run)

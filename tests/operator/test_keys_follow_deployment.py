@@ -1,0 +1,171 @@
+"""Issue 16 §4: keys that follow a deployment, not the working directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from retention.keyring import Keyring, WriterKeys, months_from, reader_keys
+from tests.operator.helpers import ACCESS_LOG, logwarden
+
+
+def test_batch_started_in_two_folders_uses_one_keyring_at_the_documented_path(tmp_path):
+    home = tmp_path / "home"
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        done = logwarden("batch", "--input", ACCESS_LOG, "--output", tmp_path / "out", cwd=folder,
+                         extra_env={"LOGWARDEN_HOME": str(home)})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert not (folder / ".logwarden").exists()
+    assert Keyring(home / "keyring").exists() and (home / "root.key").is_file()
+    assert logwarden("config", "show", extra_env={"LOGWARDEN_HOME": str(home)}).stdout.count(str(home)) == 2
+
+
+def test_the_default_without_logwarden_home_is_per_user(tmp_path):
+    env = {"LOGWARDEN_HOME": "", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    shown = logwarden("config", "show", extra_env=env).stdout
+    assert f"keyring: {tmp_path / 'xdg' / 'logwarden' / 'keyring'}" in shown
+
+
+def test_keys_init_months_ahead_on_an_existing_keyring_so_ingest_hosts_never_mint(tmp_path):
+    keyring, root = tmp_path / "keyring", tmp_path / "root.key"
+    assert (
+        logwarden(
+            "keys", "init", "--archive", tmp_path / "archive", "--keyring", keyring, "--root-key-file", root
+        ).returncode
+        == 0
+    )
+    done = logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--months-ahead",
+        "3",
+        "--keyring",
+        keyring,
+        "--root-key-file",
+        root,
+    )
+    assert done.returncode == 0, done.stderr
+    months = months_from(dt.datetime.now(dt.timezone.utc).date(), 3)
+    assert {r.period for r in Keyring(keyring).records()} == set(months)
+    ingest = tmp_path / "ingest"
+    assert (
+        logwarden("keys", "export-public", "--archive", tmp_path / "archive", ingest, "--keyring", keyring).returncode
+        == 0
+    )
+    before = sorted(os.listdir(ingest / "keys"))
+    for month in months:
+        WriterKeys(ingest).current_ids(month)  # what the ingest pipeline does when it meets a month
+    assert sorted(os.listdir(ingest / "keys")) == before  # nothing minted on the ingest host
+    again = logwarden("keys", "init", "--archive", tmp_path / "archive", "--months-ahead", "3", "--keyring", keyring)
+    assert again.returncode == 0 and "keys already present" in again.stdout
+
+
+def test_keys_import_brings_ingest_minted_keys_back_to_the_readers(tmp_path):
+    keyring, root = tmp_path / "keyring", tmp_path / "root.key"
+    logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--keyring",
+        keyring,
+        "--root-key-file",
+        root,
+        "--period",
+        "2026-01",
+    )
+    ingest = tmp_path / "ingest"
+    logwarden("keys", "export-public", "--archive", tmp_path / "archive", ingest, "--keyring", keyring)
+    minted = WriterKeys(ingest).current_ids("2026-05")["personal"]  # a month the custodian did not make ahead
+    done = logwarden("keys", "import", "--archive", tmp_path / "archive", ingest, "--keyring", keyring)
+    assert done.returncode == 0, done.stderr
+    assert f"imported {minted}" in done.stdout and "2 key version(s) imported" in done.stdout
+    reader = reader_keys(keyring, root, environ={})
+    assert reader.private_key(minted)  # the readers can now open what the ingest host wrote
+    assert (
+        "0 key version(s) imported, 4 already present"
+        in logwarden("keys", "import", "--archive", tmp_path / "archive", ingest, "--keyring", keyring).stdout
+    )
+
+
+def test_keys_import_refuses_another_root_and_reports_clashes(tmp_path):
+    logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--keyring",
+        tmp_path / "a",
+        "--root-key-file",
+        tmp_path / "a.key",
+    )
+    logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--keyring",
+        tmp_path / "b",
+        "--root-key-file",
+        tmp_path / "b.key",
+    )
+    done = logwarden("keys", "import", "--archive", tmp_path / "archive", tmp_path / "b", "--keyring", tmp_path / "a")
+    assert done.returncode == 2 and "another root key" in done.stderr
+
+
+def test_keys_destroy_refuses_a_month_with_no_keys_and_writes_no_tombstone(tmp_path):
+    keyring, root = tmp_path / "keyring", tmp_path / "root.key"
+    logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--keyring",
+        keyring,
+        "--root-key-file",
+        root,
+        "--period",
+        "2026-01",
+    )
+    done = logwarden(
+        "keys", "destroy", "--archive", tmp_path / "archive", "--period", "2030-01", "--yes", "--keyring", keyring
+    )
+    assert done.returncode == 2 and "no keys of 2030-01" in done.stderr and "2026-01" in done.stderr
+    assert "unreadable" not in done.stdout
+    assert Keyring(keyring).destroyed() == {}
+    WriterKeys(keyring).current_ids("2030-01")  # the future month can still be written
+    real = logwarden(
+        "keys", "destroy", "--archive", tmp_path / "archive", "--period", "2026-01", "--yes", "--keyring", keyring
+    )
+    assert (
+        real.returncode == 0
+        and "destroyed 2 key version(s) of 2026-01: data-2026-01@v1, personal-2026-01@v1" in real.stdout
+    )
+    twice = logwarden(
+        "keys", "destroy", "--archive", tmp_path / "archive", "--period", "2026-01", "--yes", "--keyring", keyring
+    )
+    assert twice.returncode == 2 and "already destroyed" in twice.stderr
+
+
+def test_archive_verify_names_the_root_key_file_and_says_each_problem_once(tmp_path):
+    home = {"LOGWARDEN_HOME": str(tmp_path / "home")}
+    out = tmp_path / "out"
+    assert logwarden("batch", "--input", ACCESS_LOG, "--output", out, extra_env=home).returncode == 0
+    moved = tmp_path / "custodian.key"
+    (tmp_path / "home" / "root.key").rename(moved)
+    keyring = tmp_path / "home" / "keyring"
+    deep = logwarden("archive", "verify", out, "--deep", "--keyring", keyring, "--root-key-file", moved, extra_env=home)
+    assert deep.returncode == 0, deep.stdout + deep.stderr
+    assert "1 files decrypted" in deep.stdout
+    other = tmp_path / "other"
+    logwarden(
+        "keys", "init", "--archive", tmp_path / "archive", "--keyring", other, "--root-key-file", tmp_path / "other.key"
+    )
+    wrong = logwarden("archive", "verify", out, "--deep", "--keyring", other, "--root-key-file", tmp_path / "other.key")
+    errors = [line for line in wrong.stdout.splitlines() if line.startswith("error:")]
+    assert wrong.returncode == 1 and len(errors) == 1  # one file, one line (was three)
+    assert "data-" in errors[0] and "personal-" in errors[0] and "not in the keyring" in errors[0]
