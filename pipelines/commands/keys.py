@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from pipelines.commands import key_roles
 from pipelines.commands.audited import audited_action
 from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
-from retention.audit import AuditError
+from retention.audit import AuditError, AuditRefusal
 from retention.keyring import (
     PURPOSES,
     ROOT_KEY_ENV,
@@ -23,21 +24,22 @@ from retention.keyring import (
 )
 from schemas.config import KeysConfig
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   logwarden keys init --archive out/        # keyring in .logwarden/keyring, root key in .logwarden/root.key
   logwarden keys list
   logwarden keys rotate --archive out/ --period 2026-01    # new versions; files written before keep opening
   logwarden keys destroy --archive out/ --period 2025-01 --yes --reason "retention ended"   # crypto-shred
   logwarden keys export-public --archive out/ /mnt/ingest-keyring   # for the ingest host: writes, never reads
-
-init, rotate, destroy and export-public are audited: they write to the audit
-trail of --archive DIR (or of audit.log when configured) and refuse to run
-when it cannot be written.
+{key_roles.EPILOG}
+init, rotate, destroy, export-public, add-role, grant and revoke are audited:
+they write to the audit trail of --archive DIR (or of audit.log when
+configured) and refuse to run when it cannot be written.
 
 Master keys are per month of event time: personal-YYYY-MM (personal columns)
 and data-YYYY-MM (all other columns and the footer).  Their private halves are
-sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file.
+sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file,
+and to each role that may read (access.roles), which unlocks with its own key.
 """
 
 
@@ -146,7 +148,7 @@ def _guarded(action):
     def run(args) -> int:
         try:
             return action(args)
-        except (UsageError, KeyringError, AuditError) as problem:
+        except (UsageError, KeyringError, AuditError, AuditRefusal) as problem:
             return error(str(problem))
 
     return run
@@ -201,3 +203,4 @@ def register(subparsers) -> None:
     destroy.add_argument("--yes", action="store_true", help="really destroy (it cannot be undone)")
     export = action("export-public", "write a copy of the keyring without private halves (for writers)", _export_public)
     export.add_argument("target", metavar="DIR", help="new directory for the writer-only keyring")
+    key_roles.register(action)
