@@ -268,7 +268,11 @@ class Keyring:
         return found
 
     def destroy_period(self, period: str) -> list[str]:
-        """Crypto-shred one month: tombstone first (so writers stop), then delete every version of its keys."""
+        """Crypto-shred one month: tombstone first (so writers stop), then every role's seal, then every key version.
+
+        In that order, so a run killed half-way still lists the month's key files, and the next call (retention
+        plans one while any remain) finishes the job.
+        """
         check_period(period)
         self.root_public()
         victims = [r for r in self.records() if r.period == period]
@@ -277,11 +281,12 @@ class Keyring:
             _write_json_exclusive(
                 tombstone, {"period": period, "destroyed": _now(), "key_ids": [r.key_id for r in victims]}
             )
+        recorded = json.loads(tombstone.read_text(encoding="utf-8")).get("key_ids", [])
+        roles.RoleRegistry(self.directory).forget(sorted({r.key_id for r in victims} | set(recorded)))
         for record in victims:
             path = self._path(record.purpose, record.period, record.version)
             with contextlib.suppress(FileNotFoundError):
                 _overwrite_and_unlink(path)
-        roles.RoleRegistry(self.directory).forget([r.key_id for r in victims])
         return [r.key_id for r in victims]
 
     def export_public(self, target: str | os.PathLike) -> int:
