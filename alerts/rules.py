@@ -1,6 +1,6 @@
 """Detection rules: their model, and loading them from YAML with errors that name the rule and the key.
 
-Two kinds of rule share one shape of header (id, title, severity, category,
+Three kinds of rule share one shape of header (id, title, severity, category,
 ATT&CK technique, description, known false positives):
 
 * ``signature`` — conditions on one event (``match``); the first matching
@@ -9,7 +9,12 @@ ATT&CK technique, description, known false positives):
   optional ``distinct`` field counts only new values, and either a leaky
   ``bucket`` (capacity, leak interval) or a sliding ``window`` (count within a
   period) decides when the key has done too much; ``cooldown`` keeps it to one
-  alert per key per period.
+  alert per key per period;
+* ``sequence`` — ordered ``steps``, each a ``match`` and (after the first) a
+  ``within`` time limit since the previous step, completed per ``groupby`` key in
+  event-time order (GET of a form, then a POST to it within 3 s); ``same: FIELD``
+  makes the steps agree on a field (the same form); an optional ``window``
+  (count, period) asks for several completed sequences before alerting.
 
 Conditions (a list means "all of"): ``{field, <op>: value}`` with ``op`` one of
 ``equals``, ``in``, ``contains``, ``contains_any``, ``words_any`` (whole words), ``startswith_any``,
@@ -116,6 +121,14 @@ class Window:
 
 
 @dataclasses.dataclass(frozen=True)
+class Step:
+    """One step of a sequence rule: its conditions, and how soon after the previous step it must come."""
+
+    conditions: tuple
+    within: float = 0.0  # seconds; the first step has no limit
+
+
+@dataclasses.dataclass(frozen=True)
 class Rule:
     id: str
     kind: str  # "signature" or "behaviour"
@@ -134,21 +147,33 @@ class Rule:
     evidence: int = 5
     tags: tuple[str, ...] = ()
     source: str = ""
+    steps: tuple[Step, ...] = ()  # sequence rules only
+    same: str | None = None  # sequence rules: the field every step must share
 
     @property
     def is_signature(self) -> bool:
         return self.kind == "signature"
 
     @property
+    def is_sequence(self) -> bool:
+        return self.kind == "sequence"
+
+    @property
     def counts_plainly(self) -> bool:
         """A sliding count of rows (no distinct values): folded for all its keys at once (request floods)."""
-        return isinstance(self.threshold, Window) and self.threshold.count > 1 and self.distinct is None
+        return (
+            isinstance(self.threshold, Window)
+            and self.threshold.count > 1
+            and self.distinct is None
+            and not self.is_sequence
+        )
 
     def fields(self) -> set[str]:
         """Every event field this rule reads."""
         names = set(self.groupby)
-        if self.distinct:
-            names.add(self.distinct)
+        for extra in (self.distinct, self.same):
+            if extra:
+                names.add(extra)
 
         def walk(items):
             for item in items:
@@ -320,6 +345,7 @@ class _Reader:
         known = {
             "id", "kind", "title", "severity", "category", "technique", "description", "false_positives", "dataset",
             "match", "filter", "groupby", "distinct", "bucket", "window", "cooldown", "evidence", "tags", "enabled",
+            "steps", "same",
         }  # fmt: skip
         for key in data:
             if key not in known:
@@ -329,8 +355,8 @@ class _Reader:
         if not _RULE_ID.match(rule_id):
             self.fail("id", f"expected lowercase letters, digits, '-', '_' or '.', got {rule_id!r}")
         kind = self.text("kind")
-        if kind not in ("signature", "behaviour"):
-            self.fail("kind", f"expected signature or behaviour, got {kind!r}")
+        if kind not in ("signature", "behaviour", "sequence"):
+            self.fail("kind", f"expected signature, behaviour or sequence, got {kind!r}")
         severity = self.text("severity")
         if severity not in SEVERITIES:
             self.fail("severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r}")
@@ -341,11 +367,21 @@ class _Reader:
         if dataset not in DATASETS:
             self.fail("dataset", f"expected access or error, got {dataset!r}")
         schema = DATASETS[dataset]
-        condition_key = "match" if kind == "signature" else "filter"
-        other = "filter" if kind == "signature" else "match"
-        if other in data:
-            self.fail(other, f"a {kind} rule takes '{condition_key}', not '{other}'")
-        conditions = self.conditions(data.get(condition_key), condition_key, schema)
+        steps: tuple[Step, ...] = ()
+        if kind == "sequence":
+            for key in ("match", "filter", "bucket", "distinct"):
+                if key in data:
+                    self.fail(key, "a sequence rule takes 'steps' (each with 'match' and 'within'), not " + repr(key))
+            steps = self.steps(schema)
+            conditions = (Group("any", tuple(Group("all", step.conditions) for step in steps)),)
+        else:
+            if "steps" in data or "same" in data:
+                self.fail("steps" if "steps" in data else "same", f"only a sequence rule takes it, not a {kind} rule")
+            condition_key = "match" if kind == "signature" else "filter"
+            other = "filter" if kind == "signature" else "match"
+            if other in data:
+                self.fail(other, f"a {kind} rule takes '{condition_key}', not '{other}'")
+            conditions = self.conditions(data.get(condition_key), condition_key, schema)
         groupby = data.get("groupby", ["source_ip"])
         groupby = [groupby] if isinstance(groupby, str) else groupby
         if not isinstance(groupby, list) or not groupby:
@@ -354,11 +390,14 @@ class _Reader:
         distinct = data.get("distinct")
         if distinct is not None:
             distinct = self.field(distinct, "distinct", schema)
+        same = self.field(data["same"], "same", schema) if data.get("same") is not None else None
         if kind == "signature":
             for key in ("bucket", "window", "distinct"):
                 if key in data:
                     self.fail(key, "a signature rule alerts on the first match; use a behaviour rule for thresholds")
             threshold: Bucket | Window = Window(1, 1.0)
+        elif kind == "sequence":  # how many completed sequences, within how long (default: the first one alerts)
+            threshold = self.threshold() if "window" in data else Window(1, 1.0)
         else:
             threshold = self.threshold()
         cooldown = self.duration(data.get("cooldown", "10m"), "cooldown")
@@ -384,7 +423,28 @@ class _Reader:
             evidence=evidence,
             tags=tuple(tags),
             source=self.source,
+            steps=steps,
+            same=same,
         )
+
+    def steps(self, schema: pa.Schema) -> tuple[Step, ...]:
+        items = self.data.get("steps")
+        if not isinstance(items, list) or len(items) < 2:
+            self.fail("steps", f"expected a list of at least two steps, got {items!r}")
+        steps = []
+        for i, item in enumerate(items):
+            key = f"steps[{i}]"
+            if not isinstance(item, dict) or "match" not in item or set(item) - {"match", "within"}:
+                self.fail(key, f"expected {{match: [conditions], within: DURATION}}, got {item!r}")
+            if i == 0 and "within" in item:
+                self.fail(f"{key}.within", "the first step starts the sequence: it has no time limit")
+            if i and "within" not in item:
+                self.fail(f"{key}.within", "is required: how soon after the previous step this one must come")
+            within = self.duration(item["within"], f"{key}.within") if i else 0.0
+            if i and within <= 0:
+                self.fail(f"{key}.within", "must be longer than zero")
+            steps.append(Step(self.conditions(item["match"], f"{key}.match", schema), within))
+        return tuple(steps)
 
     def threshold(self) -> Bucket | Window:
         has = [key for key in ("bucket", "window") if key in self.data]
