@@ -40,7 +40,10 @@ def _naive_time(layout: str) -> Callable[[Columns, pa.Array], None]:
     def convert(columns: Columns, text: pa.Array) -> None:
         ts = timestamps.parse_strftime(text, layout, columns.timezone)
         columns.values["timestamp"] = ts
-        columns.fail(pc.is_null(ts), lambda i, text=text: f"timestamp {text[i].as_py()!r} is not like {layout!r}")
+        columns.fail(
+            pc.is_null(ts),
+            lambda i, text=text: f"timestamp {text[i].as_py()!r} is not {timestamps.VALID_TIME} like {layout!r}",
+        )
 
     return convert
 
@@ -58,7 +61,10 @@ def _apache_time(columns: Columns, text: pa.Array) -> None:
     frac = pc.cast(pc.utf8_rpad(pc.utf8_slice_codeunits(field([3]), 1, 7), 6, "0"), pa.int64())
     ts = pc.add(seconds.cast(pa.int64()), frac).cast(seconds.type)
     columns.values["timestamp"] = ts
-    columns.fail(pc.is_null(ts), lambda i: f"timestamp {text[i].as_py()!r} is not like 'Mon Dec 26 16:22:08 2016'")
+    columns.fail(
+        pc.is_null(ts),
+        lambda i: f"timestamp {text[i].as_py()!r} is not {timestamps.VALID_TIME} like 'Mon Dec 26 16:22:08 2016'",
+    )
 
 
 def _apache_module_level(columns: Columns, text: pa.Array) -> None:

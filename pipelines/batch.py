@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import time
 import uuid
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.detect import alert_ids_of, publish_alerts_file
-from pipelines.graph import GraphOutputs, build_graph
+from alerts.sinks.owed import DeliveryOutcome
+from pipelines.detect import archive_run_alerts, deliver_run_alerts
+from pipelines.graph import GraphOutputs, build_graph, ingest_signer
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.read import ReadLogChunks, open_raw
@@ -34,6 +36,7 @@ def build_batch_pipeline(
     config: Config,
     run_id: str,
     dead_letter_jsonl: str | None = None,
+    follow_symlinks: bool = False,
     plans: list[FilePlan] | None = None,
     already_raised: frozenset[str] = frozenset(),
 ) -> GraphOutputs:
@@ -47,6 +50,8 @@ def build_batch_pipeline(
         config.input.chunk_bytes,
         config.input.range_bytes,
         config.input.timezone,
+        config.input.max_line_bytes,
+        follow_symlinks,
         plans=plans,
     )
     paths = [p.path for p in plans if not p.nothing_to_read] if plans is not None else inputs
@@ -73,6 +78,9 @@ class BatchRun:
     recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
     #: What was read of each input, against what earlier runs had archived.
     inputs: list[FileOutcome] = dataclasses.field(default_factory=list)
+    #: This run's alerts and how delivering them (and what earlier runs owed) went.
+    alerts: list[dict] = dataclasses.field(default_factory=list)
+    delivery: DeliveryOutcome = dataclasses.field(default_factory=DeliveryOutcome)
     report: str | None = None  # the run's report page
 
     @property
@@ -86,6 +94,7 @@ def run_batch(
     config: Config,
     options: PipelineOptions,
     dead_letter_jsonl: str | None = None,
+    follow_symlinks: bool = False,
     reprocess: bool = False,
 ) -> BatchRun:
     """Run the batch pipeline over what of the inputs no earlier run archived, to completion; return its counts.
@@ -99,21 +108,29 @@ def run_batch(
     started = time.monotonic()
     with commit.RunLease(output, run_id):
         recovered = commit.recover(output, own_run=run_id)
-        plans = Ledger.load(output).plan(list_files(inputs), open_raw, reprocess)
+        opener = functools.partial(open_raw, follow_symlinks=follow_symlinks)
+        plans = Ledger.load(output).plan(list_files(inputs, follow_symlinks), opener, reprocess)
         already = frozenset(produced_alert_ids(output))
         commit.begin_transaction(output, run_id, {"kind": "batch", "planned": [p.path for p in plans]})
-        counts, page = RunCounts(), None
+        counts, page, alerts = RunCounts(), None, []
         if any(not p.nothing_to_read for p in plans):
             pipeline = beam.Pipeline(options=options)
-            build_batch_pipeline(pipeline, [], output, config, run_id, dead_letter_jsonl, plans, already)
+            build_batch_pipeline(
+                pipeline, [], output, config, run_id, dead_letter_jsonl, follow_symlinks, plans, already
+            )
             result = pipeline.run()
             result.wait_until_finish()
             counts = RunCounts.from_result(result)
             page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
-        alert_ids = alert_ids_of(publish_alerts_file(output, run_id)) if config.alerts.enabled else []
+        if config.alerts.enabled:
+            alerts = archive_run_alerts(output, run_id, config, ingest_signer(config.keys))
         outcomes = [FileOutcome(p, counts.input_bytes.get(p.path, 0), counts.input_lines.get(p.path, 0)) for p in plans]
+        alert_ids = [a["alert_id"] for a in alerts]
         record = {"kind": "batch", "lines_read": counts.lines_read, "alert_ids": alert_ids, **Ledger.record(outcomes)}
         commit.complete_transaction(output, run_id, record)
+        # Delivered only once the run is complete: a run killed before that raises them again on its rerun.
+        delivery = deliver_run_alerts(output, run_id, config, alerts) if config.alerts.enabled else DeliveryOutcome()
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)
-    return BatchRun(run_id, output, counts, seconds, recovered, outcomes, page)
+    counts.alerts_undelivered = delivery.undelivered
+    return BatchRun(run_id, output, counts, seconds, recovered, outcomes, alerts, delivery, page)

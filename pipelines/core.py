@@ -43,5 +43,13 @@ def parse_files(
         report = FileParse(path)
         if reports is not None:
             reports.append(report)
-        for result in parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report, config.input.timezone):
+        for result in parse_file(
+            open_raw,
+            path,
+            format_spec,
+            config.input.chunk_bytes,
+            report,
+            config.input.timezone,
+            config.input.max_line_bytes,
+        ):
             yield enrich_result(result, enricher)

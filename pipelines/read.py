@@ -11,25 +11,31 @@ from apache_beam.io.filesystems import FileSystems
 
 from parsers import w3c
 from parsers.lines import LineChunk
-from parsers.reader import DEFAULT_CHUNK_BYTES, ReadStats, head_lines
+from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, head_lines
 from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
 from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, read_range
 from pipelines import coders, metrics
+from pipelines.inputs import open_local
 from retention.ledger import FilePlan
 
 _LOG = logging.getLogger("logwarden")
 
 
-def open_raw(path: str):
-    """Open any Beam filesystem path as raw bytes; logwarden does its own decompression."""
+def open_raw(path: str, follow_symlinks: bool = False):
+    """Open any Beam filesystem path as raw bytes; logwarden does its own decompression.
+
+    A local path must be a regular file (and not a link, unless ``follow_symlinks``).
+    """
+    if "://" not in path:
+        return open_local(path, follow_symlinks)
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def format_for_file(path: str, format_spec: str) -> str:
+def format_for_file(path: str, format_spec: str, follow_symlinks: bool = False) -> str:
     """Resolve ``auto`` for one file from its first lines, and log what was chosen."""
     if format_spec != "auto":
         return format_spec
-    with open_raw(path) as raw:
+    with open_raw(path, follow_symlinks) as raw:
         spec, how = resolve_format(format_spec, head_lines(raw, path))
     if spec.startswith(UNKNOWN_PREFIX):
         _LOG.warning("%s: %s; its lines go to the dead letters", path, how)
@@ -53,9 +59,10 @@ class PlanRangesFn(beam.DoFn):
     Takes a matched file (read whole) or a ``FilePlan`` of the ingest ledger (read from where earlier runs stopped).
     """
 
-    def __init__(self, format_spec: str, range_bytes: int):
+    def __init__(self, format_spec: str, range_bytes: int, follow_symlinks: bool = False):
         self._format_spec = format_spec
         self._range_bytes = range_bytes
+        self._follow = follow_symlinks
         self._files = metrics.counter(metrics.FILES_READ)
 
     def process(self, item):
@@ -64,30 +71,38 @@ class PlanRangesFn(beam.DoFn):
             size = (end if end is not None else FileSystems.match([path])[0].metadata_list[0].size_in_bytes) - start
         else:
             path, start, first_line, end, size = item.path, 0, 1, None, item.size_in_bytes
-        format_spec = format_for_file(path, self._format_spec)
+        format_spec = format_for_file(path, self._format_spec, self._follow)
         self._files.inc()
         if not splittable(format_spec) or size <= self._range_bytes:
             yield FileRange(path, start, end, first_line, format_spec)
             return
-        with open_raw(path) as raw:
+        with open_raw(path, self._follow) as raw:
             yield from plan_ranges(raw, path, format_spec, self._range_bytes, start, first_line, end)
 
 
 class ReadRangeFn(beam.DoFn):
     """Read one range of a file as ``LineChunk``s."""
 
-    def __init__(self, chunk_bytes: int, timezone: str):
+    def __init__(
+        self,
+        chunk_bytes: int,
+        timezone: str,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        follow_symlinks: bool = False,
+    ):
         self._chunk_bytes = chunk_bytes
         self._timezone = timezone
+        self._max_line_bytes = max_line_bytes
+        self._follow = follow_symlinks
         self._truncated = metrics.counter(metrics.FILES_TRUNCATED)
         self._bytes = metrics.counter(metrics.BYTES_READ)
 
     def process(self, file_range: FileRange):
         stats = ReadStats()
         read_bytes = read_lines = 0
-        with open_raw(file_range.path) as raw:
-            for chunk in read_range(raw, file_range, self._chunk_bytes, stats, self._timezone):
-                read_bytes += len(chunk.data)
+        with open_raw(file_range.path, self._follow) as raw:
+            for chunk in read_range(raw, file_range, self._chunk_bytes, stats, self._timezone, self._max_line_bytes):
+                read_bytes += chunk.span
                 read_lines += chunk.data.count(b"\n") + (not chunk.data.endswith(b"\n"))
                 yield chunk
         self._bytes.inc(stats.bytes_read)
@@ -111,9 +126,13 @@ class ReadLogChunks(beam.PTransform):
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         range_bytes: int = DEFAULT_RANGE_BYTES,
         timezone: str = "UTC",
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        follow_symlinks: bool = False,
         plans: list[FilePlan] | None = None,
     ):
         super().__init__()
+        self._max_line_bytes = max_line_bytes
+        self._follow = follow_symlinks
         self._patterns = list(patterns or ())
         self._plans = plans
         self._format_spec = format_spec
@@ -133,7 +152,10 @@ class ReadLogChunks(beam.PTransform):
             )
         return (
             files
-            | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes))
+            | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes, self._follow))
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRanges" >> beam.ParDo(ReadRangeFn(self._chunk_bytes, self._timezone)).with_output_types(LineChunk)
+            | "ReadRanges"
+            >> beam.ParDo(
+                ReadRangeFn(self._chunk_bytes, self._timezone, self._max_line_bytes, self._follow)
+            ).with_output_types(LineChunk)
         )

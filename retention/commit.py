@@ -592,7 +592,6 @@ def _withdraw(root: str, txn: str) -> list[str]:
             files += [FileSystems.join(directory, e["file"]) for e in json.loads(read_bytes(path))["files"]]
     _delete(manifests)
     _delete(files)
-    _delete([layout.alerts_file(root, txn)])  # raised by a run that never completed: a rerun raises them again
     _delete([layout.transaction_record(root, txn, completed=False)])
     return files
 

@@ -125,11 +125,6 @@ def staging_dir(root: str, run_id: str) -> str:
     return FileSystems.join(root, STAGING_DIR, check_run_id(run_id))
 
 
-def alerts_file(root: str, run_id: str) -> str:
-    """A run's alerts as JSON lines (plaintext, until alerts are an archive dataset)."""
-    return FileSystems.join(root, ALERTS_DIR, f"alerts-{run_id}.jsonl")
-
-
 def staging_root(root: str) -> str:
     return FileSystems.join(root, STAGING_DIR)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from alerts.outbox import OutboxError, load_outbox_key
 from parsers.registry import FORMATS, get_format
 from pipelines.batch import run_batch
 from pipelines.commands.common import (
@@ -18,6 +19,7 @@ from pipelines.commands.common import (
     nothing_parsed_hint,
 )
 from pipelines.commands.keys import auto_init
+from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
 from pipelines.options import pipeline_options
 from pipelines.validate import runner_problem
@@ -32,22 +34,26 @@ examples:
       --temp_location gs://bucket/tmp --setup_file ./setup.py
 
 Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
-with a summary: lines read = parsed + dead-lettered, files written, lines/s.
+with a summary: lines read = parsed + dead-lettered (+ expired: lines of months whose
+keys were destroyed, never written), files written, lines/s.
 A rerun over input an earlier run archived reads only what is new (the ingest
 ledger recognises a file by its first bytes, renamed or compressed too) and
 says so per file; --reprocess reads everything again.
 Exit status: 0 when every line read was processed and every alert delivered;
-1 if the job failed, lost lines, could not deliver an alert, or parsed nothing
-(the message names formats that fit); 2 on a usage or config error.
+1 if the job failed, lost lines, could not deliver an alert (it is kept sealed and
+retried by the next run), or parsed nothing (the message names formats that fit);
+2 on a usage or config error.
 """
 
 
-def _alert_lines(c) -> list[str]:
+def _alert_lines(run) -> list[str]:
+    c, d = run.counts, run.delivery
     total = sum(c.alerts_by_rule.values())
-    lines = [
-        f"  alerts            {total}"
-        + (f" ({c.alerts_undelivered} not delivered to a sink)" if c.alerts_undelivered else "")
-    ]
+    owed = f" ({d.undelivered} not delivered to a sink: kept sealed, retried next run)" if d.undelivered else ""
+    lines = [f"  alerts            {total}{owed}"]
+    if d.retried:
+        lines.append(f"    retried {d.retried} alert(s) earlier runs could not deliver")
+    lines += [f"    sink {name} failed: {problem}" for name, problem in sorted(d.errors.items())]
     lines += [f"    {n:6d}  {rule}" for rule, n in sorted(c.alerts_by_rule.items(), key=lambda kv: (-kv[1], kv[0]))]
     return lines
 
@@ -61,10 +67,16 @@ def summary(run) -> str:
             f"  files read        {c.files_read}" + (f" ({c.files_truncated} truncated)" if c.files_truncated else ""),
             f"  lines read        {c.lines_read}",
             f"  parsed            {c.lines_parsed}",
-            f"  dead-lettered     {c.lines_dead_lettered}{balance}",
+            f"  dead-lettered     {c.lines_dead_lettered}{balance}"
+            + (f" ({c.lines_truncated} cut at input.max_line_bytes)" if c.lines_truncated else ""),
+            *(
+                [f"  expired           {c.lines_expired} (months whose keys were destroyed; not written)"]
+                if c.lines_expired
+                else []
+            ),
             f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
             " encrypted)",
-            *_alert_lines(c),
+            *_alert_lines(run),
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
@@ -100,7 +112,7 @@ def _prepare(args):
     check_output_dir(args.output)
     if args.dead_letter_jsonl:
         check_output_dir(args.dead_letter_jsonl, "--dead-letter-jsonl")
-    files = list_files(args.input)
+    files = list_files(args.input, args.follow_symlinks)
     try:
         options = pipeline_options(args.beam_args, config.runner)
     except (ValueError, SystemExit) as problem:
@@ -108,6 +120,11 @@ def _prepare(args):
     if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
         auto_init(config, args.output, args)
     Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
+    if config.alerts.enabled:
+        try:
+            load_outbox_key(outbox_key_file(config))  # created on first use; refused when others can read it
+        except OutboxError as problem:
+            raise UsageError(str(problem)) from None
     return config, files, options
 
 
@@ -115,7 +132,7 @@ def outcome(counts, format_spec: str, files: list[str]) -> tuple[int, list[str]]
     """The exit code a finished run earns, and the warnings that explain a 1."""
     problems = []
     if not counts.balanced:
-        problems.append("some lines are unaccounted for (lines read != parsed + dead-lettered)")
+        problems.append("some lines are unaccounted for (lines read != parsed + dead-lettered + expired)")
     if counts.alerts_undelivered:
         problems.append(f"{counts.alerts_undelivered} alert(s) could not be delivered to a configured sink")
     if counts.lines_read and not counts.lines_parsed:
@@ -132,7 +149,9 @@ def run(args) -> int:
             file=sys.stderr,
         )
     try:
-        result = run_batch(files, args.output, config, options, args.dead_letter_jsonl, args.reprocess)
+        result = run_batch(
+            files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks, args.reprocess
+        )
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
@@ -171,6 +190,11 @@ def register(subparsers) -> None:
         "--reprocess",
         action="store_true",
         help="read every input whole again, even what earlier runs archived (adds it to the archive a second time)",
+    )
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read inputs that are symbolic links (by default they are refused: a planted link could name any file)",
     )
     add_config_argument(parser)
     parser.set_defaults(run=run, accepts_beam_args=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import sys
 
 from parsers.enrich import Enricher
@@ -58,13 +59,14 @@ def run(args) -> int:
         get_format(format_spec)
     check_output_file(args.output)
     check_output_file(args.dead_letter, "--dead-letter")
-    files = list_files(args.files)
+    files = list_files(args.files, args.follow_symlinks)
     enricher = _enricher(args, config.enrich)
     reports = []
     with _open_text_output(args.output) as out, _open_text_output(args.dead_letter or None) as dead_out:
         dead_out = dead_out if args.dead_letter else sys.stderr
         for path in files:
-            for result in parse_files([path], open_raw, format_spec, config, enricher, reports):
+            opener = functools.partial(open_raw, follow_symlinks=args.follow_symlinks)
+            for result in parse_files([path], opener, format_spec, config, enricher, reports):
                 for line in batch_to_json_lines(result.events):
                     out.write(line + "\n")
                 for line in batch_to_json_lines(result.dead_letters):
@@ -111,5 +113,6 @@ def register(subparsers) -> None:
         metavar="PATH",
         help="MaxMind City/Country/ASN .mmdb file, repeatable, added to the config's; implies --enrich",
     )
+    parser.add_argument("--follow-symlinks", action="store_true", help="read inputs that are symbolic links")
     add_config_argument(parser)
     parser.set_defaults(run=run)

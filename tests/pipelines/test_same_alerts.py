@@ -43,10 +43,11 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
 
 
 def _batch_and_detect(tmp_path: Path, log: Path, config: Path, fmt: str) -> tuple[list[dict], list[dict]]:
-    out = tmp_path / "out"
-    assert main(["batch", "-i", str(log), "-o", str(out), "-f", fmt, "-c", str(config)]) == 0
-    [alerts_file] = (out / "alerts").glob("alerts-*.jsonl")
-    batch = [json.loads(line) for line in alerts_file.read_text().splitlines()]
+    out, named = tmp_path / "out", tmp_path / "batch-alerts.jsonl"
+    with_sink = tmp_path / "with-sink.yaml"
+    with_sink.write_text(config.read_text() + f"alerts:\n  sinks:\n    jsonl: {named}\n")
+    assert main(["batch", "-i", str(log), "-o", str(out), "-f", fmt, "-c", str(with_sink)]) == 0
+    batch = [json.loads(line) for line in named.read_text().splitlines()]
     detected_file = tmp_path / "detected.jsonl"
     assert main(["detect", str(log), "-f", fmt, "-c", str(config), "-o", str(detected_file)]) == 0
     detected = [json.loads(line) for line in detected_file.read_text().splitlines()]
