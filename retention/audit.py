@@ -45,6 +45,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from retention.stamps import utc_stamp
+
 AUDIT_KEY_ENV = "LOGWARDEN_AUDIT_KEY"
 AUDIT_DIR = "_audit"
 AUDIT_FILE = "audit.jsonl"
@@ -95,10 +97,6 @@ def default_log_path(archive: str | os.PathLike) -> Path:
 
 def _canonical(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def entry_hash(body: Mapping[str, Any]) -> str:
@@ -278,7 +276,13 @@ class AuditLog:
                 user, uid = os_user()
                 body = {name: None for name in FIELDS}
                 body.update(
-                    time=_now(), user=user, uid=uid, host=socket.gethostname(), pid=os.getpid(), result=OK, files=[]
+                    time=utc_stamp("microseconds"),
+                    user=user,
+                    uid=uid,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    result=OK,
+                    files=[],
                 )
                 body.update(fields)
                 body.update(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import json
 import os
 import re
@@ -37,10 +36,6 @@ from retention import sealing
 ROLE_KEY_ENV_PREFIX = "LOGWARDEN_ROLE_KEY_"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _CONTEXT = "logwarden role seals "
-
-
-def now_utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class RoleError(Exception):
