@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from retention import sealing
-from retention.keyring import KeyAccessError, Keyring, KeyringError, ReaderKeys, WriterKeys
+from retention.keyring import ArchiveKeys, KeyAccessError, Keyring, KeyringError, ReaderKeys
 from retention.roles import RoleError, RoleRecord, RoleRegistry, read_role_secret, write_role_secret
 from retention.stamps import utc_stamp
 
 
-class RoleKeys(WriterKeys):
+class RoleKeys(ArchiveKeys):
     """One role's view of the keyring: public halves, plus the private halves sealed to this role."""
 
     def __init__(self, directory: str | os.PathLike, role: str, secret: bytes):
