@@ -15,6 +15,8 @@ BYTES_READ = "bytes_read"
 LINES_READ = "lines_read"
 LINES_PARSED = "lines_parsed"
 LINES_DEAD_LETTERED = "lines_dead_lettered"
+#: Blank lines and W3C directive lines: counted apart, neither events nor dead letters.
+LINES_SKIPPED = "lines_skipped"
 FILES_WRITTEN = "files_written"
 ROWS_WRITTEN = "rows_written"
 DEAD_LETTERS_WRITTEN = "dead_letters_written"
@@ -34,7 +36,7 @@ def counter(name: str):
 
 @dataclasses.dataclass
 class RunCounts:
-    """The numbers a run reports; ``lines_read == lines_parsed + lines_dead_lettered`` must hold."""
+    """The numbers a run reports; ``lines_read == lines_parsed + lines_dead_lettered + lines_skipped`` must hold."""
 
     files_read: int = 0
     files_truncated: int = 0
@@ -42,6 +44,7 @@ class RunCounts:
     lines_read: int = 0
     lines_parsed: int = 0
     lines_dead_lettered: int = 0
+    lines_skipped: int = 0
     files_written: int = 0
     rows_written: int = 0
     dead_letters_written: int = 0
@@ -51,7 +54,7 @@ class RunCounts:
 
     @property
     def balanced(self) -> bool:
-        return self.lines_read == self.lines_parsed + self.lines_dead_lettered
+        return self.lines_read == self.lines_parsed + self.lines_dead_lettered + self.lines_skipped
 
     @classmethod
     def from_result(cls, result) -> RunCounts:

@@ -16,18 +16,21 @@ DEAD_LETTERS = "dead_letters"
 
 
 class ParseChunkFn(beam.DoFn):
-    """Parse one chunk and count its lines: read = parsed + dead-lettered."""
+    """Parse one chunk and count its lines: read = parsed + dead-lettered + skipped (blank, directives)."""
 
     def __init__(self):
         self._read = metrics.counter(metrics.LINES_READ)
         self._parsed = metrics.counter(metrics.LINES_PARSED)
         self._dead = metrics.counter(metrics.LINES_DEAD_LETTERED)
+        self._skipped = metrics.counter(metrics.LINES_SKIPPED)
 
     def process(self, chunk: LineChunk):
         result = parse_chunk(chunk)
         self._read.inc(result.lines_read)
         self._parsed.inc(result.lines_parsed)
         self._dead.inc(result.dead_letters.num_rows)
+        if result.lines_skipped:
+            self._skipped.inc(result.lines_skipped)
         yield result
 
 

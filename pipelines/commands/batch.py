@@ -59,6 +59,7 @@ def summary(run) -> str:
             f"  lines read        {c.lines_read}",
             f"  parsed            {c.lines_parsed}",
             f"  dead-lettered     {c.lines_dead_lettered}{balance}",
+            *([f"  skipped           {c.lines_skipped} (blank lines, W3C directives)"] if c.lines_skipped else []),
             f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
             " encrypted)",
             *_alert_lines(c),

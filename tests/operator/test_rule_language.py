@@ -64,13 +64,17 @@ def test_every_mistake_in_every_rule_is_reported_at_once(tmp_path):
 @pytest.mark.parametrize("technique", ["T1190", "t1190", "1190", " T1190 "])
 def test_technique_shapes_people_write_are_accepted(tmp_path, technique):
     path = tmp_path / "r.yaml"
-    path.write_text(f"- id: r\n  title: t\n  severity: low\n  technique: '{technique}'\n  match:\n    - field: url_path\n      contains: x\n")
+    path.write_text(
+        f"- id: r\n  title: t\n  severity: low\n  technique: '{technique}'\n  match:\n    - field: url_path\n      contains: x\n"
+    )
     assert load_rules([path], default_rules=False).rules[0].technique == "T1190"
 
 
 def test_rules_check_catches_an_id_clash_with_the_shipped_pack(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("- id: http-sqli\n  title: mine\n  severity: low\n  match:\n    - field: url_path\n      contains: x\n")
+    path.write_text(
+        "- id: http-sqli\n  title: mine\n  severity: low\n  match:\n    - field: url_path\n      contains: x\n"
+    )
     done = logwarden("rules", "check", path)
     assert done.returncode == 2
     assert "rule http-sqli: id: duplicate rule id" in done.stderr and "shipped pack" in done.stderr
