@@ -1,4 +1,5 @@
 """Issue 16 §5: parsing that was wrong, not just strict."""
+# ruff: noqa: E501 (real log lines are data)
 
 from __future__ import annotations
 
