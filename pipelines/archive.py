@@ -1,9 +1,10 @@
-"""Archive transform: record batches to encrypted Parquet partitioned by event day, published atomically.
+"""Archive transform: record batches to encrypted Parquet partitioned by event day, published by commits.
 
-Workers write complete files under ``<output>/.tmp/<run>/``; after a group-by
-on the day, one step renames them into ``<dataset>/dt=<day>/`` and writes the
-partition's manifest.  A killed job therefore leaves at most hidden temporary
-files, never a half-written Parquet file inside a partition.
+Workers write complete files into the run's staging folder; after a group-by on
+the day, one step per day commits them (``retention.commit``): renamed into
+``<dataset>/dt=<day>/`` and listed in the partition's manifest, which is what
+readers go by.  A killed job therefore leaves files that no reader sees and
+that the next run or ``archive verify --repair`` removes.
 
 Every file is encrypted with the keys of its partition's month, through the
 writer role (public halves only): the pipeline cannot read back what it wrote.
@@ -13,10 +14,7 @@ pyarrow's ``CryptoFactory`` cannot be pickled, so each worker builds its own in
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime as dt
-import uuid
 
 import apache_beam as beam
 import pyarrow as pa
@@ -25,39 +23,18 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import coders, metrics  # noqa: F401 - coders registers the RecordBatch coder
+from retention import commit, layout
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
-from retention.parquet_files import (
-    ParquetFileWriter,
-    WrittenFile,
-    final_file_name,
-    manifest_document,
-    manifest_name,
-    partition_name,
-    split_by_day,
-)
+from retention.parquet_files import ParquetFileWriter, WrittenFile, split_by_day
 from schemas.config import ArchiveConfig
-
-
-def temp_root(output: str, run_id: str) -> str:
-    return FileSystems.join(output, ".tmp", run_id)
-
-
-def _mkdirs(path: str) -> None:
-    with contextlib.suppress(OSError):  # already there
-        FileSystems.mkdirs(path)
-
-
-def _create(path: str):
-    _mkdirs(path.rsplit("/", 1)[0])
-    return FileSystems.create(path)
 
 
 class WriteTempFilesFn(beam.DoFn):
     """Keep one open encrypted Parquet writer per day per bundle; emit each file when it is complete."""
 
     def __init__(self, output: str, run_id: str, schema: pa.Schema, keys: WriterKeys, config: ArchiveConfig):
-        self._tmp = temp_root(output, run_id)
+        self._output, self._run_id = output, run_id
         self._schema = schema
         self._keys = keys
         self._config = config
@@ -69,11 +46,10 @@ class WriteTempFilesFn(beam.DoFn):
         self._writers: dict[str, ParquetFileWriter] = {}
 
     def _open(self, day: str) -> ParquetFileWriter:
-        path = FileSystems.join(self._tmp, f"{day}-{uuid.uuid4().hex}.parquet")
         return ParquetFileWriter(
-            path,
+            commit.staging_path(self._output, self._run_id),
             self._schema,
-            _create,
+            commit.create,
             encryption=self._encryptor.for_day(self._schema, day),
             compression=self._config.compression,
             row_group_rows=self._config.row_group_rows,
@@ -95,12 +71,12 @@ class WriteTempFilesFn(beam.DoFn):
         self._writers = {}
 
 
-class PublishFilesFn(beam.DoFn):
-    """Move one day's finished files into their partition and write the partition manifest."""
+class CommitDayFn(beam.DoFn):
+    """Commit one day's finished files to their partition: one commit per dataset, day and run."""
 
-    def __init__(self, output: str, dataset_dir: str, run_id: str, rows_counter: str):
+    def __init__(self, output: str, dataset: str, run_id: str, rows_counter: str):
         self._output = output
-        self._dataset_dir = dataset_dir
+        self._dataset = dataset
         self._run_id = run_id
         self._files = metrics.counter(metrics.FILES_WRITTEN)
         self._rows = metrics.counter(rows_counter)
@@ -108,40 +84,24 @@ class PublishFilesFn(beam.DoFn):
     def process(self, day_and_files):
         day, files = day_and_files
         files: list[WrittenFile] = sorted(files, key=lambda f: f.path)
-        partition = FileSystems.join(self._output, self._dataset_dir, partition_name(day))
-        _mkdirs(partition)
-        entries = []
-        for index, written in enumerate(files):
-            name = final_file_name(self._run_id, index)
-            target = FileSystems.join(partition, name)
-            if not FileSystems.exists(target):  # a retried bundle may already have moved it
-                FileSystems.rename([written.path], [target])
-            entries.append(written.manifest_entry(name))
+        manifest = commit.commit(self._output, self._dataset, day, self._run_id, files)
+        directory = layout.partition_dir(self._output, self._dataset, day)
+        for written, name in zip(files, manifest.names, strict=True):
             self._files.inc()
             self._rows.inc(written.rows)
-            yield dataclasses.replace(written, path=target)
-        manifest = FileSystems.join(partition, manifest_name(self._run_id))
-        staging = FileSystems.join(self._output, ".tmp", self._run_id, f"manifest-{day}.json")
-        with _create(staging) as fh:
-            fh.write(manifest_document(day, self._run_id, entries))
-        FileSystems.rename([staging], [manifest])
-
-
-def ingest_day() -> str:
-    """Today (UTC): the partition of records that carry no event time, such as dead letters."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+            yield dataclasses.replace(written, path=FileSystems.join(directory, name))
 
 
 @dataclasses.dataclass
 class WriteArchive(beam.PTransform):
-    """Record batches of one schema to encrypted ``<output>/<dataset_dir>/dt=YYYY-MM-DD/*.parquet``.
+    """Record batches of one schema to encrypted ``<output>/<dataset>/dt=YYYY-MM-DD/*.parquet``.
 
     Partitioned by the UTC day of ``day_column``; with ``day_column=None`` (dead
     letters, which have no event time) by the day the job runs.
     """
 
     output: str
-    dataset_dir: str
+    dataset: str
     run_id: str
     schema: pa.Schema
     keys: WriterKeys
@@ -154,7 +114,7 @@ class WriteArchive(beam.PTransform):
 
     def expand(self, batches):
         if self.day_column is None:
-            day = ingest_day()
+            day = layout.today()
             by_day = batches | "KeyByIngestDay" >> beam.Map(lambda batch: (day, batch)).with_output_types(
                 tuple[str, pa.RecordBatch]
             )
@@ -168,6 +128,5 @@ class WriteArchive(beam.PTransform):
             | "WriteTempFiles"
             >> beam.ParDo(WriteTempFilesFn(self.output, self.run_id, self.schema, self.keys, self.config))
             | "GroupByDay" >> beam.GroupByKey()
-            | "PublishFiles"
-            >> beam.ParDo(PublishFilesFn(self.output, self.dataset_dir, self.run_id, self.rows_counter))
+            | "CommitDays" >> beam.ParDo(CommitDayFn(self.output, self.dataset, self.run_id, self.rows_counter))
         )

@@ -1,13 +1,4 @@
-r"""The batch pipeline: log files in, events archived as encrypted Parquet, dead letters kept.
-
-Reads like the data flow in PRODUCT.md::
-
-    files --ReadLogs--> chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet
-                                     |                                   |--AggregateTraffic--> reports
-                                     |                                   \--Detect--> alerts (JSON lines, sinks)
-                                     |--> error events --Archive--> encrypted Parquet, and --Detect-->
-                                     \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
-"""
+"""The batch pipeline: log files in, through the one graph (``pipelines.graph``), until the input is complete."""
 
 from __future__ import annotations
 
@@ -17,22 +8,14 @@ import time
 import uuid
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from alerts.rules import load_configured_rules
-from pipelines.aggregate import AggregateTraffic, WriteReports
-from pipelines.archive import WriteArchive, temp_root
-from pipelines.dead_letters import WriteDeadLetters
-from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks, publish_alerts_file
-from pipelines.enrich import Enrich
+from pipelines.detect import publish_alerts_file
+from pipelines.graph import GraphOutputs, build_graph
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
-from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from pipelines.read import ReadLogChunks
-from retention.keyring import writer_keys
-from retention.parquet_files import ACCESS_DIR, ERROR_DIR
-from schemas import ACCESS_EVENT, ERROR_EVENT
+from retention import commit
 from schemas.config import Config
 
 
@@ -48,34 +31,12 @@ def build_batch_pipeline(
     config: Config,
     run_id: str,
     dead_letter_jsonl: str | None = None,
-) -> None:
-    """Attach the batch graph to ``pipeline``; the archive is written with the writer role's (public) keys."""
-    keys = writer_keys(config.keys.keyring)
+) -> GraphOutputs:
+    """Attach the batch graph to ``pipeline``: the one graph (``pipelines.graph``) fed by files."""
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
         inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
     )
-    parsed = chunks | "Parse" >> ParseChunks()
-    access = parsed[ACCESS]
-    if config.enrich.enabled:
-        access = access | "Enrich" >> Enrich(config.enrich)
-    access | "ArchiveAccessEvents" >> WriteArchive(output, ACCESS_DIR, run_id, ACCESS_EVENT, keys, config.archive)
-    parsed[ERROR] | "ArchiveErrorEvents" >> WriteArchive(output, ERROR_DIR, run_id, ERROR_EVENT, keys, config.archive)
-    parsed[DEAD_LETTERS] | "WriteDeadLetters" >> WriteDeadLetters(
-        output, run_id, keys, config.archive, dead_letter_jsonl
-    )
-    if config.alerts.enabled:
-        alerts = {"access": access, "error": parsed[ERROR]} | "Detect" >> Detect(
-            load_configured_rules(config.alerts), config.alerts.shards, bounded=True
-        )
-        alerts | "WriteAlerts" >> WriteAlertsFile(output, run_id)
-        if has_sinks(config.alerts.sinks):
-            alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
-    if config.reports.enabled:
-        (
-            access
-            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket)
-            | "WriteReports" >> WriteReports(output, run_id)
-        )
+    return build_graph(chunks, output, config, run_id, bounded=True, dead_letter_jsonl=dead_letter_jsonl)
 
 
 @dataclasses.dataclass
@@ -84,6 +45,8 @@ class BatchRun:
     output: str
     counts: RunCounts
     seconds: float
+    #: What the start of the run cleaned up after killed runs.
+    recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
 
     @property
     def lines_per_second(self) -> float:
@@ -97,17 +60,21 @@ def run_batch(
     options: PipelineOptions,
     dead_letter_jsonl: str | None = None,
 ) -> BatchRun:
-    """Run the batch pipeline over files, globs or directories to completion and return its counts."""
+    """Run the batch pipeline over files, globs or directories to completion and return its counts.
+
+    The run holds a lease on the archive while it writes; it first finishes or rolls back what killed runs
+    left (``retention.commit.recover``), and at the end clears its own staging folder.
+    """
     run_id = new_run_id()
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
-    result = pipeline.run()
-    result.wait_until_finish()
-    if config.alerts.enabled:
-        publish_alerts_file(output, run_id)
-    seconds = time.monotonic() - started
-    tmp = temp_root(output, run_id)
-    if FileSystems.exists(tmp):
-        FileSystems.delete([tmp])
-    return BatchRun(run_id, output, RunCounts.from_result(result), seconds)
+    with commit.RunLease(output, run_id):
+        recovered = commit.recover(output, own_run=run_id)
+        pipeline = beam.Pipeline(options=options)
+        build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
+        result = pipeline.run()
+        result.wait_until_finish()
+        if config.alerts.enabled:
+            publish_alerts_file(output, run_id)
+        seconds = time.monotonic() - started
+        commit.clear_staging(output, run_id)
+    return BatchRun(run_id, output, RunCounts.from_result(result), seconds, recovered)

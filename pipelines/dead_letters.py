@@ -14,7 +14,7 @@ import apache_beam as beam
 from pipelines import metrics
 from pipelines.archive import WriteArchive
 from retention.keyring import WriterKeys
-from retention.parquet_files import DEAD_LETTER_DIR
+from retention.layout import DEAD_LETTER_DIR
 from schemas import DEAD_LETTER
 from schemas.config import ArchiveConfig
 from schemas.json_rows import batch_to_json_lines

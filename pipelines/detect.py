@@ -34,6 +34,7 @@ from alerts.observe import Observer, kept_whole
 from alerts.rules import RuleSet
 from alerts.sinks import Deliverer, alert_json, build_sinks
 from pipelines import metrics
+from retention import layout
 from schemas.config import AlertSinksConfig
 
 ALERTS_DIR = "alerts"
@@ -190,7 +191,7 @@ def alerts_file(output: str, run_id: str) -> str:
 
 
 def _parts_dir(output: str, run_id: str) -> str:
-    return FileSystems.join(output, ".tmp", run_id, ALERTS_DIR)
+    return FileSystems.join(layout.staging_dir(output, run_id), ALERTS_DIR)
 
 
 class WriteAlertPartsFn(beam.DoFn):

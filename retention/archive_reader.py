@@ -2,7 +2,9 @@
 
 ``open_archive`` gives a ``pyarrow.dataset.Dataset`` whose files decrypt with
 one role's keys; filters on ``dt`` (the partition day) prune whole partitions
-before any file is opened.  Months whose keys were destroyed are left out (they
+before any file is opened.  Its files are those the partitions' manifests list
+(``retention.commit.live_files``), never a directory listing: a file a killed
+writer left behind is not read.  Months whose keys were destroyed are left out (they
 are crypto-shredded: nobody can read them) unless asked for, so a scan over
 the rest still works.  The schema comes from ``schemas``, not from a file's
 footer, so opening never needs a key; reading does.
@@ -21,9 +23,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from retention import commit, layout
 from retention.encryption import ArchiveDecryptor
 from retention.keyring import WriterKeys
-from retention.parquet_files import ACCESS_DIR, DATASETS
+from retention.layout import ACCESS_DIR, DATASETS
 
 PARTITION_FIELD = pa.field("dt", pa.string())
 
@@ -43,13 +46,9 @@ def dataset_directory(path: str | os.PathLike, dataset: str | None = None) -> tu
     return path / dataset, dataset
 
 
-def archive_files(directory: Path) -> list[Path]:
-    """Published Parquet files of one dataset (temporary and manifest files excluded)."""
-    return sorted(directory.glob("dt=*/*.parquet"))
-
-
-def shredded(path: Path, destroyed: set[str]) -> bool:
-    return path.parent.name.removeprefix("dt=")[:7] in destroyed
+def archive_files(directory: Path) -> list[commit.LiveFile]:
+    """Published files of one dataset directory: those its manifests list."""
+    return commit.live_files(str(directory.parent), directory.name)
 
 
 def open_archive(
@@ -58,7 +57,7 @@ def open_archive(
     dataset: str | None = None,
     include_shredded: bool = False,
 ) -> ds.Dataset:
-    """The archive's ``dataset`` (``events``, ``errors`` or ``dead_letters``) readable with ``keys``."""
+    """The archive's ``dataset`` (``events``, ``errors``, ``dead_letters`` or ``alerts``) readable with ``keys``."""
     if keys is None:
         raise ArchiveReadError(
             "the archive is encrypted: reading it needs the reader role's keys "
@@ -70,10 +69,10 @@ def open_archive(
     files = archive_files(directory)
     if not include_shredded:
         destroyed = set(keys.keyring.destroyed())
-        files = [f for f in files if not shredded(f, destroyed)]
+        files = [f for f in files if layout.month_of_day(f.day) not in destroyed]
     scan = ds.ParquetFragmentScanOptions(decryption_config=ArchiveDecryptor(keys).dataset_config())
     return ds.dataset(
-        [str(f) for f in files],
+        [f.path for f in files],
         schema=DATASETS[name].append(PARTITION_FIELD),
         format=ds.ParquetFileFormat(default_fragment_scan_options=scan),
         partitioning=ds.partitioning(pa.schema([PARTITION_FIELD]), flavor="hive"),
@@ -90,7 +89,7 @@ def _stream(dataset: ds.Dataset, where: ds.Expression | None) -> pa.RecordBatchR
 
 
 def query_archive(sql: str, path: str | os.PathLike, keys: WriterKeys, where: ds.Expression | None = None) -> pa.Table:
-    """Run DuckDB ``sql`` over the archive; its datasets are the tables ``events``, ``errors`` and ``dead_letters``.
+    """Run DuckDB ``sql`` over the archive; each dataset present (``events``, ``errors``…) is a table of that name.
 
     ``where`` (a pyarrow expression such as ``ds.field("dt") >= "2026-01-01"``)
     is applied before decryption and prunes partitions; DuckDB itself gets
@@ -102,7 +101,7 @@ def query_archive(sql: str, path: str | os.PathLike, keys: WriterKeys, where: ds
     connection = duckdb.connect()
     try:
         for name in DATASETS:
-            if (Path(path) / name).is_dir():
+            if commit.dataset_exists(str(path), name):
                 connection.register(name, _stream(open_archive(path, keys, name), where))
         return connection.sql(sql).to_arrow_table()
     finally:

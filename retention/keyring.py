@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from retention import sealing
+from retention.layout import month_of_day
 
 PURPOSES = ("personal", "data")
 ROOT_KEY_ENV = "LOGWARDEN_ROOT_KEY"
@@ -66,7 +67,7 @@ def check_period(period: str) -> str:
 
 def period_of_day(day: str) -> str:
     """``2026-01-31`` -> ``2026-01``: the month whose keys encrypt that day's partition."""
-    return check_period(day[:7])
+    return check_period(month_of_day(day))
 
 
 def key_name(purpose: str, period: str) -> str:

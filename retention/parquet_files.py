@@ -2,10 +2,10 @@
 
 This is the one Parquet writer of logwarden: batch jobs, the streaming job and
 retention compaction all go through it, so every file carries the schema
-version and the same layout (``<dataset>/dt=YYYY-MM-DD/part-<run>-<n>.parquet``).
-Files are written under a temporary name and only renamed into their partition
-once complete, so a reader never sees half a file.  Archive files are always
-encrypted (``retention.encryption``); a writer is told explicitly when not to.
+version.  A writer writes to a staging path; ``retention.commit`` publishes the
+finished file into its partition (``retention.layout``), so a reader never sees
+half a file.  Archive files are always encrypted (``retention.encryption``); a
+writer is told explicitly when not to.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -22,24 +21,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from retention.encryption import ENCRYPTED_MAGIC, FileEncryption
-from schemas import ACCESS_EVENT, DEAD_LETTER, ERROR_EVENT, SCHEMA_VERSION
+from retention.layout import day_of_epoch_days
+from schemas import SCHEMA_VERSION
 
-PARTITION_FORMAT = "%Y-%m-%d"
 WRITE_BUFFER_BYTES = 4 * 1024 * 1024
-
-#: Dataset directories of an archive and the schema of each.
-ACCESS_DIR = "events"
-ERROR_DIR = "errors"
-DEAD_LETTER_DIR = "dead_letters"
-DATASETS = {ACCESS_DIR: ACCESS_EVENT, ERROR_DIR: ERROR_EVENT, DEAD_LETTER_DIR: DEAD_LETTER}
 
 
 class PlaintextFileError(RuntimeError):
     """An archive file came out without an encrypted footer; it is never published."""
-
-
-def partition_name(day: str) -> str:
-    return f"dt={day}"
 
 
 def split_by_day(batch: pa.RecordBatch, column: str = "timestamp") -> Iterator[tuple[str, pa.RecordBatch]]:
@@ -52,14 +41,10 @@ def split_by_day(batch: pa.RecordBatch, column: str = "timestamp") -> Iterator[t
     days = pc.floor(pc.divide(micros.cast(pa.float64()), 86_400_000_000.0)).cast(pa.int64())
     first, last = (v.as_py() for v in pc.min_max(days).values())
     if first == last:
-        yield _day_name(first), batch
+        yield day_of_epoch_days(first), batch
         return
     for day in pc.unique(days).to_pylist():
-        yield _day_name(day), batch.filter(pc.equal(days, day))
-
-
-def _day_name(days_since_epoch: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=days_since_epoch)).strftime(PARTITION_FORMAT)
+        yield day_of_epoch_days(day), batch.filter(pc.equal(days, day))
 
 
 class _HashingStream:
@@ -198,24 +183,3 @@ class ParquetFileWriter:
             max_timestamp=_iso(self._max),
             key_ids=self._encryption.key_ids if self._encryption else (),
         )
-
-
-def final_file_name(run_id: str, index: int) -> str:
-    """Names unique per run, so a second run over new logs never overwrites the first one's files."""
-    return f"part-{run_id}-{index:05d}.parquet"
-
-
-def manifest_name(run_id: str) -> str:
-    return f"_manifest-{run_id}.json"
-
-
-def manifest_document(day: str, run_id: str, entries: list[dict]) -> bytes:
-    """The manifest of what one run added to one partition (file names, checksums, rows, times)."""
-    doc = {
-        "partition": partition_name(day),
-        "run_id": run_id,
-        "schema_version": SCHEMA_VERSION,
-        "files": entries,
-        "rows": sum(e["rows"] for e in entries),
-    }
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()

@@ -1,26 +1,28 @@
 """``archive verify``: manifests against files, checksums, encryption, and (deep) decryptability.
 
-The quick check needs no key: every published file must be listed in a
-manifest with the same size and SHA-256, must have an encrypted footer, and
-must name master keys of its partition's month that the keyring still holds.
-The deep check also decrypts every column of every file with the reader role's
-keys and counts rows against the manifest.  Months whose keys were destroyed
-are reported as crypto-shredded, not as damage.
+The quick check needs no key: every file a manifest lists must be there with
+the same size and SHA-256, must have an encrypted footer, and must name master
+keys of its partition's month that the keyring still holds.  The deep check
+also decrypts every column of every file with the reader role's keys and counts
+rows against the manifest.  Months whose keys were destroyed are reported as
+crypto-shredded, not as damage.  Files no manifest lists and staging left by
+killed runs are never read, so they are warnings; ``repair`` removes them
+(``retention.commit.recover``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
+from retention import commit, layout
 from retention.encryption import ENCRYPTED_MAGIC, ArchiveDecryptor
 from retention.keyring import Keyring, KeyringError, ReaderKeys, parse_key_id
-from retention.parquet_files import DATASETS
+from retention.layout import DATASETS
 
 ERROR = "error"
 WARNING = "warning"
@@ -45,6 +47,8 @@ class VerifyReport:
     decrypted_files: int = 0
     shredded_partitions: int = 0
     findings: list[Finding] = dataclasses.field(default_factory=list)
+    #: What ``repair`` removed (None when not asked to repair).
+    repaired: commit.RecoveryReport | None = None
 
     @property
     def errors(self) -> list[Finding]:
@@ -55,40 +59,26 @@ class VerifyReport:
         return not self.errors
 
 
-def _sha256(path: Path) -> str:
+def _open(path: str):
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with _open(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _encrypted_footer(path: Path) -> bool:
-    with path.open("rb") as fh:
+def _encrypted_footer(path: str) -> bool:
+    with _open(path) as fh:
         head = fh.read(4)
         fh.seek(-4, 2)
         return head == ENCRYPTED_MAGIC and fh.read(4) == ENCRYPTED_MAGIC
 
 
-def _manifest_entries(partition: Path, report: VerifyReport) -> dict[str, dict]:
-    entries: dict[str, dict] = {}
-    for manifest in sorted(partition.glob("_manifest-*.json")):
-        try:
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
-            files = doc["files"]
-        except (ValueError, KeyError, TypeError) as error:
-            report.findings.append(Finding(ERROR, str(manifest), f"unreadable manifest ({error})"))
-            continue
-        if doc.get("partition") != partition.name:
-            report.findings.append(
-                Finding(ERROR, str(manifest), f"manifest is for {doc.get('partition')}, found in {partition.name}")
-            )
-        for entry in files:
-            entries[entry["file"]] = entry
-    return entries
-
-
-def _check_key_ids(path: Path, entry: dict, month: str, known: set[str] | None, report: VerifyReport) -> bool:
+def _check_key_ids(path: str, entry: dict, month: str, known: set[str] | None, report: VerifyReport) -> bool:
     """One finding per file for its key ids (the operator acts once per file); False when it cannot be read."""
     key_ids = entry.get("key_ids") or []
     if not key_ids:
@@ -113,10 +103,11 @@ def _check_key_ids(path: Path, entry: dict, month: str, known: set[str] | None, 
     return not problems
 
 
-def _decrypt(path: Path, entry: dict, decryptor: ArchiveDecryptor, report: VerifyReport) -> None:
+def _decrypt(path: str, entry: dict, decryptor: ArchiveDecryptor, report: VerifyReport) -> None:
     try:
-        parquet = pq.ParquetFile(path, decryption_properties=decryptor.file_properties())
-        rows = sum(batch.num_rows for batch in parquet.iter_batches(batch_size=65536))
+        with _open(path) as handle:
+            parquet = pq.ParquetFile(handle, decryption_properties=decryptor.file_properties())
+            rows = sum(batch.num_rows for batch in parquet.iter_batches(batch_size=65536))
     except KeyringError as error:
         report.findings.append(Finding(ERROR, str(path), f"cannot decrypt: {error}"))
         return
@@ -128,61 +119,71 @@ def _decrypt(path: Path, entry: dict, decryptor: ArchiveDecryptor, report: Verif
         report.findings.append(Finding(ERROR, str(path), f"{rows} rows decrypted, manifest says {entry.get('rows')}"))
 
 
-def _partitions(root: Path) -> Iterator[Path]:
-    for name in DATASETS:
-        directory = root / name
-        if directory.is_dir():
-            yield from sorted(p for p in directory.glob("dt=*") if p.is_dir())
-
-
-def verify_archive(root: str | Path, keyring: Keyring | None = None, reader: ReaderKeys | None = None) -> VerifyReport:
-    """Check an archive; ``reader`` given means deep (decrypt everything)."""
-    root = Path(root)
+def verify_archive(
+    root: str,
+    keyring: Keyring | None = None,
+    reader: ReaderKeys | None = None,
+    repair: bool = False,
+) -> VerifyReport:
+    """Check an archive; ``reader`` given means deep (decrypt everything); ``repair`` first removes leftovers."""
+    root = str(root)
     report = VerifyReport()
-    if not any((root / name).is_dir() for name in DATASETS):
-        report.findings.append(Finding(ERROR, str(root), f"not an archive: none of {', '.join(DATASETS)} is here"))
+    if not any(commit.dataset_exists(root, name) for name in DATASETS):
+        report.findings.append(Finding(ERROR, root, f"not an archive: none of {', '.join(DATASETS)} is here"))
         return report
+    if repair:
+        report.repaired = commit.recover(root)
     keyring = keyring or (reader.keyring if reader else None)
     destroyed = keyring.destroyed() if keyring else {}
     known = {r.key_id for r in keyring.records()} if keyring else None
     decryptor = ArchiveDecryptor(reader) if reader else None
-    for partition in _partitions(root):
-        report.partitions += 1
-        month = partition.name.removeprefix("dt=")[:7]
-        entries = _manifest_entries(partition, report)
-        files = {p.name: p for p in partition.glob("*.parquet")}
-        for name in sorted(set(files) - set(entries)):
-            report.findings.append(Finding(ERROR, str(files[name]), "file is in no manifest"))
-        for name in sorted(set(entries) - set(files)):
-            report.findings.append(Finding(ERROR, str(partition / name), "listed in a manifest but missing"))
-        if month in destroyed:
-            report.shredded_partitions += 1
-            report.findings.append(
-                Finding(
-                    INFO, str(partition), f"crypto-shredded: keys of {month} destroyed {destroyed[month]['destroyed']}"
-                )
-            )
-        for name in sorted(set(files) & set(entries)):
-            path, entry = files[name], entries[name]
-            report.files += 1
-            report.rows += entry.get("rows", 0)
-            if path.stat().st_size != entry.get("size") or _sha256(path) != entry.get("sha256"):
-                report.findings.append(Finding(ERROR, str(path), "checksum or size differs from the manifest"))
-                continue
-            if not _encrypted_footer(path):
-                report.findings.append(Finding(ERROR, str(path), "not encrypted (plaintext Parquet footer)"))
-                continue
-            if month in destroyed:
-                continue
-            if not _check_key_ids(path, entry, month, known, report):
-                continue  # already said why it cannot be read; decrypting would say it again
-            if decryptor is not None:
-                _decrypt(path, entry, decryptor, report)
-    leftovers = list((root / ".tmp").glob("*")) if (root / ".tmp").is_dir() else []
-    if leftovers:
+    leftovers = commit.recover(root, dry_run=True)
+    for path in leftovers.orphans:
+        report.findings.append(Finding(WARNING, path, "in no manifest (never read): left by a killed run"))
+    for path in leftovers.retired:
+        report.findings.append(Finding(WARNING, path, "replaced by a later commit but not yet deleted"))
+    if leftovers.staging:
         report.findings.append(
             Finding(
-                WARNING, str(root / ".tmp"), f"{len(leftovers)} unpublished run(s) left by killed jobs; safe to delete"
+                WARNING,
+                layout.staging_root(root),
+                f"{len(leftovers.staging)} unpublished run(s) left by killed jobs; never read",
             )
         )
+    if leftovers.changed:
+        report.findings.append(Finding(INFO, root, "'logwarden archive verify --repair' or the next run removes them"))
+    for dataset in DATASETS:
+        for day in commit.partition_days(root, dataset):
+            _verify_partition(commit.read_partition(root, dataset, day), destroyed, known, decryptor, report)
     return report
+
+
+def _verify_partition(view, destroyed: dict, known: set[str] | None, decryptor, report: VerifyReport) -> None:
+    report.partitions += 1
+    month = view.month
+    for path, problem in view.problems:
+        report.findings.append(Finding(ERROR, path, problem))
+    present = {layout.base_name(p) for p in commit.list_paths(FileSystems.join(view.directory, "*.parquet"))}
+    for name in sorted(set(view.live) - present):
+        report.findings.append(Finding(ERROR, view.path(name), "listed in a manifest but missing"))
+    if month in destroyed:
+        report.shredded_partitions += 1
+        report.findings.append(
+            Finding(INFO, view.directory, f"crypto-shredded: keys of {month} destroyed {destroyed[month]['destroyed']}")
+        )
+    for name in sorted(set(view.live) & present):
+        path, entry = view.path(name), view.live[name]
+        report.files += 1
+        report.rows += entry.get("rows", 0)
+        if commit.file_size(path) != entry.get("size") or _sha256(path) != entry.get("sha256"):
+            report.findings.append(Finding(ERROR, path, "checksum or size differs from the manifest"))
+            continue
+        if not _encrypted_footer(path):
+            report.findings.append(Finding(ERROR, path, "not encrypted (plaintext Parquet footer)"))
+            continue
+        if month in destroyed:
+            continue
+        if not _check_key_ids(path, entry, month, known, report):
+            continue  # already said why it cannot be read; decrypting would say it again
+        if decryptor is not None:
+            _decrypt(path, entry, decryptor, report)

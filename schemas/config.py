@@ -265,11 +265,56 @@ class RetentionConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    #: The audit trail (JSON lines, append-only); empty: ``<archive>/_audit/audit.jsonl`` of the archive worked on.
+    log: str = dataclasses.field(default="", metadata=PATHS)
+    #: HMAC key of the audit trail (owner-only, mode 600), created with the trail's first entry;
+    #: $LOGWARDEN_AUDIT_KEY takes precedence.  Every host that runs audited commands needs the same key.
+    key_file: str = dataclasses.field(default=".logwarden/audit.key", metadata=PATHS)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunnerConfig:
     #: Beam runner used when --runner is not given; never one that downloads binaries at run time.
     name: str = "FnApiRunner"
     #: Worker processes for the local runner (0: one per core).
     direct_num_workers: int = dataclasses.field(default=1, metadata=_check(_non_negative))
+
+
+def _start_at(value: str) -> str | None:
+    return None if value in {"beginning", "end"} else "must be beginning or end"
+
+
+def _positive_seconds(value: float) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def _non_negative_seconds(value: float) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    #: Seconds between two looks at the followed files.
+    poll_seconds: float = dataclasses.field(default=0.05, metadata=_check(_positive_seconds))
+    #: Seconds between archive cuts (files, alerts and the checkpoint published together).
+    cut_seconds: float = dataclasses.field(default=300.0, metadata=_check(_positive_seconds))
+    #: A cut also comes when one open archive file reaches this many bytes.
+    cut_bytes: int = dataclasses.field(default=256 * 1024 * 1024, metadata=_check(_positive))
+    #: A last line without newline is handed out as a truncated line (dead letter) after this long.
+    partial_line_seconds: float = dataclasses.field(default=5.0, metadata=_check(_positive_seconds))
+    #: A file renamed out of the --input globs is still read this long for late writes, then let go.
+    rotate_grace_seconds: float = dataclasses.field(default=5.0, metadata=_check(_non_negative_seconds))
+    #: How far behind the newest line behaviour rules wait for out-of-order lines while inputs are busy.
+    lateness_seconds: float = dataclasses.field(default=0.0, metadata=_check(_non_negative_seconds))
+    #: Inputs quiet this long let the event-time watermark reach the newest line.
+    idle_seconds: float = dataclasses.field(default=2.0, metadata=_check(_positive_seconds))
+    #: Seconds between two progress lines on stderr.
+    progress_seconds: float = dataclasses.field(default=5.0, metadata=_check(_positive_seconds))
+    #: Files found on the very first start: read from the ``beginning`` or only what is appended (``end``).
+    start_at: str = dataclasses.field(default="beginning", metadata=_check(_start_at))
+    #: The key that encrypts the job's checkpoint (created on first start, mode 0600).
+    state_key_file: str = dataclasses.field(default=".logwarden/stream-state.key", metadata=PATHS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,6 +327,8 @@ class Config:
     reports: ReportsConfig = ReportsConfig()
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
+    audit: AuditConfig = AuditConfig()
+    stream: StreamConfig = StreamConfig()
 
 
 def _type_name(tp: Any) -> str:
@@ -289,6 +336,8 @@ def _type_name(tp: Any) -> str:
         return "true or false"
     if tp is int:
         return "an integer"
+    if tp is float:
+        return "a number"
     if tp is str:
         return "a string"
     if typing.get_origin(tp) is tuple:
@@ -316,6 +365,9 @@ def _convert(value: Any, tp: Any, key: str, base_dir: Path | None, errors: list[
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value

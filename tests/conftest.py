@@ -61,6 +61,12 @@ def reader(archive_config):
 
 
 @pytest.fixture(autouse=True)
+def _audit_key(monkeypatch):
+    """Every test's audited commands use one audit key from the environment, never a key file in the working dir."""
+    monkeypatch.setenv("LOGWARDEN_AUDIT_KEY", "dGVzdC1hdWRpdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4")
+
+
+@pytest.fixture(autouse=True)
 def _own_logwarden_home(tmp_path, monkeypatch):
     """Default keyring and root key inside the test's folder (``$LOGWARDEN_HOME``), never in the user's home."""
     monkeypatch.setenv("LOGWARDEN_HOME", str(tmp_path / ".logwarden"))

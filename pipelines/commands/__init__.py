@@ -1,5 +1,5 @@
 """Subcommands of ``logwarden``; each module has ``register(subparsers)`` and sets ``run``."""
 
-from pipelines.commands import archive, batch, config, detect, keys, parse, rules, version
+from pipelines.commands import archive, audit, batch, config, detect, keys, parse, rules, stream, version
 
-COMMANDS = [version, config, parse, batch, detect, rules, keys, archive]
+COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit]

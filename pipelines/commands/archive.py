@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from pipelines.commands.audited import audited_action
 from pipelines.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -13,34 +14,44 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
+from retention.audit import AuditError
 from retention.keyring import Keyring, KeyringError, reader_keys
 from retention.verify import INFO, verify_archive
 
 EPILOG = """\
 examples:
   logwarden archive verify out/              # manifests, checksums, encrypted footers, key ids (no key needed)
-  logwarden archive verify out/ --deep       # also decrypt every file (needs the root key)
+  logwarden archive verify out/ --deep       # also decrypt every file (needs the root key; audited)
   logwarden archive verify out/ --deep --keyring /srv/keyring --root-key-file /secure/root.key
+  logwarden archive verify out/ --repair     # first remove what killed runs left (files no manifest lists)
 
 Exit status: 0 when everything checks out, 1 when something is damaged,
 missing or unreadable, 2 on a usage error.  Crypto-shredded months are listed,
-not counted as damage.
+not counted as damage; files no manifest lists are never read and only warned about.
 """
 
 
 def _verify(args) -> int:
-    if not os.path.isdir(args.archive):
+    if "://" not in args.archive and not os.path.isdir(args.archive):
         what = "is a file" if os.path.exists(args.archive) else "does not exist"
         raise UsageError(f"{args.archive} {what}; name the archive directory (the --output of logwarden batch)")
     try:
-        config = load_or_report(args.config).keys
+        full_config = load_or_report(args.config)
+        config = full_config.keys
         keyring_dir = args.keyring or config.keyring
         keyring = Keyring(keyring_dir)
-        root_key_file = args.root_key_file or config.root_key_file
-        reader = reader_keys(keyring_dir, root_key_file) if args.deep else None
-        report = verify_archive(args.archive, keyring if keyring.exists() else None, reader)
-    except (UsageError, KeyringError) as problem:
+        if args.deep:  # decrypts every row, personal columns included: an audited read
+            reader = reader_keys(keyring_dir, args.root_key_file or config.root_key_file)
+            with audited_action(full_config, args.archive, "archive verify", args, args.role, args.reason) as act:
+                report = verify_archive(args.archive, keyring, reader, repair=args.repair)
+                act.rows = report.rows
+                act.detail = f"{report.decrypted_files} files decrypted, {len(report.errors)} problem(s)"
+        else:
+            report = verify_archive(args.archive, keyring if keyring.exists() else None, None, repair=args.repair)
+    except (UsageError, KeyringError, AuditError) as problem:
         return error(str(problem))
+    if report.repaired is not None:
+        print(f"{args.archive}: repaired: {report.repaired.summary()}")
     for finding in report.findings:
         if finding.level != INFO or args.verbose_findings:
             print(finding)
@@ -65,10 +76,15 @@ def register(subparsers) -> None:
     verify = actions.add_parser("verify", help="check manifests, checksums and (--deep) decryptability")
     verify.add_argument("archive", metavar="DIR", help="the archive (the --output of logwarden batch)")
     verify.add_argument("--deep", action="store_true", help="decrypt every file with the reader role's keys")
+    verify.add_argument(
+        "--repair", action="store_true", help="remove files of killed runs first (those no manifest lists)"
+    )
     verify.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
     verify.add_argument(
         "--root-key-file", metavar="FILE", help="root key for --deep (default: $LOGWARDEN_ROOT_KEY, keys.root_key_file)"
     )
+    verify.add_argument("--role", default="ops", help="role acting, for the audit trail of --deep (ops)")
+    verify.add_argument("--reason", metavar="TEXT", help="why, for the audit trail of --deep")
     verify.add_argument("--show-shredded", dest="verbose_findings", action="store_true", help="list shredded months")
     add_config_argument(verify)
     verify.set_defaults(run=_verify)

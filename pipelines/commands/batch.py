@@ -65,6 +65,7 @@ def summary(run) -> str:
             *_alert_lines(c),
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
+            *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
         ]
     )
 

@@ -1,4 +1,8 @@
-"""``logwarden keys init|list|rotate|destroy|export-public``: the archive's master keys."""
+"""``logwarden keys init|list|rotate|destroy|export-public``: the archive's master keys.
+
+Every command that changes keys or hands them out writes an audit entry to the
+trail of ``--archive`` (or ``audit.log``); ``list`` shows public facts only.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import dataclasses
 import datetime as dt
 import sys
 
+from pipelines.commands.audited import audited_action
 from pipelines.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -15,6 +20,7 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
+from retention.audit import AuditError
 from retention.keyring import (
     PURPOSES,
     ROOT_KEY_ENV,
@@ -30,13 +36,17 @@ from schemas.config import KeysConfig
 
 EPILOG = """\
 examples:
-  logwarden keys init                       # keyring and root key in $LOGWARDEN_HOME (~/.local/share/logwarden)
-  logwarden keys init --months-ahead 12     # custodian: this month's and the next 11 months' keys, made ahead
+  logwarden keys init --archive out/        # keyring and root key in $LOGWARDEN_HOME (~/.local/share/logwarden)
+  logwarden keys init --archive out/ --months-ahead 12   # custodian: this month's and the next 11 months' keys
   logwarden keys list
-  logwarden keys rotate --period 2026-01    # new versions; files written before keep opening
-  logwarden keys destroy --period 2025-01 --yes    # crypto-shred January 2025, backups included
-  logwarden keys export-public /mnt/ingest-keyring # a keyring for the ingest host: it can write, never read
-  logwarden keys import /mnt/ingest-keyring # keys the ingest host had to create itself, back to the readers
+  logwarden keys rotate --archive out/ --period 2026-01    # new versions; files written before keep opening
+  logwarden keys destroy --archive out/ --period 2025-01 --yes --reason "retention ended"   # crypto-shred
+  logwarden keys export-public --archive out/ /mnt/ingest-keyring   # for the ingest host: writes, never reads
+  logwarden keys import --archive out/ /mnt/ingest-keyring  # keys the ingest host had to create, back to readers
+
+init, rotate, destroy and export-public are audited: they write to the audit
+trail of --archive DIR (or of audit.log when configured) and refuse to run
+when it cannot be written.
 
 Master keys are per month of event time: personal-YYYY-MM (personal columns)
 and data-YYYY-MM (all other columns and the footer).  Their private halves are
@@ -88,13 +98,15 @@ def _init(args) -> int:
             )
     else:
         announce_init(init_keyring(config.keyring, config.root_key_file))
+    made = []
     for period in periods:
         before = {r.key_id for r in keyring.records()}
-        records = keyring.ensure_period(period)
-        made = [r.key_id for r in records if r.key_id not in before]
-        print(f"{period}: " + (f"created {', '.join(made)}" if made else "keys already present"))
+        new = [r.key_id for r in keyring.ensure_period(period) if r.key_id not in before]
+        made += new
+        print(f"{period}: " + (f"created {', '.join(new)}" if new else "keys already present"))
     if periods:
         print(f"copy {keyring.directory}/keys/ to the ingest hosts' keyrings (or re-export with 'keys export-public')")
+    args.audit_action.detail = f"keyring {keyring.directory}; created {', '.join(made) or '-'}"
     return EXIT_OK
 
 
@@ -114,6 +126,7 @@ def _import(args) -> int:
             f"files the ingest host wrote under it open only with its own keyring's copy",
             file=sys.stderr,
         )
+    args.audit_action.detail = f"imported from {args.source}: {', '.join(result.imported) or '-'}"
     return EXIT_FAILURE if result.conflicts else EXIT_OK
 
 
@@ -142,10 +155,13 @@ def _rotate(args) -> int:
     if not periods:
         raise UsageError("no keys to rotate yet; name a month with --period YYYY-MM")
     purposes = [args.purpose] if args.purpose else list(PURPOSES)
+    added = []
     for period in periods:
         for purpose in purposes:
             record = keyring.add_version(purpose, check_period(period))
+            added.append(record.key_id)
             print(f"{record.key_id}: new current version (older versions still open older files)")
+    args.audit_action.detail = f"new versions: {', '.join(added)}"
     return EXIT_OK
 
 
@@ -162,6 +178,7 @@ def _destroy(args) -> int:
             "Re-run with --yes to do it."
         )
     destroyed = keyring.destroy_period(period)
+    args.audit_action.detail = f"destroyed {period}: {', '.join(destroyed) or '-'}"
     print(f"destroyed {len(destroyed)} key version(s) of {period}: {', '.join(destroyed)}")
     print(f"every copy of the {period} archive (backups included) is now unreadable")
     return EXIT_OK
@@ -170,6 +187,7 @@ def _destroy(args) -> int:
 def _export_public(args) -> int:
     keyring = Keyring(keys_config(args).keyring)
     count = keyring.export_public(args.target)
+    args.audit_action.detail = f"{count} public key versions to {args.target}"
     print(f"wrote a writer-only keyring ({count} public key versions, no private halves) to {args.target}")
     return EXIT_OK
 
@@ -178,8 +196,23 @@ def _guarded(action):
     def run(args) -> int:
         try:
             return action(args)
-        except (UsageError, KeyringError) as problem:
+        except (UsageError, KeyringError, AuditError) as problem:
             return error(str(problem))
+
+    return run
+
+
+def _audited(command: str, action):
+    """Run ``action`` inside an audit entry pair on the trail of ``--archive`` (or ``audit.log``)."""
+
+    def run(args) -> int:
+        config = load_or_report(args.config)
+        with audited_action(config, args.archive, command, args, args.role, args.reason) as act:
+            args.audit_action = act
+            status = action(args)
+            if status != EXIT_OK:
+                act.detail = f"exit status {status}"
+            return status
 
     return run
 
@@ -194,24 +227,27 @@ def register(subparsers) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    def action(name: str, help_text: str, run):
+    def action(name: str, help_text: str, run, audited: bool = True):
         sub = actions.add_parser(name, help=help_text, description=help_text)
         add_config_argument(sub)
         sub.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
         sub.add_argument("--root-key-file", metavar="FILE", help="root key file (default: keys.root_key_file)")
+        if audited:
+            sub.add_argument("--archive", metavar="DIR", help="the archive whose audit trail records this")
+            sub.add_argument("--role", default="custodian", help="role acting, for the audit trail (custodian)")
+            sub.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
+            run = _audited(f"keys {name}", run)
         sub.set_defaults(run=_guarded(run))
         return sub
 
-    init = action(
-        "init", "create a keyring (and a root key unless $LOGWARDEN_ROOT_KEY is set), or add months to one", _init
-    )
+    init = action("init", "create a keyring and, unless $LOGWARDEN_ROOT_KEY is set, a root key file", _init)
     init.add_argument("--period", nargs="+", metavar="YYYY-MM", help="also create the keys of these months")
     init.add_argument(
         "--months-ahead", type=int, metavar="N", help="create the keys of this month and the next N-1 (custodian)"
     )
     imported = action("import", "copy keys an ingest host created into this keyring (readers can then open)", _import)
     imported.add_argument("source", metavar="DIR", help="the ingest host's keyring (e.g. copied back from it)")
-    action("list", "list key versions and destroyed months", _list)
+    action("list", "list key versions and destroyed months", _list, audited=False)
     rotate = action("rotate", "add a new version of master keys (all live months unless --period)", _rotate)
     rotate.add_argument("--period", nargs="+", metavar="YYYY-MM", help="months to rotate")
     rotate.add_argument("--purpose", choices=PURPOSES, help="rotate only this purpose")

@@ -30,59 +30,124 @@ def test_the_default_without_logwarden_home_is_per_user(tmp_path):
 
 def test_keys_init_months_ahead_on_an_existing_keyring_so_ingest_hosts_never_mint(tmp_path):
     keyring, root = tmp_path / "keyring", tmp_path / "root.key"
-    assert logwarden("keys", "init", "--keyring", keyring, "--root-key-file", root).returncode == 0
-    done = logwarden("keys", "init", "--months-ahead", "3", "--keyring", keyring, "--root-key-file", root)
+    assert (
+        logwarden(
+            "keys", "init", "--archive", tmp_path / "archive", "--keyring", keyring, "--root-key-file", root
+        ).returncode
+        == 0
+    )
+    done = logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--months-ahead",
+        "3",
+        "--keyring",
+        keyring,
+        "--root-key-file",
+        root,
+    )
     assert done.returncode == 0, done.stderr
     months = months_from(dt.datetime.now(dt.timezone.utc).date(), 3)
     assert {r.period for r in Keyring(keyring).records()} == set(months)
     ingest = tmp_path / "ingest"
-    assert logwarden("keys", "export-public", ingest, "--keyring", keyring).returncode == 0
+    assert (
+        logwarden("keys", "export-public", "--archive", tmp_path / "archive", ingest, "--keyring", keyring).returncode
+        == 0
+    )
     before = sorted(os.listdir(ingest / "keys"))
     for month in months:
         WriterKeys(ingest).current_ids(month)  # what the ingest pipeline does when it meets a month
     assert sorted(os.listdir(ingest / "keys")) == before  # nothing minted on the ingest host
-    again = logwarden("keys", "init", "--months-ahead", "3", "--keyring", keyring)
+    again = logwarden("keys", "init", "--archive", tmp_path / "archive", "--months-ahead", "3", "--keyring", keyring)
     assert again.returncode == 0 and "keys already present" in again.stdout
 
 
 def test_keys_import_brings_ingest_minted_keys_back_to_the_readers(tmp_path):
     keyring, root = tmp_path / "keyring", tmp_path / "root.key"
-    logwarden("keys", "init", "--keyring", keyring, "--root-key-file", root, "--period", "2026-01")
+    logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--keyring",
+        keyring,
+        "--root-key-file",
+        root,
+        "--period",
+        "2026-01",
+    )
     ingest = tmp_path / "ingest"
-    logwarden("keys", "export-public", ingest, "--keyring", keyring)
+    logwarden("keys", "export-public", "--archive", tmp_path / "archive", ingest, "--keyring", keyring)
     minted = WriterKeys(ingest).current_ids("2026-05")["personal"]  # a month the custodian did not make ahead
-    done = logwarden("keys", "import", ingest, "--keyring", keyring)
+    done = logwarden("keys", "import", "--archive", tmp_path / "archive", ingest, "--keyring", keyring)
     assert done.returncode == 0, done.stderr
     assert f"imported {minted}" in done.stdout and "2 key version(s) imported" in done.stdout
     reader = reader_keys(keyring, root, environ={})
     assert reader.private_key(minted)  # the readers can now open what the ingest host wrote
     assert (
         "0 key version(s) imported, 4 already present"
-        in logwarden("keys", "import", ingest, "--keyring", keyring).stdout
+        in logwarden("keys", "import", "--archive", tmp_path / "archive", ingest, "--keyring", keyring).stdout
     )
 
 
 def test_keys_import_refuses_another_root_and_reports_clashes(tmp_path):
-    logwarden("keys", "init", "--keyring", tmp_path / "a", "--root-key-file", tmp_path / "a.key")
-    logwarden("keys", "init", "--keyring", tmp_path / "b", "--root-key-file", tmp_path / "b.key")
-    done = logwarden("keys", "import", tmp_path / "b", "--keyring", tmp_path / "a")
+    logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--keyring",
+        tmp_path / "a",
+        "--root-key-file",
+        tmp_path / "a.key",
+    )
+    logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--keyring",
+        tmp_path / "b",
+        "--root-key-file",
+        tmp_path / "b.key",
+    )
+    done = logwarden("keys", "import", "--archive", tmp_path / "archive", tmp_path / "b", "--keyring", tmp_path / "a")
     assert done.returncode == 2 and "another root key" in done.stderr
 
 
 def test_keys_destroy_refuses_a_month_with_no_keys_and_writes_no_tombstone(tmp_path):
     keyring, root = tmp_path / "keyring", tmp_path / "root.key"
-    logwarden("keys", "init", "--keyring", keyring, "--root-key-file", root, "--period", "2026-01")
-    done = logwarden("keys", "destroy", "--period", "2030-01", "--yes", "--keyring", keyring)
+    logwarden(
+        "keys",
+        "init",
+        "--archive",
+        tmp_path / "archive",
+        "--keyring",
+        keyring,
+        "--root-key-file",
+        root,
+        "--period",
+        "2026-01",
+    )
+    done = logwarden(
+        "keys", "destroy", "--archive", tmp_path / "archive", "--period", "2030-01", "--yes", "--keyring", keyring
+    )
     assert done.returncode == 2 and "no keys of 2030-01" in done.stderr and "2026-01" in done.stderr
     assert "unreadable" not in done.stdout
     assert Keyring(keyring).destroyed() == {}
     WriterKeys(keyring).current_ids("2030-01")  # the future month can still be written
-    real = logwarden("keys", "destroy", "--period", "2026-01", "--yes", "--keyring", keyring)
+    real = logwarden(
+        "keys", "destroy", "--archive", tmp_path / "archive", "--period", "2026-01", "--yes", "--keyring", keyring
+    )
     assert (
         real.returncode == 0
         and "destroyed 2 key version(s) of 2026-01: data-2026-01@v1, personal-2026-01@v1" in real.stdout
     )
-    twice = logwarden("keys", "destroy", "--period", "2026-01", "--yes", "--keyring", keyring)
+    twice = logwarden(
+        "keys", "destroy", "--archive", tmp_path / "archive", "--period", "2026-01", "--yes", "--keyring", keyring
+    )
     assert twice.returncode == 2 and "already destroyed" in twice.stderr
 
 
@@ -97,7 +162,9 @@ def test_archive_verify_names_the_root_key_file_and_says_each_problem_once(tmp_p
     assert deep.returncode == 0, deep.stdout + deep.stderr
     assert "1 files decrypted" in deep.stdout
     other = tmp_path / "other"
-    logwarden("keys", "init", "--keyring", other, "--root-key-file", tmp_path / "other.key")
+    logwarden(
+        "keys", "init", "--archive", tmp_path / "archive", "--keyring", other, "--root-key-file", tmp_path / "other.key"
+    )
     wrong = logwarden("archive", "verify", out, "--deep", "--keyring", other, "--root-key-file", tmp_path / "other.key")
     errors = [line for line in wrong.stdout.splitlines() if line.startswith("error:")]
     assert wrong.returncode == 1 and len(errors) == 1  # one file, one line (was three)

@@ -65,7 +65,8 @@ def test_every_mistake_in_every_rule_is_reported_at_once(tmp_path):
 def test_technique_shapes_people_write_are_accepted(tmp_path, technique):
     path = tmp_path / "r.yaml"
     path.write_text(
-        f"- id: r\n  title: t\n  severity: low\n  technique: '{technique}'\n  match:\n    - field: url_path\n      contains: x\n"
+        f"- id: r\n  title: t\n  severity: low\n  technique: '{technique}'\n"
+        "  match:\n    - field: url_path\n      contains: x\n"
     )
     assert load_rules([path], default_rules=False).rules[0].technique == "T1190"
 

@@ -41,3 +41,57 @@ def test_kill_during_writing_leaves_only_complete_files_visible(tmp_path):
     for path in visible:  # anything a reader can see must be a whole, readable file
         pq.read_metadata(path, decryption_properties=ArchiveDecryptor(keys).file_properties())
     assert list((out / ".tmp").glob("*/*.parquet")), "unfinished files stay hidden under .tmp"
+
+
+#: Runs ``logwarden batch`` with the commit protocol's hook killing the process at the n-th ``step``.
+KILLED_BATCH = """
+import os, signal, sys
+from retention import commit
+step, nth = sys.argv[1], int(sys.argv[2])
+seen = []
+def kill(at, detail):
+    seen.append(at)
+    if seen.count(step) == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+commit._no_hook = kill
+from pipelines.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _batch(tmp_path, log, out, kill_at=None):
+    prefix = [sys.executable, "-c", KILLED_BATCH, *kill_at] if kill_at else [sys.executable, "-m", "pipelines.cli"]
+    return subprocess.run(
+        [*prefix, "batch", "-i", str(log), "-o", str(out), "-f", "combined"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+        timeout=300,
+    )
+
+
+def test_a_kill_as_a_part_file_lands_is_never_read_and_the_next_run_removes_it(tmp_path):
+    from retention import commit
+    from retention.archive_reader import open_archive
+    from retention.verify import verify_archive
+
+    log = tmp_path / "three-days.log"
+    generate(log, lines=3000, attack_ratio=0.0, days=3, seed=7)
+    out = tmp_path / "out"
+    killed = _batch(tmp_path, log, out, kill_at=(commit.FILE_PUBLISHED, "2"))  # the second day's file landed
+    assert killed.returncode == -signal.SIGKILL
+    keys = reader_keys(tmp_path / ".logwarden" / "keyring", tmp_path / ".logwarden" / "root.key", environ={})
+    landed = [p for p in out.glob("events/dt=*/*.parquet")]
+    assert len(landed) == 2  # one committed day, and one file of a commit that never happened
+    committed = open_archive(out, keys).to_table()
+    assert committed.num_rows > 0 and len(set(committed["dt"].to_pylist())) == 1
+    report = verify_archive(out, reader=keys)
+    assert report.ok and any("in no manifest" in f.message for f in report.findings)
+
+    rerun = _batch(tmp_path, log, out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "recovered         1 unpublished file(s) of killed runs removed" in rerun.stderr
+    clean = verify_archive(out, reader=keys)
+    assert clean.ok and not [f for f in clean.findings if f.level == "warning"]
+    assert not list((out / ".tmp").glob("*"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,9 +10,11 @@ import pytest
 
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
+from retention import commit
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
-from retention.parquet_files import ParquetFileWriter, WrittenFile, partition_name
+from retention.layout import partition_name
+from retention.parquet_files import ParquetFileWriter, WrittenFile
 
 #: Personal values planted in the test logs; none may ever appear in an archive file's bytes.
 SECRETS = {
@@ -51,21 +53,21 @@ def access_batch(data: bytes) -> pa.RecordBatch:
     return result.events
 
 
-def _open(path: str):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return open(path, "wb")
-
-
 def write_partition(
-    root: Path, keys: WriterKeys, day: str, batch: pa.RecordBatch, name: str = "part-test-00000.parquet"
+    root: Path, keys: WriterKeys, day: str, batch: pa.RecordBatch, commit_id: str = "test", dataset: str = "events"
 ) -> WrittenFile:
-    """One encrypted file into ``root/events/dt=<day>/`` (no manifest), as the pipeline's writer makes it."""
-    path = root / "events" / partition_name(day) / name
+    """One encrypted file committed to ``root/<dataset>/dt=<day>/``, as the pipeline's writer makes it."""
     writer = ParquetFileWriter(
-        str(path), batch.schema, _open, encryption=ArchiveEncryptor(keys).for_day(batch.schema, day)
+        commit.staging_path(str(root), commit_id.split(".")[0]),
+        batch.schema,
+        commit.create,
+        encryption=ArchiveEncryptor(keys).for_day(batch.schema, day),
     )
     writer.write(batch)
-    return writer.close()
+    written = writer.close()
+    manifest = commit.commit(str(root), dataset, day, commit_id, [written])
+    commit.clear_staging(str(root), commit_id.split(".")[0])
+    return dataclasses.replace(written, path=str(root / dataset / partition_name(day) / manifest.names[0]))
 
 
 @pytest.fixture

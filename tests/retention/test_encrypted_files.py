@@ -157,11 +157,11 @@ def test_error_events_and_dead_letters_hide_messages_and_raw_lines(tmp_path, wri
 
 def test_rotation_keeps_old_files_readable(tmp_path, writer, archive_config):
     old_batch = access_batch(combined_lines(days=(5,)))
-    old = write_partition(tmp_path, writer, "2026-01-05", old_batch, "part-a.parquet")
+    old = write_partition(tmp_path, writer, "2026-01-05", old_batch, "a")
     Keyring(writer.directory).add_version("personal", "2026-01")
     Keyring(writer.directory).add_version("data", "2026-01")
     new_batch = access_batch(combined_lines(days=(6,)))
-    new = write_partition(tmp_path, WriterKeys(writer.directory), "2026-01-06", new_batch, "part-b.parquet")
+    new = write_partition(tmp_path, WriterKeys(writer.directory), "2026-01-06", new_batch, "b")
     assert old.key_ids == ("data-2026-01@v1", "personal-2026-01@v1")
     assert new.key_ids == ("data-2026-01@v2", "personal-2026-01@v2")
     reader = reader_keys(archive_config.keys.keyring, archive_config.keys.root_key_file, environ={})

@@ -10,6 +10,8 @@ from retention.keyring import Keyring
 
 def keys(tmp_path, *args) -> int:
     ring = ["--keyring", str(tmp_path / "ring"), "--root-key-file", str(tmp_path / "root.key")]
+    if args[0] != "list":
+        ring += ["--archive", str(tmp_path / "out")]  # key operations are audited in the archive's trail
     return main(["keys", args[0], *ring, *args[1:]])
 
 

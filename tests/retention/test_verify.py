@@ -11,7 +11,6 @@ import pytest
 
 from pipelines.cli import main
 from retention.keyring import Keyring
-from retention.parquet_files import manifest_document, manifest_name
 from retention.verify import verify_archive
 from tests.retention.conftest import access_batch, combined_lines, write_partition
 
@@ -20,9 +19,7 @@ from tests.retention.conftest import access_batch, combined_lines, write_partiti
 def archive(tmp_path, writer):
     root = tmp_path / "out"
     for month, day in (("Jan", "2026-01-05"), ("Feb", "2026-02-05")):
-        written = write_partition(root, writer, day, access_batch(combined_lines(month)), "part-r-00000.parquet")
-        entry = written.manifest_entry("part-r-00000.parquet")
-        (Path(written.path).parent / manifest_name("r")).write_bytes(manifest_document(day, "r", [entry]))
+        write_partition(root, writer, day, access_batch(combined_lines(month)), "r")
     return root
 
 
@@ -47,17 +44,21 @@ def test_a_flipped_byte_fails_the_checksum(archive, writer):
     ]
 
 
-def test_strays_losses_and_plaintext_are_errors(archive, writer):
+def test_losses_are_errors_and_strays_warnings_that_repair_removes(archive, writer):
     partition = archive / "events" / "dt=2026-02-05"
     (partition / "part-r-00000.parquet").unlink()
     stray = archive / "events" / "dt=2026-01-05" / "part-x-00000.parquet"
     plain = io.BytesIO()
     pq.write_table(pa.table({"a": [1]}), plain)
     stray.write_bytes(plain.getvalue())
-    assert sorted(problems(verify_archive(archive, Keyring(writer.directory)))) == [
-        "part-r-00000.parquet: listed in a manifest but missing",
-        "part-x-00000.parquet: file is in no manifest",
+    report = verify_archive(archive, Keyring(writer.directory))
+    assert problems(report) == ["part-r-00000.parquet: listed in a manifest but missing"]
+    assert [(Path(f.path).name, f.level) for f in report.findings if "never read" in f.message] == [
+        ("part-x-00000.parquet", "warning")
     ]
+    repaired = verify_archive(archive, Keyring(writer.directory), repair=True)
+    assert repaired.repaired.orphans == [str(stray)] and not stray.exists()
+    assert not [f for f in repaired.findings if "never read" in f.message]
 
 
 def test_missing_keys_fail_and_shredded_months_do_not(archive, writer, reader):

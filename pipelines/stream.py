@@ -1,0 +1,317 @@
+r"""The streaming pipeline: followed log files in, the batch job's outputs out, continuously.
+
+    FollowLogs -> Parse -> TruncatedLines -> Enrich -> ObserveAccess -> ObserveError -> LiveCommit -> DeliverAlerts
+      ("chunk", "truncated" and "tick" envelopes; each step handles its tag and passes the others on)
+
+Parse, Enrich and Observe run the batch job's own DoFns (``OnTag`` wraps them).
+The graph is one chain because FnApiRunner materialises every multi-input
+Flatten and a GroupByKey after an unbounded source holds everything until the
+input ends: either would hold the stream's output back until shutdown.  ``LiveCommit``
+instead keeps the archive files, detection state and report windows of the
+running cut and publishes them with the follower positions as one commit
+(``streaming.live``, ``streaming.checkpoint``), which is also what makes a
+restart after ``kill -9`` lose and duplicate nothing.
+
+Only FnApiRunner runs an unbounded splittable DoFn offline (see NOTES.md); the
+source polls with a short sleep when idle because FnApiRunner ignores
+``defer_remainder``'s delay, and FnApiRunner's state cache is switched off (it
+sizes every state write, and this graph keeps its state in ``LiveStage``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pickle
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.core import RestrictionProvider
+
+from alerts.rules import load_configured_rules
+from parsers.lines import LineChunk
+from parsers.result import all_dead
+from pipelines import metrics
+from pipelines.batch import new_run_id
+from pipelines.detect import DeliverAlerts, ObserveFn, has_sinks
+from pipelines.enrich import EnrichBatchFn
+from pipelines.parse import ACCESS, ParseChunkFn
+from retention.keyring import writer_keys
+from retention.layout import ACCESS_DIR, DEAD_LETTER_DIR, ERROR_DIR
+from schemas.config import Config
+from streaming.checkpoint import StateStore, load_state_key
+from streaming.follower import Follower
+from streaming.live import LiveSettings, LiveStage, Tick
+
+_LOG = logging.getLogger("logwarden")
+
+#: Set by SIGINT / SIGTERM: the source makes a last poll, sends a final tick and ends its restriction.
+STOP = threading.Event()
+#: Envelope tags besides the dataset folders (``events``, ``errors``, ``dead_letters``) that carry batches.
+CHUNK = "chunk"
+TRUNCATED = "truncated"
+TICK = "tick"
+HITS = "hits"
+_END = 2**62
+
+
+def state_dir(output: str) -> str:
+    return str(Path(output) / ".state" / "stream")
+
+
+class _Polls(RestrictionProvider):
+    """The source's restriction is the sequence of polls; it is never split (one follower owns the files)."""
+
+    def initial_restriction(self, element):
+        return OffsetRange(0, _END)
+
+    def create_tracker(self, restriction):
+        return OffsetRestrictionTracker(restriction)
+
+    def restriction_size(self, element, restriction):
+        return 1
+
+    def split(self, element, restriction):
+        yield restriction
+
+
+class FollowLogsFn(beam.DoFn):
+    """Poll the followed files; whole-line chunks out, and after each poll a ``Tick`` with the positions."""
+
+    def __init__(self, patterns: list[str], config: Config, output: str):
+        self._patterns = list(patterns)
+        self._config = config
+        self._output = output
+        self._follower: Follower | None = None
+
+    def setup(self):
+        store = StateStore(state_dir(self._output), load_state_key(self._config.stream.state_key_file))
+        saved = store.recover()
+        s, i = self._config.stream, self._config.input
+        self._follower = Follower(
+            self._patterns,
+            format_spec=i.format,
+            timezone=i.timezone,
+            chunk_bytes=min(i.chunk_bytes, 1024 * 1024),
+            partial_line_seconds=s.partial_line_seconds,
+            rotate_grace_seconds=s.rotate_grace_seconds,
+            start_at_end=s.start_at == "end",
+            positions=saved.positions if saved is not None else None,
+        )
+
+    def process(self, element, tracker=beam.DoFn.RestrictionParam(_Polls())):  # noqa: B008 (Beam's injection)
+        poll = tracker.current_restriction().start
+        budget_ends = time.monotonic() + 0.5
+        while True:
+            final = STOP.is_set()
+            if not tracker.try_claim(_END - 1 if final else poll):
+                return
+            poll += 1
+            chunks = self._follower.poll()
+            for chunk in chunks:
+                yield (TRUNCATED if chunk.truncated else CHUNK), chunk.lines
+            follower = self._follower
+            yield (
+                TICK,
+                Tick(tuple(follower.positions()), follower.followed, final, time.time(), follower.bytes_behind()),
+            )
+            if final:
+                return
+            if time.monotonic() >= budget_ends:
+                tracker.defer_remainder()
+                return
+            if not chunks:
+                time.sleep(self._config.stream.poll_seconds)
+
+    def teardown(self):
+        if self._follower is not None:
+            self._follower.close()
+
+
+class FollowLogs(beam.PTransform):
+    """Followed files as ``("chunk" | "truncated", LineChunk)`` and ``("tick", Tick)`` envelopes, in read order."""
+
+    def __init__(self, patterns: list[str], config: Config, output: str):
+        super().__init__()
+        self._fn = FollowLogsFn(patterns, config, output)
+
+    def expand(self, pbegin):
+        return pbegin | "Start" >> beam.Impulse() | "Follow" >> beam.ParDo(self._fn)
+
+
+class OnTag(beam.DoFn):
+    """Run a batch DoFn on the envelopes tagged ``tag``; pass every other envelope on unchanged.
+
+    ``retag`` names each output of the inner DoFn (a tag, or a function of the output giving
+    envelopes); with ``keep`` the input envelope is passed on too, after what it produced.
+    """
+
+    def __init__(self, inner: beam.DoFn, tag: str, retag, keep: bool = False):
+        self._inner, self._tag, self._retag, self._keep = inner, tag, retag, keep
+
+    def setup(self):
+        self._inner.setup()
+
+    def process(self, envelope):
+        tag, value = envelope
+        if tag != self._tag:
+            yield envelope
+            return
+        for out in self._inner.process(value) or ():
+            if isinstance(self._retag, str):
+                yield self._retag, out
+            else:
+                yield from self._retag(out)
+        if self._keep:
+            yield envelope
+
+    def teardown(self):
+        self._inner.teardown()
+
+
+def _parse_outputs(result):
+    """A chunk's parse result as envelopes: its events by dataset, then its dead letters."""
+    if result.events.num_rows:
+        yield (ACCESS_DIR if result.kind == ACCESS else ERROR_DIR), result.events
+    if result.dead_letters.num_rows:
+        yield DEAD_LETTER_DIR, result.dead_letters
+
+
+class TruncatedLineFn(beam.DoFn):
+    """A partial line handed out after the idle time: a dead letter saying so, counted as read."""
+
+    def process(self, chunk: LineChunk):
+        result = all_dead(chunk, "access", "truncated: the line had no newline when its file went quiet")
+        metrics.counter(metrics.LINES_READ).inc(result.lines_read)
+        metrics.counter(metrics.LINES_DEAD_LETTERED).inc(result.dead_letters.num_rows)
+        yield result.dead_letters
+
+
+class LiveCommitFn(beam.DoFn):
+    """The streaming job's one stateful step: ``LiveStage`` in a DoFn; alerts out as the watermark passes them."""
+
+    def __init__(self, config: Config, output: str, run_id: str):
+        self._config = config
+        self._output = output
+        self._run_id = run_id
+        self._stage: LiveStage | None = None
+
+    def setup(self):
+        config = self._config
+        rules = load_configured_rules(config.alerts) if config.alerts.enabled else None
+        settings = LiveSettings(
+            output=self._output,
+            run_id=self._run_id,
+            cut_seconds=config.stream.cut_seconds,
+            cut_bytes=config.stream.cut_bytes,
+            lateness_seconds=config.stream.lateness_seconds,
+            idle_seconds=config.stream.idle_seconds,
+            reports_bucket=config.reports.bucket if config.reports.enabled else None,
+        )
+        store = StateStore(state_dir(self._output), load_state_key(config.stream.state_key_file))
+        self._stage = LiveStage(settings, writer_keys(config.keys.keyring), config.archive, rules, store)
+        self._stage.start()
+        self._progress_at = time.monotonic()
+        self._lines_at_progress = 0
+
+    def process(self, envelope):
+        tag, value = envelope
+        stage = self._stage
+        if tag == HITS:
+            stage.add_hits(pickle.loads(value[1][1]))
+            return
+        if tag != TICK:
+            stage.add_events(tag, value)
+            return
+        alerts = stage.tick(value)
+        for alert in alerts:
+            metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
+            yield alert
+        stage.record_delivered(alerts)  # the generator resumes only once the sinks downstream have them
+        if value.final:
+            stage.drain()
+            print(stage.progress_line(self._rate()), file=sys.stderr, flush=True)
+        elif time.monotonic() - self._progress_at >= self._config.stream.progress_seconds:
+            print(stage.progress_line(self._rate()), file=sys.stderr, flush=True)
+
+    def _rate(self) -> float:
+        now = time.monotonic()
+        rate = (self._stage.counts.lines - self._lines_at_progress) / max(now - self._progress_at, 1e-9)
+        self._progress_at, self._lines_at_progress = now, self._stage.counts.lines
+        return rate
+
+    def teardown(self):
+        if self._stage is not None:
+            self._stage.close()
+
+
+class LiveSteps(beam.PTransform):
+    """Everything after the source, the same for followed files, Pub/Sub and Kafka: envelopes in, alerts out."""
+
+    def __init__(self, output: str, config: Config, run_id: str):
+        super().__init__()
+        self._output, self._config, self._run_id = output, config, run_id
+
+    def expand(self, envelopes):
+        config = self._config
+        steps = envelopes | "Parse" >> beam.ParDo(OnTag(ParseChunkFn(), CHUNK, _parse_outputs))
+        steps = steps | "TruncatedLines" >> beam.ParDo(OnTag(TruncatedLineFn(), TRUNCATED, DEAD_LETTER_DIR))
+        if config.enrich.enabled:
+            steps = steps | "Enrich" >> beam.ParDo(OnTag(EnrichBatchFn(config.enrich), ACCESS_DIR, ACCESS_DIR))
+        if config.alerts.enabled:
+            rules = load_configured_rules(config.alerts)
+            for dataset, tag in (("access", ACCESS_DIR), ("error", ERROR_DIR)):
+                if rules.for_dataset(dataset):
+                    observe = OnTag(ObserveFn(rules, dataset, 1), tag, HITS, keep=True)
+                    steps = steps | f"Observe{dataset.capitalize()}" >> beam.ParDo(observe)
+        alerts = steps | "LiveCommit" >> beam.ParDo(LiveCommitFn(config, self._output, self._run_id))
+        if config.alerts.enabled and has_sinks(config.alerts.sinks):
+            alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
+        return alerts
+
+
+def build_file_stream(pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config, run_id: str):
+    envelopes = pipeline | "FollowLogs" >> FollowLogs(patterns, config, output)
+    return envelopes | "Live" >> LiveSteps(output, config, run_id)
+
+
+def _disable_state_cache() -> None:
+    """FnApiRunner's state cache sizes every write with objsize; on this graph it was most of the CPU."""
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    worker_handlers.STATE_CACHE_SIZE_MB = 0
+
+
+@dataclasses.dataclass
+class StreamRun:
+    run_id: str
+    seconds: float
+
+
+def run_stream(patterns: list[str], output: str, config: Config, options: PipelineOptions) -> StreamRun:
+    """Follow the files until SIGINT / SIGTERM, then drain: everything read is published before returning."""
+    run_id = new_run_id()
+    started = time.monotonic()
+    STOP.clear()
+    previous = {}
+
+    def stop(signum, frame):
+        STOP.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, stop)
+    try:
+        _disable_state_cache()
+        pipeline = beam.Pipeline(options=options)
+        build_file_stream(pipeline, patterns, output, config, run_id)
+        pipeline.run().wait_until_finish()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return StreamRun(run_id, time.monotonic() - started)

@@ -1,0 +1,226 @@
+"""The file follower: what ``tail -F`` does, and what a checkpointed restart needs on top."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+
+from streaming.follower import HEAD_BYTES, Follower
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def line(i: int) -> bytes:
+    return (
+        f'10.0.0.{i % 250} - - [01/Dec/2026:10:00:{i % 60:02d} +0000] "GET /page/{i} HTTP/1.1" 200 {i} "-" "curl"\n'
+    ).encode()
+
+
+def lines(a: int, b: int) -> bytes:
+    return b"".join(line(i) for i in range(a, b))
+
+
+def append(path, data: bytes) -> None:
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
+def text(chunks) -> bytes:
+    return b"".join(c.lines.data for c in chunks)
+
+
+def follower(tmp_path, pattern="access.log*", **kw) -> Follower:
+    kw.setdefault("format_spec", "combined")
+    return Follower([str(tmp_path / pattern)], **kw)
+
+
+def test_appended_lines_come_once_in_order_with_offsets_and_line_numbers(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 10))
+    f = follower(tmp_path)
+    first = f.poll()
+    assert text(first) == lines(0, 10)
+    assert first[0].lines.offset == 0 and first[0].lines.line_number == 1
+    assert f.poll() == []
+    append(log, lines(10, 15))
+    second = f.poll()
+    assert text(second) == lines(10, 15)
+    assert second[0].lines.offset == len(lines(0, 10)) and second[0].lines.line_number == 11
+    assert second[-1].position.offset == len(lines(0, 15))
+
+
+def test_partial_line_is_held_until_its_newline(tmp_path):
+    log = tmp_path / "access.log"
+    whole = line(1)
+    append(log, lines(0, 1) + whole[:20])
+    f = follower(tmp_path)
+    assert text(f.poll()) == lines(0, 1)
+    append(log, whole[20:])
+    assert text(f.poll()) == whole
+
+
+def test_partial_line_is_flushed_as_truncated_after_the_idle_time(tmp_path):
+    clock = Clock()
+    log = tmp_path / "access.log"
+    append(log, lines(0, 1) + b"10.0.0.1 - - [01/Dec/2026:10:00")
+    f = follower(tmp_path, clock=clock, partial_line_seconds=5)
+    assert text(f.poll()) == lines(0, 1)
+    clock.now += 4
+    assert f.poll() == []
+    clock.now += 2
+    flushed = f.poll()
+    assert [c.truncated for c in flushed] == [True]
+    assert flushed[0].lines.data == b"10.0.0.1 - - [01/Dec/2026:10:00"
+    assert flushed[0].position.offset == os.path.getsize(log)
+
+
+def test_new_files_matching_the_glob_are_picked_up(tmp_path):
+    append(tmp_path / "access.log", lines(0, 3))
+    f = follower(tmp_path)
+    f.poll()
+    append(tmp_path / "access.log.new", lines(3, 5))
+    assert text(f.poll()) == lines(3, 5)
+    assert f.followed == 2
+
+
+def test_rename_and_create_finishes_the_old_file_then_reads_the_new_from_zero(tmp_path):
+    clock = Clock()
+    log = tmp_path / "access.log"
+    append(log, lines(0, 5))
+    f = follower(tmp_path, pattern="access.log", clock=clock, rotate_grace_seconds=2)
+    assert text(f.poll()) == lines(0, 5)
+    with open(log, "ab") as writer:  # the web server keeps writing to its open handle for a moment
+        os.rename(log, tmp_path / "access.log.1")
+        writer.write(lines(5, 7))
+    append(log, lines(100, 103))
+    got = f.poll()
+    assert text([c for c in got if c.lines.path.endswith("access.log.1")]) == lines(5, 7)
+    assert text([c for c in got if c.lines.path.endswith("access.log")]) == lines(100, 103)
+    new_chunk = next(c for c in got if c.lines.path.endswith("access.log"))
+    assert new_chunk.lines.offset == 0 and new_chunk.lines.line_number == 1
+    clock.now += 3
+    f.poll()
+    assert f.followed == 1  # the renamed file, drained and out of the globs, is let go
+
+
+def test_copytruncate_restarts_at_zero_and_reads_only_the_unread_tail_of_the_copy(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 20))
+    f = follower(tmp_path)
+    assert text(f.poll()) == lines(0, 20)
+    append(log, lines(20, 25))  # written after our last read, before the copy: only the copy has them
+    shutil.copyfile(log, tmp_path / "access.log.1")
+    with open(log, "r+b") as fh:
+        fh.truncate(0)
+    append(log, lines(200, 202))
+    got = f.poll()
+    assert text([c for c in got if c.lines.path.endswith(".1")]) == lines(20, 25)
+    assert text([c for c in got if c.lines.path.endswith("access.log")]) == lines(200, 202)
+    assert f.poll() == []
+
+
+def test_compressed_rotated_copy_of_read_content_is_not_read_again(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 40))
+    f = follower(tmp_path)
+    assert text(f.poll()) == lines(0, 40)
+    os.rename(log, tmp_path / "access.log.1")
+    append(log, lines(40, 41))
+    assert text(f.poll()) == lines(40, 41)
+    with open(tmp_path / "access.log.1", "rb") as src, gzip.open(tmp_path / "access.log.2.gz", "wb") as dst:
+        dst.write(src.read())
+    os.unlink(tmp_path / "access.log.1")
+    assert f.poll() == []
+    assert f.poll() == []
+    positions = f.positions()
+    assert any(p.path.endswith(".gz") and p.finished for p in positions)
+
+
+def test_compressed_copy_gives_what_was_appended_after_the_last_read(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 40))
+    f = follower(tmp_path, pattern="access.log*")
+    f.poll()
+    saved = f.positions()
+    f.close()
+    append(log, lines(40, 45))  # the job is down while the file grows, rotates and is compressed
+    with open(log, "rb") as src, gzip.open(tmp_path / "access.log.1.gz", "wb") as dst:
+        dst.write(src.read())
+    os.unlink(log)
+    append(log, lines(100, 101))
+    g = follower(tmp_path, positions=saved)
+    got = g.poll()
+    assert text([c for c in got if c.lines.path.endswith(".gz")]) == lines(40, 45)
+    assert text([c for c in got if c.lines.path.endswith("access.log")]) == lines(100, 101)
+
+
+def test_deleted_file_is_drained_then_let_go(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 3))
+    f = follower(tmp_path)
+    f.poll()
+    with open(log, "ab") as writer:
+        os.unlink(log)
+        writer.write(lines(3, 4))
+    assert text(f.poll()) == lines(3, 4)
+    assert f.followed == 0
+
+
+def test_restart_from_positions_resumes_exactly_after_the_last_line(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 30) + line(30)[:10])
+    f = follower(tmp_path)
+    assert text(f.poll()) == lines(0, 30)
+    saved = f.positions()
+    f.close()
+    append(log, line(30)[10:] + lines(31, 33))
+    g = follower(tmp_path, positions=saved)
+    got = g.poll()
+    assert text(got) == lines(30, 33)
+    assert got[0].lines.line_number == 31
+
+
+def test_restart_after_copytruncate_while_down(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 30))
+    f = follower(tmp_path)
+    f.poll()
+    saved = f.positions()
+    assert saved[0].head_len == HEAD_BYTES
+    f.close()
+    append(log, lines(30, 32))
+    shutil.copyfile(log, tmp_path / "access.log.1")
+    with open(log, "r+b") as fh:
+        fh.truncate(0)
+    append(log, lines(300, 340))  # already longer than the old position: only the first bytes tell
+    g = follower(tmp_path, positions=saved)
+    got = g.poll()
+    assert text([c for c in got if c.lines.path.endswith(".1")]) == lines(30, 32)
+    assert text([c for c in got if c.lines.path.endswith("access.log")]) == lines(300, 340)
+
+
+def test_start_at_end_skips_what_was_there_on_first_start(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 10))
+    f = follower(tmp_path, start_at_end=True)
+    assert f.poll() == []
+    append(log, lines(10, 12))
+    assert text(f.poll()) == lines(10, 12)
+
+
+def test_big_appends_are_cut_into_chunks_of_whole_lines(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 2000))
+    f = follower(tmp_path, chunk_bytes=10_000)
+    got = f.poll()
+    assert len(got) > 10
+    assert all(c.lines.data.endswith(b"\n") for c in got)
+    assert text(got) == lines(0, 2000)
+    assert [c.lines.offset for c in got[1:]] == [c.position.offset for c in got[:-1]]
