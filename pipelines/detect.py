@@ -33,7 +33,7 @@ from alerts.engine import Detector
 from alerts.observe import Observer, kept_whole
 from alerts.rules import RuleSet
 from alerts.sinks import Deliverer, alert_json, build_sinks
-from pipelines import metrics
+from pipelines import metrics, progress
 from retention import layout
 from schemas.config import AlertSinksConfig
 
@@ -138,6 +138,7 @@ class EvaluateOverTimeFn(beam.DoFn):
             state.clear()  # nothing follows the end of the input
         else:
             state.write(_dumps(detector.snapshot()))
+        progress.record_alerts(len(alerts))
         for alert in alerts:
             metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
             yield alert

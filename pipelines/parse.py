@@ -8,7 +8,7 @@ import pyarrow as pa
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
 from parsers.result import ParseResult
-from pipelines import coders, metrics  # noqa: F401 - coders registers Beam coders for these element types
+from pipelines import coders, metrics, progress  # noqa: F401 - coders registers Beam coders for these element types
 
 ACCESS = "access"
 ERROR = "error"
@@ -31,6 +31,7 @@ class ParseChunkFn(beam.DoFn):
         self._dead.inc(result.dead_letters.num_rows)
         if result.lines_skipped:
             self._skipped.inc(result.lines_skipped)
+        progress.record_chunk(chunk.path, chunk.format, len(chunk.data), result)
         yield result
 
 

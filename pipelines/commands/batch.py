@@ -19,7 +19,8 @@ from pipelines.commands.common import (
 )
 from pipelines.commands.keys import announce_init
 from pipelines.inputs import list_files
-from pipelines.options import pipeline_options
+from pipelines import progress
+from pipelines.options import pipeline_options, quiet_local_workers
 from pipelines.validate import runner_problem
 from retention.keyring import Keyring, init_keyring
 
@@ -49,7 +50,37 @@ def _alert_lines(c) -> list[str]:
     return lines
 
 
-def summary(run) -> str:
+def _detail_lines(run, totals, sinks) -> list[str]:
+    """What the workers told the side channel: time range, each file's format and counts, why lines failed."""
+    lines = []
+    if totals is not None:
+        span = progress.time_range(totals)
+        if span:
+            lines.append(f"  events from       {span}")
+        for path, one in sorted(totals.files.items())[:20]:
+            dead = f", {one.dead} dead-lettered" if one.dead else ""
+            lines.append(f"    {one.lines:9d} lines  {one.format or '?':16} {path}{dead}")
+        if len(totals.files) > 20:
+            lines.append(f"    ... and {len(totals.files) - 20} more files")
+        for reason, count in totals.reasons.most_common(3):
+            lines.append(f"  dead letters      {count:9d} x {reason}")
+    lines.append(f"  alerts file       {run.output.rstrip('/')}/alerts/alerts-{run.run_id}.jsonl")
+    if sinks:
+        lines.append(f"  alerts sent to    {', '.join(sinks)}")
+    lines.append(f"  reports           {run.output.rstrip('/')}/reports/ (this run: *-{run.run_id}.*)")
+    return lines
+
+
+def _sink_names(config) -> list[str]:
+    sinks = config.alerts.sinks
+    names = [f"file {sinks.jsonl}"] if sinks.jsonl else []
+    names += ["stdout"] if sinks.stdout else []
+    names += [f"webhook {sinks.webhook.url}"] if sinks.webhook.url else []
+    names += [f"syslog {sinks.syslog.host}:{sinks.syslog.port}/{sinks.syslog.protocol}"] if sinks.syslog.host else []
+    return names
+
+
+def summary(run, totals=None, sinks: list[str] = ()) -> str:
     c = run.counts
     balance = "" if c.balanced else "  (MISMATCH: some lines are unaccounted for)"
     return "\n".join(
@@ -65,6 +96,7 @@ def summary(run) -> str:
             *_alert_lines(c),
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
+            *_detail_lines(run, totals, sinks),
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
         ]
     )
@@ -124,11 +156,12 @@ def run(args) -> int:
             file=sys.stderr,
         )
     try:
-        result = run_batch(files, args.output, config, options, args.dead_letter_jsonl)
+        with progress.watch(files) as collector, quiet_local_workers(options, args.verbose):
+            result = run_batch(files, args.output, config, options, args.dead_letter_jsonl)
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
-    print(summary(result), file=sys.stderr)
+    print(summary(result, collector.totals if collector.totals.files else None, _sink_names(config)), file=sys.stderr)
     code, problems = outcome(result.counts, config.input.format, files)
     for problem in problems:
         print(f"logwarden: warning: {problem}", file=sys.stderr)
