@@ -67,7 +67,9 @@ def _append(directory: str, doc: dict) -> None:
     with _LOCK:
         handle = _HANDLES.get(key)
         if handle is None or os.path.dirname(handle.name) != directory:
-            handle = _HANDLES[key] = open(os.path.join(directory, f"{key}.jsonl"), "a", buffering=1, encoding="utf-8")
+            path = os.path.join(directory, f"{key}.jsonl")
+            # kept open for the worker's life (one line per chunk); closed by _close_handles or at exit
+            handle = _HANDLES[key] = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         handle.write(json.dumps(doc, separators=(",", ":")) + "\n")
 
 

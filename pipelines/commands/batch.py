@@ -6,6 +6,7 @@ import dataclasses
 import sys
 
 from parsers.registry import FORMATS, get_format
+from pipelines import progress
 from pipelines.batch import run_batch
 from pipelines.commands.common import (
     EXIT_FAILURE,
@@ -19,7 +20,6 @@ from pipelines.commands.common import (
 )
 from pipelines.commands.keys import announce_init
 from pipelines.inputs import list_files
-from pipelines import progress
 from pipelines.options import pipeline_options, quiet_local_workers
 from pipelines.validate import runner_problem
 from retention.keyring import Keyring, init_keyring
