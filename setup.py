@@ -18,7 +18,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["schemas*", "parsers*", "alerts*", "retention*", "pipelines*", "streaming*"]),
-    package_data={"alerts": ["rules/*.yaml", "rules/*.txt", "rules/*.md"], "pipelines": ["reports/*.j2"]},
+    package_data={
+        "alerts": ["rules/*.yaml", "rules/*.txt", "rules/*.md"],
+        "pipelines": ["reports/*.j2", "reports/vendor/*"],
+    },
     include_package_data=True,
     install_requires=[
         "apache-beam>=2.60,<3",
@@ -43,6 +46,7 @@ setup(
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",
             "mmdb-writer>=0.2,<1",
+            "websockets>=13,<17",  # drives headless chromium (DevTools protocol) in the report page test
         ],
     },
     entry_points={"console_scripts": ["logwarden=pipelines.cli:entry_point"]},

@@ -1,23 +1,16 @@
-"""Aggregate transform: access events to capacity reports (Parquet, CSV, HTML) without personal data."""
+"""Aggregate transform: access events to the run's mergeable traffic aggregates in the aggregate store."""
 
 from __future__ import annotations
 
-import io
-
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
-from pipelines import coders  # importing registers the coders
-from pipelines.reports.html import render_report
-from pipelines.reports.traffic import TrafficPartial, finalize, partials_from_batch
-from schemas import TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN
+from pipelines import coders
+from pipelines.reports.store import write_run_aggregates
+from pipelines.reports.traffic import Key, TrafficPartial, partials_from_batch
 
 
 class MergeTrafficFn(beam.CombineFn):
-    """Merge partials of one (bucket, host) in any order."""
+    """Merge partials of one (bucket, host, source) in any order."""
 
     def create_accumulator(self) -> TrafficPartial:
         return TrafficPartial()
@@ -35,70 +28,44 @@ class MergeTrafficFn(beam.CombineFn):
         return merged
 
     def extract_output(self, accumulator: TrafficPartial) -> TrafficPartial:
+        accumulator.compact_seconds()
         return accumulator
 
 
 class AggregateTraffic(beam.PTransform):
-    """Access-event batches in; one ``(aggregate_row, breakdown_rows)`` per bucket and host out."""
+    """Access-event batches in; one ``((bucket, host, source), TrafficPartial)`` per bucket, host and source out.
 
-    def __init__(self, bucket: str = "hour"):
+    ``sources`` maps each input path to its content fingerprint (``store.source_fingerprints``), so the
+    store can tell a re-read of the same log from new traffic.
+    """
+
+    def __init__(self, grain: str = "hour", sources: dict[str, str] | None = None):
         super().__init__()
-        self._bucket = bucket
+        self._grain = grain
+        self._sources = dict(sources or {})
 
     def expand(self, batches):
-        bucket = self._bucket
         return (
             batches
             | "Partials"
-            >> beam.FlatMap(partials_from_batch, bucket).with_output_types(tuple[tuple[int, str], TrafficPartial])
+            >> beam.FlatMap(partials_from_batch, self._grain, self._sources).with_output_types(
+                tuple[Key, TrafficPartial]
+            )
             | "MergePartials" >> beam.CombinePerKey(MergeTrafficFn())
-            | "Finalize" >> beam.MapTuple(lambda key, partial: finalize(key, partial, bucket))
         )
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    staging = f"{path}.tmp"
-    with FileSystems.create(staging) as handle:
-        handle.write(data)
-    FileSystems.rename([staging], [path])
+class WriteAggregates(beam.PTransform):
+    """All of a run's partials into the aggregate store in one step (a run's aggregates are small)."""
 
-
-def write_reports(results: list[tuple[dict, list[dict]]], directory: str, run_id: str) -> list[str]:
-    """Write ``traffic-<run>.parquet|csv``, ``breakdown-<run>.parquet|csv`` and ``report-<run>.html``."""
-    aggregates = sorted((row for row, _ in results), key=lambda r: (r["bucket_start"], r["url_domain"] or ""))
-    breakdown = [b for _, rows in results for b in rows]
-    breakdown.sort(key=lambda r: (r["bucket_start"], r["url_domain"] or "", r["dimension"], -r["requests"]))
-    written = []
-    for name, schema, rows in (("traffic", TRAFFIC_AGGREGATE, aggregates), ("breakdown", TRAFFIC_BREAKDOWN, breakdown)):
-        table = pa.Table.from_pylist(rows, schema=schema)
-        for suffix in ("parquet", "csv"):
-            sink = io.BytesIO()
-            if suffix == "parquet":
-                pq.write_table(table, sink, compression="zstd")
-            else:
-                pacsv.write_csv(table, sink)
-            path = FileSystems.join(directory, f"{name}-{run_id}.{suffix}")
-            _write_atomically(path, sink.getvalue())
-            written.append(path)
-    html = FileSystems.join(directory, f"report-{run_id}.html")
-    _write_atomically(html, render_report(aggregates, breakdown).encode("utf-8"))
-    written.append(html)
-    return written
-
-
-class WriteReports(beam.PTransform):
-    """All report rows of a run to ``<output>/reports/`` in one step (reports are small)."""
-
-    def __init__(self, output: str, run_id: str):
+    def __init__(self, output: str, run_id: str, grain: str, geoip_configured: bool):
         super().__init__()
-        self._directory = FileSystems.join(output, "reports")
-        self._run_id = run_id
+        self._args = (output, run_id, grain, geoip_configured)
 
     def expand(self, results):
-        directory, run_id = self._directory, self._run_id
+        output, run_id, grain, geoip = self._args
 
         def write(all_results):
-            FileSystems.mkdirs(directory) if not FileSystems.exists(directory) else None
-            return write_reports(all_results, directory, run_id)
+            return write_run_aggregates(all_results, output, run_id, grain, geoip) if all_results else []
 
         return results | "Collect" >> beam.combiners.ToList() | "Write" >> beam.FlatMap(write)

@@ -15,6 +15,8 @@ from pipelines.graph import GraphOutputs, build_graph
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.read import ReadLogChunks
+from pipelines.reports.publish import publish_run
+from pipelines.reports.store import source_fingerprints
 from retention import commit
 from schemas.config import Config
 
@@ -36,7 +38,10 @@ def build_batch_pipeline(
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
         inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
     )
-    return build_graph(chunks, output, config, run_id, bounded=True, dead_letter_jsonl=dead_letter_jsonl)
+    sources = source_fingerprints(inputs) if config.reports.enabled else None
+    return build_graph(
+        chunks, output, config, run_id, bounded=True, dead_letter_jsonl=dead_letter_jsonl, sources=sources
+    )
 
 
 @dataclasses.dataclass
@@ -47,6 +52,7 @@ class BatchRun:
     seconds: float
     #: What the start of the run cleaned up after killed runs.
     recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
+    report: str | None = None  # the run's report page
 
     @property
     def lines_per_second(self) -> float:
@@ -75,6 +81,7 @@ def run_batch(
         result.wait_until_finish()
         if config.alerts.enabled:
             publish_alerts_file(output, run_id)
+        page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)
-    return BatchRun(run_id, output, RunCounts.from_result(result), seconds, recovered)
+    return BatchRun(run_id, output, RunCounts.from_result(result), seconds, recovered, page)

@@ -3,7 +3,7 @@ r"""The one logwarden graph: chunks of log lines in, archive, alerts and reports
 ::
 
     chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet (commits)
-                 |                                   |--AggregateTraffic--> reports
+                 |                                   |--AggregateTraffic--> aggregate store (reports)
                  |                                   \--Detect--> alerts (JSON lines, sinks)
                  |--> error events --Archive--> encrypted Parquet, and --Detect-->
                  \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
@@ -23,7 +23,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from alerts.rules import load_configured_rules
-from pipelines.aggregate import AggregateTraffic, WriteReports
+from pipelines.aggregate import AggregateTraffic, WriteAggregates
 from pipelines.archive import WriteArchive
 from pipelines.dead_letters import WriteDeadLetters
 from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks
@@ -58,10 +58,13 @@ def build_graph(
     bounded: bool = True,
     archive: ArchiveStep | None = None,
     dead_letter_jsonl: str | None = None,
+    sources: dict[str, str] | None = None,
 ) -> GraphOutputs:
     """Attach parse, enrich, archive, detect and aggregate to ``chunks`` (a PCollection of ``LineChunk``).
 
     ``archive`` defaults to the batch archive step (files per bundle, one commit per day at the end).
+    ``sources`` maps input paths to content fingerprints (``pipelines.reports.store.source_fingerprints``) so
+    stored aggregates of a log read twice are counted once; without it a path stands for itself.
     """
     keys = writer_keys(config.keys.keyring)
     archive = archive or (lambda dataset, schema, k: WriteArchive(output, dataset, run_id, schema, k, config.archive))
@@ -85,9 +88,10 @@ def build_graph(
         if has_sinks(config.alerts.sinks):
             outputs.alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
     if config.reports.enabled:
+        geoip = bool(config.enrich.enabled and config.enrich.geoip_databases)
         (
             access
-            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket)
-            | "WriteReports" >> WriteReports(output, run_id)
+            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket, sources)
+            | "WriteAggregates" >> WriteAggregates(output, run_id, config.reports.bucket, geoip)
         )
     return outputs

@@ -213,6 +213,7 @@ class LiveCommitFn(beam.DoFn):
             lateness_seconds=config.stream.lateness_seconds,
             idle_seconds=config.stream.idle_seconds,
             reports_bucket=config.reports.bucket if config.reports.enabled else None,
+            reports_geoip=bool(config.enrich.enabled and config.enrich.geoip_databases),
         )
         store = StateStore(state_dir(self._output), load_state_key(config.stream.state_key_file))
         self._stage = LiveStage(settings, writer_keys(config.keys.keyring), config.archive, rules, store)

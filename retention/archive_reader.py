@@ -27,6 +27,7 @@ from retention import commit, layout
 from retention.encryption import ArchiveDecryptor
 from retention.keyring import WriterKeys
 from retention.layout import ACCESS_DIR, DATASETS
+from retention.tiers import ONLINE, tier_files, tier_root
 
 PARTITION_FIELD = pa.field("dt", pa.string())
 
@@ -46,18 +47,18 @@ def dataset_directory(path: str | os.PathLike, dataset: str | None = None) -> tu
     return path / dataset, dataset
 
 
-def archive_files(directory: Path) -> list[commit.LiveFile]:
-    """Published files of one dataset directory: those its manifests list."""
-    return commit.live_files(str(directory.parent), directory.name)
-
-
 def open_archive(
     path: str | os.PathLike,
     keys: WriterKeys | None,
     dataset: str | None = None,
     include_shredded: bool = False,
+    tiers: tuple[str, ...] = (ONLINE,),
 ) -> ds.Dataset:
-    """The archive's ``dataset`` (``events``, ``errors``, ``dead_letters`` or ``alerts``) readable with ``keys``."""
+    """The archive's ``dataset`` (``events``, ``errors``, ``dead_letters`` or ``alerts``) readable with ``keys``.
+
+    ``tiers=("online", "archive")`` adds the archive tier (``retention.tiers``), each row once.  There ``dt``
+    is the first day of a row's segment (an ISO week cut at month ends), so filter archived rows by time.
+    """
     if keys is None:
         raise ArchiveReadError(
             "the archive is encrypted: reading it needs the reader role's keys "
@@ -66,18 +67,22 @@ def open_archive(
     directory, name = dataset_directory(path, dataset)
     if not directory.is_dir():
         raise ArchiveReadError(f"{directory} is not an archive dataset directory (no such directory)")
-    files = archive_files(directory)
-    if not include_shredded:
-        destroyed = set(keys.keyring.destroyed())
-        files = [f for f in files if layout.month_of_day(f.day) not in destroyed]
+    by_tier = {tier: [] for tier in tiers}
+    for found in tier_files(str(directory.parent), name, tuple(tiers)):
+        by_tier[found.tier].append(found.live)
+    destroyed = set() if include_shredded else set(keys.keyring.destroyed())
     scan = ds.ParquetFragmentScanOptions(decryption_config=ArchiveDecryptor(keys).dataset_config())
-    return ds.dataset(
-        [f.path for f in files],
-        schema=DATASETS[name].append(PARTITION_FIELD),
-        format=ds.ParquetFileFormat(default_fragment_scan_options=scan),
-        partitioning=ds.partitioning(pa.schema([PARTITION_FIELD]), flavor="hive"),
-        partition_base_dir=str(directory),
-    )
+    parts = [
+        ds.dataset(
+            [f.path for f in files if layout.month_of_day(f.day) not in destroyed],
+            schema=DATASETS[name].append(PARTITION_FIELD),
+            format=ds.ParquetFileFormat(default_fragment_scan_options=scan),
+            partitioning=ds.partitioning(pa.schema([PARTITION_FIELD]), flavor="hive"),
+            partition_base_dir=str(Path(tier_root(str(directory.parent), tier)) / name),
+        )
+        for tier, files in by_tier.items()
+    ]
+    return parts[0] if len(parts) == 1 else ds.dataset(parts)
 
 
 def _stream(dataset: ds.Dataset, where: ds.Expression | None) -> pa.RecordBatchReader:

@@ -170,7 +170,8 @@ def create_audit_key(key_file: str | os.PathLike) -> bytes:
 # --- who is acting -------------------------------------------------------------------------------------------------
 
 
-def _os_user() -> tuple[str, int]:
+def os_user() -> tuple[str, int]:
+    """(name, uid) of the acting OS user; under sudo, the name says who called sudo."""
     uid = os.geteuid()
     try:
         name = pwd.getpwuid(uid).pw_name
@@ -274,7 +275,7 @@ class AuditLog:
                         f"not with this one ({key_id(self.key)}): use the deployment's audit key "
                         f"(${AUDIT_KEY_ENV} or audit.key_file)"
                     )
-                user, uid = _os_user()
+                user, uid = os_user()
                 body = {name: None for name in FIELDS}
                 body.update(
                     time=_now(), user=user, uid=uid, host=socket.gethostname(), pid=os.getpid(), result=OK, files=[]
@@ -415,6 +416,11 @@ def open_log(
     if log_file:
         path = Path(log_file).expanduser()
     elif archive is not None:
+        if "://" in str(archive):
+            raise AuditError(
+                f"the archive {archive} is not local: set audit.log to a local file for its audit trail "
+                "(and ship it off the host as the README says)"
+            )
         path = default_log_path(archive)
     else:
         raise AuditError("no audit log: name the archive (--archive DIR) or set audit.log in the config")

@@ -577,3 +577,33 @@ def _valid_run_id(run: str) -> bool:
     except layout.LayoutError:
         return False
     return True
+
+
+# --- emptied partitions ---------------------------------------------------------------------------------------
+
+
+def prune_partition(root: str, dataset: str, day: str) -> bool:
+    """Remove a partition that no longer holds a live file (retention moved or deleted it); False if it does.
+
+    Under the partition's lock: replaced files still present, then the manifests
+    that add files, then those that only remove (so a kill in between never
+    makes a removed name live again), then the folder if it is empty.  Only
+    manifests readers see are touched; files no manifest lists are left to
+    ``recover``: they may be a live writer's, about to be committed.
+    """
+    directory = layout.partition_dir(root, dataset, day)
+    with _partition_lock(root, dataset, day):
+        view = read_partition(root, dataset, day)
+        if view.live or view.problems:
+            return False
+        present = {layout.base_name(p) for p in list_paths(FileSystems.join(directory, "*"))}
+        _delete([view.path(name) for name in sorted(view.retired & present)])
+        manifests = {commit_id: view.path(layout.manifest_file_name(commit_id)) for commit_id in view.manifests}
+        adders = [path for commit_id, path in manifests.items() if view.manifests[commit_id].files]
+        _delete(adders)
+        _fsync_dir(directory)
+        _delete([path for path in manifests.values() if path not in adders])
+        if is_local(directory):
+            with contextlib.suppress(OSError):  # not empty: a writer is adding to it right now
+                os.rmdir(directory)
+    return True

@@ -12,6 +12,8 @@
         leases/<run>.lock                       held while a run writes (a dead run's leftovers are reclaimable)
         locks/<dataset>-<day>.lock              taken by commits that replace or remove files of a partition
         ledger/                                 what input has been archived (see ``retention.ledger``)
+      reports/                                  capacity reports: plaintext, no personal data, 0640
+        aggregates/traffic-<run>.parquet        every run's mergeable aggregates (``pipelines.reports.store``)
 
 A commit id is a run id, optionally followed by ``.<label>`` when one run commits
 to the same partition more than once (streaming, compaction), so every file name
@@ -45,6 +47,8 @@ STATE_DIR = "_state"
 LEASES_DIR = "leases"
 LEDGER_DIR = "ledger"
 LOCKS_DIR = "locks"
+REPORTS_DIR = "reports"
+AGGREGATES_DIR = "aggregates"
 
 _DATA_PREFIX, _DATA_SUFFIX = "part-", ".parquet"
 _MANIFEST_PREFIX, _MANIFEST_SUFFIX = "_manifest-", ".json"
@@ -139,6 +143,15 @@ def ledger_dir(root: str) -> str:
     return state_dir(root, LEDGER_DIR)
 
 
+def reports_dir(root: str) -> str:
+    return FileSystems.join(root, REPORTS_DIR)
+
+
+def aggregates_dir(root: str) -> str:
+    """Where each run leaves its traffic aggregates, for reports over any period."""
+    return FileSystems.join(root, REPORTS_DIR, AGGREGATES_DIR)
+
+
 # --- file names -----------------------------------------------------------------------------------------------
 
 
@@ -194,3 +207,37 @@ def commit_of_data_file(name: str) -> str | None:
 
 def base_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+# --- the archive tier -----------------------------------------------------------------------------------------
+#
+# ``<root>/archive/`` holds the archive tier with this same layout (datasets, ``dt=`` partitions, manifests,
+# staging, state), so the commit protocol and recovery work on it unchanged.  A partition there is a *segment*:
+# one ISO week cut at month ends (each segment lies in one month, so it is encrypted with that month's keys
+# only), named by its first day (a Monday, or the 1st of a month).
+
+ARCHIVE_TIER_DIR = "archive"
+
+
+def archive_tier_root(root: str) -> str:
+    return FileSystems.join(root, ARCHIVE_TIER_DIR)
+
+
+def segment_start(day: dt.date) -> dt.date:
+    """The first day of ``day``'s segment: its ISO week's Monday, or the 1st of its month if that is later."""
+    monday = day - dt.timedelta(days=day.weekday())
+    return monday if monday.month == day.month else day.replace(day=1)
+
+
+def segment_days(start: dt.date) -> tuple[dt.date, ...]:
+    """Every day of the segment beginning at ``start`` (to Sunday, or to the month's last day if earlier)."""
+    if segment_start(start) != start:
+        raise LayoutError(f"{start} does not begin a segment (expected a Monday or the 1st of a month)")
+    next_month = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    end = min(start + dt.timedelta(days=6 - start.weekday()), next_month - dt.timedelta(days=1))
+    return tuple(start + dt.timedelta(days=n) for n in range((end - start).days + 1))
+
+
+def retention_lock_path(root: str) -> str:
+    """Held by a ``retention apply`` run for its whole length: one at a time per archive."""
+    return state_dir(root, LOCKS_DIR, "retention.lock")

@@ -127,6 +127,7 @@ class ParquetFileWriter:
         encryption: FileEncryption | None,
         compression: str = "zstd",
         row_group_rows: int = 128 * 1024,
+        compression_level: int | None = None,
     ):
         self.path = path
         self._encryption = encryption
@@ -137,6 +138,7 @@ class ParquetFileWriter:
             self._sink,
             schema,
             compression=None if compression == "none" else compression,
+            compression_level=compression_level,  # None: the codec's default (the archive tier asks for more)
             encryption_properties=encryption.properties if encryption else None,
         )
         self._row_group_rows = row_group_rows

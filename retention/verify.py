@@ -187,3 +187,20 @@ def _verify_partition(view, destroyed: dict, known: set[str] | None, decryptor, 
             continue  # already said why it cannot be read; decrypting would say it again
         if decryptor is not None:
             _decrypt(path, entry, decryptor, report)
+
+
+def verify_tiers(
+    root: str, keyring: Keyring | None = None, reader: ReaderKeys | None = None, repair: bool = False
+) -> VerifyReport:
+    """``verify_archive`` of the online tier and, when retention has made one, of the archive tier too."""
+    report = verify_archive(root, keyring, reader, repair)
+    tier = layout.archive_tier_root(str(root))
+    if any(commit.dataset_exists(tier, name) for name in DATASETS):
+        archived = verify_archive(tier, keyring, reader, repair)
+        for field in ("partitions", "files", "rows", "decrypted_files", "shredded_partitions"):
+            setattr(report, field, getattr(report, field) + getattr(archived, field))
+        report.findings += archived.findings
+        if archived.repaired is not None and report.repaired is not None:
+            for name in ("orphans", "retired", "staging"):
+                getattr(report.repaired, name).extend(getattr(archived.repaired, name))
+    return report

@@ -6,7 +6,7 @@ module derives its columns, JSON keys and Parquet layout from these objects.
 """
 
 from schemas.access import ACCESS_EVENT
-from schemas.aggregates import TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN
+from schemas.aggregates import BREAKDOWN_STORE, TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN, TRAFFIC_STORE
 from schemas.alerts import ALERT
 from schemas.dead_letters import DEAD_LETTER
 from schemas.errors import ERROR_EVENT
@@ -15,11 +15,13 @@ from schemas.versioning import SCHEMA_VERSION, schema_version_of, with_version
 __all__ = [
     "ACCESS_EVENT",
     "ALERT",
+    "BREAKDOWN_STORE",
     "DEAD_LETTER",
     "ERROR_EVENT",
     "SCHEMA_VERSION",
     "TRAFFIC_AGGREGATE",
     "TRAFFIC_BREAKDOWN",
+    "TRAFFIC_STORE",
     "schema_for_kind",
     "schema_version_of",
     "with_version",
@@ -32,6 +34,8 @@ _BY_KIND = {
     "alert": ALERT,
     "aggregate": TRAFFIC_AGGREGATE,
     "breakdown": TRAFFIC_BREAKDOWN,
+    "traffic_store": TRAFFIC_STORE,
+    "breakdown_store": BREAKDOWN_STORE,
 }
 
 

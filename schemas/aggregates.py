@@ -1,10 +1,14 @@
 """Traffic aggregates for capacity planners: per time bucket and virtual host, no personal data.
 
-``TRAFFIC_AGGREGATE`` has one row per bucket and host; ``TRAFFIC_BREAKDOWN`` one
-row per bucket, host, dimension (browser, os, device, status, path, referrer
-domain, country, client) and value.  Neither has a column that could identify a
-person: visitors are counted with a sketch, paths are generalised, referrers
-reduced to their domain.
+Two kinds of tables.  What every run *stores* (``TRAFFIC_STORE`` and
+``BREAKDOWN_STORE``): mergeable rows per run, input source, bucket and host,
+with sketch bytes (HyperLogLog visitors, KLL response times) and the exact
+sparse per-second load, so a report for any period merges runs without
+double-counting and without archive keys.  What a *report* holds
+(``TRAFFIC_AGGREGATE``: one row per report bucket and host;
+``TRAFFIC_BREAKDOWN``: one row per host, dimension and value over the period,
+k-anonymous, "(other)" included).  No column can identify a person: visitors
+are sketches, paths generalised, referrers reduced to their host.
 """
 
 import pyarrow as pa
@@ -12,29 +16,72 @@ import pyarrow as pa
 from schemas.fields import TIMESTAMP_TYPE
 from schemas.versioning import with_version
 
-_KEY = [
+_STATUS = [pa.field(f"status_{c}xx", pa.int64()) for c in range(1, 6)]
+_STORE_KEY = [
+    pa.field("run_id", pa.string(), nullable=False),
+    # Fingerprint of the input file's first decompressed bytes: the same log read again (or rotated,
+    # renamed, compressed) is the same source, so a later run over it replaces, never adds.
+    pa.field("source", pa.string(), nullable=False),
     pa.field("bucket_start", TIMESTAMP_TYPE, nullable=False),
-    pa.field("bucket", pa.string(), nullable=False),  # "hour" or "day"
+    pa.field("bucket", pa.string(), nullable=False),  # stored grain: minute, hour or day
     pa.field("url_domain", pa.string()),
 ]
+
+TRAFFIC_STORE = with_version(
+    pa.schema(
+        [
+            *_STORE_KEY,
+            # Decompressed byte offsets of the first and last line counted from this source.
+            pa.field("source_first_offset", pa.int64()),
+            pa.field("source_last_offset", pa.int64()),
+            pa.field("requests", pa.int64()),
+            pa.field("bytes", pa.int64()),
+            pa.field("bot_requests", pa.int64()),
+            *_STATUS,
+            pa.field("seconds", pa.list_(pa.int64())),  # epoch seconds with at least one request
+            pa.field("second_requests", pa.list_(pa.int64())),
+            pa.field("second_bytes", pa.list_(pa.int64())),
+            pa.field("visitors_hll", pa.binary()),
+            pa.field("response_ms_kll", pa.binary()),
+            pa.field("geoip_configured", pa.bool_()),
+        ]
+    ),
+    "traffic_store",
+)
+
+BREAKDOWN_STORE = with_version(
+    pa.schema(
+        [
+            *_STORE_KEY,
+            pa.field("dimension", pa.string(), nullable=False),
+            pa.field("value", pa.string(), nullable=False),
+            pa.field("requests", pa.int64()),
+            pa.field("bytes", pa.int64()),
+            pa.field("visitors_hll", pa.binary()),
+        ]
+    ),
+    "breakdown_store",
+)
 
 TRAFFIC_AGGREGATE = with_version(
     pa.schema(
         [
-            *_KEY,
+            pa.field("bucket_start", TIMESTAMP_TYPE, nullable=False),
+            pa.field("bucket", pa.string(), nullable=False),  # minute, hour, day or week
+            pa.field("url_domain", pa.string()),
             pa.field("requests", pa.int64()),
             pa.field("bytes", pa.int64()),
             pa.field("distinct_visitors_estimate", pa.int64()),
-            pa.field("status_1xx", pa.int64()),
-            pa.field("status_2xx", pa.int64()),
-            pa.field("status_3xx", pa.int64()),
-            pa.field("status_4xx", pa.int64()),
-            pa.field("status_5xx", pa.int64()),
+            *_STATUS,
             pa.field("peak_requests_per_second", pa.float64()),
+            # Billing style: the 95th percentile of 5-minute averages (quiet samples count as zero).
             pa.field("p95_requests_per_second", pa.float64()),
             pa.field("peak_bytes_per_second", pa.float64()),
             pa.field("p95_bytes_per_second", pa.float64()),
             pa.field("bot_requests", pa.int64()),
+            pa.field("response_ms_p50", pa.float64()),
+            pa.field("response_ms_p95", pa.float64()),
+            pa.field("response_ms_p99", pa.float64()),
         ]
     ),
     "aggregate",
@@ -43,11 +90,15 @@ TRAFFIC_AGGREGATE = with_version(
 TRAFFIC_BREAKDOWN = with_version(
     pa.schema(
         [
-            *_KEY,
+            pa.field("period_start", TIMESTAMP_TYPE, nullable=False),
+            pa.field("period_end", TIMESTAMP_TYPE, nullable=False),
+            pa.field("url_domain", pa.string()),  # null: all hosts together
             pa.field("dimension", pa.string(), nullable=False),
             pa.field("value", pa.string()),
             pa.field("requests", pa.int64()),
             pa.field("bytes", pa.int64()),
+            pa.field("distinct_visitors_estimate", pa.int64()),
+            pa.field("share", pa.float64()),  # of the host's requests in the dimension
         ]
     ),
     "breakdown",

@@ -237,15 +237,17 @@ class AlertsConfig:
 
 
 def _bucket(value: str) -> str | None:
-    return None if value in {"hour", "day"} else "must be hour or day"
+    return None if value in {"minute", "hour", "day"} else "must be minute, hour or day"
 
 
 @dataclasses.dataclass(frozen=True)
 class ReportsConfig:
     #: Write capacity reports (aggregates without personal data) with every batch run.
     enabled: bool = True
-    #: Time bucket of the aggregates.
+    #: Time bucket of the stored aggregates (reports can roll them up to coarser buckets, week included).
     bucket: str = dataclasses.field(default="hour", metadata=_check(_bucket))
+    #: A path, referrer or other breakdown value is shown only when this many distinct visitors share it.
+    min_visitors: int = dataclasses.field(default=10, metadata=_check(_positive))
 
 
 def _online_days(value: int) -> str | None:
@@ -262,6 +264,10 @@ class RetentionConfig:
     online_days: int = dataclasses.field(default=90, metadata=_check(_online_days))
     #: Days a partition is kept in the archive tier before deletion (at least 365).
     archive_days: int = dataclasses.field(default=365, metadata=_check(_archive_days))
+    #: zstd level of archive-tier files (1-22; higher: smaller and slower to write, as fast to read).
+    archive_zstd_level: int = dataclasses.field(
+        default=9, metadata=_check(lambda v: None if 1 <= v <= 22 else "must be 1-22")
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,7 +64,9 @@ def write_durably(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp")
-    with open(staging, "wb") as fh:
+    # 0640 whatever the umask: report parts published here must not be world-readable (hardening).
+    with os.fdopen(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640), "wb") as fh:
+        os.fchmod(fh.fileno(), 0o640)
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())

@@ -29,7 +29,8 @@ from alerts.engine import Detector
 from alerts.observe import Hits
 from alerts.rules import RuleSet
 from alerts.sinks import alert_json
-from pipelines.reports.traffic import BUCKET_SECONDS, TrafficPartial, finalize, partials_from_batch
+from pipelines.reports.store import STREAM_RUN, store_documents
+from pipelines.reports.traffic import GRAIN_UNITS, TrafficPartial, partials_from_batch
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
 from retention.parquet_files import (
@@ -84,6 +85,8 @@ class LiveSettings:
     lateness_seconds: float = 0.0
     idle_seconds: float = 2.0
     reports_bucket: str | None = "hour"
+    #: Recorded with the report parts, so a report can say "no GeoIP database configured".
+    reports_geoip: bool = False
 
 
 @dataclasses.dataclass
@@ -121,7 +124,7 @@ class LiveStage:
         self.counts = LiveCounts()
         self._writers: dict[tuple[str, str], ParquetFileWriter] = {}
         self._alerts: list[dict] = []
-        self._windows: dict[tuple[int, str], TrafficPartial] = {}
+        self._windows: dict[tuple[int, str, str], TrafficPartial] = {}
         self._positions: list[Position] = []
         self._seq = 0
         self._cut_started = clock()
@@ -166,7 +169,8 @@ class LiveStage:
                 self._last_event_at = self._clock()
             parts = list(split_by_day(batch))
             if dataset_dir == "events" and self.settings.reports_bucket:
-                for key, partial in partials_from_batch(batch, self.settings.reports_bucket):
+                for (start, host, path), partial in partials_from_batch(batch, self.settings.reports_bucket):
+                    key = (start, host, f"stream:{path}")
                     if key in self._windows:
                         self._windows[key].merge(partial)
                     else:
@@ -278,21 +282,20 @@ class LiveStage:
         bucket = self.settings.reports_bucket
         if not bucket or not self._windows:
             return []
-        width = BUCKET_SECONDS[bucket] * US
         watermark = self.watermark_us()
-        closed = sorted(k for k in self._windows if k[0] + width <= watermark)
+        closed = sorted(k for k in self._windows if (k[0] + GRAIN_UNITS[bucket]) * US <= watermark)
         if not closed:
             return []
-        results = [finalize(k, self._windows.pop(k), bucket) for k in closed]
-        return _report_documents(results, str(self._output / "reports"), cut_id)
+        results = [(k, self._windows.pop(k)) for k in closed]
+        return store_documents(results, str(self._output), cut_id, bucket, self.settings.reports_geoip, STREAM_RUN)
 
     def drain(self) -> None:
         """At shutdown: every open report window written, everything published."""
         if self.settings.reports_bucket and self._windows:
             self._dirty = True
-            self.counts.newest_event_us += BUCKET_SECONDS[self.settings.reports_bucket] * US  # close them all
+            self.counts.newest_event_us += GRAIN_UNITS[self.settings.reports_bucket] * US  # close them all
             self.cut()
-            self.counts.newest_event_us -= BUCKET_SECONDS[self.settings.reports_bucket] * US
+            self.counts.newest_event_us -= GRAIN_UNITS[self.settings.reports_bucket] * US
         else:
             self.cut()
 
@@ -323,16 +326,3 @@ class LiveStage:
             f"logwarden stream: {lines_per_second:,.0f} lines/s, lag {lag:,.0f} KiB unread (newest line {newest} UTC), "
             f"{c.files_followed} files followed, {c.alerts} alerts, {c.cuts} cuts published"
         )
-
-
-def _report_documents(results: list[tuple[dict, list[dict]]], directory: str, cut_id: str) -> list[tuple[str, bytes]]:
-    """The batch report files (``traffic-``, ``breakdown-``, ``report-``) of some windows, as bytes to publish."""
-    from pipelines.aggregate import write_reports
-
-    staging = Path(directory).parent / ".tmp" / f"reports-{cut_id}"
-    staging.mkdir(parents=True, exist_ok=True)
-    try:
-        written = write_reports(results, str(staging), cut_id)
-        return [(os.path.join(directory, os.path.basename(p)), Path(p).read_bytes()) for p in written]
-    finally:
-        clear_staging(staging)

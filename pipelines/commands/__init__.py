@@ -1,5 +1,19 @@
 """Subcommands of ``logwarden``; each module has ``register(subparsers)`` and sets ``run``."""
 
-from pipelines.commands import archive, audit, batch, config, detect, keys, parse, rules, stream, version
+from pipelines.commands import (
+    archive,
+    audit,
+    batch,
+    config,
+    detect,
+    hold,
+    keys,
+    parse,
+    report,
+    retention,
+    rules,
+    stream,
+    version,
+)
 
-COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit]
+COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, hold, retention, report]

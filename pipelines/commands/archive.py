@@ -16,7 +16,7 @@ from pipelines.commands.common import (
 )
 from retention.audit import AuditError
 from retention.keyring import Keyring, KeyringError, reader_keys
-from retention.verify import INFO, verify_archive
+from retention.verify import INFO, verify_tiers
 
 EPILOG = """\
 examples:
@@ -43,11 +43,11 @@ def _verify(args) -> int:
         if args.deep:  # decrypts every row, personal columns included: an audited read
             reader = reader_keys(keyring_dir, args.root_key_file or config.root_key_file)
             with audited_action(full_config, args.archive, "archive verify", args, args.role, args.reason) as act:
-                report = verify_archive(args.archive, keyring, reader, repair=args.repair)
+                report = verify_tiers(args.archive, keyring, reader, repair=args.repair)
                 act.rows = report.rows
                 act.detail = f"{report.decrypted_files} files decrypted, {len(report.errors)} problem(s)"
         else:
-            report = verify_archive(args.archive, keyring if keyring.exists() else None, None, repair=args.repair)
+            report = verify_tiers(args.archive, keyring if keyring.exists() else None, None, repair=args.repair)
     except (UsageError, KeyringError, AuditError) as problem:
         return error(str(problem))
     if report.repaired is not None:

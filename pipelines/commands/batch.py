@@ -18,11 +18,11 @@ from pipelines.commands.common import (
     load_or_report,
     nothing_parsed_hint,
 )
-from pipelines.commands.keys import announce_init
+from pipelines.commands.keys import auto_init
 from pipelines.inputs import list_files
 from pipelines.options import pipeline_options, quiet_local_workers
 from pipelines.validate import runner_problem
-from retention.keyring import Keyring, init_keyring
+from retention.keyring import Keyring
 
 EPILOG = """\
 examples:
@@ -98,6 +98,7 @@ def summary(run, totals=None, sinks: list[str] = ()) -> str:
             f"  output            {run.output}",
             *_detail_lines(run, totals, sinks),
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
+            *([f"  report            {run.report}"] if run.report else []),
         ]
     )
 
@@ -130,7 +131,7 @@ def _prepare(args):
     except (ValueError, SystemExit) as problem:
         raise UsageError(f"bad Beam option: {problem}") from None
     if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
-        announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file))
+        auto_init(config, args.output, args)
     Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
     return config, files, options
 

@@ -77,6 +77,14 @@ def announce_init(result: InitResult) -> None:
         say(f"  its private halves are sealed to the existing root key {result.root_key_file}")
 
 
+def auto_init(config, archive: str, args) -> None:
+    """The first ``batch`` or ``stream`` run creates the keyring: a key operation, audited in ``archive``'s trail."""
+    with audited_action(config, archive, "keys init", args, "ops", "automatic: first run without a keyring") as act:
+        result = init_keyring(config.keys.keyring, config.keys.root_key_file)
+        act.detail = f"keyring {result.keyring} (keys.auto_init)"
+    announce_init(result)
+
+
 def _wanted_periods(args) -> list[str]:
     periods = [check_period(p) for p in args.period or ()]
     if args.months_ahead is not None:

@@ -17,10 +17,11 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
-from pipelines.commands.keys import announce_init
+from pipelines.commands.keys import auto_init
 from pipelines.enrich import check_enrich_config
 from pipelines.options import pipeline_options
-from retention.keyring import Keyring, KeyringError, init_keyring
+from retention.audit import AuditError
+from retention.keyring import Keyring, KeyringError
 from schemas.config import ConfigError
 from streaming.checkpoint import CheckpointError, load_state_key
 
@@ -51,10 +52,10 @@ def run(args) -> int:
         if config.enrich.enabled:
             check_enrich_config(config.enrich)
         if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
-            announce_init(init_keyring(config.keys.keyring, config.keys.root_key_file))
+            auto_init(config, args.output, args)
         Keyring(config.keys.keyring).root_public()
         load_state_key(config.stream.state_key_file)
-    except (UsageError, UnknownFormatError, KeyringError, CheckpointError, OSError) as problem:
+    except (UsageError, UnknownFormatError, KeyringError, CheckpointError, OSError, AuditError) as problem:
         return error(str(problem))
     except ConfigError as problem:
         return error(f"bad config: {problem}")

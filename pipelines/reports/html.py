@@ -1,97 +1,99 @@
-"""A self-contained HTML capacity report (inline SVG charts, no scripts, readable offline)."""
+"""The capacity report as one self-contained HTML page: data, uPlot and the page script inline, nothing fetched.
+
+The page is rendered by its own script from the embedded JSON, so switching
+host redraws cards, charts, heatmap and tables without a server.  uPlot (MIT,
+vendored from npm under ``vendor/``) draws the time charts: hover values, drag
+to zoom, double-click to reset, ticks in UTC with the year wherever it changes.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import json
 from pathlib import Path
 
 import jinja2
 
-TEMPLATE = Path(__file__).with_name("report.html.j2")
-CHART_WIDTH, CHART_HEIGHT = 760, 180
+from pipelines.reports.build import ALL, NO_GEOIP, Report
+
+HERE = Path(__file__).parent
+TEMPLATE = HERE / "report.html.j2"
+VENDOR = HERE / "vendor"
+
+#: Breakdown tables in page order: (dimension, title).
+TABLES = [
+    ("browser", "Browsers (major version)"),
+    ("os", "Operating systems (major version)"),
+    ("device", "Devices"),
+    ("crawler", "Crawlers and tools"),
+    ("country", "Countries"),
+    ("status", "Status codes"),
+    ("path", "Top paths"),
+    ("missing_path", "Missing pages (404)"),
+    ("referrer", "Referrer hosts"),
+]
+_SERIES_FIELDS = [
+    "requests",
+    "bytes",
+    "distinct_visitors_estimate",
+    "peak_requests_per_second",
+    "p95_requests_per_second",
+    "peak_bytes_per_second",
+    "p95_bytes_per_second",
+    "response_ms_p50",
+    "response_ms_p95",
+    "response_ms_p99",
+]
 
 
-def _human_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return str(value)
+def _epoch(value: dt.datetime) -> int:
+    return int(value.timestamp())
 
 
-def _bars(points: list[tuple[str, float]], height: int = CHART_HEIGHT) -> dict:
-    """Geometry of a vertical bar chart for ``(label, value)`` points."""
-    top = max((v for _, v in points), default=0) or 1
-    width = CHART_WIDTH / max(len(points), 1)
-    bars = []
-    for i, (label, value) in enumerate(points):
-        h = (height - 20) * value / top
-        bars.append(
-            {"x": i * width, "y": height - 20 - h, "w": max(width - 1, 1), "h": h, "label": label, "value": value}
-        )
-    return {"bars": bars, "max": top, "width": CHART_WIDTH, "height": height}
+def page_data(report: Report) -> dict:
+    """Everything the page script draws, as plain JSON-able data."""
+    hosts = {}
+    for host in [ALL, *report.hosts]:
+        series = report.series.get(host, [])
+        hosts[host] = {
+            "t": [_epoch(row["bucket_start"]) for row in series],
+            **{name: [row[name] for row in series] for name in _SERIES_FIELDS},
+            "totals": report.totals.get(host),
+            "breakdowns": report.breakdowns.get(host, {}),
+            "heatmap": report.heatmap.get(host) if report.heatmap else None,
+        }
+    return {
+        "period": [_epoch(report.period_start), _epoch(report.period_end)],
+        "bucket": report.bucket,
+        "bucketSeconds": {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}[report.bucket],
+        "minVisitors": report.min_visitors,
+        "hostNames": report.hosts,
+        "hosts": hosts,
+        "tables": TABLES,
+        "geoip": report.geoip_configured,
+        "noGeoip": NO_GEOIP,
+        "responseTimes": report.has_response_times,
+    }
 
 
-def _rank(breakdown: list[dict], dimension: str) -> list[dict]:
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in breakdown:
-        if row["dimension"] == dimension:
-            totals[row["value"]][0] += row["requests"]
-            totals[row["value"]][1] += row["bytes"]
-    ranked = sorted(totals.items(), key=lambda kv: (kv[0] == "(other)", -kv[1][0]))[:15]
-    top = max((c[0] for _, c in ranked), default=1) or 1
-    return [{"value": v, "requests": c[0], "bytes": _human_bytes(c[1]), "share": c[0] / top} for v, c in ranked]
+def _script_json(data: dict) -> str:
+    """JSON safe inside a <script> element (no ``</script>`` or ``<!--`` can close it early)."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c").replace("&", "\\u0026")
 
 
-def render_report(aggregates: list[dict], breakdown: list[dict], title: str = "logwarden traffic report") -> str:
-    """The report page for aggregate and breakdown rows (as produced by ``traffic.finalize``)."""
-    rows = sorted(aggregates, key=lambda r: (r["bucket_start"], r["url_domain"] or ""))
-    by_bucket: dict[dt.datetime, dict] = {}
-    for row in rows:
-        slot = by_bucket.setdefault(row["bucket_start"], defaultdict(float))
-        for key in (
-            "requests",
-            "bytes",
-            "peak_requests_per_second",
-            "p95_requests_per_second",
-            "peak_bytes_per_second",
-        ):
-            slot[key] += row[key]
-        for c in range(1, 6):
-            slot[f"status_{c}xx"] += row[f"status_{c}xx"]
-    labels = [start.strftime("%m-%d %H:%M") for start in by_bucket]
+def render_report(report: Report, title: str = "logwarden capacity report") -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["bytes"] = _human_bytes
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
-    total_requests = sum(r["requests"] for r in rows)
-    statuses = {f"{c}xx": sum(r[f"status_{c}xx"] for r in rows) for c in range(1, 6)}
     return template.render(
         title=title,
+        period=f"{report.period_start:%Y-%m-%d %H:%M} to {report.period_end:%Y-%m-%d %H:%M} UTC",
+        bucket=report.bucket,
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        first=rows[0]["bucket_start"] if rows else None,
-        last=rows[-1]["bucket_start"] if rows else None,
-        bucket=rows[0]["bucket"] if rows else "hour",
-        total_requests=total_requests,
-        total_bytes=sum(r["bytes"] for r in rows),
-        bot_requests=sum(r["bot_requests"] for r in rows),
-        peak_rps=max((r["peak_requests_per_second"] for r in rows), default=0),
-        peak_bps=max((r["peak_bytes_per_second"] for r in rows), default=0),
-        statuses=statuses,
-        requests_chart=_bars(list(zip(labels, [b["requests"] for b in by_bucket.values()]))),
-        bytes_chart=_bars(list(zip(labels, [b["bytes"] for b in by_bucket.values()]))),
-        p95_chart=_bars(list(zip(labels, [b["p95_requests_per_second"] for b in by_bucket.values()]))),
-        dimensions=[
-            (name, _rank(breakdown, key))
-            for name, key in [
-                ("Browsers", "browser"),
-                ("Operating systems", "os"),
-                ("Devices", "device"),
-                ("Countries", "country"),
-                ("Status codes", "status"),
-                ("Top paths", "path"),
-                ("Referrers", "referrer"),
-            ]
-        ],
-        rows=rows,
+        min_visitors=report.min_visitors,
+        runs=report.runs,
+        superseded=report.superseded,
+        partial_overlaps=report.partial_overlaps,
+        data=jinja2.utils.markupsafe.Markup(_script_json(page_data(report))),
+        uplot_js=jinja2.utils.markupsafe.Markup((VENDOR / "uPlot.iife.min.js").read_text(encoding="utf-8")),
+        uplot_css=jinja2.utils.markupsafe.Markup((VENDOR / "uPlot.min.css").read_text(encoding="utf-8")),
     )

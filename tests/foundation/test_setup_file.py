@@ -29,3 +29,4 @@ def test_sdist_ships_every_package_and_the_console_script(tmp_path):
     assert {"batch.py", "regex_format.py", "parquet_files.py", "config.py"} <= modules
     assert "logwarden = pipelines.cli:entry_point" in entry_points
     assert any(n.endswith("pipelines/reports/report.html.j2") for n in names), "the report template must ship"
+    assert any(n.endswith("pipelines/reports/vendor/uPlot.iife.min.js") for n in names), "the chart library must ship"

@@ -1,59 +1,78 @@
-"""Capacity aggregates: right numbers per bucket, mergeable in any order, and nothing that identifies a person."""
+"""Traffic partials: mergeable in any order, sketches within their stated error, nothing that identifies a person."""
 
-import datetime as dt
 import random
+from collections import defaultdict
 
+import datasketches
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from parsers.lines import LineChunk
-from parsers.registry import parse_chunk
-from pipelines.reports.html import render_report
-from pipelines.reports.privacy import generalise_path, referrer_domains
-from pipelines.reports.traffic import TrafficPartial, finalize, partials_from_batch
+from pipelines.reports.build import build_report
+from pipelines.reports.privacy import escape_csv_strings, generalise_path, referrer_domains
+from pipelines.reports.publish import report_tables
+from pipelines.reports.store import store_tables
+from pipelines.reports.traffic import HLL_LG_K, TrafficPartial, partials_from_batch
+from schemas import ACCESS_EVENT
+from tests.reports.support import events, line, small_log
 
-LINE = (
-    '{ip} - - [01/Nov/2026:{h:02d}:{m:02d}:{s:02d} +0000] "GET {path} HTTP/1.1" {status} {size} "{ref}" "Mozilla/5.0"'
-)
-
-
-def events(specs):
-    text = "\n".join(LINE.format(**spec) for spec in specs) + "\n"
-    return parse_chunk(LineChunk("/a.log", 0, 1, text.encode(), "combined")).events
+START = 1_793_613_600  # 2026-11-02 10:00:00 UTC
 
 
-def spec(h=10, m=0, s=0, ip="198.51.100.1", path="/", status=200, size=100, ref="-"):
-    return {"ip": ip, "h": h, "m": m, "s": s, "path": path, "status": status, "size": size, "ref": ref}
+def generated_batch(rows: int, visitors: int, seed: int = 7) -> pa.RecordBatch:
+    """A large generated log as access events: ``visitors`` distinct addresses, log-normal response times."""
+    rng = np.random.default_rng(seed)
+    ip_ids = np.concatenate([np.arange(visitors), rng.integers(0, visitors, rows - visitors)])
+    rng.shuffle(ip_ids)
+    columns = {
+        "timestamp": pa.array(((START + rng.integers(0, 3600, rows)) * 1_000_000).astype("int64")).cast(
+            ACCESS_EVENT.field("timestamp").type
+        ),
+        "source_ip": pa.array([f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in ip_ids.tolist()]),
+        "url_domain": pa.array(["www.example.com"] * rows),
+        "url_path": pa.array([f"/page/{n}" for n in rng.integers(0, 50, rows).tolist()]),
+        "http_response_status_code": pa.array(rng.choice([200, 304, 404, 500], rows), pa.int16()),
+        "http_response_body_bytes": pa.array(rng.integers(0, 100_000, rows)),
+        "event_duration_us": pa.array(rng.lognormal(9, 1, rows).astype("int64")),
+        "log_file_path": pa.array(["/logs/big.log"] * rows),
+        "log_offset": pa.array(np.arange(rows) * 200),
+    }
+    return pa.RecordBatch.from_pydict(columns)
 
 
-def test_totals_status_classes_and_rates_per_hour():
-    batch = events(
-        [spec(s=0)] * 5  # 5 requests in one second: the peak
-        + [spec(s=1, status=404, size=0)]
-        + [spec(m=30, s=s, ip=f"198.51.100.{s}", status=500, size=10) for s in range(10)]
-        + [spec(h=11)]
-    )
-    rows = {key[0]: finalize(key, p)[0] for key, p in partials_from_batch(batch)}
-    ten = rows[int(dt.datetime(2026, 11, 1, 10, tzinfo=dt.timezone.utc).timestamp())]
-    assert ten["requests"] == 16 and ten["bytes"] == 5 * 100 + 10 * 10
-    assert (ten["status_2xx"], ten["status_4xx"], ten["status_5xx"]) == (5, 1, 10)
-    assert ten["peak_requests_per_second"] == 5 and ten["peak_bytes_per_second"] == 500
-    assert ten["p95_requests_per_second"] == 0  # 12 busy seconds out of 3600
-    assert 10 <= ten["distinct_visitors_estimate"] <= 11
-    assert len(rows) == 2
+def merged(batches) -> dict:
+    out: dict = defaultdict(TrafficPartial)
+    for batch in batches:
+        for key, partial in partials_from_batch(batch):
+            out[key].merge(partial)
+    return out
 
 
 def test_partials_merge_to_the_same_result_in_any_order():
-    specs = [spec(m=random.Random(i).randrange(60), s=i % 60, ip=f"203.0.113.{i % 40}", size=i) for i in range(400)]
-    whole = dict(partials_from_batch(events(specs)))
-    pieces = [dict(partials_from_batch(events(specs[i : i + 37]))) for i in range(0, 400, 37)]
+    text = "\n".join(small_log())
+    batch = events("/a.log", text + "\n")
+    whole = merged([batch])
+    pieces = [batch.slice(i, 7) for i in range(0, batch.num_rows, 7)]
     random.Random(1).shuffle(pieces)
-    merged: dict = {}
-    for piece in pieces:
-        for key, partial in piece.items():
-            merged.setdefault(key, TrafficPartial()).merge(partial)
-    for key in whole:
-        assert finalize(key, merged[key]) == finalize(key, whole[key])
+    shuffled = merged(pieces)
+    reports = [build_report(*store_tables(list(m.items()), "r", "hour", False), None, None) for m in (whole, shuffled)]
+    assert [t.to_pylist() for t in report_tables(reports[0])] == [t.to_pylist() for t in report_tables(reports[1])]
+
+
+def test_sketches_stay_within_their_stated_error_on_a_large_generated_log():
+    rows, visitors = 300_000, 120_000
+    batch = generated_batch(rows, visitors)
+    [partial] = merged(batch.slice(i, 25_000) for i in range(0, rows, 25_000)).values()
+    hll = datasketches.hll_sketch.deserialize(partial.visitors)
+    # Stated bound: relative standard error 1.04 / sqrt(2^lg_k) = 1.6 %; three of them hold with 99.7 %.
+    assert abs(hll.get_estimate() - visitors) / visitors < 3 * 1.04 / 2 ** (HLL_LG_K / 2)
+    assert hll.get_lower_bound(3) <= visitors <= hll.get_upper_bound(3)
+    kll = datasketches.kll_doubles_sketch.deserialize(partial.response_ms)
+    durations = np.sort(batch.column("event_duration_us").to_numpy() / 1000)
+    for q in (0.5, 0.95, 0.99):
+        true_rank = np.searchsorted(durations, kll.get_quantile(q), side="right") / rows
+        assert abs(true_rank - q) <= kll.normalized_rank_error(False), q
+    assert partial.requests == rows
 
 
 @pytest.mark.parametrize(
@@ -61,14 +80,22 @@ def test_partials_merge_to_the_same_result_in_any_order():
     [
         ("/users/8812/orders", "/users/:id/orders"),
         ("/u/alice@example.com/inbox", "/u/:id/inbox"),
+        ("/u/alice%40example.com", "/u/:id"),
         ("/s/3f2504e0-4f89-11d3-9a0c-0305e82c3301", "/s/:id"),
         ("/reset/eyJhbGciOiJIUzI1NiJ9abc123xyz", "/reset/:id"),
+        ("/users/john.smith/profile", "/users/:name/profile"),
+        ("/profile/JaneDoe1985", "/profile/:name"),
+        ("/home/bob", "/home/:name"),
+        ("/about/jane_doe", "/about/:name"),
+        ("/~alice/cv.html", "/:name/cv.html"),
+        ("/shop;jsessionid=8F3A/cart?u=bob", "/shop/cart"),
         ("/blog/release-notes-2026", "/blog/release-notes-2026"),
         ("/docs/performance-monitoring-12", "/docs/performance-monitoring-12"),
-        ("/static/app.js", "/static/app.js"),
+        ("/static/app.min.js", "/static/app.min.js"),
+        ("/api/v2/items", "/api/v2/items"),
     ],
 )
-def test_paths_lose_identifiers_but_keep_their_shape(path, expected):
+def test_paths_lose_identifiers_and_names_but_keep_their_shape(path, expected):
     assert generalise_path(path) == expected
 
 
@@ -77,16 +104,19 @@ def test_referrers_are_reduced_to_their_host():
     assert got.to_pylist() == ["mail.example.com", "(none)", "x"]
 
 
-def test_no_ip_or_user_reaches_the_breakdown_or_the_html():
-    batch = events(
-        [spec(ip=f"192.0.2.{i}", path=f"/users/{1000 + i}/profile", ref="https://t.co/x?u=bob") for i in range(50)]
-    )
-    results = [finalize(key, p) for key, p in partials_from_batch(batch)]
-    breakdown = [b for _, rows in results for b in rows]
-    html = render_report([r for r, _ in results], breakdown)
-    text = repr(breakdown) + html
-    assert "192.0.2." not in text and "bob" not in text and "/users/1001" not in text
-    assert {"value": "/users/:id/profile", "requests": 50} in [
-        {"value": b["value"], "requests": b["requests"]} for b in breakdown if b["dimension"] == "path"
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped():
+    table = pa.table({"url_domain": ["=2+5", "@SUM(A1:A9)", "+1", "-1", "www.example.com", None], "n": [1] * 6})
+    assert escape_csv_strings(table)["url_domain"].to_pylist() == [
+        "'=2+5",
+        "'@SUM(A1:A9)",
+        "'+1",
+        "'-1",
+        "www.example.com",
+        None,
     ]
-    assert "<svg" in html and "Requests per hour" in html and "<script" not in html
+
+
+def test_a_hostile_virtual_host_reaches_the_store_as_data_not_as_a_formula():
+    text = "\n".join(line("=2+5", f"192.0.2.{i}", "10:00:00", "/", 200, 10, "curl/8.4.0", 100) for i in range(12))
+    [(key, _)] = partials_from_batch(events("/h.log", text + "\n"))
+    assert key[1] == "=2+5"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from pipelines.cli import main
+from retention.audit import AuditLog
 from retention.keyring import Keyring
 
 
@@ -60,6 +61,11 @@ def test_first_batch_creates_a_keyring_loudly_and_writes_an_encrypted_archive(tm
     assert f"NEW KEYRING created in {tmp_path / 'ring'}" in err and "encrypted" in err
     assert main(args) == 0
     assert "NEW KEYRING" not in capsys.readouterr().err  # only the first run creates one
+    trail = [
+        (e["command"], e["result"], e["role"])
+        for e in AuditLog(tmp_path / "out" / "_audit" / "audit.jsonl", None).entries()
+    ]
+    assert trail == [("keys init", "started", "ops"), ("keys init", "ok", "ops")]  # the automatic init is audited
     assert main(["archive", "verify", str(tmp_path / "out"), "--deep", "--config", str(config)]) == 0
 
 

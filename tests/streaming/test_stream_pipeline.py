@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from alerts.sinks import alert_json  # noqa: F401 - the sink format the comparison reads
 from pipelines.batch import run_batch
+from pipelines.reports.publish import publish_period
 from pipelines.stream import STOP, run_stream
 from retention.archive_reader import open_archive
 from schemas.config import AlertSinksConfig, StreamConfig
@@ -89,7 +90,9 @@ def test_stream_raises_the_same_alerts_as_a_batch_replay_and_archives_every_line
     lines = live.read_bytes().count(b"\n")
     assert archived_lines(out, reader) == archived_lines(batch_out, reader)
     assert len(archived_lines(out, reader)) == lines
-    assert list((out / "reports").glob("traffic-*.parquet")), "report windows are written at the drain"
+    assert list((out / "reports" / "aggregates").glob("traffic-*.parquet")), "report windows are written at the drain"
+    streamed_report = publish_period(str(out), str(tmp_path / "report"), "stream").report
+    assert streamed_report.totals[""]["requests"] == sum(1 for _ in archived_lines(out, reader))
 
 
 def test_restart_resumes_after_the_last_line_and_lines_appended_meanwhile_arrive_once(tmp_path, archive_config, reader):
