@@ -48,6 +48,9 @@ setup(
             "mmdb-writer>=0.2,<1",
             "websockets>=13,<17",  # drives headless chromium (DevTools protocol) in the report page test
         ],
+        # Only the baseline column of 'python -m bench detection-quality' (GPL-3.0 wrapper of libinjection);
+        # detection itself never imports it.
+        "bench": ["libinjection-python>=1.1,<2"],
     },
     entry_points={"console_scripts": ["logwarden=pipelines.cli:entry_point"]},
 )

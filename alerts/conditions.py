@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alerts.grammars import GRAMMARS, Grammar
 from alerts.normalize import NormalizeCache, normalize_request
 from alerts.rules import LIST_OPS, NUMBER_OPS, Condition, Group, Rule
 from alerts.value_memo import ValueMemo
@@ -28,7 +29,7 @@ from alerts.value_memo import ValueMemo
 FieldKey = tuple[str, bool]  # (field, normalised)
 #: Ops whose patterns join a field's pre-filter.  Word lists (``contains_any`` & co., hundreds of literals each)
 #: stay out: joined with the rest they made RE2 slower than running them on their own.
-JOINED_OPS = frozenset({"regex", "regex_any", "contains"})
+JOINED_OPS = frozenset({"regex", "regex_any", "contains", "grammar"})
 #: Once a rule's conditions so far leave at most this share of a batch's rows, the next ones run on those rows alone.
 SUBSET_SHARE = 0.25
 
@@ -169,6 +170,8 @@ def _text_test(condition: Condition) -> tuple[Callable[[pa.Array], pa.Array], st
         return (lambda a: pc.match_substring(a, str(values))), re.escape(str(values))
     if op == "regex":
         return (lambda a: pc.match_substring_regex(a, values)), values
+    if op == "grammar":
+        return _grammar_test(GRAMMARS[values], condition.field)
     if op == "contains_any":
         pattern = _alternation(values)
     elif op == "words_any":
@@ -180,6 +183,21 @@ def _text_test(condition: Condition) -> tuple[Callable[[pa.Array], pa.Array], st
     else:  # regex_any
         pattern = "|".join(f"(?:{p})" for p in values)
     return (lambda a: pc.match_substring_regex(a, pattern)), pattern
+
+
+def _grammar_test(grammar: Grammar, field: str) -> tuple[Callable[[pa.Array], pa.Array], str]:
+    """The grammar on the values its RE2 candidate pattern passes; the rest are answered False at RE2 speed."""
+    candidates, read = grammar.candidates(field), grammar.reader(field)
+
+    def run(values: pa.Array) -> pa.Array:
+        found = np.zeros(len(values), dtype=bool)
+        passed = np.flatnonzero(_to_numpy(pc.match_substring_regex(values, candidates)))
+        if len(passed):
+            texts = values.take(pa.array(passed)).to_pylist()
+            found[passed] = [text is not None and read(text) for text in texts]
+        return pa.array(found)
+
+    return run, candidates
 
 
 def _to_numpy(mask: pa.Array) -> np.ndarray:

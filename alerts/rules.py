@@ -14,7 +14,8 @@ ATT&CK technique, description, known false positives):
 Conditions (a list means "all of"): ``{field, <op>: value}`` with ``op`` one of
 ``equals``, ``in``, ``contains``, ``contains_any``, ``words_any`` (whole words), ``startswith_any``,
 ``endswith_any``, ``regex``, ``regex_any``, ``gt``/``gte``/``lt``/``lte``,
-``class`` (``4xx``), ``exists``; ``list: NAME`` takes the values of a list op
+``class`` (``4xx``), ``exists``, ``grammar`` (an injection grammar of ``alerts.grammars`` reading the raw
+field: ``sqli``, ``command``, ``code``, ``xss``, ``rfi``); ``list: NAME`` takes the values of a list op
 from the word list ``NAME.txt``; ``{any: [...]}`` and ``{none: [...]}`` combine.
 Text fields that carry a request are matched after ``normalize_request`` (``normalize: false`` opts
 out); other text fields are matched as written unless the condition says ``normalize: true``.
@@ -33,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from alerts.grammars import GRAMMARS
 from alerts.wordlists import WordListError, load_word_list
 from schemas import ACCESS_EVENT, ERROR_EVENT
 
@@ -51,7 +53,7 @@ REQUEST_FIELDS = frozenset(
 LIST_OPS = ("in", "contains_any", "words_any", "startswith_any", "endswith_any", "regex_any")
 TEXT_OPS = ("equals", "contains", "regex", *LIST_OPS)
 NUMBER_OPS = ("gt", "gte", "lt", "lte")
-OPS = (*TEXT_OPS, *NUMBER_OPS, "class", "exists")
+OPS = (*TEXT_OPS, *NUMBER_OPS, "class", "exists", "grammar")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -327,6 +329,10 @@ class _Reader:
             values = value
         elif op == "regex":
             values = self.regex(value, f"{key}.regex")
+        elif op == "grammar":
+            if value not in GRAMMARS:
+                self.fail(f"{key}.grammar", f"unknown grammar {value!r}; grammars are {', '.join(sorted(GRAMMARS))}")
+            values = value
         else:
             if value is None or isinstance(value, (list, dict)):
                 self.fail(f"{key}.{op}", f"expected one value, got {value!r}")
@@ -339,6 +345,8 @@ class _Reader:
             self.fail(f"{key}.not", f"expected true or false, got {negate!r}")
         if "normalize" not in item:  # request text by default; other text (an error message quoting a path) on request
             normalize = field in REQUEST_FIELDS
+        if op == "grammar":
+            normalize = False  # a grammar decodes the raw text itself, part by part
         return Condition(field, op, values, normalize, negate)
 
     def technique(self) -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 def available() -> list[str]:
     here = Path(__file__).parent
-    return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
+    # A module bench/detection_quality.py is run as ``python -m bench detection-quality``.
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
 
 
 def main(argv: list[str]) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> int:
     if name not in available():
         print(f"unknown bench {name!r}; available: {', '.join(available())}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"bench.{name}")
+    module = importlib.import_module(f"bench.{name.replace('-', '_')}")
     return int(module.main(rest) or 0)
 
 

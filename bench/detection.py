@@ -111,16 +111,13 @@ def crowdsec_quality(rules, corpora: Path) -> collections.Counter:
 
 
 def fail2ban_quality(rules, corpora: Path) -> list[tuple]:
-    from tests.alerts.conftest import alert_ips, error_format_available, same_ip
+    from tests.alerts.conftest import alert_ips, same_ip
     from tests.alerts.test_corpus_fail2ban import ACCESS_LOGS, ERROR_LOGS, LOGS, MAXRETRY, samples
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in sorted(ACCESS_LOGS | set(ERROR_LOGS)):
             fmt = "auto" if name in ACCESS_LOGS else ERROR_LOGS[name]
-            if fmt != "auto" and not error_format_available(fmt):
-                rows.append((name, "-", "-", f"needs the {fmt} parser"))
-                continue
             by_host = collections.defaultdict(list)
             for expectation, line in samples(corpora / LOGS / name):
                 if expectation.get("match") and expectation.get("host"):

@@ -29,6 +29,8 @@ EXPECTED = {
     ): "GET /administrator/index.php twice (404, no user agent): a Joomla admin probe",
     ("http-probe-paths", "212.90.148.107"): "GET /wp/wp-admin/ and similar (404, no user agent): WordPress probing",
     ("http-bad-bot", "178.140.172.164"): "'Indy Library' agent with referrer http://mmm-fraud.com/: referrer spam",
+    ("http-bad-user-agent", "94.228.34.233"): "magpie-crawler (Brandwatch's brand-monitoring scraper) is on the bad "
+    "bot list CrowdSec's http-bad-user-agent scenario bans; it fetched /resume.xml and robots.txt again and again",
     ("http-scanner-user-agent", "199.187.125.26"): "user agent literally starts with 'User-Agent:' - a hand-rolled "
     "script with a broken header, which OWASP CRS lists as a scanner signature",
 }

@@ -34,3 +34,27 @@ def test_cache_normalises_each_distinct_value_once():
     assert (cache.misses, cache.hits) == (1, 2)
     cache("/b"), cache("/c")  # over the bound: the cache starts afresh instead of growing
     assert cache("/A%20B") == "/a b"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected_fragment"),
+    [
+        ("/x?f=%5Cx2e%5Cx2e%5Cx2fetc%5Cx2fpasswd", "../etc/passwd"),  # literal \xNN escapes
+        ("/x?f=%5Cu002e%5Cu002e%5Cu002f", "../"),  # literal \uNNNN escapes
+        ("/x/%EF%BC%8E%EF%BC%8E%EF%BC%8Fetc/passwd", "/../etc/passwd"),  # fullwidth dot and slash
+        ("/x?f=..%E2%88%95..%E2%88%95etc", "../../etc"),  # division slash look-alike
+        ("/x?f=....//....//etc/passwd", "=..//..//etc/passwd"),  # dot runs a one-pass filter leaves as ../
+        ("/x/%e0%80%ae%e0%80%ae/", "/../"),  # three-byte overlong dot
+        ("/x/%c1%81dmin", "/admin"),  # any two-byte overlong ASCII, not only . and /
+        ("/%%32%65%%32%65/etc", "/../etc"),  # nibble-by-nibble double encoding
+        ("/x?q=%25252e%25252e%25252f", "../"),  # triple encoding
+    ],
+)
+def test_what_attackers_hide_with_is_undone(raw, expected_fragment):
+    assert expected_fragment in normalize_request(raw)
+
+
+def test_decoded_parts_split_where_the_application_splits():
+    from alerts.normalize import request_values
+
+    assert request_values("/a%2Fb?x=1%26y%3D2&Name=O%27Brien") == ("/a/b", "x", "1&y=2", "name", "o'brien")

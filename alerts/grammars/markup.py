@@ -1,0 +1,77 @@
+"""Cross-site scripting and remote file inclusion, read in context.
+
+XSS: markup that runs script in a browser, not markup as such: a tag that executes or loads (``<script``,
+``<svg``, ``<iframe``...), any tag (or a quote breaking out of an attribute) carrying an event handler
+(``onerror=``), a ``javascript:`` / ``vbscript:`` URL followed by code (not the book title "JavaScript: The Good
+Parts"), CSS expressions and bindings, and the classic probes (``alert(1)``, ``document.cookie``).  A plain
+``<a href="/x">`` or ``<b>`` in a search stays silent.
+
+RFI: a parameter holding a URL the application would fetch and run: an IP-literal or internal host, a trailing
+``?`` or ``%00`` cutting off the suffix the application appends, or a script file on another host passed to an
+include-like parameter.  Redirect and share links (``?url=https://site/page``) stay silent.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EXECUTING_TAGS = """
+    script svg math iframe frame frameset object embed applet base link meta style form isindex xml
+    import template vmlframe xss bgsound layer ilayer xmp plaintext listing noscript animate set handler
+    portal
+""".split()  # noqa: SIM905
+_TAG = re.compile(r"<\s*/?\s*(?:" + "|".join(_EXECUTING_TAGS) + r")(?:[\s/>\x00]|$)")
+_HANDLER = re.compile(r"(?:<[^>]*?|['\"`]|^)[\s/\x00'\"`;]*\bon[a-z]{3,}\s*=")
+_SCRIPT_URL = re.compile(
+    r"(?:java|vb|live|mocha|ecma)script\s*:\s*(?:[a-z_$][\w$.]*\s*[(=\[`.]|//|/\*|%|['\"(`]|void\b|\d|!|\[|\{)"
+    r"|\bdata\s*:\s*(?:text/html|image/svg\+xml|application/(?:x-)?(?:javascript|xhtml))"
+)
+_STYLE = re.compile(r"expression\s*\(|-moz-binding\s*:|behavior\s*:\s*url|@import\s+['\"]?(?:https?:)?//|<!--\[if")
+_PROBES = re.compile(
+    r"\b(?:alert|prompt|confirm|print)\s*(?:\(|`)\s*(?:\d|['\"`]|document|window|this|/|\)|string\.|top\b|self\b)"
+    r"|(?:^|[^/\w.-])(?:document\s*\.\s*(?:cookie|domain|write|location)|window\s*\.\s*location)"
+    r"|\bstring\s*\.\s*fromcharcode\s*\("
+    r"|\b(?:top|self|parent|window)\s*\[\s*['\"`]|\binnerhtml\s*=|\.src\s*=\s*['\"`]?(?:https?:)?//"
+)
+
+
+def is_xss(value: str) -> bool:
+    """Whether one decoded, case-folded value carries script for a browser."""
+    if "<" in value and _TAG.search(value):
+        return True
+    if "on" in value and "=" in value and _HANDLER.search(value):
+        return True
+    squeezed = re.sub(r"[\s\x00-\x1f]+", "", value) if "script" in value.replace(" ", "") else value
+    return bool(_SCRIPT_URL.search(value) or _SCRIPT_URL.search(squeezed) or _STYLE.search(value)
+                or _PROBES.search(value))  # fmt: skip
+
+
+_REMOTE_URL = re.compile(r"^\s*(?:https?|ftps?|php|gopher|dict|ldap|tftp|jar|netdoc|file)s?:/*(\[[^\]]*\]|[^/?#\s:]*)")
+_IP_HOST = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\d{8,10}|0x[0-9a-f]{8}|\[[0-9a-f:.]+\]|[0-9a-f]*:[0-9a-f:]+)$")
+_INTERNAL_HOST = re.compile(
+    r"^(?:localhost|localhost\.localdomain|metadata\.google\.internal|host\.docker\.internal|"
+    r"kubernetes\.default(?:\.svc)?|instance-data|169\.254\.\d+\.\d+|127\.\d+\.\d+\.\d+|0\.0\.0\.0|0)$"
+)
+#: A script on the other host (or a text/image file the include runs anyway, when a '?' cuts off the suffix).
+_SCRIPT_FILE = re.compile(
+    r"\.(?:php\d?|phtml|txt|sh|pl|py|cgi|jsp|aspx?|exe|inc)(?:\?|%00|\x00|$)|\.(?:gif|jpe?g|png)\?"
+)
+_INCLUDE_PARAMS = re.compile(
+    r"^(?:include|inc|page|file|filename|path|template|tpl|mod|module|dir|document|doc|folder|root|load|conf|"
+    r"config|show|view|src|source|lang|language|theme|skin|layout|content|cat|action|board|home|main|site|body|"
+    r"prefix|base|basepath|class|lib|library|plugin|pg|p|data|read|get)(?:_?\w{0,12})?$"
+)
+_SSRF_SCHEME = re.compile(r"^\s*(?:gopher|dict|ldap|tftp|jar|netdoc)s?://")
+
+
+def is_remote_inclusion(name: str, value: str) -> bool:
+    """Whether query parameter ``name=value`` (both decoded) hands the application a remote script to run."""
+    match = _REMOTE_URL.match(value)
+    if not match:
+        return False
+    host = match.group(1).strip("[]") if match.group(1).startswith("[") else match.group(1)
+    if _SSRF_SCHEME.match(value) or _IP_HOST.match(match.group(1)) or _IP_HOST.match(host):
+        return True
+    if _INTERNAL_HOST.match(host) or value.rstrip().endswith("?") or "%00" in value or "\x00" in value:
+        return True
+    return bool(_SCRIPT_FILE.search(value[match.end() :]) and _INCLUDE_PARAMS.match(name))
