@@ -4,12 +4,13 @@ Builds an online archive of D days x N lines as the pipeline writes it: one
 generated day (``bench generate``) goes through ``logwarden batch`` once, and
 its events are written again for each day of June 2026 with the timestamps
 shifted, through the archive's own writer and commit protocol (encrypted with
-June's keys).  Then, each in a child process whose wall time and peak RSS are
-measured: what ``logwarden retention apply --now 2026-12-01`` runs (every
-June day is due: compaction into the archive tier), the same again (nothing
-to do), and an expiry run a year later (shred + delete; the command itself
-refuses a --now after today, so the children call ``RetentionRun``).  Space: online bytes before, archive-tier bytes
-after, and their ratio.
+June's keys).  That happens in a child process, and so does each measured
+run, whose wall time and peak RSS (VmHWM) are taken: what ``logwarden
+retention apply --now 2026-12-01`` runs (every June day is due: compaction
+into the archive tier), the same again (nothing to do), and an expiry run a
+year later (shred + delete; the command itself refuses a --now after today, so
+the children call ``RetentionRun``).  Space: online bytes before, archive-tier
+bytes after, and their ratio.
 """
 
 from __future__ import annotations
@@ -33,20 +34,33 @@ def _sizes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*.parquet") if p.is_file())
 
 
+def _peak_mib(pid: int) -> float:
+    """The high-water RSS of a running process's current program (VmHWM: unlike ru_maxrss, not the forking parent's)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _timed(argv: list[str], env: dict) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) of one child process, and its stdout."""
     started = time.perf_counter()
+    peak = 0.0
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
-        _pid, status, usage = os.wait4(child.pid, 0)
+        while child.poll() is None:
+            peak = max(peak, _peak_mib(child.pid))
+            time.sleep(0.2)
         wall = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout = out.read()
         if child.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed ({child.returncode}):\n{stdout}\n{err.read()}")
-    return wall, usage.ru_maxrss / 1024, stdout
+    return wall, peak, stdout
 
 
 def _apply_in_child(work: Path, archive: Path, now: dt.date) -> list[str]:
@@ -126,7 +140,9 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent), *sys.path]))
     try:
         started = time.perf_counter()
-        facts = build(work, args.lines_per_day, args.days, env)
+        code = "import json; from bench.retention import build; from pathlib import Path; "
+        code += f"print(json.dumps(build(Path({str(work)!r}), {args.lines_per_day}, {args.days}, {{}})))"
+        facts = json.loads(_timed([sys.executable, "-c", code], env)[2].strip().splitlines()[-1])
         built = time.perf_counter() - started
         archive = work / "archive"
         online_bytes = _sizes(archive / "events")

@@ -41,7 +41,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from retention import sealing
+from retention import roles, sealing
 from retention.layout import month_of_day
 
 PURPOSES = ("personal", "data")
@@ -241,7 +241,10 @@ class Keyring:
         record = KeyRecord(purpose, period, version, sealing.public_key_of(private), None, _now())
         sealed = sealing.seal(self.root_public(), private, _ROOT_CONTEXT + record.key_id)
         record = dataclasses.replace(record, sealed_private_key=sealed)
-        return record if _write_json_exclusive(self._path(purpose, period, version), record.to_json()) else None
+        if not _write_json_exclusive(self._path(purpose, period, version), record.to_json()):
+            return None
+        roles.seal_to_readers(self.directory, record.key_id, private)
+        return record
 
     def add_version(self, purpose: str, period: str) -> KeyRecord:
         """Create the next version of a master key (the first one if none): rotation."""
@@ -289,6 +292,7 @@ class Keyring:
             path = self._path(record.purpose, record.period, record.version)
             with contextlib.suppress(FileNotFoundError):
                 _overwrite_and_unlink(path)
+        roles.RoleRegistry(self.directory).forget([r.key_id for r in victims])
         return [r.key_id for r in victims]
 
     def export_public(self, target: str | os.PathLike) -> int:
@@ -300,6 +304,7 @@ class Keyring:
             _write_json_exclusive(out._path(record.purpose, record.period, record.version), record.to_json(False))
         for period, doc in self.destroyed().items():
             _write_json_exclusive(out.directory / "destroyed" / f"{period}.json", doc)
+        roles.copy_public(self.directory, out.directory)  # so months first met there are sealed to the roles too
         return len(records)
 
 

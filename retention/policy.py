@@ -84,7 +84,12 @@ class Compact:
         files = sum(p.files for p in self.online)
         rows = sum(p.rows for p in self.online)
         merge = f" + {self.archived.rows} rows already archived" if self.archived else ""
-        return f"compact {self.dataset} {days[0]}..{days[-1]}: {files} online files, {rows} rows{merge} -> archive tier"
+        copied = sum(p.copied_files for p in self.online)
+        resume = f" ({copied} of them copied by an interrupted run: only their online copies go)" if copied else ""
+        return (
+            f"compact {self.dataset} {days[0]}..{days[-1]}: {files} online files, {rows} rows{merge} -> archive tier"
+            + resume
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -270,6 +270,48 @@ class RetentionConfig:
     )
 
 
+#: What a role may do.  Reading actions need the archive's keys sealed to the role (``logwarden keys grant``).
+ACCESS_ACTIONS = {
+    "ingest": "run batch and stream jobs (writes the archive with public keys only)",
+    "retention": "apply retention and manage legal holds (reads the archive to compact it)",
+    "verify": "check the archive deeply (decrypts every file)",
+    "search": "search events and alerts",
+    "subject": "export, correct or erase one person's records",
+    "reports": "read the capacity reports (no personal data)",
+    "audit": "show and verify the audit trail",
+    "keys": "manage keys and roles (holds the root key)",
+}
+READ_ACTIONS = frozenset({"retention", "verify", "search", "subject"})
+DEFAULT_ROLES = {
+    "ops": ("ingest", "retention", "verify"),
+    "security": ("search",),
+    "planner": ("reports",),
+    "privacy": ("subject", "search"),
+    "custodian": ("keys", "audit"),
+}
+
+
+def _roles(roles: dict) -> str | None:
+    for name, actions in roles.items():
+        if not str(name).replace("-", "").replace("_", "").isalnum() or not str(name)[:1].isalpha():
+            return f"bad role name {name!r} (letters, digits, '-' or '_')"
+        unknown = sorted(set(actions) - set(ACCESS_ACTIONS))
+        if unknown:
+            return f"role {name!r}: unknown action(s) {', '.join(unknown)}; known: {', '.join(ACCESS_ACTIONS)}"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class AccessConfig:
+    #: Role name -> the actions it may take (see ``ACCESS_ACTIONS``); replaces the defaults when given.
+    roles: dict[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_ROLES), metadata=_check(_roles)
+    )
+    #: Folder of the roles' secret files (``<role>.key``, owner-only); ``$LOGWARDEN_ROLE_KEY_<ROLE>`` wins.
+    #: The custodian's secret is the root key (keys.root_key_file).
+    role_keys_dir: str = dataclasses.field(default=".logwarden/roles", metadata=PATHS)
+
+
 @dataclasses.dataclass(frozen=True)
 class AuditConfig:
     #: The audit trail (JSON lines, append-only); empty: ``<archive>/_audit/audit.jsonl`` of the archive worked on.
@@ -333,6 +375,7 @@ class Config:
     reports: ReportsConfig = ReportsConfig()
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
+    access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
     audit: AuditConfig = AuditConfig()
     stream: StreamConfig = StreamConfig()
 
@@ -355,6 +398,11 @@ def _convert(value: Any, tp: Any, key: str, base_dir: Path | None, errors: list[
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key, base_dir, errors)
     origin = typing.get_origin(tp)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a mapping, got {value!r}")
+        _key_type, item_type = typing.get_args(tp)
+        return {str(k): _convert(v, item_type, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(tp)
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):

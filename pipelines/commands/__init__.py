@@ -12,8 +12,26 @@ from pipelines.commands import (
     report,
     retention,
     rules,
+    search,
     stream,
+    subject,
     version,
 )
 
-COMMANDS = [version, config, parse, batch, stream, detect, rules, keys, archive, audit, hold, retention, report]
+COMMANDS = [
+    version,
+    config,
+    parse,
+    batch,
+    stream,
+    detect,
+    rules,
+    keys,
+    archive,
+    audit,
+    hold,
+    retention,
+    report,
+    search,
+    subject,
+]

@@ -123,7 +123,7 @@ def run_command(run, args) -> int:
     from alerts.rules import RuleError
     from parsers.registry import UnknownFormatError
     from pipelines.inputs import InputError
-    from retention.audit import AuditError
+    from retention.audit import AuditError, AuditRefusal
     from retention.keyring import KeyringError
 
     try:
@@ -134,7 +134,7 @@ def run_command(run, args) -> int:
     except KeyboardInterrupt:
         print("logwarden: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (UsageError, UnknownFormatError, InputError, KeyringError, AuditError) as problem:
+    except (UsageError, UnknownFormatError, InputError, KeyringError, AuditError, AuditRefusal) as problem:
         return error(str(problem))
     except ConfigError as problem:
         return error(f"bad config: {problem}")

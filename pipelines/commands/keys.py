@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import sys
 
+from pipelines.commands import key_roles
 from pipelines.commands.audited import audited_action
 from pipelines.commands.common import (
     EXIT_FAILURE,
@@ -20,7 +21,7 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
-from retention.audit import AuditError
+from retention.audit import AuditError, AuditRefusal
 from retention.keyring import (
     PURPOSES,
     ROOT_KEY_ENV,
@@ -34,7 +35,7 @@ from retention.keyring import (
 )
 from schemas.config import KeysConfig
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   logwarden keys init --archive out/        # keyring and root key in $LOGWARDEN_HOME (~/.local/share/logwarden)
   logwarden keys init --archive out/ --months-ahead 12   # custodian: this month's and the next 11 months' keys
@@ -43,14 +44,15 @@ examples:
   logwarden keys destroy --archive out/ --period 2025-01 --yes --reason "retention ended"   # crypto-shred
   logwarden keys export-public --archive out/ /mnt/ingest-keyring   # for the ingest host: writes, never reads
   logwarden keys import --archive out/ /mnt/ingest-keyring  # keys the ingest host had to create, back to readers
-
-init, rotate, destroy and export-public are audited: they write to the audit
-trail of --archive DIR (or of audit.log when configured) and refuse to run
-when it cannot be written.
+{key_roles.EPILOG}
+init, rotate, destroy, export-public, import, add-role, grant and revoke are audited:
+they write to the audit trail of --archive DIR (or of audit.log when
+configured) and refuse to run when it cannot be written.
 
 Master keys are per month of event time: personal-YYYY-MM (personal columns)
 and data-YYYY-MM (all other columns and the footer).  Their private halves are
-sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file.
+sealed to the root key, which comes from $LOGWARDEN_ROOT_KEY or keys.root_key_file,
+and to each role that may read (access.roles), which unlocks with its own key.
 """
 
 
@@ -204,7 +206,7 @@ def _guarded(action):
     def run(args) -> int:
         try:
             return action(args)
-        except (UsageError, KeyringError, AuditError) as problem:
+        except (UsageError, KeyringError, AuditError, AuditRefusal) as problem:
             return error(str(problem))
 
     return run
@@ -264,3 +266,4 @@ def register(subparsers) -> None:
     destroy.add_argument("--yes", action="store_true", help="really destroy (it cannot be undone)")
     export = action("export-public", "write a copy of the keyring without private halves (for writers)", _export_public)
     export.add_argument("target", metavar="DIR", help="new directory for the writer-only keyring")
+    key_roles.register(action)

@@ -1,0 +1,1 @@
+"""Authorised access to the archive: who may do what (roles and their keys), search, and subject requests."""
