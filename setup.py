@@ -17,9 +17,7 @@ setup(
     long_description=README.read_text(encoding="utf-8") if README.exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(
-        include=["schemas*", "parsers*", "alerts*", "retention*", "access*", "pipelines*", "streaming*"]
-    ),
+    packages=find_packages(include=["schemas*", "parsers*", "alerts*", "retention*", "access*", "pipelines*"]),
     package_data={
         "alerts": ["rules/*.yaml", "rules/*.txt", "rules/*.md"],
         "pipelines": ["reports/*.j2", "reports/vendor/*"],
@@ -43,6 +41,8 @@ setup(
         "rich>=13,<15",  # the progress display on a terminal
     ],
     extras_require={
+        # The Pub/Sub stream source (Dataflow); not needed for followed files.
+        "pubsub": ["apache-beam[gcp]>=2.60,<3"],
         "dev": [
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",

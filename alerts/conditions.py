@@ -313,6 +313,16 @@ class CompiledRule:
     def __init__(self, rule: Rule):
         self.rule = rule
         self.parts = [compile_condition(c) for c in rule.conditions]
+        #: A sequence rule's steps, each compiled on its own (``conditions`` is "any step", its pre-filter).
+        self.steps = [CompiledGroup(Group("all", step.conditions)) for step in rule.steps]
+
+    def step_bits(self, view: BatchView, rows: np.ndarray) -> np.ndarray:
+        """For a sequence rule, per row of ``rows``: bit ``i`` set when the row matches step ``i``."""
+        bits = np.zeros(len(rows), dtype=np.int64)
+        subset = view.subset(rows)
+        for i, step in enumerate(self.steps):
+            bits |= step.mask(subset).astype(np.int64) << i
+        return bits
 
     def mask(self, view: BatchView) -> np.ndarray:
         result = np.ones(view.num_rows, dtype=bool)

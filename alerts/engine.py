@@ -13,10 +13,10 @@ Per key a rule keeps either a leaky bucket (the level drains one event per
 window of one.  After an alert the key cools down: its rows are absorbed until
 ``cooldown`` has passed, so one attacker makes one alert per period.
 
-Three folds, one meaning: signatures jump from cool-down to cool-down with
+Four folds, one meaning: signatures jump from cool-down to cool-down with
 ``searchsorted``; plain sliding counts (request floods) are vectorised over all
 keys at once; only distinct-value and bucket rules, whose filters are narrow,
-walk their rows in Python.
+walk their rows in Python, and so do ordered sequences (``alerts.sequence``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from alerts.alert import build_alert
 from alerts.observe import Hits
 from alerts.rules import Bucket, Rule, RuleSet
+from alerts.sequence import SequenceMatcher, SequenceState
 
 US = 1_000_000
 NEVER = -(2**62)
@@ -59,6 +60,7 @@ class KeyState:
     episode_start: int | None = None
     episode_count: int = 0
     evidence: list = dataclasses.field(default_factory=list)  # (ts, path, offset, line)
+    sequence: SequenceState | None = None  # sequence rules: partial sequences and completions
 
     def reset(self) -> None:
         self.level = 0.0
@@ -67,6 +69,7 @@ class KeyState:
         self.episode_start = None
         self.episode_count = 0
         self.evidence = []
+        self.sequence = None
 
 
 @dataclasses.dataclass
@@ -106,15 +109,20 @@ class RuleFold:
             horizon = self.period_us
         #: How long an idle key's state still matters (its cool-down is checked separately).
         self.horizon_us = horizon
-        self.is_signature = not self.is_bucket and self.count == 1
+        self.is_signature = not self.is_bucket and self.count == 1 and not rule.is_sequence
         self.is_plain_window = rule.counts_plainly
         #: Rows a key with no history needs before it can fire: a bucket's level and a window's count
         #: grow by at most one per row.
         self.min_rows = self.capacity + 1 if self.is_bucket else self.count
+        self.sequence = SequenceMatcher(rule) if rule.is_sequence else None
+        if self.sequence is not None:
+            self.horizon_us, self.min_rows = self.sequence.horizon_us, self.sequence.min_rows
 
     # ------------------------------------------------------------ folds
 
     def fold(self, state: KeyState, rows: Rows) -> list[Fired]:
+        if self.sequence is not None:
+            return self.sequence.fold(state, rows)
         if self.is_signature:
             return self._fold_signature(state, rows)
         return self._fold_rows(state, rows, 0, len(rows.ts))

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from alerts.conditions import BatchView, CompiledRule, prefilters, shared_fields
 from alerts.evidence import evidence_lines
 from alerts.normalize import NormalizeCache
-from alerts.rules import Rule, RuleSet
+from alerts.rules import RuleSet
 from alerts.value_memo import ValueMemo
 
 #: Alert fields filled from the group key when the rule groups by them (every one, for signatures).
@@ -190,7 +190,7 @@ class Observer:
                 on_path = rows
                 if len(unique_paths) > 1:
                     on_path = rows[pc.equal(row_paths, path).fill_null(False).to_numpy(zero_copy_only=False)]
-                found, evidence_rows = self._hits(compiled.rule, batch, on_path, path, ts, offsets)
+                found, evidence_rows = self._hits(compiled, view, on_path, path, ts, offsets)
                 hits.append(found)
                 quoted.append(evidence_rows)
         self._quote(batch, hits, quoted, offsets)
@@ -207,9 +207,10 @@ class Observer:
             found.lines = dict(zip(offsets[wanted].tolist(), (lines[i] for i in at)))
 
     def _hits(
-        self, rule: Rule, batch: pa.RecordBatch, rows: np.ndarray, path: str, ts, offsets
+        self, compiled: CompiledRule, view: BatchView, rows: np.ndarray, path: str, ts, offsets
     ) -> tuple[Hits, np.ndarray]:
         """The rule's rows as ``Hits`` (evidence lines still to fill in) and the rows it quotes."""
+        rule, batch = compiled.rule, view.batch
         taken = pa.array(rows)
         encoded = pc.dictionary_encode(_key_column(batch, taken, rule.groupby))
         codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -243,5 +244,12 @@ class Observer:
         values = None
         if rule.distinct:
             values = np.asarray(_as_text(batch.column(rule.distinct).take(pa.array(rows))).to_pylist(), dtype=object)
+        elif rule.is_sequence:  # per row: (the steps it matches as bits, the value the steps must share)
+            bits = compiled.step_bits(view, rows).tolist()
+            shared = (
+                _as_text(batch.column(rule.same).take(pa.array(rows))).to_pylist() if rule.same else [None] * len(rows)
+            )
+            values = np.empty(len(rows), dtype=object)
+            values[:] = list(zip(bits, shared))
         found = Hits(rule.id, path, key_names, key_fields, key_index, ts[rows], offsets[rows], values, {})
         return found, evidence_rows

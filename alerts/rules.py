@@ -1,6 +1,6 @@
 """Detection rules: their model, and loading them from YAML with errors that name the rule and the key.
 
-Two kinds of rule share one shape of header (id, title, severity, category,
+Three kinds of rule share one shape of header (id, title, severity, category,
 ATT&CK technique, description, known false positives):
 
 * ``signature`` — conditions on one event (``match``); the first matching
@@ -9,7 +9,12 @@ ATT&CK technique, description, known false positives):
   optional ``distinct`` field counts only new values, and either a leaky
   ``bucket`` (capacity, leak interval) or a sliding ``window`` (count within a
   period) decides when the key has done too much; ``cooldown`` keeps it to one
-  alert per key per period.
+  alert per key per period;
+* ``sequence`` — ordered ``steps``, each a ``match`` and (after the first) a
+  ``within`` time limit since the previous step, completed per ``groupby`` key in
+  event-time order (GET of a form, then a POST to it within 3 s); ``same: FIELD``
+  makes the steps agree on a field (the same form); an optional ``window``
+  (count, period) asks for several completed sequences before alerting.
 
 Conditions (a list means "all of"): ``{field, <op>: value}`` with ``op`` one of
 ``equals``, ``in``, ``contains``, ``contains_any``, ``words_any`` (whole words), ``startswith_any``,
@@ -141,6 +146,14 @@ class Window:
 
 
 @dataclasses.dataclass(frozen=True)
+class Step:
+    """One step of a sequence rule: its conditions, and how soon after the previous step it must come."""
+
+    conditions: tuple
+    within: float = 0.0  # seconds; the first step has no limit
+
+
+@dataclasses.dataclass(frozen=True)
 class Rule:
     id: str
     kind: str  # "signature" or "behaviour"
@@ -159,21 +172,33 @@ class Rule:
     evidence: int = 5
     tags: tuple[str, ...] = ()
     source: str = ""
+    steps: tuple[Step, ...] = ()  # sequence rules only
+    same: str | None = None  # sequence rules: the field every step must share
 
     @property
     def is_signature(self) -> bool:
         return self.kind == "signature"
 
     @property
+    def is_sequence(self) -> bool:
+        return self.kind == "sequence"
+
+    @property
     def counts_plainly(self) -> bool:
         """A sliding count of rows (no distinct values): folded for all its keys at once (request floods)."""
-        return isinstance(self.threshold, Window) and self.threshold.count > 1 and self.distinct is None
+        return (
+            isinstance(self.threshold, Window)
+            and self.threshold.count > 1
+            and self.distinct is None
+            and not self.is_sequence
+        )
 
     def fields(self) -> set[str]:
         """Every event field this rule reads."""
         names = set(self.groupby)
-        if self.distinct:
-            names.add(self.distinct)
+        for extra in (self.distinct, self.same):
+            if extra:
+                names.add(extra)
 
         def walk(items):
             for item in items:
@@ -360,13 +385,14 @@ class _Reader:
         return "T" + match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
 
     def kind(self) -> str:
-        """``signature`` or ``behaviour``; without ``kind`` the presence of ``match`` or ``filter`` says which."""
+        """``signature``, ``behaviour`` or ``sequence``; without ``kind``, the rule's shape says which."""
         data = self.data
-        if data.get("kind") is None and ("match" in data) != ("filter" in data):
-            return "signature" if "match" in data else "behaviour"
+        shapes = [key for key in ("match", "filter", "steps") if key in data]
+        if data.get("kind") is None and len(shapes) == 1:
+            return {"match": "signature", "filter": "behaviour", "steps": "sequence"}[shapes[0]]
         kind = self.text("kind")
-        if kind not in ("signature", "behaviour"):
-            self.fail("kind", f"expected signature or behaviour, got {kind!r}")
+        if kind not in ("signature", "behaviour", "sequence"):
+            self.fail("kind", f"expected signature, behaviour or sequence, got {kind!r}")
         return kind
 
     def choice(self, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
@@ -400,6 +426,7 @@ class _Reader:
         known = {
             "id", "kind", "title", "severity", "category", "technique", "description", "false_positives", "dataset",
             "match", "filter", "groupby", "distinct", "bucket", "window", "cooldown", "evidence", "tags", "enabled",
+            "steps", "same",
         }  # fmt: skip
         for key in data:
             if key not in known:
@@ -413,7 +440,22 @@ class _Reader:
         dataset = self.attempt(self.choice, "dataset", tuple(DATASETS), "access") or "access"
         schema = DATASETS[dataset]
         conditions: tuple = ()
-        if kind is not None:
+        steps: tuple[Step, ...] = ()
+        if kind == "sequence":
+            for key in ("match", "filter", "bucket", "distinct"):
+                if key in data:
+                    self.attempt(
+                        self.fail,
+                        key,
+                        "a sequence rule takes 'steps' (each with 'match' and 'within'), not " + repr(key),
+                    )
+            steps = self.attempt(self.steps, schema, default=())
+            if steps:
+                conditions = (Group("any", tuple(Group("all", step.conditions) for step in steps)),)
+        elif kind is not None:
+            if "steps" in data or "same" in data:
+                key = "steps" if "steps" in data else "same"
+                self.attempt(self.fail, key, f"only a sequence rule takes it, not a {kind} rule")
             condition_key = "match" if kind == "signature" else "filter"
             other = "filter" if kind == "signature" else "match"
             if other in data:
@@ -423,6 +465,7 @@ class _Reader:
         distinct = data.get("distinct")
         if distinct is not None:
             distinct = self.attempt(self.field, distinct, "distinct", schema)
+        same = self.attempt(self.field, data["same"], "same", schema) if data.get("same") is not None else None
         threshold: Bucket | Window = Window(1, 1.0)
         if kind == "signature":
             for key in ("bucket", "window", "distinct"):
@@ -432,7 +475,7 @@ class _Reader:
                         key,
                         "a signature rule alerts on the first match; use a behaviour rule for thresholds",
                     )
-        elif kind == "behaviour":
+        elif kind == "behaviour" or (kind == "sequence" and "window" in data):
             threshold = self.attempt(self.threshold, default=threshold)
         cooldown = self.attempt(self.duration, data.get("cooldown", "10m"), "cooldown", default=600.0)
         evidence = self.attempt(self.positive_int, data.get("evidence", 5), "evidence", default=5)
@@ -460,7 +503,28 @@ class _Reader:
             evidence=evidence,
             tags=tags,
             source=self.source,
+            steps=steps,
+            same=same,
         )
+
+    def steps(self, schema: pa.Schema) -> tuple[Step, ...]:
+        items = self.data.get("steps")
+        if not isinstance(items, list) or len(items) < 2:
+            self.fail("steps", f"expected a list of at least two steps, got {items!r}")
+        steps = []
+        for i, item in enumerate(items):
+            key = f"steps[{i}]"
+            if not isinstance(item, dict) or "match" not in item or set(item) - {"match", "within"}:
+                self.fail(key, f"expected {{match: [conditions], within: DURATION}}, got {item!r}")
+            if i == 0 and "within" in item:
+                self.fail(f"{key}.within", "the first step starts the sequence: it has no time limit")
+            if i and "within" not in item:
+                self.fail(f"{key}.within", "is required: how soon after the previous step this one must come")
+            within = self.duration(item["within"], f"{key}.within") if i else 0.0
+            if i and within <= 0:
+                self.fail(f"{key}.within", "must be longer than zero")
+            steps.append(Step(self.conditions(item["match"], f"{key}.match", schema), within))
+        return tuple(steps)
 
     def threshold(self) -> Bucket | Window:
         has = [key for key in ("bucket", "window") if key in self.data]

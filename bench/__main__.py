@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m bench NAME [ARGS]   (NAME --help for its options)")
         print("benches: " + ", ".join(available()))
         return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
+    name, rest = argv[0].replace("_", "-"), argv[1:]
     if name not in available():
         print(f"unknown bench {name!r}; available: {', '.join(available())}", file=sys.stderr)
         return 2

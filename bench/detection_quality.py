@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 
 from alerts.replay import detect_files
 from alerts.rules import load_rules
-from bench.attack_corpora import (
+from bench._attack_corpora import (
     Case,
     benign_lookalikes,
     crs_cases,

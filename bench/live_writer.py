@@ -1,7 +1,9 @@
 """A web server stand-in for the streaming bench and crash test: appends combined-log lines at a set rate.
 
-Every line names its sequence number in its path (``/item/<n>``), so a test can
-check that the archive holds each written line exactly once.  Attack lines
+Every line carries its sequence number as its response size, so a test can
+check that the archive holds each written line exactly once; addresses and
+paths come from pools of a few thousand, as on a real site (caches hit as much
+as they would there).  Attack lines
 (a UNION SELECT that the ``http-sqli`` signature catches) come at known moments,
 each from its own address so each makes one alert; their append times are kept
 for latency.  Rotations are done the way logrotate does them, while no line is
@@ -67,14 +69,19 @@ class LiveWriter(threading.Thread):
         self._rng = random.Random(seed)
         self._halt = threading.Event()
         self._gz = 0
+        self._ips = [f"10.{self._rng.randint(0, 255)}.{self._rng.randint(0, 255)}.{self._rng.randint(1, 254)}"
+                     for _ in range(5000)]  # fmt: skip
+        sections = ["blog", "shop", "docs", "news", "api/v1/items", "static/img", "careers"]
+        self._paths = [f"/{self._rng.choice(sections)}/{self._rng.randint(1, 400)}" for _ in range(2000)]
 
     def stop(self) -> None:
         self._halt.set()
         self.join()
 
     def _line(self, now: float, n: int) -> str:
-        ip = f"10.{self._rng.randint(0, 255)}.{self._rng.randint(0, 255)}.{self._rng.randint(1, 254)}"
-        return f'{ip} - - [{_stamp(now)}] "GET /item/{n} HTTP/1.1" 200 {512 + n % 997} "-" "{AGENT}"\n'
+        ip = self._ips[int(len(self._ips) * self._rng.random() ** 2)]  # a few busy clients, many quiet ones
+        path = self._paths[int(len(self._paths) * self._rng.random() ** 2)]
+        return f'{ip} - - [{_stamp(now)}] "GET {path} HTTP/1.1" 200 {n} "-" "{AGENT}"\n'
 
     def run(self) -> None:
         started = time.monotonic()
@@ -94,8 +101,8 @@ class LiveWriter(threading.Thread):
                     if tick >= next_attack:
                         n = len(self.written.attacks)
                         ip = attack_ip(n)
-                        fh.write(f'{ip} - - [{_stamp(now)}] "GET {ATTACK_PATH}&n={self.written.lines} HTTP/1.1" '
-                                 f'400 568 "-" "{AGENT}"\n')  # fmt: skip
+                        fh.write(f'{ip} - - [{_stamp(now)}] "GET {ATTACK_PATH} HTTP/1.1" '
+                                 f'400 {self.written.lines} "-" "{AGENT}"\n')  # fmt: skip
                         fh.flush()
                         self.written.attacks[ip] = time.time()
                         next_attack += self.attack_every

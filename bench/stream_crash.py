@@ -2,7 +2,7 @@
 
 At the end the archive must hold every written line exactly once (by the line's
 sequence number) and the JSON-lines sink every attack's alert once.  The test
-suite runs a short form; ``python -m bench stream_crash --kills 10`` a longer one.
+suite runs a short form; ``python -m bench stream-crash --kills 10`` a longer one.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -27,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @dataclasses.dataclass
 class CrashResult:
     kills: int
+    #: Event manifests published before each kill (growing: every run archived something before dying).
+    cuts_before_kill: list[int]
     lines_written: int
     rotations: dict[str, int]
     archived_rows: int
@@ -73,12 +74,8 @@ def archived_sequence_numbers(work: Path) -> collections.Counter:
     out = work / "out"
     if not (out / "events").exists():
         return collections.Counter()
-    paths = open_archive(out, keys, "events").to_table(columns=["url_original"])["url_original"].to_pylist()
-    found = collections.Counter()
-    for path in paths:
-        match = re.search(r"/item/(\d+)|&n=(\d+)", path)
-        found[int(match.group(1) or match.group(2))] += 1
-    return found
+    table = open_archive(out, keys, "events").to_table(columns=["http_response_body_bytes"])
+    return collections.Counter(table["http_response_body_bytes"].to_pylist())
 
 
 def run_crash_test(
@@ -90,9 +87,18 @@ def run_crash_test(
     config = _config(work, cut_seconds)
     writer = LiveWriter(log, rate, attack_every=0.7, rotate_every=rotate_every, seed=seed)
     writer.start()
+    checkpoint = work / "out" / "_state" / "stream" / "checkpoint"
+    cuts_before_kill = []
     for _ in range(kills):
         job = _start(work, config, log)
-        time.sleep(rng.uniform(3.0, 6.0))  # start-up takes ~2 s; the kill lands anywhere after it
+        # Kill only once this run has published a cut of its own (start-up takes seconds on a busy machine),
+        # then anywhere within the next cut interval: inside a poll, a parse, a file write or a commit.
+        seen = checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0) == seen:
+            time.sleep(0.05)
+        cuts_before_kill.append(len(list((work / "out").glob("events/dt=*/_manifest-*.json"))))
+        time.sleep(rng.uniform(0.0, 1.5 * cut_seconds))
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
     writer.stop()
@@ -117,6 +123,7 @@ def run_crash_test(
     every = collections.Counter(a["alert_id"] for a in alerts)
     return CrashResult(
         kills=kills,
+        cuts_before_kill=cuts_before_kill,
         lines_written=writer.written.lines,
         rotations=dict(writer.written.rotations),
         archived_rows=sum(found.values()),
@@ -133,7 +140,7 @@ def main(argv: list[str]) -> int:
     import argparse
     import tempfile
 
-    parser = argparse.ArgumentParser(prog="python -m bench stream_crash")
+    parser = argparse.ArgumentParser(prog="python -m bench stream-crash")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--work", type=Path)

@@ -9,7 +9,7 @@ Flatten and a GroupByKey after an unbounded source holds everything until the
 input ends: either would hold the stream's output back until shutdown.  ``LiveCommit``
 instead keeps the archive files, detection state and report windows of the
 running cut and publishes them with the follower positions as one commit
-(``streaming.live``, ``streaming.checkpoint``), which is also what makes a
+(``pipelines.live``, ``retention.stream_state``), which is also what makes a
 restart after ``kill -9`` lose and duplicate nothing.
 
 Only FnApiRunner runs an unbounded splittable DoFn offline (see NOTES.md); the
@@ -27,7 +27,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
@@ -35,19 +34,20 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.core import RestrictionProvider
 
 from alerts.rules import load_configured_rules
+from parsers.follow import Follower
 from parsers.lines import LineChunk
 from parsers.result import all_dead
 from pipelines import metrics
 from pipelines.batch import new_run_id
 from pipelines.detect import DeliverAlerts, ObserveFn, has_sinks
 from pipelines.enrich import EnrichBatchFn
+from pipelines.live import LiveSettings, LiveStage, Tick
 from pipelines.parse import ACCESS, ParseChunkFn
+from retention import commit
 from retention.keyring import writer_keys
 from retention.layout import ACCESS_DIR, DEAD_LETTER_DIR, ERROR_DIR
+from retention.stream_state import StateStore, load_state_key, stream_state_dir
 from schemas.config import Config
-from streaming.checkpoint import StateStore, load_state_key
-from streaming.follower import Follower
-from streaming.live import LiveSettings, LiveStage, Tick
 
 _LOG = logging.getLogger("logwarden")
 
@@ -59,10 +59,6 @@ TRUNCATED = "truncated"
 TICK = "tick"
 HITS = "hits"
 _END = 2**62
-
-
-def state_dir(output: str) -> str:
-    return str(Path(output) / ".state" / "stream")
 
 
 class _Polls(RestrictionProvider):
@@ -91,8 +87,8 @@ class FollowLogsFn(beam.DoFn):
         self._follower: Follower | None = None
 
     def setup(self):
-        store = StateStore(state_dir(self._output), load_state_key(self._config.stream.state_key_file))
-        saved = store.recover()
+        store = StateStore(stream_state_dir(self._output), load_state_key(self._config.stream.state_key_file))
+        saved = store.read_checkpoint()  # LiveCommitFn applies an interrupted cut; its checkpoint is the same
         s, i = self._config.stream, self._config.input
         self._follower = Follower(
             self._patterns,
@@ -107,7 +103,7 @@ class FollowLogsFn(beam.DoFn):
 
     def process(self, element, tracker=beam.DoFn.RestrictionParam(_Polls())):  # noqa: B008 (Beam's injection)
         poll = tracker.current_restriction().start
-        budget_ends = time.monotonic() + 0.5
+        budget_ends = time.monotonic() + 5.0  # each bundle end stalls ~50 ms (state sampler join)
         while True:
             final = STOP.is_set()
             if not tracker.try_claim(_END - 1 if final else poll):
@@ -215,7 +211,7 @@ class LiveCommitFn(beam.DoFn):
             reports_bucket=config.reports.bucket if config.reports.enabled else None,
             reports_geoip=bool(config.enrich.enabled and config.enrich.geoip_databases),
         )
-        store = StateStore(state_dir(self._output), load_state_key(config.stream.state_key_file))
+        store = StateStore(stream_state_dir(self._output), load_state_key(config.stream.state_key_file))
         self._stage = LiveStage(settings, writer_keys(config.keys.keyring), config.archive, rules, store)
         self._stage.start()
         self._progress_at = time.monotonic()
@@ -235,10 +231,8 @@ class LiveCommitFn(beam.DoFn):
             metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
             yield alert
         stage.record_delivered(alerts)  # the generator resumes only once the sinks downstream have them
-        if value.final:
-            stage.drain()
-            print(stage.progress_line(self._rate()), file=sys.stderr, flush=True)
-        elif time.monotonic() - self._progress_at >= self._config.stream.progress_seconds:
+        stage.cut_if_due(value)  # only now: the cut's checkpoint covers lines whose alerts were delivered
+        if value.final or time.monotonic() - self._progress_at >= self._config.stream.progress_seconds:
             print(stage.progress_line(self._rate()), file=sys.stderr, flush=True)
 
     def _rate(self) -> float:
@@ -277,9 +271,28 @@ class LiveSteps(beam.PTransform):
         return alerts
 
 
-def build_file_stream(pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config, run_id: str):
-    envelopes = pipeline | "FollowLogs" >> FollowLogs(patterns, config, output)
-    return envelopes | "Live" >> LiveSteps(output, config, run_id)
+def source_envelopes(pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config):
+    """The configured source as chunk and tick envelopes: followed files, Pub/Sub or Kafka."""
+    from pipelines import stream_sources
+
+    if config.stream.source == "pubsub":
+        return stream_sources.pubsub_envelopes(pipeline, config)
+    if config.stream.source == "kafka":
+        return stream_sources.kafka_envelopes(pipeline, config)
+    return pipeline | "FollowLogs" >> FollowLogs(patterns, config, output)
+
+
+def build_stream(
+    pipeline: beam.Pipeline,
+    patterns: list[str],
+    output: str,
+    config: Config,
+    run_id: str,
+    live: LiveSteps | None = None,
+):
+    """The streaming graph: the configured source, then ``live`` (one ``LiveSteps`` whatever the source)."""
+    live = live or LiveSteps(output, config, run_id)
+    return source_envelopes(pipeline, patterns, output, config) | "Live" >> live
 
 
 def _disable_state_cache() -> None:
@@ -310,8 +323,9 @@ def run_stream(patterns: list[str], output: str, config: Config, options: Pipeli
     try:
         _disable_state_cache()
         pipeline = beam.Pipeline(options=options)
-        build_file_stream(pipeline, patterns, output, config, run_id)
-        pipeline.run().wait_until_finish()
+        build_stream(pipeline, patterns, output, config, run_id)
+        with commit.RunLease(output, run_id):  # other runs' recovery leaves this run's staged files alone
+            pipeline.run().wait_until_finish()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

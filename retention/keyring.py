@@ -267,32 +267,39 @@ class Keyring:
             found.append(record)
         return found
 
-    def destroy_period(self, period: str) -> list[str]:
-        """Crypto-shred one month: tombstone first (so writers stop), then delete every version of its keys.
+    def check_destroyable(self, period: str) -> None:
+        """Refuse (``KeyringError``) a month with no keys: destroying it would destroy nothing and only stop
+        that month from ever being written (a typo in ``keys destroy`` would poison a future month)."""
+        check_period(period)
+        if any(r.period == period for r in self.records()):
+            return
+        tombstone = self.destroyed().get(period)
+        if tombstone is not None:
+            raise KeyringError(f"the keys of {period} were already destroyed on {tombstone['destroyed']}")
+        months = sorted({r.period for r in self.records()})
+        shown = f" (months with keys: {', '.join(months)})" if months else " (it holds no keys yet)"
+        raise KeyringError(f"the keyring in {self.directory} has no keys of {period}; nothing to destroy{shown}")
 
-        A month with no keys is refused: a tombstone there would destroy nothing and
-        only stop that month from ever being written (a typo would poison a future month).
+    def destroy_period(self, period: str) -> list[str]:
+        """Crypto-shred one month: tombstone first (so writers stop), then every role's seal, then every key version.
+
+        In that order, so a run killed half-way still lists the month's key files, and the next call (retention
+        plans one while any remain) finishes the job.
         """
         check_period(period)
         self.root_public()
         victims = [r for r in self.records() if r.period == period]
-        if not victims:
-            tombstone = self.destroyed().get(period)
-            if tombstone is not None:
-                raise KeyringError(f"the keys of {period} were already destroyed on {tombstone['destroyed']}")
-            months = sorted({r.period for r in self.records()})
-            shown = f" (months with keys: {', '.join(months)})" if months else " (it holds no keys yet)"
-            raise KeyringError(f"the keyring in {self.directory} has no keys of {period}; nothing to destroy{shown}")
         tombstone = self.directory / "destroyed" / f"{period}.json"
         if not tombstone.exists():
             _write_json_exclusive(
                 tombstone, {"period": period, "destroyed": _now(), "key_ids": [r.key_id for r in victims]}
             )
+        recorded = json.loads(tombstone.read_text(encoding="utf-8")).get("key_ids", [])
+        roles.RoleRegistry(self.directory).forget(sorted({r.key_id for r in victims} | set(recorded)))
         for record in victims:
             path = self._path(record.purpose, record.period, record.version)
             with contextlib.suppress(FileNotFoundError):
                 _overwrite_and_unlink(path)
-        roles.RoleRegistry(self.directory).forget([r.key_id for r in victims])
         return [r.key_id for r in victims]
 
     def export_public(self, target: str | os.PathLike) -> int:

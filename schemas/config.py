@@ -341,8 +341,35 @@ def _non_negative_seconds(value: float) -> str | None:
     return None if value >= 0 else "must be >= 0"
 
 
+def _source(value: str) -> str | None:
+    return None if value in {"files", "pubsub", "kafka"} else "must be files, pubsub or kafka"
+
+
+@dataclasses.dataclass(frozen=True)
+class PubSubSourceConfig:
+    #: ``projects/P/subscriptions/S`` to read (or give ``topic`` and Beam creates a subscription).
+    subscription: str = ""
+    topic: str = ""
+    #: Message attribute that names the log file a line came from (kept as ``log_file_path``).
+    path_attribute: str = "path"
+
+
+@dataclasses.dataclass(frozen=True)
+class KafkaSourceConfig:
+    #: ``host:port,host:port`` of the Kafka brokers.
+    bootstrap_servers: str = ""
+    topics: tuple[str, ...] = ()
+    group_id: str = "logwarden"
+    #: ``host:port`` of a running Beam Java expansion service; empty: Beam downloads and starts its jar.
+    expansion_service: str = ""
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamConfig:
+    #: Where lines come from: followed ``files`` (``--input``), ``pubsub`` or ``kafka`` (Dataflow / Flink).
+    source: str = dataclasses.field(default="files", metadata=_check(_source))
+    pubsub: PubSubSourceConfig = PubSubSourceConfig()
+    kafka: KafkaSourceConfig = KafkaSourceConfig()
     #: Seconds between two looks at the followed files.
     poll_seconds: float = dataclasses.field(default=0.05, metadata=_check(_positive_seconds))
     #: Seconds between archive cuts (files, alerts and the checkpoint published together).

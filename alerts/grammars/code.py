@@ -29,13 +29,17 @@ LOG4J_LOOKUPS = """
 
 _LOG4J = re.compile(r"\$\{[^}]{0,80}?(?:" + "|".join(LOG4J_LOOKUPS) + r")\s*:|\$\{[^}]{0,40}?:-[^}]{0,40}\}|\$\{\$\{")
 _PHP = re.compile(
-    r"<\?(?:php\b|=)|<\?\s*(?:echo|print|system|exec|eval|passthru|include|require|\$)|\[/?php\]|\{/?php\}"
+    r"<\?(?:\s*php\b|=|xml\s*:|$)|<\?\s*(?:echo|print|system|exec|eval|passthru|include|require|\$)"
+    r"|\[\\?/?php\]|\{/?php\}|\$\s*\{\s*\w+\s*\}\s*[(\[]|\$_+\s*[\[{(]|\$\{\s*_[_.]*\s*\}\s*\("
+    r"|\$\w+\s*(?://[^\n]*\n|#[^\n]*\n|/\*.*?\*/|\s)*\(|[)\]}]\s*(?:/\*.*?\*/\s*)*\(\s*['\"]\w"
     r"|\$\s*\{\s*[$'\"@(]|\$\w+\s*\(|@\$\w+|\(\s*\$\w+\s*\)\s*\(|['\"][a-z]+['\"]\s*\.\s*['\"][a-z]+['\"]"
     r"|\b(?:php|phar|zip|expect|glob|data|compress\.zlib|compress\.bzip2|ogg|rar|ssh2\.\w+)://"
     r"|\bdata:[a-z/+.-]*;base64,|\$_(?:get|post|request|cookie|server|files|env|session)\b|\$globals\b"
     r"|\bo:\d+:\"[a-z_\\][\w\\]*\":\d+:\{|\ba:\d+:\{(?:[is]:\d+)|\bphp://(?:input|filter|stdin|memory|fd)"
 )
-_PHP_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*(?:/\*.*?\*/\s*)*\(\s*([^)]{0,12})", re.DOTALL)
+_PHP_CALL = re.compile(
+    r"\b([a-z_][a-z0-9_]*)\s*(?:/\*.*?\*/\s*|//[^\n]*\n\s*|#[^\n]*\n\s*)*\(\s*([^)]{0,12})", re.DOTALL
+)
 _SSI = re.compile(r"<!--\s*#\s*(?:exec|include|echo|config|set|printenv|fsize|flastmod|if|elif)\b")
 _TEMPLATE = re.compile(
     r"(?:\{\{|\{%|\$\{|#\{|\*\{|@\{|<%=?|\[\[|\{#)\s*[^}]{0,80}?"
@@ -59,8 +63,10 @@ _SCRIPTING = re.compile(
     r"|\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{|\b(?:settimeout|setinterval|eval)\s*\(\s*['\"`\w]"
     r"|\b__import__\s*\(|\bos\s*\.\s*(?:system|popen|exec\w*|spawn\w*)\s*\(|\bsubprocess\s*\.\s*\w+\s*\("
     r"|\bpickle\s*\.\s*loads\b|\bimportlib\b|\bbuiltins\b|\b(?:exec|compile)\s*\(\s*['\"]"
-    r"|\bprocess\s*\.\s*\w+\s*\(|\bmodule\.exports\b|\brequire\s*(?:\.\s*main|\[)|\bconsole\s*\.\s*\w+\s*\("
-    r"|\bwhile\s*\(\s*(?:!|true\b|1\s*\)|infinity|nan|\(|\[)|%x\(|\bkernel\s*\.\s*(?:exec|system|spawn)\b|\bio\s*\.\s*popen\b|\bsystem\s*\(\s*['\"`$]"
+    r"|\bprocess\s*\.\s*\w+\s*\(|\bmodule\.exports\b|\brequire\s*(?:\.\s*main|\[)|\bconsole\s*(?:\.\s*\w+\s*)+\("
+    r"|\b(?:process|console|require|global|globalthis|module)\s*\[|\[\s*(?:constructor|__proto__|prototype)\s*\]"
+    r"|_\$\$nd_func\$\$_|__js_function|xyqktkrfrlvoqyqk"
+    r"|\bwhile\s*\(\s*(?:!|-|new\b|this\b|string\b|true\b|1\s*\)|infinity|nan|\(|\[)|%x\(|\bkernel\s*\.\s*(?:exec|system|spawn)\b|\bio\s*\.\s*popen\b|\bsystem\s*\(\s*['\"`$]"
 )
 
 
@@ -80,11 +86,22 @@ PROSE_NAMES = frozenset(
 )  # fmt: skip
 
 
+def _listed_suffix(name: str, listed: frozenset[str]) -> str | None:
+    """``foocall_user_func`` calls ``call_user_func`` as far as a filter matching whole words is concerned."""
+    for start in range(1, len(name) - 5):
+        tail = name[start:]
+        if tail in listed and ("_" in tail or tail in PHP_DANGEROUS) and tail not in PROSE_NAMES:
+            return tail
+    return None
+
+
 def _php_call(value: str) -> bool:
     listed = php_functions()
     for match in _PHP_CALL.finditer(value):
         name, argument = match.groups()
         if name not in listed and name not in PHP_DANGEROUS:
+            if _listed_suffix(name, listed):
+                return True
             continue
         if name not in PROSE_NAMES:
             return True

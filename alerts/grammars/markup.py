@@ -20,24 +20,38 @@ _EXECUTING_TAGS = """
     import template vmlframe xss bgsound layer ilayer xmp plaintext listing noscript animate set handler
     portal
 """.split()  # noqa: SIM905
-_TAG = re.compile(r"<\s*/?\s*(?:" + "|".join(_EXECUTING_TAGS) + r")(?:[\s/>\x00]|$)")
-_HANDLER = re.compile(r"(?:<[^>]*?|['\"`]|^)[\s/\x00'\"`;]*\bon[a-z]{3,}\s*=")
-_SCRIPT_URL = re.compile(
-    r"(?:java|vb|live|mocha|ecma)script\s*:\s*(?:[a-z_$][\w$.]*\s*[(=\[`.]|//|/\*|%|['\"(`]|void\b|\d|!|\[|\{)"
-    r"|\bdata\s*:\s*(?:text/html|image/svg\+xml|application/(?:x-)?(?:javascript|xhtml))"
+_TAG = re.compile(
+    r"(?:<|\+adw-)\s*/?\s*(?:[a-z]+\s*:\s*)?(?:" + "|".join(_EXECUTING_TAGS) + r")(?:[\s/>\x00]|\+ad4-|$)"
+    r"|<\??\s*import\s*implementation"
 )
-_STYLE = re.compile(r"expression\s*\(|-moz-binding\s*:|behavior\s*:\s*url|@import\s+['\"]?(?:https?:)?//|<!--\[if")
+#: ``<f o r m``: a tag name spelled with spaces between its letters, as some filters let through.
+_SPACED_TAG = re.compile(r"<\s*/?\s*([a-z](?:\s+[a-z]){2,})\b")
+_HANDLER = re.compile(r"(?:<[^>]*?|['\"`]|^)[\s/\x00'\"`;]*\b(?:on[a-z]{3,}|formaction|srcdoc|xlink:href)\s*=")
+_SCRIPT_URL = re.compile(
+    r"(?:java|vb|live|mocha|ecma)script\s*:\s*(?:[a-z_$][\w$.]*\s*[(=\[`.]|//|/\*|%|['\"(`\\]|void\b|\d|!|\[|\{)"
+    r"|\bdata\s*:\s*(?:text/html|image/svg\+xml|application/(?:x-)?(?:javascript|xhtml))|\bdata\s*:[^,]{0,40},\s*<"
+)
+_STYLE = re.compile(
+    r"expression\s*\(|-moz-binding\s*:|behavior\s*:\s*url|@import\s+['\"]?(?:https?:)?//|<!--\[if"
+    r"|url\s*\(\s*['\"]?\s*(?:java|vb)script"
+)
 _PROBES = re.compile(
     r"\b(?:alert|prompt|confirm|print)\s*(?:\(|`)\s*(?:\d|['\"`]|document|window|this|/|\)|string\.|top\b|self\b)"
     r"|(?:^|[^/\w.-])(?:document\s*\.\s*(?:cookie|domain|write|location)|window\s*\.\s*location)"
-    r"|\bstring\s*\.\s*fromcharcode\s*\("
+    r"|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:atob|btoa)\s*\(|[\]\w]\s*\.\s*(?:call|apply)\s*`"
+    r"|\$\{\s*(?:alert|eval|prompt|confirm|navigation|top|self|window)\b"
     r"|\b(?:top|self|parent|window)\s*\[\s*['\"`]|\binnerhtml\s*=|\.src\s*=\s*['\"`]?(?:https?:)?//"
 )
 
 
+def _unspaced(match: re.Match) -> str:
+    return "<" + re.sub(r"\s+", "", match.group(1))
+
+
 def is_xss(value: str) -> bool:
     """Whether one decoded, case-folded value carries script for a browser."""
-    if "<" in value and _TAG.search(value):
+    tagged = "<" in value or "+adw-" in value
+    if tagged and (_TAG.search(value) or ("<" in value and _TAG.search(_SPACED_TAG.sub(_unspaced, value)))):
         return True
     if "on" in value and "=" in value and _HANDLER.search(value):
         return True
@@ -49,7 +63,8 @@ def is_xss(value: str) -> bool:
 _REMOTE_URL = re.compile(r"^\s*(?:https?|ftps?|php|gopher|dict|ldap|tftp|jar|netdoc|file)s?:/*(\[[^\]]*\]|[^/?#\s:]*)")
 _IP_HOST = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\d{8,10}|0x[0-9a-f]{8}|\[[0-9a-f:.]+\]|[0-9a-f]*:[0-9a-f:]+)$")
 _INTERNAL_HOST = re.compile(
-    r"^(?:localhost|localhost\.localdomain|metadata\.google\.internal|host\.docker\.internal|"
+    r"^(?:localhost[46]?|localhost[46]?\.localdomain[46]?|metadata\.google\.internal|metadata\.packet\.net|"
+    r"metadata\.azure\.com|host\.docker\.internal|"
     r"kubernetes\.default(?:\.svc)?|instance-data|169\.254\.\d+\.\d+|127\.\d+\.\d+\.\d+|0\.0\.0\.0|0)$"
 )
 #: A script on the other host (or a text/image file the include runs anyway, when a '?' cuts off the suffix).
@@ -62,13 +77,30 @@ _INCLUDE_PARAMS = re.compile(
     r"prefix|base|basepath|class|lib|library|plugin|pg|p|data|read|get)(?:_?\w{0,12})?$"
 )
 _SSRF_SCHEME = re.compile(r"^\s*(?:gopher|dict|ldap|tftp|jar|netdoc)s?://")
+#: Parameters of PHP applications whose remote-include bugs every RFI kit tries (the names OWASP CRS 931110 lists).
+_KNOWN_INCLUDE_PARAMS = re.compile(
+    r"^(?:mosconfig_absolute_path|_conf\[path\]|_server\[document_root\]|gallery_basedir|path\[docroot\]|"
+    r"appserv_root|config\[root_dir\])$|\binclude\s*\("
+)
+#: A scheme and then only '?'s: the suffix-cutting probe (``?x=http?``), no URL needed.
+_SCHEME_PROBE = re.compile(r"^(?:file|ftps?|https?)[^\s]*?\?+$")
+
+
+#: An internal address handed over without a scheme (``?url=localhost/``): server-side request forgery.
+_BARE_INTERNAL = re.compile(
+    r"^(?:localhost[46]?(?:\.localdomain[46]?)?|127\.\d+\.\d+\.\d+|0\.0\.0\.0|169\.254\.169\.254|\[::1?\])(?::\d+)?(?:/|$)"
+)
 
 
 def is_remote_inclusion(name: str, value: str) -> bool:
     """Whether query parameter ``name=value`` (both decoded) hands the application a remote script to run."""
+    if _SCHEME_PROBE.match(value) or _BARE_INTERNAL.match(value):
+        return True
     match = _REMOTE_URL.match(value)
     if not match:
         return False
+    if _KNOWN_INCLUDE_PARAMS.search(name):
+        return True
     host = match.group(1).strip("[]") if match.group(1).startswith("[") else match.group(1)
     if _SSRF_SCHEME.match(value) or _IP_HOST.match(match.group(1)) or _IP_HOST.match(host):
         return True

@@ -34,12 +34,15 @@ _WHITESPACE_SUBSTITUTES = re.compile(
 _INNER_QUOTES = re.compile(r"(?<=[a-z0-9/])(?:''|\"\"|['\"\\^])(?=[a-z0-9/.])")
 _BRACES = re.compile(r"([a-z0-9_./-]*)\{([^{}\s]*,[^{}\s]*)\}([a-z0-9_./-]*)")
 #: A glob or character class inside a system path (``/etc/pas[s]wd``, ``/usr/bin/[u]name``, ``/???/c?t``).
-_PATH_GLOB = re.compile(r"/(?:etc|bin|sbin|usr|proc|dev|\[[^\]]*\]|\?+|\*)/?\S*[?*\[]|/\[[a-z/!^-]+\][a-z]")
+_PATH_GLOB = re.compile(
+    r"/(?:etc|bin|sbin|usr|proc|dev|\[[^\]]*\]|\?+|\*)/?\S*[?*\[]|/\[[a-z/!^-]+\][a-z]|/[a-z]*\[[a-z/]+\][a-z]*/"
+)
 _SEPARATOR = re.compile(r"(?:^|;|\|\|?|&&?|\n|`|\$\(\(?|\(|\{|<\(|>\(|^['\"])\s*")
 _PREFIX = re.compile(
     r"(?:(?:sudo|nohup|exec|env|command|builtin|time|nice|eval|doas)\s+)*"
-    r"(?:[a-z_]+=\S*\s+)*"
-    r"(?:(?:/usr(?:/local)?|/usr/s?bin|/s?bin|/bin|c:/windows/system32|c:/windows|%systemroot%/system32)[/\\])?"
+    r"(?:[a-z_]+=\S*\s+)*(?:\$\w+\s+)*"
+    r"(?:(?:/usr(?:/local)?|/usr/s?bin|/s?bin|/bin|(?:usr/)?(?:local/)?s?bin|c:/windows/system32|c:/windows|"
+    r"%systemroot%/system32)[/\\])?"
 )
 _WORD = re.compile(r"[a-z0-9_.?*\[\]+-]+")
 _ARGUMENT = re.compile(
@@ -51,6 +54,10 @@ _STRONG = re.compile(
     r"\b(?:wget|curl)\s+\S*(?:https?|ftp)://\S+\s*(?:\||;|&|-o\b)|"
     r"\b(?:invoke-expression|invoke-webrequest|downloadstring|downloadfile|new-object\s+net\.webclient)\b|"
     r"\$\{?\w+\}?\s+-c\s|^\s*\(\s*\)\s*\{"
+    # shell-only syntax: $[..] and $((..)) arithmetic, ${var#..} expansions, ~+ / ~- tilde and !-1 history expansion,
+    # an alias defined inline
+    r"|\$\[[^\]]*\]|\$\(\(|\$\{\w+[#%/^,][^}]*\}|^~[+-]\d*$|(?:^|\s)!-?\d+(?:!|$)"
+    r"|^\s*alias\s+(?:[+-]\w\s+)*[\w.-]+="
 )
 #: cmd.exe's own control flow: ``if [/i] [not] exist|defined|errorlevel ...``, comparisons, ``for ... in (...) do``.
 _BATCH = re.compile(
@@ -78,11 +85,16 @@ def _unobfuscate(value: str) -> str:
     """The line as the shell will run it: separator substitutes as spaces, quotes and escapes inside words gone."""
     value = _WHITESPACE_SUBSTITUTES.sub(" ", value)
     value = _INNER_QUOTES.sub("", value)
-    if "{" in value:  # one level of brace expansion, as the shell does it: c{a,oun}t -> cat count
-        value = _BRACES.sub(
-            lambda m: " ".join(w for w in (m.group(1) + alt + m.group(3) for alt in m.group(2).split(",")) if w), value
-        )
     return value.replace("\\", "/") if "\\" in value else value
+
+
+def _brace_expanded_command(value: str) -> bool:
+    """``c{a,oun}t``, ``{,ip,a}``, ``{id,}``: one level of brace expansion, as the shell does it, gives a command."""
+    for match in _BRACES.finditer(value):
+        words = [w for w in (match.group(1) + alt + match.group(3) for alt in match.group(2).split(",")) if w]
+        if words and _is_command(words[0]):
+            return True
+    return False
 
 
 def _is_command(word: str) -> bool:
@@ -99,6 +111,8 @@ def is_command_injection(value: str, strict: bool = False) -> bool:
         return True
     line = _unobfuscate(value)
     if line != value and _STRONG.search(line):
+        return True
+    if "{" in line and "," in line and _brace_expanded_command(line):
         return True
     for separator in _SEPARATOR.finditer(line):
         start, marker = separator.end(), separator.group().strip()
@@ -118,6 +132,8 @@ def is_command_injection(value: str, strict: bool = False) -> bool:
         ends = not after.strip() or after.lstrip()[:1] in (";", "|", "&", "`", ")", "}", ">", "<")
         shaped = bool(_ARGUMENT.match(after)) or after[:1] in ("<", ">")
         prose = (strict or word.rsplit("/", 1)[-1] in PROSE_WORDS) and prefix.end() == start
+        if not marker and prefix.group().rstrip().endswith("bin/"):  # bin/visudo: a binary's path
+            return True
         if not marker:  # the whole value as a command line: only with a shell-shaped argument
             if (shaped and not prose) or _SYSTEM_PATH_ARG.match(after) or (ends and after.strip() and not prose):
                 return True

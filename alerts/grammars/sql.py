@@ -63,7 +63,9 @@ SQL_FUNCTIONS = frozenset(
     to_char instr locate position left right reverse lpad rpad trim strcmp least greatest regexp_substr
     json_extract json_search json_array current_database pg_user getpgusername uuid last_insert_id
     connection_id found_rows row_count charset collation coercibility degrees radians sin cos atan pi
-    """.split()  # noqa: SIM905 (a word list reads better as text)
+        div lo_get lo_import unistr starts_with jsonb_pretty json_build_object jsonb_build_object current_setting
+    query_to_xml string_agg array_agg
+""".split()  # noqa: SIM905 (a word list reads better as text)
 )
 #: Functions whose empty argument list is already a probe (``version()``).
 INFO_FUNCTIONS = frozenset(
@@ -79,6 +81,15 @@ CATALOGUES = re.compile(
     r"\bsp_executesql\b|\bsp_oacreate\b|\bsp_password\b|\bdbms_\w+\.|\butl_(?:inaddr|http)\.|\ball_tables\b|"
     r"\buser_tables\b|\bmsysobjects\b|\bmsysaccessobjects\b|\bsys\.(?:objects|tables|columns|databases)\b|"
     r"\binto\s+(?:out|dump)file\b|\bwaitfor\s+(?:delay|time)\b|\bprocedure\s+analyse\b"
+    # PostgreSQL casts and JSON operators between literals ('{"a":1}'::jsonb @> '{...}'), MongoDB operators in a
+    # parameter name (u_id[$ne]=), and the magic numbers of integer and float overflow probes.
+    r"|(?:\)|'|\w)\s*::\s*(?:int[248]?|integer|bigint|smallint|text|varchar|char|bool|boolean|jsonb?|numeric|float[48]?|"
+    r"double\s+precision|real|regclass|oid|bytea|date|timestamp|inet|xml)\b"
+    r"|'\s*(?:::\s*jsonb?\s*)?(?:@>|<@|->>?|#>>?|#-|\?[|&]?|@[?@])\s*(?:'|\d|array\s*\[|/\*)"
+    r"|'\s*::\s*jsonb?\s*(?:\|\||-)\s*(?:'|\d)"
+    r"|\[\s*\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|elemmatch|size|type|all)\s*\]"
+    r"|^(?:-?0000023456|4294967295|4294967296|2147483648|2147483647|0000012345|-2147483648|-2147483649|"
+    r"2\.2250738585072007e-308|2\.2250738585072011e-308|1e309)$"
 )
 
 _VERSION_COMMENT = re.compile(r"/\*!\d*")
@@ -242,6 +253,9 @@ def _injected(toks: list[tuple[str, str]], broke_out: bool, quote: str = "") -> 
                 return "select from"
             if broke_out and after and (after[0][0] in (NUMBER, FUNCTION, VARIABLE) or after[0][1] in ("*", "null")):
                 return "select after breakout"
+            calls = after and after[0][1] in SQL_FUNCTIONS and ("_" in after[0][1] or after[0][0] == FUNCTION)
+            if calls and (i == 0 or broke_out):
+                return "select a function"
             opened = i and toks[i - 1][0] == LPAREN and after and after[0][0] in (NUMBER, FUNCTION, VARIABLE, WORD)
             if opened and ((i == 1 and after[0][0] != WORD) or any(v in ("from", ")") for _, v in after)):
                 return "sub-select"
@@ -260,6 +274,10 @@ def _injected(toks: list[tuple[str, str]], broke_out: bool, quote: str = "") -> 
                 and " " not in toks[0][1].strip()
             ):
                 return "comment after breakout"
+        elif value == "if" and kind == FUNCTION and i + 3 < count and toks[i + 3][1] in _COMPARISONS:
+            return "conditional if"
+        elif value == "div" and i == 0 and nxt[0] == LPAREN:
+            return "sql function"
         elif kind == FUNCTION and value in SQL_FUNCTIONS and _function_args_are_sql(toks, i):
             if broke_out or value not in ("if", "left", "right", "count", "length", "len", "md5", "position"):
                 return "sql function"
@@ -269,7 +287,13 @@ def _injected(toks: list[tuple[str, str]], broke_out: bool, quote: str = "") -> 
             column = toks[i + 2][0] in (NUMBER, WORD) and (broke_out or toks[i + 2][0] == NUMBER)
             if column and (broke_out or i + 3 >= count or toks[i + 3][0] == COMMENT):
                 return "order/group by"
-        elif value == "having" and _expression_after(toks, i + 1) and (broke_out or i == 0):
+        elif kind == RPAREN and nxt[1] in ("like", "rlike", "regexp") and i + 2 < count and toks[i + 2][0] == LPAREN:
+            return "conditional like"
+        elif (
+            value == "having"
+            and _expression_after(toks, i + 1)
+            and (broke_out or i == 0 or any(v == "group" for _, v in toks[:i]))
+        ):
             return "having"
         elif kind in (OPERATOR,) and value in _COMPARISONS and broke_out and i == 1 and toks[0][0] == STRING:
             if (
@@ -315,7 +339,7 @@ def _tail_sql(toks: list[tuple[str, str]], at: int) -> bool:
 def _whole_statement(rest: list[str]) -> bool:
     """A value that is one statement by itself must show more of its grammar than a sentence would."""
     first = rest[0]
-    if first in ("exec", "execute", "declare", "waitfor", "call"):
+    if first in ("exec", "execute", "declare", "waitfor", "call", "truncate"):
         return True
     if first == "insert":
         return len(rest) > 3 and rest[3] in ("values", "select", "(", "set")
@@ -328,14 +352,16 @@ def _stacked(rest: list[str]) -> bool:
     if not rest:
         return False
     first, second = rest[0], rest[1] if len(rest) > 1 else ""
-    if first in ("drop", "create", "alter", "truncate"):
+    if first == "truncate":
+        return bool(second)
+    if first in ("drop", "create", "alter"):
         return second in ("table", "database", "procedure", "function", "user", "view", "index", "schema", "trigger")
     if first == "insert":
         return second == "into"
     if first == "delete":
         return second in ("from", "quick", "low_priority", "ignore")
     if first in ("exec", "execute"):
-        return bool(re.match(r"(?:xp|sp)_|master\.|\(|@", second))
+        return bool(re.match(r"(?:xp|sp)_|master\.|\(|@|immediate$", second))
     if first == "call":
         return len(rest) > 2 and rest[2] == "("
     if first == "declare":

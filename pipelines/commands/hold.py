@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pipelines.commands.audited import audited_action
+from pipelines.commands.authorize import authorized_action
 from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
-from retention.audit import AuditError, os_user
+from retention.audit import AuditError, AuditRefusal, os_user
 from retention.holds import HoldError, HoldStore, parse_day
 
 EPILOG = """\
 examples:
-  logwarden hold add --archive out/ --from 2026-03-01 --to 2026-03-31 --reason "case 2026-114, counsel J. Doe"
+  logwarden hold add --archive out/ --from 2026-03-01 --to 2026-03-31 --role ops --reason "case 2026-114"
   logwarden hold list --archive out/
-  logwarden hold release H1 --archive out/ --reason "case 2026-114 closed"
+  logwarden hold release H1 --archive out/ --role ops --reason "case 2026-114 closed"
 
 Held days stay where they are (online or archived) and are never deleted; a
 month with a held day keeps its keys.  Adding and releasing are audited.
@@ -25,7 +25,7 @@ def _who() -> str:
 def _add(args) -> int:
     config = load_or_report(args.config)
     first, last = parse_day(args.first_day, "--from"), parse_day(args.last_day, "--to")
-    with audited_action(config, args.archive, "hold add", args, args.role, args.reason) as act:
+    with authorized_action(config, args.archive, "hold add", args, "retention") as (_grant, act):
         hold = HoldStore(args.archive).add(first, last, args.reason, _who())
         act.query = {"hold_id": hold.hold_id, "from": str(first), "to": str(last)}
         act.detail = hold.describe()
@@ -47,7 +47,7 @@ def _release(args) -> int:
     config = load_or_report(args.config)
     store = HoldStore(args.archive)
     store.get(args.hold_id)  # a clear error for an unknown id, before the trail records an attempt
-    with audited_action(config, args.archive, "hold release", args, args.role, args.reason) as act:
+    with authorized_action(config, args.archive, "hold release", args, "retention") as (_grant, act):
         act.query = {"hold_id": args.hold_id}
         hold = store.release(args.hold_id, args.reason, _who())
         act.detail = hold.describe()
@@ -59,7 +59,7 @@ def _guarded(action):
     def run(args) -> int:
         try:
             return action(args)
-        except (UsageError, HoldError, AuditError) as problem:
+        except (UsageError, HoldError, AuditError, AuditRefusal) as problem:
             return error(str(problem))
 
     return run
@@ -86,10 +86,10 @@ def register(subparsers) -> None:
     add.add_argument("--from", dest="first_day", required=True, metavar="YYYY-MM-DD", help="first held day")
     add.add_argument("--to", dest="last_day", required=True, metavar="YYYY-MM-DD", help="last held day")
     add.add_argument("--reason", required=True, metavar="TEXT", help="why (case, request), for the audit trail")
-    add.add_argument("--role", default="ops", help="role acting, for the audit trail (ops)")
+    add.add_argument("--role", metavar="ROLE", help="the role you act as: one that may take 'retention' (ops)")
     listing = action("list", "list active holds (--all: released ones too)", _list)
     listing.add_argument("--all", action="store_true", help="also released holds")
     release = action("release", "release a hold: its days follow the retention policy again", _release)
     release.add_argument("hold_id", metavar="ID", help="the hold, e.g. H1")
     release.add_argument("--reason", required=True, metavar="TEXT", help="why, for the audit trail")
-    release.add_argument("--role", default="ops", help="role acting, for the audit trail (ops)")
+    release.add_argument("--role", metavar="ROLE", help="the role you act as: one that may take 'retention' (ops)")

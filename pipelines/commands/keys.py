@@ -179,8 +179,7 @@ def _destroy(args) -> int:
     keyring = Keyring(keys_config(args).keyring)
     period = check_period(args.period)
     victims = [r.key_id for r in keyring.records() if r.period == period]
-    if not victims:
-        keyring.destroy_period(period)  # refuses, saying why (already destroyed, or no such month)
+    keyring.check_destroyable(period)  # a month with no keys: refused, saying why
     if not args.yes:
         listed = ", ".join(victims)
         raise UsageError(

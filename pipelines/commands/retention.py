@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 
-from pipelines.commands.audited import audited_action, command_log
+from pipelines.commands.audited import command_log
+from pipelines.commands.authorize import add_access_arguments, authorized_action, keys_of
 from pipelines.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -17,16 +19,16 @@ from pipelines.commands.common import (
 )
 from retention import commit, layout
 from retention.apply import RetentionBusy, RetentionError, RetentionRun, plan_for
-from retention.audit import AuditError
+from retention.audit import AuditError, AuditRefusal
 from retention.compaction import CompactionSettings
 from retention.holds import HoldError, HoldStore, missing_from
-from retention.keyring import Keyring, KeyringError, reader_keys
+from retention.keyring import Keyring, KeyringError
 from retention.policy import Policy
 
 EPILOG = """\
 examples:
   logwarden retention apply --archive out/ --dry-run      # print the plan, change nothing
-  logwarden retention apply --archive out/                # carry it out (needs the root key)
+  logwarden retention apply --archive out/ --role ops --reason "daily retention"   # carry it out
   logwarden retention apply --archive out/ --now 2026-06-30 --dry-run   # what would happen on that day
 
 Days older than retention.online_days move (whole ISO-week segments, cut at
@@ -35,9 +37,11 @@ by client address, encrypted with the same month keys.  A month whose last
 day is older than retention.archive_days is deleted from both tiers and its
 keys destroyed, so every copy (backups included) is unreadable.  Held days
 (logwarden hold) are never moved, deleted or shredded.  Compaction decrypts
-and re-encrypts: it needs the reader role's root key ($LOGWARDEN_ROOT_KEY or
-keys.root_key_file).  A run killed at any point is finished by the next one.
-Real runs are audited; --dry-run only reads manifests and changes nothing.
+and re-encrypts, so a real run needs a role allowed to take "retention"
+(ops by default) and that role's keys (its secret in access.role_keys_dir
+or $LOGWARDEN_ROLE_KEY_OPS).  A run killed at any point is finished by the
+next one.  Real runs are audited; --dry-run only reads manifests, needs no
+role and changes nothing.
 """
 
 
@@ -57,9 +61,11 @@ def _now(text: str | None) -> dt.date:
 def _apply(args) -> int:
     try:
         config = load_or_report(args.config)
+        if args.keyring:
+            config = dataclasses.replace(config, keys=dataclasses.replace(config.keys, keyring=args.keyring))
         now = _now(args.now)
         policy = Policy(config.retention.online_days, config.retention.archive_days)
-        keyring_dir = args.keyring or config.keys.keyring
+        keyring_dir = config.keys.keyring
         if not any(commit.dataset_exists(args.archive, d) for d in layout.DATASETS):
             raise UsageError(f"{args.archive} is not an archive (none of {', '.join(layout.DATASETS)} is there)")
         header = (
@@ -86,19 +92,19 @@ def _apply(args) -> int:
                 f"hold(s) {', '.join(vanished)} are in the audit trail but their files are gone from "
                 f"{HoldStore(args.archive).directory}: restore them (or release them) before retention may delete"
             )
-        reader = reader_keys(keyring_dir, config.keys.root_key_file)
         settings = CompactionSettings(
             compression_level=config.retention.archive_zstd_level,
             row_group_rows=config.archive.row_group_rows,
             max_file_rows=config.archive.max_file_rows,
         )
-        with audited_action(config, args.archive, "retention apply", args, args.role, args.reason) as act:
-            act.query = {"now": str(now), "online_days": policy.online_days, "archive_days": policy.archive_days}
-            report = RetentionRun(args.archive, reader, policy, now, settings).run()
+        query = {"now": str(now), "online_days": policy.online_days, "archive_days": policy.archive_days}
+        with authorized_action(config, args.archive, "retention apply", args, "retention", query) as (grant, act):
+            keys = keys_of(config, grant)  # compaction decrypts and re-encrypts: the role's own keys
+            report = RetentionRun(args.archive, keys, policy, now, settings).run()
             for item in report.touched:
                 act.touched(item["path"], item["rows"], item["change"])
             act.detail = report.summary() + (f"; shredded {', '.join(report.shredded)}" if report.shredded else "")
-    except (UsageError, KeyringError, AuditError, HoldError) as problem:
+    except (UsageError, KeyringError, AuditError, AuditRefusal, HoldError) as problem:
         return error(str(problem))
     except RetentionBusy as problem:
         return error(str(problem))
@@ -128,7 +134,6 @@ def register(subparsers) -> None:
     apply.add_argument("--now", metavar="YYYY-MM-DD", help="the day to apply the policy as of (default: today, UTC)")
     apply.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     apply.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
-    apply.add_argument("--role", default="ops", help="role acting, for the audit trail (ops)")
-    apply.add_argument("--reason", default="retention policy", metavar="TEXT", help="why, for the audit trail")
+    add_access_arguments(apply)  # a real run needs a role that may take "retention" (default: ops) and a reason
     add_config_argument(apply)
     apply.set_defaults(run=_apply)

@@ -22,8 +22,8 @@ from pipelines.enrich import check_enrich_config
 from pipelines.options import pipeline_options
 from retention.audit import AuditError
 from retention.keyring import Keyring, KeyringError
+from retention.stream_state import CheckpointError, load_state_key
 from schemas.config import ConfigError
-from streaming.checkpoint import CheckpointError, load_state_key
 
 EPILOG = """\
 examples:
@@ -46,6 +46,8 @@ def run(args) -> int:
             if args.format != "auto":
                 get_format(args.format)
             config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
+        if config.stream.source == "files" and not args.input:
+            raise UsageError("--input is required with the files source (stream.source: files)")
         if "://" in args.output:
             raise UsageError(f"--output {args.output!r}: the stream job writes a local directory (it fsyncs)")
         options = stream_options(args.beam_args, config)
@@ -65,7 +67,11 @@ def run(args) -> int:
         from pipelines.stream import run_stream  # the Beam graph: imported when a stream starts
 
         result = run_stream(args.input, args.output, config, options)
-    except Exception as problem:  # the runner's error, said once, without a traceback wall
+    except Exception as problem:
+        from pipelines.stream_sources import SourceError
+
+        if isinstance(problem, SourceError):
+            return error(str(problem))  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the stream job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
     print(
@@ -92,7 +98,9 @@ def register(subparsers) -> None:
         "Follow log files like tail -F: archive every line, alert within a second, resume exactly after a crash.",
         EPILOG,
     )
-    parser.add_argument("--input", "-i", nargs="+", required=True, metavar="GLOB", help="files, globs or directories")
+    parser.add_argument(
+        "--input", "-i", nargs="+", default=[], metavar="GLOB", help="files, globs or directories to follow"
+    )
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory (the batch layout)")
     parser.add_argument(
         "--format",

@@ -254,8 +254,9 @@ def test_after_retention_moves_days_to_the_archive_tier_search_all_and_erase_sti
     security = archive.keys("security")
     online_before, _ = _search_rows(archive, security, "online")
     moved = _cli(
-        archive, "retention", "apply", "--archive", str(archive.root), "--now", "2026-06-01", "--reason", "nightly"
-    )
+        archive, "retention", "apply", "--archive", str(archive.root), "--now", "2026-06-01", "--role", "ops",
+        "--reason", "nightly",
+    )  # fmt: skip
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert _search_rows(archive, security, "online")[0] == []
     rows, stats = _search_rows(archive, security, "all")

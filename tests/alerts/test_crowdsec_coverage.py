@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from alerts.rules import DEFAULT_RULES_DIR, Bucket, load_rule_file, parse_duration
-from bench.attack_corpora import Case, access_line, source_ip
+from bench._attack_corpora import Case, access_line, source_ip
 from tests.alerts.conftest import replay
 
 TABLE = Path(__file__).resolve().parents[2] / "docs/crowdsec-coverage.md"

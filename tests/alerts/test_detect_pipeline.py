@@ -23,11 +23,12 @@ from pipelines.detect import END_OF_INPUT_US, Detect
 from pipelines.options import pipeline_options
 from tests.alerts.events import access, batch, error, error_batch
 
-ATTACKER, BRUTE, SCANNER = "192.0.2.66", "192.0.2.77", "192.0.2.88"
+ATTACKER, BRUTE, SCANNER, FORMBOT = "192.0.2.66", "192.0.2.77", "192.0.2.88", "192.0.2.99"
 
 
 def traffic() -> list[list[dict]]:
-    """Four batches over ten minutes: a slow SQLi probe, a brute force across batch edges, a 404 scan."""
+    """Four batches over ten minutes: a slow SQLi probe, a brute force across batch edges, a 404 scan, a bot
+    fetching forms and posting them back within a second (a sequence across a batch edge)."""
     rows = []
     for i in range(600):
         rows.append(access(i, ip=f"198.51.100.{i % 50}", url=f"/page/{i % 17}"))
@@ -37,6 +38,10 @@ def traffic() -> list[list[dict]]:
             rows.append(access(i, ip=BRUTE, url="/wp-login.php", method="POST"))
         if 300 <= i < 340:
             rows.append(access(i, ip=SCANNER, url=f"/old/{i}.php", status=404))
+        if i in (326, 333):
+            rows.append(access(i, ip=FORMBOT, url="/signup"))
+        if i in (327, 334):
+            rows.append(access(i - 0.5, ip=FORMBOT, url="/signup", method="POST", status=302))
     return [rows[k : k + 200] for k in range(0, len(rows), 200)]
 
 
@@ -66,7 +71,8 @@ def expected(rules, batches):
 def test_batch_replay_in_beam_matches_the_pure_replay(default_rules, bounded):
     batches = batches_with_offsets(traffic())
     want = expected(default_rules, batches)
-    assert {a["source_ip"] for a in want} >= {ATTACKER, BRUTE, SCANNER}
+    assert {a["source_ip"] for a in want} >= {ATTACKER, BRUTE, SCANNER, FORMBOT}
+    assert ("http-form-posted-at-machine-speed", FORMBOT) in {(a["rule_id"], a["source_ip"]) for a in want}
     with beam.Pipeline(runner="FnApiRunner") as p:
         detect = Detect(default_rules, shards=4, bounded=bounded)
         alerts = p | beam.Create(batches) | detect | beam.Map(lambda a: comparable([a])[0])
@@ -104,6 +110,7 @@ def test_error_events_are_detected_alongside_access_events(default_rules):
                     ("http-login-bruteforce", BRUTE),
                     ("http-form-bot", BRUTE),
                     ("http-wordpress-bf", BRUTE),  # the brute force posts to wp-login.php (CrowdSec's scenario)
+                    ("http-form-post-rate", BRUTE),
                 ]
             ),
         )

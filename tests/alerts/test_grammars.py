@@ -8,7 +8,7 @@ import pytest
 
 from alerts.grammars import GRAMMARS
 from alerts.rules import RuleError, load_rule_file
-from bench.attack_corpora import benign_lookalikes, source_ip, write_log
+from bench._attack_corpora import benign_lookalikes, source_ip, write_log
 from tests.alerts.conftest import replay
 
 LOOKALIKES = Path(__file__).with_name("data") / "benign_lookalikes.txt"
@@ -120,7 +120,7 @@ def test_look_alike_set_is_silent_through_the_default_pack(default_rules, tmp_pa
 
 
 def test_attacks_alert_through_the_default_pack(default_rules, tmp_path):
-    from bench.attack_corpora import Case
+    from bench._attack_corpora import Case
 
     cases = [Case(f"{g}#{i}", g, "GET", u) for g, urls in ATTACKS.items() for i, u in enumerate(urls)]
     log = tmp_path / "attacks.log"

@@ -11,21 +11,25 @@ from pipelines.cli import main
 from retention.audit import AuditLog, default_log_path
 from retention.holds import HoldError, HoldStore, held_days, missing_from
 
+OPS = ["--role", "ops"]  # a role that may take "retention"
+
 
 def test_add_list_release_on_the_command_line(tmp_path, capsys):
     archive = ["--archive", str(tmp_path)]
-    add = ["hold", "add", *archive, "--from", "2026-03-01", "--to", "2026-03-03", "--reason", "case 114"]
+    add = ["hold", "add", *OPS, *archive, "--from", "2026-03-01", "--to", "2026-03-03", "--reason", "case 114"]
     assert main(add) == 0
     assert "placed hold H1 2026-03-01..2026-03-03: case 114 [active]" in capsys.readouterr().out
-    assert main(["hold", "add", *archive, "--from", "2026-05-09", "--to", "2026-05-09", "--reason", "case 115"]) == 0
+    assert (
+        main(["hold", "add", *OPS, *archive, "--from", "2026-05-09", "--to", "2026-05-09", "--reason", "case 115"]) == 0
+    )
     assert main(["hold", "list", *archive]) == 0
     listing = capsys.readouterr().out
     assert "H1 2026-03-01..2026-03-03: case 114 [active]" in listing and "H2 2026-05-09: case 115" in listing
 
-    assert main(["hold", "release", "H1", *archive, "--reason", "case closed"]) == 0
-    assert main(["hold", "release", "H1", *archive, "--reason", "again"]) == 2
+    assert main(["hold", "release", *OPS, "H1", *archive, "--reason", "case closed"]) == 0
+    assert main(["hold", "release", *OPS, "H1", *archive, "--reason", "again"]) == 2
     assert "already released" in capsys.readouterr().err
-    assert main(["hold", "release", "H9", *archive, "--reason", "x"]) == 2
+    assert main(["hold", "release", *OPS, "H9", *archive, "--reason", "x"]) == 2
     assert "no hold 'H9'" in capsys.readouterr().err
     assert main(["hold", "list", *archive]) == 0
     assert "H1" not in capsys.readouterr().out
@@ -45,12 +49,12 @@ def test_add_list_release_on_the_command_line(tmp_path, capsys):
 
 def test_bad_holds_are_refused_clearly(tmp_path, capsys):
     archive = ["--archive", str(tmp_path)]
-    assert main(["hold", "add", *archive, "--from", "2026-03-05", "--to", "2026-03-01", "--reason", "x"]) == 2
+    assert main(["hold", "add", *OPS, *archive, "--from", "2026-03-05", "--to", "2026-03-01", "--reason", "x"]) == 2
     assert "--to 2026-03-01 is before --from 2026-03-05" in capsys.readouterr().err
-    assert main(["hold", "add", *archive, "--from", "March", "--to", "2026-03-01", "--reason", "x"]) == 2
+    assert main(["hold", "add", *OPS, *archive, "--from", "March", "--to", "2026-03-01", "--reason", "x"]) == 2
     assert "bad --from 'March'" in capsys.readouterr().err
-    assert main(["hold", "add", *archive, "--from", "2026-03-01", "--to", "2026-03-01", "--reason", " "]) == 2
-    assert "needs a reason" in capsys.readouterr().err
+    assert main(["hold", "add", *OPS, *archive, "--from", "2026-03-01", "--to", "2026-03-01", "--reason", " "]) == 2
+    assert "--reason is required" in capsys.readouterr().err
     assert HoldStore(tmp_path).holds() == []
 
 
@@ -64,9 +68,9 @@ def test_a_damaged_hold_file_stops_everything_that_reads_holds(tmp_path):
 
 def test_a_hold_file_deleted_behind_the_trails_back_is_found(tmp_path, capsys):
     archive = ["--archive", str(tmp_path)]
-    assert main(["hold", "add", *archive, "--from", "2026-03-01", "--to", "2026-03-03", "--reason", "case"]) == 0
-    assert main(["hold", "add", *archive, "--from", "2026-04-01", "--to", "2026-04-03", "--reason", "case"]) == 0
-    assert main(["hold", "release", "H2", *archive, "--reason", "done"]) == 0
+    assert main(["hold", "add", *OPS, *archive, "--from", "2026-03-01", "--to", "2026-03-03", "--reason", "case"]) == 0
+    assert main(["hold", "add", *OPS, *archive, "--from", "2026-04-01", "--to", "2026-04-03", "--reason", "case"]) == 0
+    assert main(["hold", "release", *OPS, "H2", *archive, "--reason", "done"]) == 0
     store = HoldStore(tmp_path)
     trail = list(AuditLog(default_log_path(tmp_path), None).entries())
     assert missing_from(store, trail) == []
@@ -80,7 +84,7 @@ def test_retention_refuses_to_run_while_a_hold_file_is_missing(tmp_path, writer,
     from tests.retention.retention_helpers import write_day
 
     write_day(tmp_path, writer, dt.date(2020, 1, 10))
-    assert main(["hold", "add", "--archive", str(tmp_path), "--from", "2020-01-10", "--to", "2020-01-10",
+    assert main(["hold", "add", *OPS, "--archive", str(tmp_path), "--from", "2020-01-10", "--to", "2020-01-10",
                  "--reason", "case"]) == 0  # fmt: skip
     (HoldStore(tmp_path).directory / "H1.json").unlink()
     args = ["retention", "apply", "--archive", str(tmp_path), "--keyring", archive_config.keys.keyring]

@@ -34,6 +34,8 @@ from tests.retention.retention_helpers import (
 
 START = dt.date(2020, 1, 1)
 
+OPS = ["--role", "ops"]  # a role that may take "retention"
+
 
 def days_between(first: dt.date, last: dt.date, step: int = 1) -> list[dt.date]:
     return [first + dt.timedelta(days=n) for n in range(0, (last - first).days + 1, step)]
@@ -122,47 +124,80 @@ def test_two_simulated_years_day_by_day(tmp_path, writer, reader):
     assert verify_tiers(str(site.root), reader=reader).ok
 
 
-def test_holds_keep_days_and_keys_until_released_then_the_next_run_deletes(tmp_path, writer, reader, capsys):
+def ops_role(tmp_path, archive_config, reader) -> Path:
+    """The ops role with its own keys (months sealed to it as writers create them), and a config naming it all."""
+    from retention.role_keys import add_role, grant
+
+    add_role(archive_config.keys.keyring, "ops", tmp_path / "roles" / "ops.key")
+    grant(reader, "ops")
+    config = tmp_path / "lw.yaml"
+    config.write_text(
+        f"keys:\n  keyring: {archive_config.keys.keyring}\n  root_key_file: {tmp_path / 'no-root-key-here'}\n"
+        f"access:\n  role_keys_dir: {tmp_path / 'roles'}\n"
+    )
+    return config
+
+
+def test_holds_keep_days_and_keys_until_released_then_the_next_run_deletes(
+    tmp_path, writer, reader, archive_config, capsys
+):
+    config = ops_role(tmp_path, archive_config, reader)  # retention runs with the ops role's keys, not the root key
     root = tmp_path / "out"
     for day in days_between(dt.date(2020, 1, 1), dt.date(2020, 2, 29), 3):
         write_day(root, writer, day)
-    archive = ["--archive", str(root), "--keyring", reader.directory]
-    # run through the CLI: the root key from the environment
-    import os
+    apply = ["retention", "apply", "--archive", str(root), "--config", str(config), *OPS, "--reason", "nightly"]
+    hold = ["--archive", str(root), "--config", str(config)]
+    assert main(["hold", "add", *OPS, *hold, "--from", "2020-01-10", "--to", "2020-01-10", "--reason", "case 7"]) == 0
+    assert main([*apply, "--now", "2020-06-01"]) == 0
+    out = capsys.readouterr().out
+    assert "keep    online events 2020-01-06..2020-01-12: held by H1 (stays online)" in out
+    assert "moved   events 2020-01-13..2020-01-19" in out
+    assert main([*apply, "--now", "2021-03-02"]) == 0
+    out = capsys.readouterr().out
+    assert "keep    keys of 2020-01: held by H1" in out and "shredded 2020-02" in out
+    assert "keep    online events 2020-01-10: held by H1" in out
+    held = manifest_rows(root)
+    assert held == {"online:2020-01-10": rows_on(dt.date(2020, 1, 10))}
+    assert set(Keyring(reader.directory).destroyed()) == {"2020-02"}
+    assert events_by_day(root, reader) == {dt.date(2020, 1, 10): rows_on(dt.date(2020, 1, 10))}
+    grants = Path(archive_config.keys.keyring) / "grants" / "ops"
+    assert not list(grants.glob("*2020-02*")) and list(grants.glob("*2020-01*"))  # shredding took the role's seals
 
-    os.environ["LOGWARDEN_ROOT_KEY"] = Path(reader.directory).parent.joinpath("root.key").read_text().strip()
-    try:
-        assert main(["hold", "add", "--archive", str(root), "--from", "2020-01-10", "--to", "2020-01-10",
-                     "--reason", "case 7"]) == 0  # fmt: skip
-        assert main(["retention", "apply", *archive, "--now", "2020-06-01"]) == 0
-        out = capsys.readouterr().out
-        assert "keep    online events 2020-01-06..2020-01-12: held by H1 (stays online)" in out
-        assert "moved   events 2020-01-13..2020-01-19" in out
-        assert main(["retention", "apply", *archive, "--now", "2021-03-02"]) == 0
-        out = capsys.readouterr().out
-        assert "keep    keys of 2020-01: held by H1" in out and "shredded 2020-02" in out
-        assert "keep    online events 2020-01-10: held by H1" in out
-        held = manifest_rows(root)
-        assert held == {"online:2020-01-10": rows_on(dt.date(2020, 1, 10))}
-        assert set(Keyring(reader.directory).destroyed()) == {"2020-02"}
-        assert events_by_day(root, reader) == {dt.date(2020, 1, 10): rows_on(dt.date(2020, 1, 10))}
-
-        assert main(["hold", "release", "H1", "--archive", str(root), "--reason", "case closed"]) == 0
-        assert main(["retention", "apply", *archive, "--now", "2021-03-03"]) == 0
-        out = capsys.readouterr().out
-        assert "shredded 2020-01" in out and "deleted online events 2020-01-10" in out
-        assert manifest_rows(root) == {} and set(Keyring(reader.directory).destroyed()) == {"2020-01", "2020-02"}
-    finally:
-        del os.environ["LOGWARDEN_ROOT_KEY"]
+    assert main(["hold", "release", *OPS, "H1", *hold, "--reason", "case closed"]) == 0
+    assert main([*apply, "--now", "2021-03-03"]) == 0
+    out = capsys.readouterr().out
+    assert "shredded 2020-01" in out and "deleted online events 2020-01-10" in out
+    assert manifest_rows(root) == {} and set(Keyring(reader.directory).destroyed()) == {"2020-01", "2020-02"}
+    assert not list(grants.glob("*2020-0*"))
 
     entries = [e for e in AuditLog(default_log_path(root), None).entries() if e["result"] != "started"]
     runs = [e for e in entries if e["command"] == "retention apply"]
     assert [e["query"]["now"] for e in runs] == ["2020-06-01", "2021-03-02", "2021-03-03"]
-    assert all(e["result"] == "ok" and e["role"] == "ops" for e in runs)
+    assert all(e["result"] == "ok" and e["role"] == "ops" and e["reason"] == "nightly" for e in runs)
     assert runs[0]["rows"] > 0 and {f["change"] for f in runs[0]["files"]} == {"moved"}
     assert "shredded 2020-01" in runs[2]["detail"]
     assert main(["audit", "verify", "--archive", str(root)]) == 0
     assert HoldStore(root).active() == []
+
+
+def test_a_role_that_may_not_run_retention_is_refused_and_audited(tmp_path, writer, reader, archive_config, capsys):
+    config = ops_role(tmp_path, archive_config, reader)
+    root = tmp_path / "out"
+    write_day(root, writer, dt.date(2020, 1, 6))
+    apply = ["retention", "apply", "--archive", str(root), "--config", str(config), "--now", "2020-06-01"]
+    assert main([*apply, "--role", "security", "--reason", "curious"]) == 2
+    assert "role 'security' may not retention" in capsys.readouterr().err
+    assert main([*apply, *OPS]) == 2  # no reason
+    capsys.readouterr()
+    assert main(["hold", "add", "--role", "planner", "--archive", str(root), "--config", str(config),
+                 "--from", "2020-01-06", "--to", "2020-01-06", "--reason", "x"]) == 2  # fmt: skip
+    assert HoldStore(root).holds() == [] and manifest_rows(root) == {"online:2020-01-06": rows_on(dt.date(2020, 1, 6))}
+    refused = [e for e in AuditLog(default_log_path(root), None).entries() if e["result"] == "refused"]
+    assert [(e["command"], e["role"]) for e in refused] == [
+        ("retention apply", "security"),
+        ("retention apply", "ops"),
+        ("hold add", "planner"),
+    ]
 
 
 def _scenario(tmp_path, writer, reader) -> tuple[Path, dt.date]:
@@ -266,16 +301,17 @@ def test_refusals_are_clear(tmp_path, writer, archive_config, capsys):
     root = tmp_path / "out"
     write_day(root, writer, dt.date(2020, 1, 10))
     config = tmp_path / "lw.yaml"
-    config.write_text(f"keys:\n  keyring: {archive_config.keys.keyring}\n  root_key_file: {tmp_path / 'no.key'}\n")
-    args = ["retention", "apply", "--archive", str(root), "--config", str(config)]
+    config.write_text(f"keys:\n  keyring: {archive_config.keys.keyring}\n  root_key_file: {tmp_path / 'no.key'}\n"
+                      f"access:\n  role_keys_dir: {tmp_path / 'roles'}\n")  # fmt: skip
+    args = ["retention", "apply", "--archive", str(root), "--config", str(config), *OPS, "--reason", "nightly"]
     assert main([*args, "--now", "2999-01-01"]) == 2
     assert "later than today" in capsys.readouterr().err
     assert main([*args, "--now", "yesterday"]) == 2
     assert "bad --now" in capsys.readouterr().err
     assert main(["retention", "apply", "--archive", str(tmp_path / "nothing")]) == 2
     assert "is not an archive" in capsys.readouterr().err
-    assert main(args) == 2  # compaction decrypts: without the root key it cannot start
-    assert "no root key" in capsys.readouterr().err
+    assert main(args) == 2  # compaction decrypts: without the role's secret it cannot start
+    assert "role 'ops' cannot unlock its keys" in capsys.readouterr().err
     assert main([*args, "--dry-run"]) == 0  # a dry run reads manifests only
     assert manifest_rows(root) == {"online:2020-01-10": rows_on(dt.date(2020, 1, 10))}
 

@@ -61,8 +61,16 @@ class Position:
     #: Wall-clock time the position last moved; finished content is forgotten some time after.
     touched: float = 0.0
 
+    #: The first ``head_len`` bytes themselves (the checkpoint is encrypted): a file whose beginning is still
+    #: shorter than that can be recognised as a copy being written.
+    head: bytes = b""
+
     def same_head(self, head: bytes) -> bool:
         return len(head) >= self.head_len and _sha(head[: self.head_len]) == self.head_sha256
+
+    def may_become(self, head: bytes) -> bool:
+        """``head`` is shorter than ours and begins like it: perhaps our content, still being copied."""
+        return len(head) < self.head_len and self.head.startswith(head)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,7 +269,11 @@ class Follower:
             if compressed and self._first_match and self._start_at_end:
                 return None
             start = stat.st_size if (self._first_match and self._start_at_end and not compressed) else 0
-            position = Position(path, stat.st_dev, stat.st_ino, 0, _sha(b""), start, 1 if not start else 0, touched=now)
+            # Known by its first bytes from the start (a compressed copy's never grow later): a position whose
+            # head is empty would match any content of its inode, or a reused inode, at its offset.
+            position = Position(path, stat.st_dev, stat.st_ino, len(head), _sha(head), start, 0 if start else 1)
+            position.head = head
+            position.touched = now
             self._known.append(position)
         try:
             handle = open(path, "rb")  # noqa: SIM115 - kept open while the file is followed
@@ -291,11 +303,13 @@ class Follower:
         for p in self._known:
             if (p.dev, p.inode) != inode:
                 continue
-            if p.same_head(head) and (compressed or stat.st_size >= p.offset):
+            if (p.head_len or not p.offset) and p.same_head(head) and (compressed or stat.st_size >= p.offset):
                 return _SKIP if p.finished else p
             p.finished = True  # the inode now holds other content (truncated, or reused)
         copies_of = [p for p in self._known if p.head_len and (p.dev, p.inode) != inode and p.same_head(head)]
         if not copies_of:
+            if any(p.may_become(head) for p in self._known if (p.dev, p.inode) != inode):
+                return _WAIT  # too short to tell a new file from a copy (cp, gzip) in progress: next poll
             return None
         if any(id(o.position) in {id(p) for p in copies_of} for o in self._open.values()):
             return _WAIT
@@ -409,7 +423,7 @@ class Follower:
             head = os.pread(opened.handle.fileno(), min(HEAD_BYTES, position.offset), 0)
         except OSError:
             return
-        position.head_len, position.head_sha256 = len(head), _sha(head)
+        position.head_len, position.head_sha256, position.head = len(head), _sha(head), head
 
     def _flush_partial(self, opened: _Open) -> list[Chunk]:
         if not opened.partial:

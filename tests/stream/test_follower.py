@@ -6,7 +6,7 @@ import gzip
 import os
 import shutil
 
-from streaming.follower import HEAD_BYTES, Follower
+from parsers.follow import HEAD_BYTES, Follower
 
 
 class Clock:
@@ -224,3 +224,59 @@ def test_big_appends_are_cut_into_chunks_of_whole_lines(tmp_path):
     assert all(c.lines.data.endswith(b"\n") for c in got)
     assert text(got) == lines(0, 2000)
     assert [c.lines.offset for c in got[1:]] == [c.position.offset for c in got[:-1]]
+
+
+def test_a_copy_seen_while_it_is_still_being_written_is_not_taken_for_new_content(tmp_path):
+    log = tmp_path / "access.log"
+    append(log, lines(0, 40))
+    f = follower(tmp_path)
+    assert text(f.poll()) == lines(0, 40)
+    saved = f.positions()
+    f.close()
+    content = log.read_bytes()
+    copy = tmp_path / "access.log.1"
+    copy.write_bytes(content[:300])  # cp caught half-way, at the restart
+    with open(log, "r+b") as fh:
+        fh.truncate(0)
+    g = follower(tmp_path, positions=saved)
+    assert g.poll() == []
+    copy.write_bytes(content + lines(40, 42))
+    got = g.poll()
+    assert text([c for c in got if c.lines.path.endswith(".1")]) == lines(40, 42)
+
+
+def test_restarts_from_earlier_checkpoints_while_logs_rotate_both_ways_give_every_line_once(tmp_path):
+    """Like kill -9: each session resumes from the positions of a random earlier poll, after some downtime."""
+    import collections
+    import random
+    import re
+    import time
+
+    from bench.live_writer import LiveWriter
+
+    log = tmp_path / "access.log"
+    log.touch()
+    writer = LiveWriter(log, 2000, attack_every=100, rotate_every=0.6, seed=4)
+    writer.start()
+    rng, positions, seen = random.Random(4), None, collections.Counter()
+    ends = time.monotonic() + 8
+    while time.monotonic() < ends:
+        f = Follower([str(log) + "*"], format_spec="combined", positions=positions, rotate_grace_seconds=0.5)
+        polls = []
+        until = time.monotonic() + rng.uniform(0.05, 0.8)
+        while time.monotonic() < until:
+            polls.append((f.poll(), f.positions()))
+            time.sleep(rng.uniform(0, 0.05))
+        kept = rng.randrange(len(polls))
+        for chunks, _ in polls[: kept + 1]:
+            seen.update(int(n) for c in chunks for n in re.findall(rb'" (?:200|400) (\d+) "', c.lines.data))
+        positions = polls[kept][1]
+        f.close()
+        time.sleep(rng.uniform(0, 1.0))
+    writer.stop()
+    f = Follower([str(log) + "*"], format_spec="combined", positions=positions, rotate_grace_seconds=0.5)
+    for _ in range(30):
+        seen.update(int(n) for c in f.poll() for n in re.findall(rb'" (?:200|400) (\d+) "', c.lines.data))
+        time.sleep(0.05)
+    assert writer.written.rotations["rename"] >= 3 and writer.written.rotations["copytruncate"] >= 3
+    assert [n for n in range(writer.written.lines) if seen[n] != 1] == []

@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,28 +24,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alerts.alert import alert_sort_key
-from alerts.engine import Detector
+from alerts.engine import Detector, RuleFold
 from alerts.observe import Hits
 from alerts.rules import RuleSet
 from alerts.sinks import alert_json
+from parsers.follow import Position
 from pipelines.reports.store import STREAM_RUN, store_documents
 from pipelines.reports.traffic import GRAIN_UNITS, TrafficPartial, partials_from_batch
+from retention import commit, layout
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
-from retention.parquet_files import (
-    DATASETS,
-    DEAD_LETTER_DIR,
-    ParquetFileWriter,
-    WrittenFile,
-    final_file_name,
-    manifest_document,
-    manifest_name,
-    partition_name,
-    split_by_day,
-)
+from retention.layout import DATASETS, DEAD_LETTER_DIR
+from retention.parquet_files import ParquetFileWriter, WrittenFile, split_by_day
+from retention.stream_state import Cut, PartitionCommit, StateStore, fsync_file
 from schemas.config import ArchiveConfig
-from streaming.checkpoint import Cut, StateStore, clear_staging, fsync_file
-from streaming.follower import Position
 
 _LOG = logging.getLogger("logwarden")
 US = 1_000_000
@@ -69,8 +60,8 @@ class LiveCheckpoint:
 
     seq: int
     positions: list[Position]
-    detector: tuple | None
-    pending_hits: list[Hits]
+    #: Per detector (``signatures``, ``behaviour``): its snapshot and its buffered hits.
+    detectors: dict[str, tuple[tuple, list[Hits]]]
     windows: dict[tuple[int, str], TrafficPartial]
     newest_event_us: int
     lines_archived: int
@@ -85,6 +76,8 @@ class LiveSettings:
     lateness_seconds: float = 0.0
     idle_seconds: float = 2.0
     reports_bucket: str | None = "hour"
+    #: Behaviour rules fold at most this often: a sliding window refolds the rows still inside it at each flush.
+    behaviour_flush_seconds: float = 1.0
     #: Recorded with the report parts, so a report can say "no GeoIP database configured".
     reports_geoip: bool = False
 
@@ -119,7 +112,7 @@ class LiveStage:
         self._store = store
         self._clock = clock
         self._output = Path(settings.output)
-        self._staging = self._output / ".tmp" / f"stream-{settings.run_id}"
+        self._root = str(self._output)
         self._encryptor = ArchiveEncryptor(keys)
         self.counts = LiveCounts()
         self._writers: dict[tuple[str, str], ParquetFileWriter] = {}
@@ -129,7 +122,10 @@ class LiveStage:
         self._seq = 0
         self._cut_started = clock()
         self._last_event_at = clock()
-        self._detector = Detector(rules) if rules is not None else None
+        split = _split_rules(rules)
+        self._detectors = {name: Detector(part) for name, part in split.items()}
+        self._rule_detector = {rule.id: name for name, part in split.items() for rule in part.rules}
+        self._behaviour_flushed = clock()
         self._delivered: set[str] = set()
         self._dirty = False
 
@@ -137,9 +133,8 @@ class LiveStage:
 
     def start(self) -> list[Position]:
         """Finish an interrupted commit, drop what was staged but never committed, restore; returns positions."""
-        saved: LiveCheckpoint | None = self._store.recover()
-        for leftover in (self._output / ".tmp").glob("stream-*"):
-            clear_staging(leftover)
+        saved: LiveCheckpoint | None = self._store.recover(self._root)
+        commit.recover(self._root, own_run=self.settings.run_id)  # what killed runs (this job's too) left
         self._delivered = self._store.delivered_ids()
         if saved is not None:
             self._seq = saved.seq
@@ -147,9 +142,10 @@ class LiveStage:
             self._windows = saved.windows
             self.counts.newest_event_us = saved.newest_event_us
             self.counts.lines = 0
-            if self._detector is not None:
-                self._detector.restore(saved.detector)
-                self._detector.pending = list(saved.pending_hits)
+            for name, (snapshot, pending) in saved.detectors.items():
+                if name in self._detectors:
+                    self._detectors[name].restore(snapshot)
+                    self._detectors[name].add(pending)
         return list(self._positions)
 
     # ------------------------------------------------------------------ inputs
@@ -161,7 +157,7 @@ class LiveStage:
         self._dirty = True
         self.counts.lines += batch.num_rows
         if dataset_dir == DEAD_LETTER_DIR:
-            parts = [(time.strftime("%Y-%m-%d", time.gmtime(self._clock())), batch)]
+            parts = [(layout.today(), batch)]
         else:
             newest = pc.max(batch.column("timestamp")).cast(pa.int64()).as_py()
             if newest is not None and newest > self.counts.newest_event_us:
@@ -183,32 +179,40 @@ class LiveStage:
 
     def _open_writer(self, dataset_dir: str, day: str) -> ParquetFileWriter:
         schema = DATASETS[dataset_dir]
-        self._staging.mkdir(parents=True, exist_ok=True)
-        path = str(self._staging / f"{dataset_dir}-{day}-{uuid.uuid4().hex}.parquet")
+        path = commit.staging_path(self._root, self.settings.run_id)
         return ParquetFileWriter(
             path,
             schema,
-            lambda p: open(p, "wb"),
+            commit.create,
             encryption=self._encryptor.for_day(schema, day),
             compression=self._archive.compression,
             row_group_rows=self._archive.row_group_rows,
         )
 
     def add_hits(self, hits: list[Hits]) -> None:
-        if self._detector is not None:
-            self._detector.add(hits)
+        for h in hits:
+            name = self._rule_detector.get(h.rule_id)
+            if name is not None:
+                self._detectors[name].add([h])
 
     def tick(self, tick: Tick) -> list[dict]:
-        """Detection up to the watermark (its alerts returned for delivery); a cut when one is due."""
+        """Detection up to the watermark; its alerts are returned for delivery, *before* ``cut_if_due``.
+
+        Delivering first matters: a cut's checkpoint says the lines before it are done, so an alert it covers
+        is never raised again after a restart; it must have reached the sinks before that checkpoint exists.
+        """
         if list(tick.positions) != self._positions:
             self._positions = list(tick.positions)
             self._dirty = True
         self.counts.files_followed = tick.files_followed
         self.counts.bytes_behind = tick.bytes_behind
-        alerts = self.detect(final=False)
-        if tick.final or self._cut_due():
+        return self.detect(final=tick.final)
+
+    def cut_if_due(self, tick: Tick) -> None:
+        if tick.final:
+            self.drain()
+        elif self._cut_due():
             self.cut()
-        return alerts
 
     def watermark_us(self) -> int:
         """Event time up to which every line is in: the newest line's time, less the lateness while busy."""
@@ -218,11 +222,21 @@ class LiveStage:
         return newest - int(self.settings.lateness_seconds * US)
 
     def detect(self, final: bool) -> list[dict]:
-        if self._detector is None or not self._detector.pending:
+        """Signatures fold at every tick (their alert leaves with the poll that read the line); behaviour rules
+        every ``behaviour_flush_seconds``.  Folding is the same whatever the flushes, so are the alerts."""
+        raised = []
+        now = self._clock()
+        behaviour_due = final or now - self._behaviour_flushed >= self.settings.behaviour_flush_seconds
+        for name, detector in self._detectors.items():
+            if not detector.pending or (name == BEHAVIOUR and not behaviour_due):
+                continue
+            late_before = detector.late_rows
+            raised += detector.flush(self.watermark_us())
+            self.counts.late_rows += detector.late_rows - late_before
+            if name == BEHAVIOUR:
+                self._behaviour_flushed = now
+        if not raised:
             return []
-        late_before = self._detector.late_rows
-        raised = self._detector.flush(self.watermark_us())
-        self.counts.late_rows += self._detector.late_rows - late_before
         # Every alert goes to this cut's alerts file; the sinks get only ids they were never sent (a restart
         # raises again the alerts of lines read after the checkpoint, and some of those were already sent).
         self._alerts += raised
@@ -246,13 +260,13 @@ class LiveStage:
             for w in self._writers.values()
         )
 
-    def cut(self) -> None:
+    def cut(self, close_windows: bool = False) -> None:
         """Publish this cut's files, alerts and closed report windows with the checkpoint, as one commit."""
         self._cut_started = self._clock()
         if not self._dirty:
             return
         self._seq += 1
-        cut_id = f"{self.settings.run_id}-c{self._seq:06d}"
+        cut_id = layout.commit_id(self.settings.run_id, f"c{self._seq:08d}")
         cut = Cut(self._seq)
         by_partition: dict[tuple[str, str], list[WrittenFile]] = {}
         for (dataset_dir, day), writer in sorted(self._writers.items()):
@@ -261,29 +275,23 @@ class LiveStage:
             by_partition.setdefault((dataset_dir, day), []).append(written)
         self._writers = {}
         for (dataset_dir, day), files in by_partition.items():
-            partition = self._output / dataset_dir / partition_name(day)
-            entries = []
-            for index, written in enumerate(files):
-                name = final_file_name(cut_id, index)
-                cut.renames.append((written.path, str(partition / name)))
-                entries.append(written.manifest_entry(name))
-            cut.documents.append((str(partition / manifest_name(cut_id)), manifest_document(day, cut_id, entries)))
+            cut.partitions.append(PartitionCommit(dataset_dir, day, cut_id, files))
         if self._alerts:
             text = "".join(alert_json(a) + "\n" for a in sorted(self._alerts, key=alert_sort_key))
             cut.documents.append((str(self._output / "alerts" / f"alerts-{cut_id}.jsonl"), text.encode()))
-        cut.documents += self._closed_report_windows(cut_id)
-        self._store.commit(cut, self._checkpoint())
+        cut.documents += self._closed_report_windows(cut_id, close_windows)
+        self._store.commit(self._root, cut, self._checkpoint())
         self._alerts = []
         self._dirty = False
         self.counts.cuts += 1
 
-    def _closed_report_windows(self, cut_id: str) -> list[tuple[str, bytes]]:
+    def _closed_report_windows(self, cut_id: str, all_of_them: bool = False) -> list[tuple[str, bytes]]:
         """Report windows the watermark has passed, as report parts (a late line adds another part later)."""
         bucket = self.settings.reports_bucket
         if not bucket or not self._windows:
             return []
         watermark = self.watermark_us()
-        closed = sorted(k for k in self._windows if (k[0] + GRAIN_UNITS[bucket]) * US <= watermark)
+        closed = sorted(k for k in self._windows if all_of_them or (k[0] + GRAIN_UNITS[bucket]) * US <= watermark)
         if not closed:
             return []
         results = [(k, self._windows.pop(k)) for k in closed]
@@ -291,21 +299,15 @@ class LiveStage:
 
     def drain(self) -> None:
         """At shutdown: every open report window written, everything published."""
-        if self.settings.reports_bucket and self._windows:
+        if self._windows:
             self._dirty = True
-            self.counts.newest_event_us += GRAIN_UNITS[self.settings.reports_bucket] * US  # close them all
-            self.cut()
-            self.counts.newest_event_us -= GRAIN_UNITS[self.settings.reports_bucket] * US
-        else:
-            self.cut()
+        self.cut(close_windows=True)
 
     def _checkpoint(self) -> LiveCheckpoint:
-        detector = self._detector
         return LiveCheckpoint(
             seq=self._seq,
             positions=self._positions,
-            detector=detector.snapshot() if detector is not None else None,
-            pending_hits=list(detector.pending) if detector is not None else [],
+            detectors={name: (d.snapshot(), list(d.pending)) for name, d in self._detectors.items()},
             windows=self._windows,
             newest_event_us=self.counts.newest_event_us,
             lines_archived=self.counts.lines,
@@ -316,7 +318,7 @@ class LiveStage:
             with contextlib.suppress(Exception):  # staged files are discarded anyway
                 writer.close()
         self._writers = {}
-        clear_staging(self._staging)
+        commit.clear_staging(self._root, self.settings.run_id)
 
     def progress_line(self, lines_per_second: float) -> str:
         c = self.counts
@@ -326,3 +328,16 @@ class LiveStage:
             f"logwarden stream: {lines_per_second:,.0f} lines/s, lag {lag:,.0f} KiB unread (newest line {newest} UTC), "
             f"{c.files_followed} files followed, {c.alerts} alerts, {c.cuts} cuts published"
         )
+
+
+SIGNATURES = "signatures"
+BEHAVIOUR = "behaviour"
+
+
+def _split_rules(rules: RuleSet | None) -> dict[str, RuleSet]:
+    """Signature rules apart from the others, so each part can fold on its own schedule."""
+    if rules is None:
+        return {}
+    signature = tuple(r for r in rules.rules if RuleFold(r).is_signature)
+    behaviour = tuple(r for r in rules.rules if not RuleFold(r).is_signature)
+    return {SIGNATURES: RuleSet(signature), BEHAVIOUR: RuleSet(behaviour)}
