@@ -24,7 +24,7 @@ setup(
     },
     include_package_data=True,
     install_requires=[
-        "apache-beam>=2.60,<3",
+        "apache-beam>=2.77,<2.78",  # pinned: the stream sets FnApiRunner's private state-cache size (NOTES.md)
         "pyarrow>=17,<26",
         "numpy>=1.24",
         "cryptography>=42,<51",
@@ -42,7 +42,7 @@ setup(
     ],
     extras_require={
         # The Pub/Sub stream source (Dataflow); not needed for followed files.
-        "pubsub": ["apache-beam[gcp]>=2.60,<3"],
+        "pubsub": ["apache-beam[gcp]>=2.77,<2.78"],
         "dev": [
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",

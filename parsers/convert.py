@@ -179,7 +179,9 @@ def _time_converter(parse: Callable[[pa.Array], pa.Array], shape: str) -> Callab
         earlier = columns.values.get("timestamp")  # JSON lines may give the time under different keys per row
         columns.values["timestamp"] = ts if earlier is None else pc.coalesce(earlier, ts)
         bad = pc.and_(pc.is_null(ts), pc.is_valid(text))
-        columns.fail(bad, lambda i, text=text: f"timestamp {text[i].as_py()!r} is not like {shape}")
+        columns.fail(
+            bad, lambda i, text=text: f"timestamp {text[i].as_py()!r} is not {timestamps.VALID_TIME} like {shape}"
+        )
 
     return convert
 

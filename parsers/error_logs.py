@@ -40,7 +40,10 @@ def _naive_time(layout: str) -> Callable[[Columns, pa.Array], None]:
     def convert(columns: Columns, text: pa.Array) -> None:
         ts = timestamps.parse_strftime(text, layout, columns.timezone)
         columns.values["timestamp"] = ts
-        columns.fail(pc.is_null(ts), lambda i, text=text: f"timestamp {text[i].as_py()!r} is not like {layout!r}")
+        columns.fail(
+            pc.is_null(ts),
+            lambda i, text=text: f"timestamp {text[i].as_py()!r} is not {timestamps.VALID_TIME} like {layout!r}",
+        )
 
     return convert
 
@@ -58,7 +61,10 @@ def _apache_time(columns: Columns, text: pa.Array) -> None:
     frac = pc.cast(pc.utf8_rpad(pc.utf8_slice_codeunits(field([3]), 1, 7), 6, "0"), pa.int64())
     ts = pc.add(seconds.cast(pa.int64()), frac).cast(seconds.type)
     columns.values["timestamp"] = ts
-    columns.fail(pc.is_null(ts), lambda i: f"timestamp {text[i].as_py()!r} is not like 'Mon Dec 26 16:22:08 2016'")
+    columns.fail(
+        pc.is_null(ts),
+        lambda i: f"timestamp {text[i].as_py()!r} is not {timestamps.VALID_TIME} like 'Mon Dec 26 16:22:08 2016'",
+    )
 
 
 def _apache_module_level(columns: Columns, text: pa.Array) -> None:
@@ -148,6 +154,11 @@ def _nginx_message(columns: Columns, message: pa.Array) -> None:
     columns.labels.append(("referrer", context["referrer"]))
 
 
+#: A line that ends a multi-line entry rather than joining it (then skipped as blank). Spelled out, not ``\s``,
+#: so Arrow (RE2) and Python (``retention.expiry`` counting an entry's lines) agree on it.
+BLANK_LINE = r"^[ \t\f\r]*$"
+
+
 @dataclasses.dataclass(frozen=True)
 class ErrorLogFormat:
     """An error log whose entries start with a recognisable prefix and may span lines."""
@@ -192,7 +203,7 @@ class ErrorLogFormat:
             return np.arange(n), np.ones(n, dtype=np.int64), text
         is_start = pc.fill_null(pc.match_substring_regex(text, self.start), False).to_numpy(zero_copy_only=False)
         # A blank line ends an entry instead of joining it: it is set aside as blank, not kept in a message.
-        is_start = is_start | pc.fill_null(pc.match_substring_regex(text, r"^\s*$"), False).to_numpy(
+        is_start = is_start | pc.fill_null(pc.match_substring_regex(text, BLANK_LINE), False).to_numpy(
             zero_copy_only=False
         )
         starts = np.flatnonzero(is_start)

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from parsers.reader import DEFAULT_CHUNK_BYTES, ReadStats, head_lines, iter_chunks
+from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, head_lines, iter_chunks
 from parsers.registry import parse_chunk, resolve_format
 from parsers.result import ParseResult
 
@@ -34,6 +34,7 @@ def parse_file(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     report: FileParse | None = None,
     timezone: str = "UTC",
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[ParseResult]:
     """Parse one file chunk by chunk; ``report`` is filled in as it goes.
 
@@ -46,7 +47,9 @@ def parse_file(
     else:
         report.how = f"format {format_spec} as given"
     with open_raw(path) as raw:
-        for chunk in iter_chunks(raw, path, chunk_bytes, report.stats, format_spec, timezone):
+        for chunk in iter_chunks(
+            raw, path, chunk_bytes, report.stats, format_spec, timezone, max_line_bytes=max_line_bytes
+        ):
             result = parse_chunk(chunk)
             report.lines_read += result.lines_read
             report.parsed += result.lines_parsed

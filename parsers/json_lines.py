@@ -76,6 +76,21 @@ KEYS: dict[str, str] = {
 #: Keys whose presence makes a JSON line an access-log entry rather than any JSON.
 _TIME_CAPTURES = {"time_iso8601", "time_epoch_seconds", "time_clf", "time_epoch_ms"}
 _REQUEST_CAPTURES = {"request_line", "url_original", "http_response_status_code", "http_request_method"}
+#: Deepest nesting of objects and arrays read; an access-log record needs a few levels, a hostile one
+#: nested thousands deep would exhaust Python's recursion limit in the decoder.
+MAX_DEPTH = 64
+
+
+def _depth_exceeds(value, limit: int) -> bool:
+    """True when ``value`` nests objects/arrays deeper than ``limit`` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _flatten(value: dict, prefix: str = "", out: dict | None = None) -> dict:
@@ -106,10 +121,16 @@ def _read(line: str) -> tuple[dict[str, str | None], dict[str, str]] | str:
     """(captures, labels) of one line, or the reason it is not a JSON access-log entry."""
     if not line.strip():
         return "empty line"
+    # Cheap screen first: only a line with many brackets can nest deeply.
+    deep = line.count("{") + line.count("[") > MAX_DEPTH
     try:
         value = json.loads(line)
+    except RecursionError:
+        return f"JSON nested deeper than {MAX_DEPTH} levels"
     except ValueError as problem:
         return f"not valid JSON: {problem}"
+    if deep and isinstance(value, (dict, list)) and _depth_exceeds(value, MAX_DEPTH):
+        return f"JSON nested deeper than {MAX_DEPTH} levels"
     if not isinstance(value, dict):
         return f"a JSON {type(value).__name__}, not an object"
     captures: dict[str, str | None] = {}

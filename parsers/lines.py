@@ -4,6 +4,11 @@ The pipeline never moves one element per line: a ``LineChunk`` carries a few
 megabytes of whole lines together with where they came from, so per-element
 overhead is paid once per chunk while every line keeps its exact file offset
 and line number.
+
+Only ``\n`` ends a line (a ``\r`` before it is dropped), everywhere logwarden
+splits data: Python's ``str.splitlines`` also breaks at ``\r``, ``\x0b``,
+``\x0c``, ``\x1c``-``\x1e``, ``\x85``, U+2028 and U+2029, which a client can
+put into any logged field, so it is never used on data; ``text_lines`` is.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ class LineChunk:
     format: str = "auto"
     #: IANA zone for timestamps written without one (error logs); from ``input.timezone``.
     timezone: str = "UTC"
+    #: When non-zero, the chunk's last line was cut at ``input.max_line_bytes``: its length as written.
+    #: The bytes past the cut were skipped, so such a line always ends its chunk (offsets stay exact).
+    truncated_from: int = 0
 
     def with_format(self, format_spec: str) -> LineChunk:
         return dataclasses.replace(self, format=format_spec)
@@ -89,6 +97,16 @@ def split_lines(data: bytes) -> SplitLines:
         valid = False
         text = pa.array([b.decode("utf-8", "replace") for b in raw.to_pylist()], pa.string())
     return SplitLines(raw, text, starts, valid)
+
+
+def text_lines(text: str) -> list[str]:
+    """``text`` split at ``\n`` only (and ``\r\n``); a final terminator does not start an empty line."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def empty_like(values: pa.Array) -> bool:

@@ -15,11 +15,15 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import numpy as np
+
 from parsers import registry, w3c
-from parsers.lines import LineChunk
+from parsers.lines import LineChunk, text_lines
 
 READ_BYTES = 1024 * 1024
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
+#: Longest line kept whole; the rest of a longer line is skipped (``input.max_line_bytes``).
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 
 
 class _Plain:
@@ -125,6 +129,57 @@ def _decompressed_blocks(raw: BinaryIO, path: str, stats: ReadStats) -> Iterator
         stats.problem = f"compressed file ends early (truncated) after {stats.bytes_read} decompressed bytes"
 
 
+@dataclasses.dataclass(frozen=True)
+class _Cut:
+    """The line whose first ``limit`` bytes were just passed on was ``length`` bytes long."""
+
+    length: int
+    newline: bool
+
+
+def _capped_lines(blocks: Iterator[bytes], limit: int) -> Iterator[bytes | _Cut]:
+    """Blocks as read, except that a line longer than ``limit`` is passed on cut at ``limit`` bytes,
+    followed by a ``_Cut``; the rest of it is read past without being kept, so memory stays bounded
+    by ``limit`` whatever a file holds (a 512 MB line, gigabytes without a newline)."""
+    line = 0  # bytes of the unfinished line so far (passed on or skipped)
+    for block in blocks:
+        first = block.find(b"\n")
+        if first < 0:
+            tail = line + len(block)
+            fits = tail <= limit
+        else:
+            tail = len(block) - block.rfind(b"\n") - 1
+            inner_fit = len(block) <= limit or _longest_inner_line(block) <= limit
+            fits = line + first <= limit and tail <= limit and inner_fit
+        if fits:  # the usual case: no line here is too long, pass the block on as it is
+            line = tail
+            yield block
+            continue
+        position = 0
+        while position < len(block):
+            newline = block.find(b"\n", position)
+            end = newline if newline >= 0 else len(block)
+            kept = max(0, min(end - position, limit - line))
+            if kept:
+                yield block[position : position + kept]
+            line += end - position
+            if newline < 0:
+                break
+            if line > limit:
+                yield _Cut(line, True)
+            else:
+                yield b"\n"
+            line, position = 0, newline + 1
+    if line > limit:
+        yield _Cut(line, False)
+
+
+def _longest_inner_line(block: bytes) -> int:
+    """Length of the longest line that both starts and ends inside ``block``."""
+    newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+    return int(np.diff(newlines).max()) - 1 if len(newlines) > 1 else 0
+
+
 def iter_chunks(
     raw: BinaryIO,
     path: str,
@@ -134,6 +189,7 @@ def iter_chunks(
     timezone: str = "UTC",
     start_offset: int = 0,
     first_line: int = 1,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[LineChunk]:
     """Yield ``LineChunk``s of about ``chunk_bytes`` whole lines each from an open binary file.
 
@@ -142,10 +198,11 @@ def iter_chunks(
     entries span lines (nginx error logs) a chunk is only cut before a line that
     starts an entry; for W3C logs each chunk carries the ``#Fields`` header in force.
     ``start_offset`` and ``first_line`` locate ``raw``'s first byte when it is a range of a file.
+    A line longer than ``max_line_bytes`` is cut there and ends its chunk (``LineChunk.truncated_from``).
     """
     entry_start = registry.entry_start(format_spec)
     chunks = _whole_line_chunks(
-        raw, path, chunk_bytes, stats, format_spec, timezone, entry_start, start_offset, first_line
+        raw, path, chunk_bytes, stats, format_spec, timezone, entry_start, start_offset, first_line, max_line_bytes
     )
     family = w3c.family_of(format_spec)
     yield from w3c.track_fields_header(chunks, family) if family else chunks
@@ -174,12 +231,21 @@ def _whole_line_chunks(
     entry_start: re.Pattern | None,
     start_offset: int,
     first_line: int,
+    max_line_bytes: int,
 ) -> Iterator[LineChunk]:
     stats = stats if stats is not None else ReadStats()
     pending = bytearray()
     offset = start_offset
     line_number = first_line
-    for block in _decompressed_blocks(raw, path, stats):
+    for block in _capped_lines(_decompressed_blocks(raw, path, stats), max_line_bytes):
+        if isinstance(block, _Cut):
+            data = bytes(pending)
+            del pending[:]
+            yield LineChunk(path, offset, line_number, data, format_spec, timezone, truncated_from=block.length)
+            kept = len(data) - (data.rfind(b"\n") + 1)
+            offset += len(data) - kept + block.length + block.newline
+            line_number += data.count(b"\n") + 1
+            continue
         pending += block
         while len(pending) >= chunk_bytes:
             cut = pending.rfind(b"\n", 0, chunk_bytes) + 1 or pending.find(b"\n", chunk_bytes) + 1
@@ -207,4 +273,4 @@ def head_lines(raw: BinaryIO, path: str, max_lines: int = 200, max_bytes: int = 
         if len(collected) >= max_bytes or collected.count(b"\n") >= max_lines:
             break
     text = bytes(collected[:max_bytes]).decode("utf-8", "replace")
-    return text.splitlines()[:max_lines]
+    return text_lines(text)[:max_lines]

@@ -19,7 +19,7 @@ from parsers.apache_logformat import LogFormatError, compile_logformat, looks_li
 from parsers.lines import LineChunk
 from parsers.nginx_logformat import LogFormatError as NginxFormatError
 from parsers.nginx_logformat import compile_log_format, looks_like_log_format
-from parsers.result import ParseResult, all_dead, set_aside_non_requests
+from parsers.result import ParseResult, all_dead, set_aside_non_requests, with_truncated_line
 
 #: Every format logwarden knows by name, in the order auto-detection prefers them on a tie.
 FORMATS: dict = {
@@ -145,7 +145,17 @@ def entry_start(format_spec: str) -> re.Pattern | None:
 
 
 def parse_chunk(chunk: LineChunk) -> ParseResult:
-    """Parse a chunk with its format; a format that cannot be used dead-letters the whole chunk."""
+    """Parse a chunk with its format; a format that cannot be used dead-letters the whole chunk.
+
+    A line cut at the maximum line length is never parsed (what is left of it would be
+    misread): it is a dead letter, kept as cut, whose reason says so.
+    """
+    if chunk.truncated_from:
+        return with_truncated_line(chunk, _parse_whole_lines)
+    return _parse_whole_lines(chunk)
+
+
+def _parse_whole_lines(chunk: LineChunk) -> ParseResult:
     if chunk.format.startswith(UNKNOWN_PREFIX):
         return all_dead(chunk, "access", f"log format not recognised: {chunk.format[len(UNKNOWN_PREFIX) :]}")
     try:

@@ -8,13 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parsers import timestamps
 from parsers.lines import LineChunk, SplitLines, split_lines
 from schemas import DEAD_LETTER, schema_for_kind
 
 
 @dataclasses.dataclass(frozen=True)
 class ParseResult:
-    """``lines_read == lines_parsed + dead_letters.num_rows + lines_skipped`` always holds.
+    """``lines_read == lines_parsed + dead_letters.num_rows + lines_skipped + lines_expired`` always holds.
 
     ``lines_parsed`` counts the lines that went into events: one per event for
     access logs, more where one entry spans several lines (nginx error logs).
@@ -27,18 +28,22 @@ class ParseResult:
     dead_letters: pa.RecordBatch
     lines_read: int
     lines_parsed: int = -1
+    #: Dead letters that are lines cut at the maximum line length.
+    lines_truncated: int = 0
+    #: Lines of months whose keys were destroyed: counted, never written (``retention.expiry``).
+    lines_expired: int = 0
     lines_skipped: int = 0
 
     def __post_init__(self) -> None:
         if self.lines_parsed < 0:
             object.__setattr__(self, "lines_parsed", self.events.num_rows)
         if self.lines_parsed < self.events.num_rows or (
-            self.lines_parsed + self.dead_letters.num_rows + self.lines_skipped != self.lines_read
+            self.lines_parsed + self.dead_letters.num_rows + self.lines_skipped + self.lines_expired != self.lines_read
         ):
             raise AssertionError(
                 f"line accounting broken: {self.lines_read} read, {self.lines_parsed} parsed "
                 f"into {self.events.num_rows} events, {self.dead_letters.num_rows} dead-lettered, "
-                f"{self.lines_skipped} skipped"
+                f"{self.lines_skipped} skipped, {self.lines_expired} expired"
             )
 
 
@@ -141,6 +146,7 @@ def dead_letter_batch(
             pa.array(chunk.line_number + rows, pa.int64()),
             pa.array(reasons, pa.string()),
             _constant(dataset, n, pa.string()),
+            timestamps.recover_times(lines.text.take(index), chunk.timezone),
         ],
         schema=DEAD_LETTER,
     )
@@ -152,3 +158,21 @@ def all_dead(chunk: LineChunk, kind: str, reason: str, dataset: str | None = Non
     rows = np.arange(len(lines))
     dead = dead_letter_batch(chunk, lines, rows, [reason] * len(rows), dataset)
     return ParseResult(kind, empty_batch(schema_for_kind(kind)), dead, len(lines))
+
+
+def with_truncated_line(chunk: LineChunk, parse) -> ParseResult:
+    """``parse`` the chunk's whole lines; its last line, cut at the maximum length, becomes a dead letter."""
+    data = chunk.data
+    start = data.rfind(b"\n") + 1
+    head = parse(dataclasses.replace(chunk, data=data[:start], truncated_from=0))
+    last = dataclasses.replace(chunk, offset=chunk.offset + start, line_number=chunk.line_number + data.count(b"\n"))
+    lines = split_lines(data[start:])
+    reason = (
+        f"line of {chunk.truncated_from} bytes is longer than input.max_line_bytes; "
+        f"kept cut at its first {len(data) - start} bytes"
+    )
+    dead = dead_letter_batch(last, lines, np.array([0]), [reason], None)
+    dead_letters = pa.Table.from_batches([head.dead_letters, dead]).combine_chunks().to_batches()
+    return dataclasses.replace(
+        head, dead_letters=dead_letters[0], lines_read=head.lines_read + 1, lines_truncated=head.lines_truncated + 1
+    )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from parsers.lines import LineChunk
-from parsers.reader import DEFAULT_CHUNK_BYTES, ReadStats, compression_of, iter_chunks
+from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, compression_of, iter_chunks
 
 DEFAULT_RANGE_BYTES = 64 * 1024 * 1024
 _SCAN_BYTES = 8 * 1024 * 1024
@@ -75,6 +75,7 @@ def read_range(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     stats: ReadStats | None = None,
     timezone: str = "UTC",
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[LineChunk]:
     """The chunks of one range, with file offsets and line numbers as if the whole file had been read."""
     if file_range.start:
@@ -89,4 +90,5 @@ def read_range(
         timezone,
         start_offset=file_range.start,
         first_line=file_range.first_line,
+        max_line_bytes=max_line_bytes,
     )

@@ -173,9 +173,7 @@ class W3CFormat:
             )
         elif len(candidates):
             data = text.take(pa.array(candidates))
-            tabbed = pc.any(pc.match_substring(data, "\t")).as_py()
-            pieces_per_row = pc.split_pattern(data, "\t" if tabbed else " ")
-            counts = pc.list_value_length(pieces_per_row).to_numpy(zero_copy_only=False)
+            pieces_per_row, counts = self._split_fields(data)
             fits = counts == len(self.fields)
             for local in np.flatnonzero(~fits):
                 reasons[int(candidates[local])] = (
@@ -195,6 +193,24 @@ class W3CFormat:
         dead_rows = np.array(sorted(reasons), dtype=np.int64)
         dead = dead_letter_batch(chunk, lines, dead_rows, [reasons[int(i)] for i in dead_rows], self.dataset)
         return ParseResult("access", events, dead, n)
+
+    def _split_fields(self, data: pa.Array) -> tuple[pa.Array, np.ndarray]:
+        """Fields of each row, split on spaces (W3C) or tabs (CloudFront), decided per row.
+
+        A tab inside one space-separated line must not change how the other lines are split.
+        """
+        by_space = pc.split_pattern(data, " ")
+        space_counts = pc.list_value_length(by_space).to_numpy(zero_copy_only=False)
+        if not pc.any(pc.match_substring(data, "\t")).as_py():
+            return by_space, space_counts
+        by_tab = pc.split_pattern(data, "\t")
+        tab_counts = pc.list_value_length(by_tab).to_numpy(zero_copy_only=False)
+        use_tab = (tab_counts == len(self.fields)) & (space_counts != len(self.fields))
+        if not use_tab.any():
+            return by_space, space_counts
+        if use_tab.all():
+            return by_tab, tab_counts
+        return pc.if_else(pa.array(use_tab), by_tab, by_space), np.where(use_tab, tab_counts, space_counts)
 
     def _captures(self, rows: pa.Array) -> tuple[dict[str, pa.Array], list[Capture]]:
         values: dict[str, pa.Array] = {}

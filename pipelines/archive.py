@@ -96,8 +96,8 @@ class CommitDayFn(beam.DoFn):
 class WriteArchive(beam.PTransform):
     """Record batches of one schema to encrypted ``<output>/<dataset>/dt=YYYY-MM-DD/*.parquet``.
 
-    Partitioned by the UTC day of ``day_column``; with ``day_column=None`` (dead
-    letters, which have no event time) by the day the job runs.
+    Partitioned by the UTC day of ``day_column``; with ``day_column=None`` by the day the
+    job runs, and so are rows whose ``day_column`` is null when ``undated_to_run_day``.
     """
 
     output: str
@@ -108,6 +108,8 @@ class WriteArchive(beam.PTransform):
     config: ArchiveConfig = dataclasses.field(default_factory=ArchiveConfig)
     day_column: str | None = "timestamp"
     rows_counter: str = metrics.ROWS_WRITTEN
+    #: Where rows whose ``day_column`` is null go (dead letters whose line names no time): the run's day.
+    undated_to_run_day: bool = False
 
     def __post_init__(self):
         super().__init__()
@@ -119,9 +121,9 @@ class WriteArchive(beam.PTransform):
                 tuple[str, pa.RecordBatch]
             )
         else:
-            column = self.day_column
+            column, undated = self.day_column, layout.today() if self.undated_to_run_day else None
             by_day = batches | "SplitByDay" >> beam.FlatMap(
-                lambda batch: split_by_day(batch, column)
+                lambda batch: split_by_day(batch, column, undated)
             ).with_output_types(tuple[str, pa.RecordBatch])
         return (
             by_day

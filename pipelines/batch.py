@@ -10,7 +10,8 @@ import uuid
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.detect import publish_alerts_file
+from alerts.sinks.owed import DeliveryOutcome
+from pipelines.detect import settle_alerts
 from pipelines.graph import GraphOutputs, build_graph
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
@@ -33,10 +34,17 @@ def build_batch_pipeline(
     config: Config,
     run_id: str,
     dead_letter_jsonl: str | None = None,
+    follow_symlinks: bool = False,
 ) -> GraphOutputs:
     """Attach the batch graph to ``pipeline``: the one graph (``pipelines.graph``) fed by files."""
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
-        inputs, config.input.format, config.input.chunk_bytes, config.input.range_bytes, config.input.timezone
+        inputs,
+        config.input.format,
+        config.input.chunk_bytes,
+        config.input.range_bytes,
+        config.input.timezone,
+        config.input.max_line_bytes,
+        follow_symlinks,
     )
     sources = source_fingerprints(inputs) if config.reports.enabled else None
     return build_graph(
@@ -52,6 +60,9 @@ class BatchRun:
     seconds: float
     #: What the start of the run cleaned up after killed runs.
     recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
+    #: This run's alerts and how delivering them (and what earlier runs owed) went.
+    alerts: list[dict] = dataclasses.field(default_factory=list)
+    delivery: DeliveryOutcome = dataclasses.field(default_factory=DeliveryOutcome)
     report: str | None = None  # the run's report page
 
     @property
@@ -65,6 +76,7 @@ def run_batch(
     config: Config,
     options: PipelineOptions,
     dead_letter_jsonl: str | None = None,
+    follow_symlinks: bool = False,
 ) -> BatchRun:
     """Run the batch pipeline over files, globs or directories to completion and return its counts.
 
@@ -76,12 +88,14 @@ def run_batch(
     with commit.RunLease(output, run_id):
         recovered = commit.recover(output, own_run=run_id)
         pipeline = beam.Pipeline(options=options)
-        build_batch_pipeline(pipeline, list_files(inputs), output, config, run_id, dead_letter_jsonl)
+        files = list_files(inputs, follow_symlinks)
+        build_batch_pipeline(pipeline, files, output, config, run_id, dead_letter_jsonl, follow_symlinks)
         result = pipeline.run()
         result.wait_until_finish()
-        if config.alerts.enabled:
-            publish_alerts_file(output, run_id)
+        alerts, delivery = settle_alerts(output, run_id, config) if config.alerts.enabled else ([], DeliveryOutcome())
         page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)
-    return BatchRun(run_id, output, RunCounts.from_result(result), seconds, recovered, page)
+    counts = RunCounts.from_result(result)
+    counts.alerts_undelivered = delivery.undelivered
+    return BatchRun(run_id, output, counts, seconds, recovered, alerts=alerts, delivery=delivery, report=page)

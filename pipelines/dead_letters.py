@@ -2,9 +2,10 @@
 
 A raw log line is personal data (client address, user, query string), so dead
 letters go to the encrypted archive like events, under ``<output>/dead_letters/``
-partitioned by the day the job ran (an unparsed line has no event time).  A
-plaintext JSON-lines copy, handy while writing a new log format, is written
-only when asked for.
+partitioned by the day of the time the line names when one can be read out of it
+(``parsers.timestamps.recover_times``), so destroying a month's keys shreds its
+dead letters too; lines that name no time go to the day the job ran.  A plaintext
+JSON-lines copy, handy while writing a new log format, is written only when asked for.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class WriteDeadLetters(beam.PTransform):
             DEAD_LETTER,
             keys,
             config,
-            day_column=None,
+            day_column="timestamp",
             rows_counter=metrics.DEAD_LETTERS_WRITTEN,
+            undated_to_run_day=True,
         )
         self._jsonl_prefix = f"{jsonl_dir.rstrip('/')}/part-{run_id}" if jsonl_dir else None
 

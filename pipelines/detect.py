@@ -2,8 +2,8 @@
 
     access / error batches --Observe<dataset>--> (shard, hits)  stateless, vectorised per batch
                            --EvaluateOverTime--> alerts          stateful per shard, event-time timers
-    alerts --WriteAlertsFile--> <output>/alerts/alerts-<run>.jsonl     (batch)
-           --DeliverAlerts--> jsonl / stdout / webhook / syslog sinks
+    alerts --WriteAlertParts--> sealed parts, then settle_alerts: delivered to the sinks     (batch)
+           --DeliverAlerts--> jsonl / stdout / webhook / syslog sinks                         (stream)
 
 Keys (source IP, user, ...) are spread over a fixed number of shards so the
 stateful step sees a handful of elements per batch, not one per log line.
@@ -15,27 +15,26 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
-import os
 import pickle
-import uuid
 
 import apache_beam as beam
 from apache_beam.coders import BytesCoder, PickleCoder
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 
-from alerts.alert import alert_sort_key
 from alerts.engine import Detector
 from alerts.observe import Observer, kept_whole
+from alerts.outbox import Outbox, default_key_file, load_outbox_key
 from alerts.rules import RuleSet
-from alerts.sinks import Deliverer, alert_json, build_sinks
+from alerts.sinks import build_sinks
+from alerts.sinks.delivery import Delivery
+from alerts.sinks.owed import DeliveryOutcome, deliver_with_retry
 from pipelines import metrics, progress
-from retention import layout
-from schemas.config import AlertSinksConfig
+from retention.alert_store import write_alerts
+from retention.keyring import writer_keys
+from schemas.config import AlertSinksConfig, Config
 
 ALERTS_DIR = "alerts"
 #: Event time of "the input is complete": the end of the global window, reached only by bounded inputs.
@@ -174,32 +173,23 @@ class Detect(beam.PTransform):
         )
 
 
-def write_alerts_file(alerts: list[dict], path: str) -> str:
-    """All alerts of a run, sorted by start time, written to a temporary name and renamed into place."""
-    directory = path.rsplit("/", 1)[0]
-    if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
-    staging = f"{directory}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
-    with FileSystems.create(staging) as handle:
-        for alert in sorted(alerts, key=alert_sort_key):
-            handle.write((alert_json(alert) + "\n").encode("utf-8"))
-    FileSystems.rename([staging], [path])
-    return path
+def outbox_key_file(config: Config) -> str:
+    return config.alerts.sinks.outbox_key_file or default_key_file(config.keys.keyring)
 
 
-def alerts_file(output: str, run_id: str) -> str:
-    return FileSystems.join(output, ALERTS_DIR, f"alerts-{run_id}.jsonl")
-
-
-def _parts_dir(output: str, run_id: str) -> str:
-    return FileSystems.join(layout.staging_dir(output, run_id), ALERTS_DIR)
+def run_outbox(output: str, config: Config) -> Outbox:
+    """The output's outbox with its private key: for the process that drives the job, never for workers."""
+    return Outbox.with_key(output, load_outbox_key(outbox_key_file(config)))
 
 
 class WriteAlertPartsFn(beam.DoFn):
-    """Each bundle's alerts to one hidden part file (complete, or not there at all)."""
+    """Each bundle's alerts to one part file sealed to the outbox key (complete, or not there at all).
 
-    def __init__(self, output: str, run_id: str):
-        self._dir = _parts_dir(output, run_id)
+    Workers hold the outbox's public half only: a crashed run leaves sealed parts, never plaintext alerts.
+    """
+
+    def __init__(self, outbox: Outbox, run_id: str):
+        self._outbox, self._run_id = outbox, run_id
 
     def start_bundle(self):
         self._alerts = []
@@ -209,65 +199,58 @@ class WriteAlertPartsFn(beam.DoFn):
 
     def finish_bundle(self):
         if self._alerts:
-            write_alerts_file(self._alerts, FileSystems.join(self._dir, f"part-{uuid.uuid4().hex}.jsonl"))
+            self._outbox.write_part(self._run_id, self._alerts)
             self._alerts = []
 
 
-class WriteAlertsFile(beam.PTransform):
-    """A batch run's alerts as hidden part files; ``publish_alerts_file`` joins them once the job is done.
+class WriteAlertParts(beam.PTransform):
+    """A batch run's alerts as sealed part files; ``settle_alerts`` takes them from there once the job is done.
 
     No group-by after the event-time timers: the direct runner refuses elements that a timer emits
     after a downstream GroupByKey has completed, and a run's alerts are few enough to join afterwards.
     """
 
-    def __init__(self, output: str, run_id: str):
+    def __init__(self, outbox: Outbox, run_id: str):
         super().__init__()
-        self._output, self._run_id = output, run_id
+        self._outbox, self._run_id = outbox, run_id
 
     def expand(self, alerts):
-        return alerts | "WriteParts" >> beam.ParDo(WriteAlertPartsFn(self._output, self._run_id))
+        return alerts | "WriteParts" >> beam.ParDo(WriteAlertPartsFn(self._outbox, self._run_id))
 
 
-def publish_alerts_file(output: str, run_id: str) -> str:
-    """Join the run's part files into ``<output>/alerts/alerts-<run>.jsonl`` (empty when nothing fired), atomically."""
-    parts_dir = _parts_dir(output, run_id)
-    lines = []
-    if FileSystems.exists(parts_dir):
-        for match in FileSystems.match([FileSystems.join(parts_dir, "part-*.jsonl")])[0].metadata_list:
-            with FileSystems.open(match.path) as handle:
-                lines += [line for line in handle.read().decode("utf-8").splitlines() if line]
-    rows = [json.loads(line) for line in lines]
-    rows.sort(key=lambda a: (a["first_seen"], a["rule_id"], a["group_key"]))
-    path = alerts_file(output, run_id)
-    directory = path.rsplit("/", 1)[0]
-    if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
-    staging = f"{directory}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
-    with FileSystems.create(staging) as handle:
-        for row in rows:
-            handle.write((json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
-    FileSystems.rename([staging], [path])
-    return path
+def settle_alerts(output: str, run_id: str, config: Config) -> tuple[list[dict], DeliveryOutcome]:
+    """After a batch job: the run's alerts archived (encrypted) and delivered, with what earlier runs still owe."""
+    outbox = run_outbox(output, config)
+    alerts = outbox.run_alerts(run_id)
+    write_alerts(output, run_id, alerts, writer_keys(config.keys.keyring), config.archive)
+    sinks_config = config.alerts.sinks
+    outcome = deliver_with_retry(
+        outbox, build_sinks(sinks_config), alerts, sinks_config.deadline_seconds, sinks_config.queue_size
+    )
+    outbox.clear_parts(run_id)
+    return alerts, outcome
 
 
 class DeliverAlertsFn(beam.DoFn):
+    """A stream's alerts to the sinks as they are raised, from bounded queues; failures counted, never fatal."""
+
     def __init__(self, config: AlertSinksConfig):
         self._config = config
         self._failed = metrics.counter(metrics.ALERTS_UNDELIVERED)
 
     def setup(self):
-        self._deliverer = Deliverer(build_sinks(self._config))
+        self._delivery = Delivery(build_sinks(self._config), float("inf"), self._config.queue_size)
 
     def process(self, alert):
-        if not self._deliverer.send(alert):
-            self._failed.inc()
+        self._delivery.submit(alert, wait=False)
 
     def teardown(self):
-        self._deliverer.close()
+        report = self._delivery.finish()
+        self._failed.inc(len(report.undelivered_ids))
 
 
 class DeliverAlerts(beam.PTransform):
-    """Each alert to the configured sinks as it is raised; failures are counted, never fatal."""
+    """Each alert to the configured sinks as it is raised (streaming); failures are counted, never fatal."""
 
     def __init__(self, config: AlertSinksConfig):
         super().__init__()

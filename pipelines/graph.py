@@ -4,7 +4,7 @@ r"""The one logwarden graph: chunks of log lines in, archive, alerts and reports
 
     chunks --Parse--> access events --Enrich--> enriched events --Archive--> encrypted Parquet (commits)
                  |                                   |--AggregateTraffic--> aggregate store (reports)
-                 |                                   \--Detect--> alerts (JSON lines, sinks)
+                 |                                   \--Detect--> alerts (sealed; archived, sinks)
                  |--> error events --Archive--> encrypted Parquet, and --Detect-->
                  \--> dead letters --WriteDeadLetters--> encrypted Parquet (+ JSON lines if asked)
 
@@ -26,7 +26,7 @@ from alerts.rules import load_configured_rules
 from pipelines.aggregate import AggregateTraffic, WriteAggregates
 from pipelines.archive import WriteArchive
 from pipelines.dead_letters import WriteDeadLetters
-from pipelines.detect import DeliverAlerts, Detect, WriteAlertsFile, has_sinks
+from pipelines.detect import DeliverAlerts, Detect, WriteAlertParts, has_sinks, run_outbox
 from pipelines.enrich import Enrich
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from retention.keyring import WriterKeys, writer_keys
@@ -68,7 +68,7 @@ def build_graph(
     """
     keys = writer_keys(config.keys.keyring)
     archive = archive or (lambda dataset, schema, k: WriteArchive(output, dataset, run_id, schema, k, config.archive))
-    parsed = chunks | "Parse" >> ParseChunks()
+    parsed = chunks | "Parse" >> ParseChunks(config.keys.keyring)
     access = parsed[ACCESS]
     if config.enrich.enabled:
         access = access | "Enrich" >> Enrich(config.enrich)
@@ -84,8 +84,10 @@ def build_graph(
         outputs.alerts = {"access": access, "error": parsed[ERROR]} | "Detect" >> Detect(
             load_configured_rules(config.alerts), config.alerts.shards, bounded=bounded
         )
-        outputs.alerts | "WriteAlerts" >> WriteAlertsFile(output, run_id)
-        if has_sinks(config.alerts.sinks):
+        # Sealed to the outbox key; a bounded run archives and delivers them once the job is done
+        # (``pipelines.detect.settle_alerts``), a stream delivers each as it is raised.
+        outputs.alerts | "WriteAlertParts" >> WriteAlertParts(run_outbox(output, config), run_id)
+        if not bounded and has_sinks(config.alerts.sinks):
             outputs.alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
     if config.reports.enabled:
         geoip = bool(config.enrich.enabled and config.enrich.geoip_databases)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import apache_beam as beam
 import pyarrow as pa
 
@@ -9,28 +11,52 @@ from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
 from parsers.result import ParseResult
 from pipelines import coders, metrics, progress  # noqa: F401 - coders registers Beam coders for these element types
+from retention.expiry import drop_expired
+from retention.keyring import Keyring
 
 ACCESS = "access"
 ERROR = "error"
 DEAD_LETTERS = "dead_letters"
 
 
-class ParseChunkFn(beam.DoFn):
-    """Parse one chunk and count its lines: read = parsed + dead-lettered + skipped (blank, directives)."""
+#: Seconds between re-reads of the keyring's tombstones (a stream runs for months).
+TOMBSTONES_REFRESH_SECONDS = 60
 
-    def __init__(self):
+
+class ParseChunkFn(beam.DoFn):
+    """Parse one chunk and count its lines.
+
+    read = parsed + dead-lettered + skipped (blank lines, W3C directives) + expired (months shredded).
+    """
+
+    def __init__(self, keyring: str | None = None):
+        self._keyring = keyring
+        self._expired = metrics.counter(metrics.LINES_EXPIRED)
         self._read = metrics.counter(metrics.LINES_READ)
         self._parsed = metrics.counter(metrics.LINES_PARSED)
         self._dead = metrics.counter(metrics.LINES_DEAD_LETTERED)
         self._skipped = metrics.counter(metrics.LINES_SKIPPED)
+        self._truncated = metrics.counter(metrics.LINES_TRUNCATED)
+
+    def setup(self):
+        self._destroyed, self._read_at = frozenset(), -float("inf")
+
+    def _destroyed_months(self) -> frozenset[str]:
+        if self._keyring and time.monotonic() - self._read_at > TOMBSTONES_REFRESH_SECONDS:
+            self._destroyed, self._read_at = frozenset(Keyring(self._keyring).destroyed()), time.monotonic()
+        return self._destroyed
 
     def process(self, chunk: LineChunk):
-        result = parse_chunk(chunk)
+        result = drop_expired(parse_chunk(chunk), chunk, self._destroyed_months())
+        if result.lines_expired:
+            self._expired.inc(result.lines_expired)
         self._read.inc(result.lines_read)
         self._parsed.inc(result.lines_parsed)
         self._dead.inc(result.dead_letters.num_rows)
         if result.lines_skipped:
             self._skipped.inc(result.lines_skipped)
+        if result.lines_truncated:
+            self._truncated.inc(result.lines_truncated)
         progress.record_chunk(chunk.path, chunk.format, len(chunk.data), result)
         yield result
 
@@ -46,10 +72,17 @@ def _dead_letters(result: ParseResult):
 
 
 class ParseChunks(beam.PTransform):
-    """Chunks in; a dict of ``access``, ``error`` and ``dead_letters`` PCollections of record batches."""
+    """Chunks in; a dict of ``access``, ``error`` and ``dead_letters`` PCollections of record batches.
+
+    With ``keyring``, lines of months whose keys were destroyed are dropped and counted as expired.
+    """
+
+    def __init__(self, keyring: str | None = None):
+        super().__init__()
+        self._keyring = keyring
 
     def expand(self, chunks):
-        results = chunks | "ParseChunk" >> beam.ParDo(ParseChunkFn()).with_output_types(ParseResult)
+        results = chunks | "ParseChunk" >> beam.ParDo(ParseChunkFn(self._keyring)).with_output_types(ParseResult)
         return {
             ACCESS: results | "AccessEvents" >> beam.FlatMap(_events, ACCESS).with_output_types(pa.RecordBatch),
             ERROR: results | "ErrorEvents" >> beam.FlatMap(_events, ERROR).with_output_types(pa.RecordBatch),

@@ -44,7 +44,8 @@ def record_chunk(path: str, format_spec: str, nbytes: int, result) -> None:
         return
     doc = {"file": path, "format": format_spec.split(":", 1)[0], "bytes": nbytes, "lines": result.lines_read}
     doc["dead"] = result.dead_letters.num_rows
-    doc["skipped"] = getattr(result, "lines_skipped", 0)
+    doc["skipped"] = result.lines_skipped
+    doc["expired"] = result.lines_expired
     if doc["dead"]:
         reasons = collections.Counter(_reason_kind(r) for r in result.dead_letters.column("reason").to_pylist())
         doc["reasons"] = dict(reasons.most_common(5))
@@ -79,6 +80,7 @@ class FileTotals:
     lines: int = 0
     dead: int = 0
     skipped: int = 0
+    expired: int = 0
 
 
 @dataclasses.dataclass
@@ -105,6 +107,7 @@ class Totals:
         one.lines += doc.get("lines", 0)
         one.dead += doc.get("dead", 0)
         one.skipped += doc.get("skipped", 0)
+        one.expired += doc.get("expired", 0)
         self.reasons.update(doc.get("reasons", {}))
         if doc.get("first"):
             self.first = min(filter(None, (self.first, doc["first"])))

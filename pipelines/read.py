@@ -11,24 +11,30 @@ from apache_beam.io.filesystems import FileSystems
 
 from parsers import w3c
 from parsers.lines import LineChunk
-from parsers.reader import DEFAULT_CHUNK_BYTES, ReadStats, head_lines
+from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, head_lines
 from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
 from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, read_range
 from pipelines import coders, metrics  # noqa: F401 - coders registers the LineChunk coder
+from pipelines.inputs import open_local
 
 _LOG = logging.getLogger("logwarden")
 
 
-def open_raw(path: str):
-    """Open any Beam filesystem path as raw bytes; logwarden does its own decompression."""
+def open_raw(path: str, follow_symlinks: bool = False):
+    """Open any Beam filesystem path as raw bytes; logwarden does its own decompression.
+
+    A local path must be a regular file (and not a link, unless ``follow_symlinks``).
+    """
+    if "://" not in path:
+        return open_local(path, follow_symlinks)
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def format_for_file(path: str, format_spec: str) -> str:
+def format_for_file(path: str, format_spec: str, follow_symlinks: bool = False) -> str:
     """Resolve ``auto`` for one file from its first lines, and log what was chosen."""
     if format_spec != "auto":
         return format_spec
-    with open_raw(path) as raw:
+    with open_raw(path, follow_symlinks) as raw:
         spec, how = resolve_format(format_spec, head_lines(raw, path))
     if spec.startswith(UNKNOWN_PREFIX):
         _LOG.warning("%s: %s; its lines go to the dead letters", path, how)
@@ -49,35 +55,44 @@ def splittable(format_spec: str) -> bool:
 class PlanRangesFn(beam.DoFn):
     """Decide one file's format, then cut it into line-aligned ranges for parallel reading."""
 
-    def __init__(self, format_spec: str, range_bytes: int):
+    def __init__(self, format_spec: str, range_bytes: int, follow_symlinks: bool = False):
         self._format_spec = format_spec
         self._range_bytes = range_bytes
+        self._follow = follow_symlinks
         self._files = metrics.counter(metrics.FILES_READ)
 
     def process(self, file_metadata):
         path = file_metadata.path
-        format_spec = format_for_file(path, self._format_spec)
+        format_spec = format_for_file(path, self._format_spec, self._follow)
         self._files.inc()
         if not splittable(format_spec) or file_metadata.size_in_bytes <= self._range_bytes:
             yield FileRange(path, 0, None, 1, format_spec)
             return
-        with open_raw(path) as raw:
+        with open_raw(path, self._follow) as raw:
             yield from plan_ranges(raw, path, format_spec, self._range_bytes)
 
 
 class ReadRangeFn(beam.DoFn):
     """Read one range of a file as ``LineChunk``s."""
 
-    def __init__(self, chunk_bytes: int, timezone: str):
+    def __init__(
+        self,
+        chunk_bytes: int,
+        timezone: str,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        follow_symlinks: bool = False,
+    ):
         self._chunk_bytes = chunk_bytes
         self._timezone = timezone
+        self._max_line_bytes = max_line_bytes
+        self._follow = follow_symlinks
         self._truncated = metrics.counter(metrics.FILES_TRUNCATED)
         self._bytes = metrics.counter(metrics.BYTES_READ)
 
     def process(self, file_range: FileRange):
         stats = ReadStats()
-        with open_raw(file_range.path) as raw:
-            yield from read_range(raw, file_range, self._chunk_bytes, stats, self._timezone)
+        with open_raw(file_range.path, self._follow) as raw:
+            yield from read_range(raw, file_range, self._chunk_bytes, stats, self._timezone, self._max_line_bytes)
         self._bytes.inc(stats.bytes_read)
         if stats.truncated:
             self._truncated.inc()
@@ -94,8 +109,12 @@ class ReadLogChunks(beam.PTransform):
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         range_bytes: int = DEFAULT_RANGE_BYTES,
         timezone: str = "UTC",
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        follow_symlinks: bool = False,
     ):
         super().__init__()
+        self._max_line_bytes = max_line_bytes
+        self._follow = follow_symlinks
         self._patterns = list(patterns)
         self._format_spec = format_spec
         self._chunk_bytes = chunk_bytes
@@ -107,7 +126,10 @@ class ReadLogChunks(beam.PTransform):
             pbegin
             | "FilePatterns" >> beam.Create(self._patterns)
             | "MatchFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
-            | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes))
+            | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes, self._follow))
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRanges" >> beam.ParDo(ReadRangeFn(self._chunk_bytes, self._timezone)).with_output_types(LineChunk)
+            | "ReadRanges"
+            >> beam.ParDo(
+                ReadRangeFn(self._chunk_bytes, self._timezone, self._max_line_bytes, self._follow)
+            ).with_output_types(LineChunk)
         )

@@ -255,7 +255,7 @@ class LiveSteps(beam.PTransform):
 
     def expand(self, envelopes):
         config = self._config
-        steps = envelopes | "Parse" >> beam.ParDo(OnTag(ParseChunkFn(), CHUNK, _parse_outputs))
+        steps = envelopes | "Parse" >> beam.ParDo(OnTag(ParseChunkFn(config.keys.keyring), CHUNK, _parse_outputs))
         steps = steps | "TruncatedLines" >> beam.ParDo(OnTag(TruncatedLineFn(), TRUNCATED, DEAD_LETTER_DIR))
         if config.enrich.enabled:
             steps = steps | "Enrich" >> beam.ParDo(OnTag(EnrichBatchFn(config.enrich), ACCESS_DIR, ACCESS_DIR))

@@ -405,15 +405,25 @@ def read_root_key(root_key_file: str | os.PathLike | None, environ: Mapping[str,
 
 
 def write_root_key_file(path: str | os.PathLike, root_key: bytes) -> None:
-    """Write a new root key file readable by its owner only; never overwrites one."""
+    """Write a new root key file readable by its owner only; never overwrites one.
+
+    Written whole under a temporary name and linked into place, so a process starting at
+    the same moment sees no key file or a complete one, never a half-written key.
+    """
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-root-")  # mkstemp creates it 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise KeyringError(f"{path} already exists; refusing to overwrite a root key") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(sealing.encode_key(root_key) + "\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(sealing.encode_key(root_key) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise KeyringError(f"{path} already exists; refusing to overwrite a root key") from None
+    finally:
+        os.unlink(tmp)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -429,23 +439,39 @@ def init_keyring(
     root_key_file: str | os.PathLike,
     periods: Iterable[str] = (),
     environ: Mapping[str, str] = os.environ,
+    exist_ok: bool = False,
 ) -> InitResult:
-    """Create a keyring; reuse the root key from the environment or an existing key file, else make one."""
+    """Create a keyring; reuse the root key from the environment or an existing key file, else make one.
+
+    Safe when several processes initialise at once (``exist_ok``: a first batch run on many hosts):
+    one creates the root key and the keyring, the others take what it created.
+    """
     keyring = Keyring(directory)
+    from_env = bool(environ.get(ROOT_KEY_ENV))
     if keyring.exists():
+        if exist_ok:
+            return InitResult(keyring.directory, None if from_env else Path(root_key_file), False)
         raise KeyringError(f"a keyring already exists in {keyring.directory}")
     created = False
-    if environ.get(ROOT_KEY_ENV) or Path(root_key_file).expanduser().exists():
+    if from_env or Path(root_key_file).expanduser().exists():
         root_key = read_root_key(root_key_file, environ)
     else:
         root_key = sealing.new_private_key()
-        write_root_key_file(root_key_file, root_key)
-        created = True
-    keyring.create(sealing.public_key_of(root_key))
+        try:
+            write_root_key_file(root_key_file, root_key)
+            created = True
+        except KeyringError:
+            if not Path(root_key_file).expanduser().exists():
+                raise
+            root_key = read_root_key(root_key_file, environ)  # another process made it a moment ago: take it
+    try:
+        keyring.create(sealing.public_key_of(root_key))
+    except KeyringError:
+        if not (exist_ok and keyring.root_public() == sealing.public_key_of(root_key)):
+            raise
     periods = tuple(check_period(p) for p in periods)
     for period in periods:
         keyring.ensure_period(period)
-    from_env = bool(environ.get(ROOT_KEY_ENV))
     return InitResult(keyring.directory, None if from_env else Path(root_key_file), created, periods)
 
 

@@ -31,10 +31,21 @@ class PlaintextFileError(RuntimeError):
     """An archive file came out without an encrypted footer; it is never published."""
 
 
-def split_by_day(batch: pa.RecordBatch, column: str = "timestamp") -> Iterator[tuple[str, pa.RecordBatch]]:
-    """Split a batch into one batch per UTC day of ``column``."""
+def split_by_day(
+    batch: pa.RecordBatch, column: str = "timestamp", undated_day: str | None = None
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Split a batch into one batch per UTC day of ``column``; rows without a time go to ``undated_day``."""
     if batch.num_rows == 0:
         return
+    times = batch.column(column)
+    if times.null_count:
+        if undated_day is None:
+            raise ValueError(f"{times.null_count} row(s) without {column} and no day to put them in")
+        undated = pc.is_null(times)
+        yield undated_day, batch.filter(undated)
+        if times.null_count == batch.num_rows:
+            return
+        batch = batch.filter(pc.invert(undated))
     # Whole days since the epoch by integer division: formatting a million timestamps as text
     # just to compare them cost more than writing the Parquet file.
     micros = batch.column(column).cast(pa.int64())

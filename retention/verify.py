@@ -111,7 +111,7 @@ def _decrypt(path: str, entry: dict, decryptor: ArchiveDecryptor, report: Verify
     except KeyringError as error:
         report.findings.append(Finding(ERROR, str(path), f"cannot decrypt: {error}"))
         return
-    except OSError as error:
+    except Exception as error:  # whatever one damaged file makes pyarrow raise is that file's finding, not the end
         report.findings.append(Finding(ERROR, str(path), f"cannot decrypt (damaged or wrong keys): {error}"))
         return
     report.decrypted_files += 1
@@ -175,18 +175,25 @@ def _verify_partition(view, destroyed: dict, known: set[str] | None, decryptor, 
         path, entry = view.path(name), view.live[name]
         report.files += 1
         report.rows += entry.get("rows", 0)
-        if commit.file_size(path) != entry.get("size") or _sha256(path) != entry.get("sha256"):
-            report.findings.append(Finding(ERROR, path, "checksum or size differs from the manifest"))
-            continue
-        if not _encrypted_footer(path):
-            report.findings.append(Finding(ERROR, path, "not encrypted (plaintext Parquet footer)"))
-            continue
-        if month in destroyed:
-            continue
-        if not _check_key_ids(path, entry, month, known, report):
-            continue  # already said why it cannot be read; decrypting would say it again
-        if decryptor is not None:
-            _decrypt(path, entry, decryptor, report)
+        try:
+            _verify_file(path, entry, month, destroyed, known, decryptor, report)
+        except Exception as error:  # one unreadable file (vanished, unreadable, truncated) never stops the check
+            report.findings.append(Finding(ERROR, path, f"cannot check: {error}"))
+
+
+def _verify_file(path: str, entry: dict, month: str, destroyed: dict, known, decryptor, report: VerifyReport) -> None:
+    if commit.file_size(path) != entry.get("size") or _sha256(path) != entry.get("sha256"):
+        report.findings.append(Finding(ERROR, path, "checksum or size differs from the manifest"))
+        return
+    if not _encrypted_footer(path):
+        report.findings.append(Finding(ERROR, path, "not encrypted (plaintext Parquet footer)"))
+        return
+    if month in destroyed:
+        return
+    if not _check_key_ids(path, entry, month, known, report):
+        return  # already said why it cannot be read; decrypting would say it again
+    if decryptor is not None:
+        _decrypt(path, entry, decryptor, report)
 
 
 def verify_tiers(

@@ -111,6 +111,8 @@ class InputConfig:
     range_bytes: int = dataclasses.field(default=64 * 1024 * 1024, metadata=_check(_positive))
     #: Zone for logs whose timestamps carry none (error logs), as an IANA name.
     timezone: str = dataclasses.field(default="UTC", metadata=_check(_timezone))
+    #: Longest line kept whole, in bytes; a longer line is kept cut at this length as a dead letter (and counted).
+    max_line_bytes: int = dataclasses.field(default=1024 * 1024, metadata=_check(_positive))
 
 
 def _codec(value: str) -> str | None:
@@ -181,6 +183,9 @@ class WebhookConfig:
     format: str = dataclasses.field(
         default="json", metadata=_check(lambda v: None if v in {"json", "slack"} else "must be json or slack")
     )
+    #: True only when the receiver is inside the company: then it gets whole alerts (addresses, users,
+    #: evidence lines); otherwise only rule, severity, counts, times, a keyed hash of the key and the alert id.
+    internal: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,16 +202,25 @@ class SyslogConfig:
     #: Syslog facility number (10 = authpriv, 13 = log audit, 4 = auth).
     facility: int = dataclasses.field(default=10, metadata=_check(lambda v: None if 0 <= v <= 23 else "must be 0-23"))
     app_name: str = "logwarden"
+    #: As for the webhook: whole alerts only to a receiver marked internal.
+    internal: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class AlertSinksConfig:
-    #: An extra JSON-lines file alerts are appended to (besides <output>/alerts/alerts-<run>.jsonl).
-    jsonl: str = ""
+    #: A PLAINTEXT JSON-lines file alerts are appended to (mode 600); alerts are otherwise kept encrypted only.
+    jsonl: str = dataclasses.field(default="", metadata=PATHS)
     #: Print each alert as one JSON line on standard output.
     stdout: bool = False
     webhook: WebhookConfig = WebhookConfig()
     syslog: SyslogConfig = SyslogConfig()
+    #: Seconds a run may spend delivering alerts to all sinks together; what is left is retried next run.
+    deadline_seconds: int = dataclasses.field(default=60, metadata=_check(_positive))
+    #: Alerts waiting per sink; in a stream, alerts past a full queue wait for the next run's retry.
+    queue_size: int = dataclasses.field(default=10_000, metadata=_check(_positive))
+    #: Private key (owner-only, mode 600; $LOGWARDEN_OUTBOX_KEY wins) sealing alerts that wait for delivery;
+    #: empty: outbox.key beside the keyring directory.
+    outbox_key_file: str = dataclasses.field(default="", metadata=PATHS)
 
 
 def _cooldowns(values: tuple[str, ...]) -> str | None:

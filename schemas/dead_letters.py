@@ -2,6 +2,7 @@
 
 import pyarrow as pa
 
+from schemas.fields import TIMESTAMP_TYPE
 from schemas.versioning import with_version
 
 DEAD_LETTER = with_version(
@@ -13,6 +14,9 @@ DEAD_LETTER = with_version(
             pa.field("line_number", pa.int64(), nullable=False),
             pa.field("reason", pa.string(), nullable=False),
             pa.field("event_dataset", pa.string()),
+            # The event time the line itself names, when one can be read out of it: a dead letter is kept
+            # (and crypto-shredded) with its month's events; null means the partition of the day of the run.
+            pa.field("timestamp", TIMESTAMP_TYPE),
         ]
     ),
     "dead_letter",

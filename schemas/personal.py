@@ -3,9 +3,14 @@
 A column named here is personal in every schema that has it.  The encrypted
 archive puts these columns under the ``personal`` master key of their period
 and every other column under the ``data`` key; nothing else decides it.
-Query strings, full URLs, request lines and referrers are personal because a
-query string can carry e-mail addresses, tokens or names; error messages are
-personal because Apache and nginx embed the client address in them.
+The rule: a column is personal when its value is, or can quote, what a client
+sent or who the client is.  Query strings, full URLs, request lines and
+referrers carry e-mail addresses, tokens or names; a path can too
+(``/users/john.smith``); the host, method and request id are whatever the
+client wrote; labels keep fields no column fits, as logged; error messages
+embed client addresses; a dead letter's reason quotes the bytes it could not
+read; user-agent names are cut out of the client's user agent; an alert's key,
+samples and evidence lines are raw input by design.
 """
 
 from __future__ import annotations
@@ -26,15 +31,28 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
         # where the client is
         "source_geo_city_name",
         "source_geo_location",
+        "user_agent_name",
+        "user_agent_os_name",
+        "user_agent_device_name",
         # what the client sent that may name them
         "url_query",
         "url_original",
+        "url_path",
+        "url_domain",
         "http_request_line",
+        "http_request_method",
         "http_request_referrer",
+        "event_id",
+        "labels",
         # error events: messages embed client addresses
         "message",
-        # dead letters: the whole unparsed line
+        # dead letters: the whole unparsed line, and a reason that quotes it
         "raw",
+        "reason",
+        # alerts: the key they are about, sampled values and evidence lines
+        "group_key",
+        "distinct_sample",
+        "evidence",
     }
 )
 

@@ -1,13 +1,15 @@
 """Where alerts go: JSON-lines files, standard output, an HTTP webhook, syslog.
 
-Every sink has ``send(alert)`` and ``close()``.  ``Deliverer`` sends each alert
-to every configured sink and records failures instead of raising them, so a
-dead receiver is reported in the run summary but never stops detection.
+Every sink has ``name``, ``internal``, ``send(alert)`` and ``close()``.  A sink that
+is not ``internal`` (by default the webhook and syslog, which may well be a chat,
+paging or hosted service) receives only ``shared_view``: rule, severity, counts,
+times, a keyed hash of the key and the id to look the alert up with
+``logwarden alerts show``; never raw lines, query strings, addresses or users.
+``delivery.Delivery`` sends to the sinks from their own threads within a deadline.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from typing import Any, Protocol
@@ -23,6 +25,8 @@ class DeliveryError(Exception):
 
 class Sink(Protocol):
     name: str
+    #: True when what the sink receives stays inside the company (full alert); False: ``shared_view`` only.
+    internal: bool
 
     def send(self, alert: dict[str, Any]) -> None: ...
 
@@ -44,37 +48,27 @@ def alert_summary(alert: dict[str, Any]) -> str:
     )
 
 
-@dataclasses.dataclass
-class DeliveryReport:
-    delivered: dict[str, int] = dataclasses.field(default_factory=dict)
-    failed: dict[str, int] = dataclasses.field(default_factory=dict)
-    last_error: dict[str, str] = dataclasses.field(default_factory=dict)
+#: What a sink that leaves the company gets: enough to act on and to look the alert up, nothing a client sent.
+SHARED_FIELDS = (
+    "alert_id",
+    "rule_id",
+    "rule_title",
+    "severity",
+    "category",
+    "technique",
+    "count",
+    "first_seen",
+    "last_seen",
+    "detected_at",
+)
 
 
-class Deliverer:
-    """Sends alerts to several sinks; one failing sink neither blocks nor silences the others."""
-
-    def __init__(self, sinks: list[Sink]):
-        self.sinks = sinks
-        self.report = DeliveryReport()
-
-    def send(self, alert: dict[str, Any]) -> bool:
-        ok = True
-        for sink in self.sinks:
-            try:
-                sink.send(alert)
-            except DeliveryError as problem:
-                ok = False
-                self.report.failed[sink.name] = self.report.failed.get(sink.name, 0) + 1
-                self.report.last_error[sink.name] = str(problem)
-                _LOG.warning("alert %s not delivered to %s: %s", alert["alert_id"], sink.name, problem)
-            else:
-                self.report.delivered[sink.name] = self.report.delivered.get(sink.name, 0) + 1
-        return ok
-
-    def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
+def shared_view(alert: dict[str, Any], key_hash: str | None) -> dict[str, Any]:
+    """The alert as an external sink receives it: no addresses, users, hosts, paths, evidence lines or samples;
+    ``key_hash`` (a keyed hash of the alert's key) stands in for who it is about."""
+    view = {name: alert.get(name) for name in SHARED_FIELDS}
+    view["key_hash"] = key_hash
+    return view
 
 
 def build_sinks(config) -> list[Sink]:
@@ -90,8 +84,8 @@ def build_sinks(config) -> list[Sink]:
         sinks.append(StdoutSink())
     if config.webhook.url:
         w = config.webhook
-        sinks.append(WebhookSink(w.url, w.timeout_seconds, w.retries, w.backoff_seconds, w.format))
+        sinks.append(WebhookSink(w.url, w.timeout_seconds, w.retries, w.backoff_seconds, w.format, w.internal))
     if config.syslog.host:
         s = config.syslog
-        sinks.append(SyslogSink(s.host, s.port, s.protocol, s.facility, s.app_name))
+        sinks.append(SyslogSink(s.host, s.port, s.protocol, s.facility, s.app_name, internal=s.internal))
     return sinks

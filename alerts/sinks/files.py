@@ -1,4 +1,9 @@
-"""File-like sinks: a JSON-lines file (appended, one alert per line) and standard output."""
+"""File-like sinks: a JSON-lines file (appended, one alert per line) and standard output.
+
+The JSON-lines file is plaintext personal data (addresses, users, query strings,
+evidence lines) that the operator asked for by naming it: it is created readable by
+its owner only (mode 600), and an existing file is narrowed to that mode.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from alerts.sinks import DeliveryError, alert_json
 class JsonLinesSink:
     """Appends each alert as one line and flushes, so a reader tailing the file sees it at once."""
 
+    internal = True
+
     def __init__(self, path: str):
         self.name = f"jsonl:{path}"
         self._path = path
@@ -23,7 +30,9 @@ class JsonLinesSink:
                 directory = os.path.dirname(self._path)
                 if directory:
                     os.makedirs(directory, exist_ok=True)
-                self._handle = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 (kept open across alerts)
+                fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.fchmod(fd, 0o600)
+                self._handle = os.fdopen(fd, "a", encoding="utf-8")
             self._handle.write(alert_json(alert) + "\n")
             self._handle.flush()
         except OSError as problem:
@@ -37,6 +46,7 @@ class JsonLinesSink:
 
 class StdoutSink:
     name = "stdout"
+    internal = True
 
     def __init__(self, stream=None):
         self._stream = stream

@@ -43,11 +43,12 @@ def rfc5424(alert: dict[str, Any], facility: int, app_name: str, hostname: str |
 class SyslogSink:
     def __init__(
         self, host: str, port: int = 514, protocol: str = "udp", facility: int = 10, app_name: str = "logwarden",
-        timeout: float = 5.0,
+        timeout: float = 5.0, internal: bool = False,
     ):  # fmt: skip
         if protocol not in ("udp", "tcp"):
             raise ValueError(f"syslog protocol must be udp or tcp, got {protocol!r}")
         self.name = f"syslog:{protocol}://{host}:{port}"
+        self.internal = internal
         self._address = (host, port)
         self._protocol, self._facility, self._app_name, self._timeout = protocol, facility, app_name, timeout
         self._socket: socket.socket | None = None

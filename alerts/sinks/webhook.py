@@ -1,9 +1,10 @@
 """HTTP webhook sink: each alert POSTed as JSON, retried with backoff, bounded in time.
 
 ``format: slack`` posts ``{"text": "..."}`` instead, which Slack, Mattermost and
-Teams-compatible incoming webhooks accept.  A receiver that keeps failing costs
-at most ``(retries + 1) * timeout + backoff * (2**retries - 1)`` seconds per
-alert, then the failure is reported and detection goes on.
+Teams-compatible incoming webhooks accept.  A busy receiver (503, 429...) is
+retried with backoff; one that does not answer within ``timeout`` is not retried
+(it would cost another timeout per attempt), and ``Delivery`` then takes it as
+down for the run.  Unless ``internal``, it receives only ``shared_view``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ def slack_payload(alert: dict[str, Any]) -> str:
 
 
 class WebhookSink:
-    def __init__(self, url: str, timeout: float = 5, retries: int = 3, backoff: float = 1, format: str = "json"):
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 5,
+        retries: int = 3,
+        backoff: float = 1,
+        format: str = "json",
+        internal: bool = False,
+    ):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook url must start with http:// or https://, got {url!r}")
         self.name = f"webhook:{url}"
+        self.internal = internal
         self._url, self._timeout, self._retries, self._backoff, self._format = url, timeout, retries, backoff, format
 
     def _post(self, body: bytes) -> None:
@@ -54,7 +64,10 @@ class WebhookSink:
                 if error.code not in RETRYABLE:
                     break
             except (urllib.error.URLError, OSError) as error:
-                problem = str(getattr(error, "reason", error))
+                reason = getattr(error, "reason", error)
+                if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
+                    raise DeliveryError(f"no answer within {self._timeout}s") from None
+                problem = str(reason)
         raise DeliveryError(f"{problem} after {attempt + 1} attempt(s)")
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """Subcommands of ``logwarden``; each module has ``register(subparsers)`` and sets ``run``."""
 
 from pipelines.commands import (
+    alerts,
     archive,
     audit,
     batch,
@@ -34,4 +35,5 @@ COMMANDS = [
     report,
     search,
     subject,
+    alerts,
 ]

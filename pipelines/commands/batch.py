@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from alerts.outbox import OutboxError, load_outbox_key
 from parsers.registry import FORMATS, get_format
 from pipelines import progress
 from pipelines.batch import run_batch
@@ -19,6 +20,7 @@ from pipelines.commands.common import (
     nothing_parsed_hint,
 )
 from pipelines.commands.keys import auto_init
+from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
 from pipelines.options import pipeline_options, quiet_local_workers
 from pipelines.validate import runner_problem
@@ -33,19 +35,25 @@ examples:
       --temp_location gs://bucket/tmp --setup_file ./setup.py
 
 Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
-with a summary: lines read = parsed + dead-lettered, files written, lines/s.
+with a summary: lines read = parsed + dead-lettered + skipped (blank lines, W3C
+directives) + expired (lines of months whose keys were destroyed, never written),
+the events' time range, each file's format and counts, the top dead-letter reasons,
+files written, alerts and where they went, lines/s.
 Exit status: 0 when every line read was processed and every alert delivered;
-1 if the job failed, lost lines, could not deliver an alert, or parsed nothing
-(the message names formats that fit); 2 on a usage or config error.
+1 if the job failed, lost lines, could not deliver an alert (it is kept sealed and
+retried by the next run), or parsed nothing (the message names formats that fit);
+2 on a usage or config error.
 """
 
 
-def _alert_lines(c) -> list[str]:
+def _alert_lines(run) -> list[str]:
+    c, d = run.counts, run.delivery
     total = sum(c.alerts_by_rule.values())
-    lines = [
-        f"  alerts            {total}"
-        + (f" ({c.alerts_undelivered} not delivered to a sink)" if c.alerts_undelivered else "")
-    ]
+    owed = f" ({d.undelivered} not delivered to a sink: kept sealed, retried next run)" if d.undelivered else ""
+    lines = [f"  alerts            {total}{owed}"]
+    if d.retried:
+        lines.append(f"    retried {d.retried} alert(s) earlier runs could not deliver")
+    lines += [f"    sink {name} failed: {problem}" for name, problem in sorted(d.errors.items())]
     lines += [f"    {n:6d}  {rule}" for rule, n in sorted(c.alerts_by_rule.items(), key=lambda kv: (-kv[1], kv[0]))]
     return lines
 
@@ -58,13 +66,15 @@ def _detail_lines(run, totals, sinks) -> list[str]:
         if span:
             lines.append(f"  events from       {span}")
         for path, one in sorted(totals.files.items())[:20]:
-            dead = f", {one.dead} dead-lettered" if one.dead else ""
-            lines.append(f"    {one.lines:9d} lines  {one.format or '?':16} {path}{dead}")
+            parts = [(one.dead, "dead-lettered"), (one.skipped, "skipped"), (one.expired, "expired")]
+            rest = "".join(f", {n} {what}" for n, what in parts if n)
+            lines.append(f"    {one.lines:9d} lines  {one.format or '?':16} {path}{rest}")
         if len(totals.files) > 20:
             lines.append(f"    ... and {len(totals.files) - 20} more files")
         for reason, count in totals.reasons.most_common(3):
             lines.append(f"  dead letters      {count:9d} x {reason}")
-    lines.append(f"  alerts file       {run.output.rstrip('/')}/alerts/alerts-{run.run_id}.jsonl")
+    out = run.output.rstrip("/")
+    lines.append(f"  alerts kept in    {out}/alerts/ (encrypted; read them with: logwarden alerts list {out})")
     if sinks:
         lines.append(f"  alerts sent to    {', '.join(sinks)}")
     lines.append(f"  reports           {run.output.rstrip('/')}/reports/ (this run: *-{run.run_id}.*)")
@@ -73,11 +83,20 @@ def _detail_lines(run, totals, sinks) -> list[str]:
 
 def _sink_names(config) -> list[str]:
     sinks = config.alerts.sinks
-    names = [f"file {sinks.jsonl}"] if sinks.jsonl else []
+    names = [f"file {sinks.jsonl} (plaintext)"] if sinks.jsonl else []
     names += ["stdout"] if sinks.stdout else []
     names += [f"webhook {sinks.webhook.url}"] if sinks.webhook.url else []
     names += [f"syslog {sinks.syslog.host}:{sinks.syslog.port}/{sinks.syslog.protocol}"] if sinks.syslog.host else []
     return names
+
+
+def _balance_line(c) -> str:
+    """The accounting identity with this run's numbers, so a reader can check it at a glance."""
+    sign = "=" if c.balanced else "!="
+    return (
+        f"read {c.lines_read} {sign} parsed {c.lines_parsed} + dead-lettered {c.lines_dead_lettered}"
+        f" + skipped {c.lines_skipped} + expired {c.lines_expired}"
+    )
 
 
 def summary(run, totals=None, sinks: list[str] = ()) -> str:
@@ -89,11 +108,14 @@ def summary(run, totals=None, sinks: list[str] = ()) -> str:
             f"  files read        {c.files_read}" + (f" ({c.files_truncated} truncated)" if c.files_truncated else ""),
             f"  lines read        {c.lines_read}",
             f"  parsed            {c.lines_parsed}",
-            f"  dead-lettered     {c.lines_dead_lettered}{balance}",
-            *([f"  skipped           {c.lines_skipped} (blank lines, W3C directives)"] if c.lines_skipped else []),
+            f"  dead-lettered     {c.lines_dead_lettered}{balance}"
+            + (f" ({c.lines_truncated} cut at input.max_line_bytes)" if c.lines_truncated else ""),
+            f"  skipped           {c.lines_skipped} (blank lines, W3C directives)",
+            f"  expired           {c.lines_expired} (months whose keys were destroyed; not written)",
+            f"  {_balance_line(c)}",
             f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
             " encrypted)",
-            *_alert_lines(c),
+            *_alert_lines(run),
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
             *_detail_lines(run, totals, sinks),
@@ -125,7 +147,7 @@ def _prepare(args):
     check_output_dir(args.output)
     if args.dead_letter_jsonl:
         check_output_dir(args.dead_letter_jsonl, "--dead-letter-jsonl")
-    files = list_files(args.input)
+    files = list_files(args.input, args.follow_symlinks)
     try:
         options = pipeline_options(args.beam_args, config.runner)
     except (ValueError, SystemExit) as problem:
@@ -133,6 +155,11 @@ def _prepare(args):
     if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
         auto_init(config, args.output, args)
     Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
+    if config.alerts.enabled:
+        try:
+            load_outbox_key(outbox_key_file(config))  # created on first use; refused when others can read it
+        except OutboxError as problem:
+            raise UsageError(str(problem)) from None
     return config, files, options
 
 
@@ -140,7 +167,7 @@ def outcome(counts, format_spec: str, files: list[str]) -> tuple[int, list[str]]
     """The exit code a finished run earns, and the warnings that explain a 1."""
     problems = []
     if not counts.balanced:
-        problems.append("some lines are unaccounted for (lines read != parsed + dead-lettered)")
+        problems.append(f"some lines are unaccounted for ({_balance_line(counts)})")
     if counts.alerts_undelivered:
         problems.append(f"{counts.alerts_undelivered} alert(s) could not be delivered to a configured sink")
     if counts.lines_read and not counts.lines_parsed:
@@ -158,7 +185,7 @@ def run(args) -> int:
         )
     try:
         with progress.watch(files) as collector, quiet_local_workers(options, args.verbose):
-            result = run_batch(files, args.output, config, options, args.dead_letter_jsonl)
+            result = run_batch(files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks)
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
@@ -192,6 +219,11 @@ def register(subparsers) -> None:
         "--dead-letter-jsonl",
         metavar="DIR",
         help="also write dead letters as plaintext JSON lines to DIR (they are always in the encrypted archive)",
+    )
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read inputs that are symbolic links (by default they are refused: a planted link could name any file)",
     )
     add_config_argument(parser)
     parser.set_defaults(run=run, accepts_beam_args=True)

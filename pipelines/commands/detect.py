@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
+import functools
 import sys
 
 from alerts.alert import alert_sort_key
 from alerts.replay import detect_files
 from alerts.rules import RuleError, load_configured_rules
-from alerts.sinks import Deliverer, build_sinks
+from alerts.sinks import build_sinks, shared_view
+from alerts.sinks.delivery import Delivery
 from alerts.sinks.files import JsonLinesSink, StdoutSink
 from parsers.registry import UnknownFormatError, get_format
 from pipelines.commands.common import (
@@ -56,30 +58,41 @@ def run(args) -> int:
         format_spec = args.format or config.input.format
         if format_spec != "auto":
             get_format(format_spec)
-        files = list_files(args.files)
+        files = list_files(args.files, args.follow_symlinks)
     except (UsageError, UnknownFormatError, InputError) as problem:
         return error(str(problem))
     except RuleError as problem:
         return error(f"bad rule: {problem}")
     reports = []
-    alerts = sorted(detect_files(rules, files, open_raw, format_spec, reports), key=alert_sort_key)
+    alerts = sorted(
+        detect_files(
+            rules, files, functools.partial(open_raw, follow_symlinks=args.follow_symlinks), format_spec, reports
+        ),
+        key=alert_sort_key,
+    )
     primary = StdoutSink() if args.output in (None, "-") else JsonLinesSink(args.output)
     if args.output not in (None, "-"):
         open(args.output, "w").close()  # a replay writes the file afresh
-    deliverer = Deliverer([primary, *build_sinks(config.alerts.sinks)])
+    sinks_config = config.alerts.sinks
+    delivery = Delivery(
+        [primary, *build_sinks(sinks_config)],
+        sinks_config.deadline_seconds,
+        sinks_config.queue_size,
+        view=lambda alert, sink: alert if sink.internal else shared_view(alert, None),
+    )
     for alert in alerts:
-        deliverer.send(alert)
-    deliverer.close()
+        delivery.submit(alert)
+    report = delivery.finish()
     lines = sum(r.lines_read for r in reports)
     dead = sum(r.dead_lettered for r in reports)
     by_rule = collections.Counter(a["rule_id"] for a in alerts)
     print(f"logwarden: {len(files)} file(s), {lines} lines ({dead} unparsed), {len(alerts)} alert(s)", file=sys.stderr)
     for rule_id, count in sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {count:6d}  {rule_id}", file=sys.stderr)
-    for sink, failed in deliverer.report.failed.items():
-        print(f"logwarden: warning: {failed} alert(s) not delivered to {sink}: {deliverer.report.last_error[sink]}",
+    for sink, failed in report.failed.items():
+        print(f"logwarden: warning: {failed} alert(s) not delivered to {sink}: {report.errors.get(sink, '')}",
               file=sys.stderr)  # fmt: skip
-    return EXIT_FAILURE if deliverer.report.failed else EXIT_OK
+    return EXIT_FAILURE if report.failed else EXIT_OK
 
 
 def register(subparsers) -> None:
@@ -95,5 +108,6 @@ def register(subparsers) -> None:
     parser.add_argument("--rules", "-r", action="append", metavar="PATH", help="extra rule file or directory")
     parser.add_argument("--no-default-rules", action="store_true", help="do not load the shipped rule pack")
     parser.add_argument("--output", "-o", metavar="PATH", help="write alerts here instead of stdout")
+    parser.add_argument("--follow-symlinks", action="store_true", help="read inputs that are symbolic links")
     add_config_argument(parser)
     parser.set_defaults(run=run)

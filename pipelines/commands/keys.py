@@ -82,7 +82,7 @@ def announce_init(result: InitResult) -> None:
 def auto_init(config, archive: str, args) -> None:
     """The first ``batch`` or ``stream`` run creates the keyring: a key operation, audited in ``archive``'s trail."""
     with audited_action(config, archive, "keys init", args, "ops", "automatic: first run without a keyring") as act:
-        result = init_keyring(config.keys.keyring, config.keys.root_key_file)
+        result = init_keyring(config.keys.keyring, config.keys.root_key_file, exist_ok=True)
         act.detail = f"keyring {result.keyring} (keys.auto_init)"
     announce_init(result)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import sys
 
 from parsers.enrich import Enricher, enrich_batch
@@ -58,7 +59,7 @@ def run(args) -> int:
         get_format(format_spec)
     check_output_file(args.output)
     check_output_file(args.dead_letter, "--dead-letter")
-    files = list_files(args.files)
+    files = list_files(args.files, args.follow_symlinks)
     enricher = _enricher(args, config.enrich)
     reports = []
     with _open_text_output(args.output) as out, _open_text_output(args.dead_letter or None) as dead_out:
@@ -66,7 +67,15 @@ def run(args) -> int:
         for path in files:
             report = FileParse(path)
             reports.append(report)
-            results = parse_file(open_raw, path, format_spec, config.input.chunk_bytes, report, config.input.timezone)
+            results = parse_file(
+                functools.partial(open_raw, follow_symlinks=args.follow_symlinks),
+                path,
+                format_spec,
+                config.input.chunk_bytes,
+                report,
+                config.input.timezone,
+                config.input.max_line_bytes,
+            )
             for result in results:
                 events = result.events
                 if enricher is not None and result.kind == "access" and events.num_rows:
@@ -118,5 +127,6 @@ def register(subparsers) -> None:
         metavar="PATH",
         help="MaxMind City/Country/ASN .mmdb file, repeatable, added to the config's; implies --enrich",
     )
+    parser.add_argument("--follow-symlinks", action="store_true", help="read inputs that are symbolic links")
     add_config_argument(parser)
     parser.set_defaults(run=run)

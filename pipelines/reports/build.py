@@ -178,8 +178,16 @@ def _breakdown(breakdown: pa.Table, labels: dict, options: ReportOptions) -> dic
     ):
         items[(h, dimension)].append((value, requests, size))
     out: dict[str, dict[str, list[dict]]] = defaultdict(dict)
-    for (h, dimension), values in items.items():
-        out[h][dimension] = _shown_values(h, dimension, values, both, options)
+    pending = {group: _Ranking(group, values, options) for group, values in items.items()}
+    while pending:
+        # One pass over the table per round fetches the sketches of every group's next candidates.
+        wanted = {key: ranking for ranking in pending.values() for key in ranking.next_keys()}
+        sketches = _sketches_of(both, list(wanted)) if wanted else {}
+        for group, ranking in list(pending.items()):
+            ranking.take(sketches)
+            if ranking.done:
+                out[group[0]][group[1]] = ranking.rows()
+                del pending[group]
     return dict(out)
 
 
@@ -189,35 +197,55 @@ def _sketches_of(table: pa.Table, keys: list[str]) -> dict[str, list]:
     return dict(zip(grouped["key"].to_pylist(), grouped["visitors_hll_list"].to_pylist()))
 
 
-def _shown_values(h: str, dimension: str, values: list, table: pa.Table, options: ReportOptions) -> list[dict]:
-    """The most requested k-anonymous values, then "(other)" with everything else."""
-    total_requests = sum(v[1] for v in values)
-    total_bytes = sum(v[2] for v in values)
-    # Visitors <= requests: only values requested at least min_visitors times can qualify.
-    candidates = [
-        v for v in sorted(values, key=lambda v: (-v[1], v[0])) if v[0] != OTHER and v[1] >= options.min_visitors
-    ]
-    shown: list[dict] = []
-    batch = options.top_values * 2
-    for begin in range(0, len(candidates), batch):
-        chunk = candidates[begin : begin + batch]
-        sketches = _sketches_of(table, [f"{h}\x00{dimension}\x00{v[0]}" for v in chunk])
+class _Ranking:
+    """The most requested k-anonymous values of one (host, dimension), found a few candidates at a time."""
+
+    def __init__(self, group: tuple[str, str], values: list, options: ReportOptions):
+        self._prefix = f"{group[0]}\x00{group[1]}\x00"
+        self._options = options
+        self._total_requests = sum(v[1] for v in values)
+        self._total_bytes = sum(v[2] for v in values)
+        # Visitors <= requests: only values requested at least min_visitors times can qualify.
+        self._candidates = [
+            v for v in sorted(values, key=lambda v: (-v[1], v[0])) if v[0] != OTHER and v[1] >= options.min_visitors
+        ]
+        self._next = 0
+        self.shown: list[dict] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.shown) == self._options.top_values or self._next >= len(self._candidates)
+
+    def next_keys(self) -> list[str]:
+        chunk = self._candidates[self._next : self._next + 2 * self._options.top_values]
+        return [self._prefix + v[0] for v in chunk]
+
+    def take(self, sketches: dict[str, list]) -> None:
+        chunk = self._candidates[self._next : self._next + 2 * self._options.top_values]
+        self._next += len(chunk)
         for value, requests, size in chunk:
-            visitors = _hll_estimate(sketches.get(f"{h}\x00{dimension}\x00{value}", []), VALUE_HLL_LG_K)
-            if k_anonymous(visitors, options.min_visitors):
-                shown.append({"value": value, "requests": requests, "bytes": size, "visitors": round(visitors)})
-                if len(shown) == options.top_values:
-                    break
-        if len(shown) == options.top_values:
-            break
-    rest = total_requests - sum(r["requests"] for r in shown)
-    if rest > 0:
-        shown.append(
-            {"value": OTHER, "requests": rest, "bytes": total_bytes - sum(r["bytes"] for r in shown), "visitors": None}
-        )
-    for row in shown:
-        row["share"] = row["requests"] / total_requests
-    return shown
+            visitors = _hll_estimate(sketches.get(self._prefix + value, []), VALUE_HLL_LG_K)
+            if k_anonymous(visitors, self._options.min_visitors):
+                self.shown.append({"value": value, "requests": requests, "bytes": size, "visitors": round(visitors)})
+                if len(self.shown) == self._options.top_values:
+                    return
+
+    def rows(self) -> list[dict]:
+        """The shown values, then "(other)" with everything else, each with its share of requests."""
+        rows = list(self.shown)
+        rest = self._total_requests - sum(r["requests"] for r in rows)
+        if rest > 0:
+            rows.append(
+                {
+                    "value": OTHER,
+                    "requests": rest,
+                    "bytes": self._total_bytes - sum(r["bytes"] for r in rows),
+                    "visitors": None,
+                }
+            )
+        for row in rows:
+            row["share"] = row["requests"] / self._total_requests
+        return rows
 
 
 def build_report(

@@ -245,6 +245,8 @@ def read_store(
     owned = pa.array(sorted(f"{r}\x00{s}" for r, s in decided.owners), pa.string())
 
     def owned_rows(table: pa.Table) -> pa.Table:
+        if not decided.superseded:
+            return table  # every (run, source) owns its rows: nothing to filter
         pair = pc.binary_join_element_wise(table["run_id"], table["source"], "\x00")
         return table.filter(pc.is_in(pair, owned))
 

@@ -21,6 +21,7 @@ from alerts.observe import Observer
 from pipelines.batch import run_batch
 from pipelines.detect import END_OF_INPUT_US, Detect
 from pipelines.options import pipeline_options
+from retention.alert_store import read_alerts
 from tests.alerts.events import access, batch, error, error_batch
 
 ATTACKER, BRUTE, SCANNER, FORMBOT = "192.0.2.66", "192.0.2.77", "192.0.2.88", "192.0.2.99"
@@ -116,21 +117,21 @@ def test_error_events_are_detected_alongside_access_events(default_rules):
         )
 
 
-def test_logwarden_batch_writes_the_alerts_file(corpora, tmp_path, archive_config):
+def test_logwarden_batch_archives_its_alerts_encrypted(corpora, tmp_path, archive_config, reader):
     run = run_batch(
         [str(corpora / "elastic-examples/apache_logs/apache_logs")],
         str(tmp_path),
         archive_config,
         pipeline_options([], archive_config.runner),
     )
-    (path,) = (tmp_path / "alerts").glob("alerts-*.jsonl")
-    alerts = [json.loads(line) for line in path.read_text().splitlines()]
+    alerts = read_alerts(tmp_path, reader)
     from tests.alerts.test_corpus_false_positives import EXPECTED  # the justified alerts of this log
 
     assert len(alerts) == sum(run.counts.alerts_by_rule.values()) == len(EXPECTED)
     assert run.counts.alerts_by_rule["http-probe-paths"] == 7
     assert all(a["evidence"] and a["evidence"][0]["log_offset"] >= 0 for a in alerts)
-    assert not list((tmp_path / "alerts").glob(".*"))  # no staging file left behind
+    assert not list((tmp_path / "alerts").glob("*.jsonl")), "no plaintext alerts file unless a sink names one"
+    assert not list((tmp_path / ".tmp").glob("*/alerts")), "no staging left behind"
 
 
 class _FireAtEndOfInput(beam.DoFn):

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from alerts.sinks import Deliverer, DeliveryError, build_sinks
+from alerts.sinks import DeliveryError, build_sinks
+from alerts.sinks.delivery import Delivery
 from alerts.sinks.files import JsonLinesSink, StdoutSink
 from alerts.sinks.syslog import SyslogSink
 from alerts.sinks.webhook import WebhookSink
@@ -168,11 +169,11 @@ def test_one_broken_sink_does_not_stop_the_others(tmp_path, receiver):
     path = tmp_path / "out" / "alerts.jsonl"
     stream = io.StringIO()
     broken = WebhookSink("http://127.0.0.1:9/", retries=0)
-    deliverer = Deliverer([broken, JsonLinesSink(str(path)), StdoutSink(stream)])
-    assert deliverer.send(ALERT) is False
-    deliverer.close()
+    delivery = Delivery([broken, JsonLinesSink(str(path)), StdoutSink(stream)], deadline_seconds=10)
+    delivery.submit(ALERT)
+    report = delivery.finish()
     assert json.loads(path.read_text())["alert_id"] == "abc123" and json.loads(stream.getvalue())["count"] == 1
-    assert deliverer.report.failed == {"webhook:http://127.0.0.1:9/": 1}
+    assert report.failed == {"webhook:http://127.0.0.1:9/": 1}
 
 
 def test_sinks_from_config(tmp_path, receiver):

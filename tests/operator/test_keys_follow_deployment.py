@@ -160,12 +160,12 @@ def test_archive_verify_names_the_root_key_file_and_says_each_problem_once(tmp_p
     keyring = tmp_path / "home" / "keyring"
     deep = logwarden("archive", "verify", out, "--deep", "--keyring", keyring, "--root-key-file", moved, extra_env=home)
     assert deep.returncode == 0, deep.stdout + deep.stderr
-    assert "1 files decrypted" in deep.stdout
+    assert "2 files decrypted" in deep.stdout  # the events and the alert the log raises (alerts are archived)
     other = tmp_path / "other"
     logwarden(
         "keys", "init", "--archive", tmp_path / "archive", "--keyring", other, "--root-key-file", tmp_path / "other.key"
     )
     wrong = logwarden("archive", "verify", out, "--deep", "--keyring", other, "--root-key-file", tmp_path / "other.key")
     errors = [line for line in wrong.stdout.splitlines() if line.startswith("error:")]
-    assert wrong.returncode == 1 and len(errors) == 1  # one file, one line (was three)
+    assert wrong.returncode == 1 and len(errors) == 2  # one line per file (events, alerts), not three each
     assert "data-" in errors[0] and "personal-" in errors[0] and "not in the keyring" in errors[0]

@@ -59,7 +59,7 @@ def test_a_pipe_gets_no_progress_display_but_a_fuller_summary(tmp_path):
     assert "events from       2026-10-31 00:00:00 .. 2026-11-01 23:59:20 UTC" in done.stderr
     assert f"2000 lines  combined         {ACCESS_LOG}" in done.stderr
     assert "dead letters              2 x expected" in done.stderr
-    assert f"alerts file       {tmp_path / 'out'}/alerts/alerts-" in done.stderr
+    assert f"alerts kept in    {tmp_path / 'out'}/alerts/ (encrypted" in done.stderr
     assert "reports           " in done.stderr
 
 

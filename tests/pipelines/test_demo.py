@@ -1,13 +1,13 @@
 """The README's first command: the demo config on the bundled sample gives alerts, a report and an archive."""
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pyarrow.compute as pc
 
 from pipelines.batch import run_batch
 from pipelines.options import pipeline_options
+from retention.alert_store import read_alerts
 from retention.archive_reader import open_archive
 from schemas.config import load_config
 
@@ -19,8 +19,7 @@ def test_demo_finds_every_kind_of_attack_in_the_sample_and_enriches_from_the_bun
     result = run_batch([str(examples / "logs")], str(tmp_path), config, pipeline_options([], config.runner))
     assert result.counts.lines_read == 4002 and result.counts.balanced
 
-    [alerts_file] = (tmp_path / "alerts").glob("alerts-*.jsonl")
-    rules = {json.loads(line)["rule_id"] for line in alerts_file.read_text().splitlines()}
+    rules = {alert["rule_id"] for alert in read_alerts(tmp_path, reader)}
     expected = {
         "http-sqli",
         "http-xss",

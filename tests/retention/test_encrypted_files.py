@@ -13,7 +13,7 @@ import pytest
 from retention.archive_reader import ArchiveReadError, open_archive, query_archive
 from retention.encryption import ArchiveDecryptor, ArchiveEncryptor, UnencryptedColumnError, column_keys
 from retention.keyring import KeyAccessError, Keyring, WriterKeys, init_keyring, reader_keys
-from schemas import ACCESS_EVENT, DEAD_LETTER, ERROR_EVENT
+from schemas import ACCESS_EVENT, ALERT, DEAD_LETTER, ERROR_EVENT
 from schemas.personal import PERSONAL_FIELDS, personal_columns
 from tests.retention.conftest import access_batch, combined_lines, secret_values, write_partition
 
@@ -114,9 +114,12 @@ def test_pyarrow_leaves_unlisted_columns_in_plaintext_so_every_column_is_listed(
 
 
 def test_personal_fields_are_defined_once_and_exist_in_the_archived_schemas():
-    archived = set(ACCESS_EVENT.names) | set(ERROR_EVENT.names) | set(DEAD_LETTER.names)
+    archived = set(ACCESS_EVENT.names) | set(ERROR_EVENT.names) | set(DEAD_LETTER.names) | set(ALERT.names)
     assert archived >= PERSONAL_FIELDS, PERSONAL_FIELDS - archived
-    assert "message" in personal_columns(ERROR_EVENT) and personal_columns(DEAD_LETTER) == ["raw"]
+    assert "message" in personal_columns(ERROR_EVENT) and personal_columns(DEAD_LETTER) == ["raw", "reason"]
+    # every column that can quote raw input (issue 18): the reason quotes raw bytes, paths and labels can name people
+    assert {"url_path", "labels", "url_domain"} <= set(personal_columns(ACCESS_EVENT))
+    assert {"group_key", "evidence", "distinct_sample", "source_ip", "user_name"} <= set(personal_columns(ALERT))
     assert {"url_query", "url_original", "http_request_line", "http_request_referrer"} <= set(
         personal_columns(ACCESS_EVENT)
     )

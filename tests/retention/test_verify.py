@@ -80,3 +80,39 @@ def test_the_cli_verifies_and_exits_1_on_damage(archive, archive_config, capsys,
     assert main(["archive", "verify", str(archive), *ring]) == 1
     out = capsys.readouterr().out
     assert "checksum or size differs" in out and "1 problem(s)" in out
+
+
+def _damage_and_rehash(path: Path, damage) -> None:
+    """Damage a file the way a bad write would, then make its manifest agree (so only decrypting can tell)."""
+    import hashlib
+    import json
+
+    data = bytearray(path.read_bytes())
+    damage(data)
+    path.write_bytes(data)
+    [manifest] = path.parent.glob("_manifest-*.json")
+    doc = json.loads(manifest.read_text())
+    for entry in doc["files"]:
+        if entry["file"] == path.name:
+            entry["size"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    manifest.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.__setitem__(slice(-8, -4), (2**31 - 1).to_bytes(4, "little")),  # footer length past the file
+        lambda d: d.__setitem__(slice(-8, -4), (0).to_bytes(4, "little")),  # footer length zero
+        lambda d: d.__setitem__(slice(-40, -20), b"\0" * 20),  # footer bytes zeroed
+    ],
+    ids=["footer-length-huge", "footer-length-zero", "footer-zeroed"],
+)
+def test_deep_verify_reports_every_damaged_file_and_goes_on(archive, reader, damage):
+    for path in archive.glob("events/dt=*/*.parquet"):
+        _damage_and_rehash(path, damage)
+    write_partition(archive, reader, "2026-03-05", access_batch(combined_lines("Mar")), "r")
+    report = verify_archive(archive, reader=reader)
+    damaged = sorted(Path(f.path).parent.name for f in report.errors)
+    assert damaged == ["dt=2026-01-05", "dt=2026-02-05"], problems(report)
+    assert report.decrypted_files == 1 and report.files == 3  # the whole file after the damaged ones was checked
+    assert all("cannot decrypt" in f.message for f in report.errors)

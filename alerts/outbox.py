@@ -1,0 +1,240 @@
+"""Alerts waiting for delivery, encrypted at rest, and the ids each sink has already received.
+
+The ingest host must be able to read back an alert it could not deliver (to retry it
+on the next run), which the archive's writer role by design cannot.  So alerts in
+flight are sealed to a key pair of their own, the *outbox key* (X25519, as in
+``retention.sealing``): its private half is a file readable by its owner only
+(``alerts.sinks.outbox_key_file``, by default ``outbox.key`` beside the keyring) or
+``$LOGWARDEN_OUTBOX_KEY``, created on first use, and stays with the process that
+runs the job; workers get the public half only.  It opens nothing but alerts that
+have not yet reached every sink.
+
+Where (``retention.layout`` names the folders)::
+
+    <output>/_state/outbox/pending.bin          alerts still owed to some sink, with the sinks that owe them
+    <output>/_state/outbox/delivered/<sink>.ids keyed hashes of the alert ids each sink received
+    <output>/.tmp/<run>/alerts/part-*.bin       a run's alerts as the pipeline emits them (joined after the job)
+
+Recording ids per sink makes a rerun over the same logs (same alert ids) send nothing
+twice; the ids are stored as HMACs under the outbox key, so the files say nothing about
+the addresses or users behind an alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import stat
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+
+from retention import layout, sealing
+from schemas.json_rows import row_to_json_dict
+
+OUTBOX_KEY_ENV = "LOGWARDEN_OUTBOX_KEY"
+OUTBOX_DIR = "outbox"
+_TIME_FIELDS = ("first_seen", "last_seen", "detected_at")
+
+
+class OutboxError(Exception):
+    """The outbox key is missing, unsafe or wrong, or an outbox file is damaged."""
+
+
+def default_key_file(keyring: str) -> str:
+    """``outbox.key`` beside the keyring directory (not inside it: the keyring is safe to copy, this key is not)."""
+    return str(Path(keyring).expanduser().parent / "outbox.key")
+
+
+def load_outbox_key(path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> bytes:
+    """The outbox private key from ``$LOGWARDEN_OUTBOX_KEY``, else from ``path``, created there (mode 600) if absent."""
+    text = environ.get(OUTBOX_KEY_ENV)
+    if not text:
+        path = Path(path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            mode = path.stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise OutboxError(
+                    f"outbox key file {path} is accessible by other users (mode {stat.S_IMODE(mode):o}); "
+                    f"run: chmod 600 {path}"
+                ) from None
+            text = path.read_text(encoding="utf-8")
+        else:
+            text = sealing.encode_key(sealing.new_private_key())
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+    try:
+        return sealing.decode_key(text)
+    except ValueError as problem:
+        raise OutboxError(f"the outbox key is not valid ({problem})") from None
+
+
+def _seal(public: bytes, plaintext: bytes, context: str) -> bytes:
+    return sealing.seal(public, plaintext, "logwarden outbox " + context).encode("ascii")
+
+
+def _unseal(private: bytes | None, data: bytes, context: str) -> bytes:
+    if private is None:
+        raise OutboxError("reading the outbox needs its private key (the process that runs the job holds it)")
+    try:
+        return sealing.unseal(private, data.decode("ascii"), "logwarden outbox " + context)
+    except (sealing.SealError, UnicodeDecodeError) as problem:
+        raise OutboxError(f"cannot open an outbox file: {problem}") from None
+
+
+def alert_to_json(alert: Mapping[str, Any]) -> str:
+    return json.dumps(row_to_json_dict(dict(alert)), ensure_ascii=False, separators=(",", ":"))
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def alert_from_json(text: str) -> dict[str, Any]:
+    """The inverse of ``alert_to_json``: times back to datetimes, so sinks get what the pipeline gave them."""
+    alert = json.loads(text)
+    for name in _TIME_FIELDS:
+        alert[name] = _time(alert.get(name))
+    for item in alert.get("evidence") or []:
+        item["timestamp"] = _time(item.get("timestamp"))
+    return alert
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    directory = path.rsplit("/", 1)[0]
+    if not FileSystems.exists(directory):
+        FileSystems.mkdirs(directory)
+    staging = f"{directory}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
+    with FileSystems.create(staging) as handle:
+        handle.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([staging], [path])
+
+
+def _read(path: str) -> bytes | None:
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as handle:
+        return handle.read()
+
+
+class Outbox:
+    """The outbox of one output directory; workers hold ``public`` only, the job's driver also ``private``."""
+
+    def __init__(self, output: str, public: bytes, private: bytes | None = None):
+        self.output = output
+        self.root = layout.state_dir(output, OUTBOX_DIR)
+        self._public = public
+        self._private = private
+
+    @classmethod
+    def with_key(cls, output: str, private: bytes) -> Outbox:
+        return cls(output, sealing.public_key_of(private), private)
+
+    def __getstate__(self):
+        return {"output": self.output, "public": self._public}  # never ship the private half to workers
+
+    def __setstate__(self, state):
+        self.__init__(state["output"], state["public"])
+
+    # --- a run's alerts, written by pipeline workers --------------------------------------------------------
+
+    def parts_dir(self, run_id: str) -> str:
+        return FileSystems.join(layout.staging_dir(self.output, run_id), "alerts")
+
+    def write_part(self, run_id: str, alerts: Iterable[Mapping[str, Any]]) -> str:
+        """One bundle's alerts as one encrypted part file (complete, or not there at all)."""
+        path = FileSystems.join(self.parts_dir(run_id), f"part-{uuid.uuid4().hex}.bin")
+        text = "".join(alert_to_json(a) + "\n" for a in alerts)
+        _write_atomically(path, _seal(self._public, text.encode("utf-8"), "part"))
+        return path
+
+    def run_alerts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every alert the run's workers wrote, each once (a retried bundle may have written a part twice)."""
+        directory = self.parts_dir(run_id)
+        if not FileSystems.exists(directory):
+            return []
+        found: dict[str, dict[str, Any]] = {}
+        for match in FileSystems.match([FileSystems.join(directory, "part-*.bin")])[0].metadata_list:
+            text = _unseal(self._private, _read(match.path) or b"", "part").decode("utf-8")
+            for line in text.split("\n"):
+                if line:
+                    alert = alert_from_json(line)
+                    found[alert["alert_id"]] = alert
+        return sorted(found.values(), key=lambda a: (a["first_seen"], a["rule_id"], a["group_key"] or ""))
+
+    def clear_parts(self, run_id: str) -> None:
+        directory = self.parts_dir(run_id)
+        if FileSystems.exists(directory):
+            FileSystems.delete([directory])
+
+    # --- alerts owed to sinks, carried from run to run -------------------------------------------------------
+
+    @property
+    def _pending_path(self) -> str:
+        return FileSystems.join(self.root, "pending.bin")
+
+    def pending(self) -> list[tuple[dict[str, Any], list[str]]]:
+        """Alerts not yet delivered to every sink, with the names of the sinks that still owe them."""
+        data = _read(self._pending_path)
+        if not data:
+            return []
+        out = []
+        for line in _unseal(self._private, data, "pending").decode("utf-8").split("\n"):
+            if line:
+                doc = json.loads(line)
+                out.append((alert_from_json(doc["alert"]), doc["sinks"]))
+        return out
+
+    def set_pending(self, owed: list[tuple[Mapping[str, Any], list[str]]]) -> None:
+        lines = "".join(json.dumps({"sinks": sinks, "alert": alert_to_json(a)}) + "\n" for a, sinks in owed if sinks)
+        if not lines:
+            if FileSystems.exists(self._pending_path):
+                FileSystems.delete([self._pending_path])
+            return
+        _write_atomically(self._pending_path, _seal(self._public, lines.encode("utf-8"), "pending"))
+
+    # --- what each sink has received ------------------------------------------------------------------------
+
+    def _ids_path(self, sink_name: str) -> str:
+        digest = hashlib.sha256(sink_name.encode()).hexdigest()[:16]
+        return FileSystems.join(self.root, "delivered", f"{digest}.ids")
+
+    def _mac(self, text: bytes) -> str:
+        if self._private is None:
+            raise OutboxError("delivery records need the outbox private key")
+        return hmac.new(self._private, text, hashlib.sha256).hexdigest()[:32]
+
+    def id_token(self, alert_id: str) -> str:
+        return self._mac(b"id\x1f" + alert_id.encode())
+
+    def delivered(self, sink_name: str) -> set[str]:
+        data = _read(self._ids_path(sink_name))
+        return set(data.decode("ascii").split()) if data else set()
+
+    def record_delivered(self, sink_name: str, alert_ids: Iterable[str]) -> None:
+        tokens = {self.id_token(i) for i in alert_ids}
+        if not tokens:
+            return
+        known = self.delivered(sink_name)
+        if tokens <= known:
+            return
+        _write_atomically(self._ids_path(sink_name), "".join(t + "\n" for t in sorted(known | tokens)).encode())
+
+    def key_hash(self, group_key: str | None) -> str | None:
+        """A stable, keyed stand-in for an alert's key (an address, a user) that a third party cannot reverse."""
+        if group_key is None:
+            return None
+        return self._mac(b"key\x1f" + group_key.encode())[:16]

@@ -1,0 +1,80 @@
+"""One run's delivery: this run's alerts plus those earlier runs still owe, each sink sent each id once.
+
+An alert is owed to a sink until that sink confirmed it.  What a run cannot deliver
+(sink down, deadline passed) is sealed into the outbox and tried again by the next
+run; ids a sink already confirmed are never sent to it again, so re-running a day
+over the same logs (which reproduces the same alert ids) sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from alerts.outbox import Outbox
+from alerts.sinks import Sink, shared_view
+from alerts.sinks.delivery import Delivery
+
+_LOG = logging.getLogger("logwarden")
+
+
+@dataclasses.dataclass
+class DeliveryOutcome:
+    sent: int = 0  # alert deliveries confirmed by a sink, this run
+    retried: int = 0  # alerts owed by earlier runs that were tried again
+    skipped: int = 0  # deliveries left out because the sink already had that alert id
+    undelivered: int = 0  # alerts still owed to at least one sink (kept in the outbox)
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def deliver_with_retry(
+    outbox: Outbox,
+    sinks: list[Sink],
+    run_alerts: list[dict[str, Any]],
+    deadline_seconds: float,
+    queue_size: int = 10_000,
+) -> DeliveryOutcome:
+    """Deliver ``run_alerts`` and everything owed to ``sinks``; keep what is still owed in the outbox."""
+    outcome = DeliveryOutcome()
+    names = {sink.name for sink in sinks}
+    wanted: dict[str, tuple[dict[str, Any], set[str]]] = {}
+    for alert, owed_to in outbox.pending():
+        still = set(owed_to) & names
+        if set(owed_to) - names:
+            _LOG.warning("alert %s was owed to sinks no longer configured: %s", alert["alert_id"], set(owed_to) - names)
+        if still:
+            wanted[alert["alert_id"]] = (alert, still)
+            outcome.retried += 1
+    delivered_before = {name: outbox.delivered(name) for name in names}
+    for alert in run_alerts:
+        token = outbox.id_token(alert["alert_id"])
+        owed = {name for name in names if token not in delivered_before[name]}
+        outcome.skipped += len(names) - len(owed)
+        if alert["alert_id"] in wanted:
+            wanted[alert["alert_id"]][1].update(owed)
+        elif owed:
+            wanted[alert["alert_id"]] = (alert, owed)
+    if not wanted:
+        return outcome
+
+    def view(alert: dict[str, Any], sink: Sink) -> dict[str, Any]:
+        return alert if sink.internal else shared_view(alert, outbox.key_hash(alert.get("group_key")))
+
+    delivery = Delivery(sinks, deadline_seconds, queue_size, view)
+    for alert, owed in wanted.values():
+        delivery.submit(alert, owed)
+    report = delivery.finish()
+    for name, ids in report.delivered.items():
+        outbox.record_delivered(name, ids)
+        outcome.sent += len(ids)
+    confirmed = {(name, i) for name, ids in report.delivered.items() for i in ids}
+    still_owed = []
+    for alert_id, (alert, owed) in wanted.items():
+        left = sorted(name for name in owed if (name, alert_id) not in confirmed)
+        if left:
+            still_owed.append((alert, left))
+    outbox.set_pending(still_owed)
+    outcome.undelivered = len(still_owed)
+    outcome.errors = dict(report.errors)
+    return outcome

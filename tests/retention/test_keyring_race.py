@@ -1,0 +1,32 @@
+"""Keyring initialisation is atomic: processes starting at once never see a half-written root key."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from retention.keyring import Keyring, init_keyring, read_root_key, reader_keys
+
+
+def _init(directory: str, key_file: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        init_keyring(directory, key_file, environ={}, exist_ok=True)
+        reader_keys(directory, key_file, environ={})  # the root key read back belongs to the keyring
+        results.put("ok")
+    except Exception as problem:  # reported to the parent, which fails the test with it
+        results.put(f"{type(problem).__name__}: {problem}")
+
+
+def test_processes_initialising_at_once_all_get_one_whole_keyring(tmp_path):
+    context = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        directory, key_file = str(tmp_path / f"k{attempt}"), str(tmp_path / f"root{attempt}.key")
+        barrier, results = context.Barrier(6), context.Queue()
+        workers = [context.Process(target=_init, args=(directory, key_file, barrier, results)) for _ in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        outcomes = [results.get(timeout=5) for _ in workers]
+        assert outcomes == ["ok"] * 6, outcomes
+        assert Keyring(directory).exists() and len(read_root_key(key_file, environ={})) == 32
