@@ -76,7 +76,7 @@ def _detail_lines(run, totals, sinks) -> list[str]:
     out = run.output.rstrip("/")
     lines.append(f"  alerts kept in    {out}/alerts/ (encrypted; read them with: logwarden alerts list {out})")
     if sinks:
-        lines.append(f"  alerts sent to    {', '.join(sinks)}")
+        lines.append(f"  alert sinks       {', '.join(sinks)}")
     lines.append(f"  reports           {run.output.rstrip('/')}/reports/ (this run: *-{run.run_id}.*)")
     return lines
 
