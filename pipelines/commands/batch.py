@@ -39,6 +39,9 @@ with a summary: lines read = parsed + dead-lettered + skipped (blank lines, W3C
 directives) + expired (lines of months whose keys were destroyed, never written),
 the events' time range, each file's format and counts, the top dead-letter reasons,
 files written, alerts and where they went, lines/s.
+A rerun over input an earlier run archived reads only what is new (the ingest
+ledger recognises a file by its first bytes, renamed or compressed too) and
+says so per file; --reprocess reads everything again.
 Exit status: 0 when every line read was processed and every alert delivered;
 1 if the job failed, lost lines, could not deliver an alert (it is kept sealed and
 retried by the next run), or parsed nothing (the message names formats that fit);
@@ -121,6 +124,11 @@ def summary(run, totals=None, sinks: list[str] = ()) -> str:
             *_detail_lines(run, totals, sinks),
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
             *([f"  report            {run.report}"] if run.report else []),
+            *[
+                f"  {outcome.message()}"
+                for outcome in run.inputs
+                if outcome.plan.earlier_runs or outcome.plan.skip_reason
+            ],
         ]
     )
 
@@ -185,7 +193,9 @@ def run(args) -> int:
         )
     try:
         with progress.watch(files) as collector, quiet_local_workers(options, args.verbose):
-            result = run_batch(files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks)
+            result = run_batch(
+                files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks, args.reprocess
+            )
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
@@ -219,6 +229,11 @@ def register(subparsers) -> None:
         "--dead-letter-jsonl",
         metavar="DIR",
         help="also write dead letters as plaintext JSON lines to DIR (they are always in the encrypted archive)",
+    )
+    parser.add_argument(
+        "--reprocess",
+        action="store_true",
+        help="read every input whole again, even what earlier runs archived (adds it to the archive a second time)",
     )
     parser.add_argument(
         "--follow-symlinks",
