@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from pipelines.commands.authorize import add_access_arguments, authorized_action, keys_of
 from pipelines.commands.common import (
