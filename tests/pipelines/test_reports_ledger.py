@@ -169,5 +169,5 @@ def test_a_stream_and_a_batch_over_the_same_log_count_each_line_once(tmp_path, c
     if not any(r.get("kind") == "stream" for r in records):
         pytest.skip("the stream does not record its cuts in the ingest ledger yet (stream2 not merged into main)")
     run_batch([str(log)], str(out), archive_config, PipelineOptions(["--runner=FnApiRunner"]))  # after the stream
-    found, report = figures(out, tmp_path)
+    found, _ = figures(out, tmp_path)
     assert found == clean and STREAM_RUN in read_store(str(out))[2].owners
