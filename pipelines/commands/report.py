@@ -21,7 +21,7 @@ from pipelines.commands.common import (
 )
 from pipelines.reports.build import BUCKET_SECONDS, ReportError, ReportOptions
 from pipelines.reports.publish import publish_period
-from pipelines.reports.store import StoreError
+from pipelines.reports.store import StoreError, stored_hosts
 
 EPILOG = """\
 examples:
@@ -90,6 +90,13 @@ def run(args) -> int:
         f"{len(report.hosts)} host(s)",
         file=sys.stderr,
     )
+    if args.host and not report.totals:
+        hosts = stored_hosts(args.archive, start, end)
+        print(
+            f"logwarden: warning: no traffic of host {args.host!r} in this period; hosts with traffic: "
+            + (", ".join(hosts) if hosts else "none"),
+            file=sys.stderr,
+        )
     if report.unfinished:
         print(f"  {report.unfinished} unfinished run(s) (killed, or still running) not counted", file=sys.stderr)
     if report.unledgered:

@@ -239,6 +239,12 @@ def read_store(output: str, start=None, end=None, host: str | None = None) -> tu
     return traffic.drop_columns(["publisher"]), breakdown.drop_columns(["publisher"]), decided
 
 
+def stored_hosts(output: str, start=None, end=None) -> list[str]:
+    """Virtual hosts with counted traffic in ``[start, end)`` ("(no host)" for logs without one), for hints."""
+    traffic, _, _ = read_store(output, start, end)
+    return sorted({h or "(no host)" for h in traffic["url_domain"].to_pylist()})
+
+
 def run_span(output: str, run_id: str):
     """``(first bucket start, last bucket end)`` of one run's aggregates, or None when it stored none."""
     runs = _stored_runs(output) if FileSystems.exists(aggregates_dir(output)) else {}

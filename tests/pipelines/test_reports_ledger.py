@@ -72,8 +72,12 @@ def clean(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("clean")
     log = tmp_path / "access.log"
     log.write_bytes(EXAMPLE_LOG.read_bytes())
-    with pytest.MonkeyPatch.context() as patch:  # module scope: the per-test $LOGWARDEN_HOME is not set yet
+    with pytest.MonkeyPatch.context() as patch:  # module scope: conftest's per-test environment is not set yet
         patch.setenv("LOGWARDEN_HOME", str(tmp_path / ".logwarden"))
+        patch.setenv(
+            "LOGWARDEN_AUDIT_KEY", os.environ.get("LOGWARDEN_AUDIT_KEY", "dGVzdC1hdWRpdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4")
+        )
+        patch.chdir(tmp_path)
         ran = batch(tmp_path, log, tmp_path / "out")
     assert ran.returncode == 0, ran.stderr
     found, report = figures(tmp_path / "out", tmp_path)

@@ -168,3 +168,14 @@ def test_a_file_read_again_by_a_later_run_is_set_aside_in_an_earlier_run_that_re
     assert owners.owners == {"20261102T120000Z-aaaaaa", "20261102T130000Z-bbbbbb"} and owners.superseded == 2
     once = [t.to_pylist() for t in report_tables(report_of(tmp_path / "once"))]
     assert [t.to_pylist() for t in report_tables(report_of(tmp_path / "out"))] == once
+
+
+def test_asking_for_a_host_without_traffic_names_the_hosts_that_have_some(stored, tmp_path, capsys):
+    from pipelines.cli import main
+
+    code = main(["report", "--archive", str(stored), "--host", "shop.example.com", "--output", str(tmp_path / "r")])
+    assert code == 0
+    assert (
+        "no traffic of host 'shop.example.com' in this period; hosts with traffic: api.example.com, www.example.com"
+        in (capsys.readouterr().err)
+    )
