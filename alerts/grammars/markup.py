@@ -13,7 +13,10 @@ include-like parameter.  Redirect and share links (``?url=https://site/page``) s
 
 from __future__ import annotations
 
+import functools
 import re
+
+from alerts.wordlists import load_word_list
 
 _EXECUTING_TAGS = """
     script svg math iframe frame frameset object embed applet base link meta style form isindex xml
@@ -26,7 +29,7 @@ _TAG = re.compile(
 )
 #: ``<f o r m``: a tag name spelled with spaces between its letters, as some filters let through.
 _SPACED_TAG = re.compile(r"<\s*/?\s*([a-z](?:\s+[a-z]){2,})\b")
-_HANDLER = re.compile(r"(?:<[^>]*?|['\"`]|^)[\s/\x00'\"`;]*\b(?:on[a-z]{3,}|formaction|srcdoc|xlink:href)\s*=")
+_HANDLER = re.compile(r"(?:<[^>]*?|['\"`]|^)[\s/\x00'\"`;]*\b(?:on[a-z]{3,40}|formaction|srcdoc|xlink:href)\s*=")
 _SCRIPT_URL = re.compile(
     r"(?:java|vb|live|mocha|ecma)script\s*:\s*(?:[a-z_$][\w$.]*\s*[(=\[`.]|//|/\*|%|['\"(`\\]|void\b|\d|!|\[|\{)"
     r"|\bdata\s*:\s*(?:text/html|image/svg\+xml|application/(?:x-)?(?:javascript|xhtml))|\bdata\s*:[^,]{0,40},\s*<"
@@ -86,15 +89,28 @@ _KNOWN_INCLUDE_PARAMS = re.compile(
 _SCHEME_PROBE = re.compile(r"^(?:file|ftps?|https?)[^\s]*?\?+$")
 
 
-#: An internal address handed over without a scheme (``?url=localhost/``): server-side request forgery.
-_BARE_INTERNAL = re.compile(
-    r"^(?:localhost[46]?(?:\.localdomain[46]?)?|127\.\d+\.\d+\.\d+|0\.0\.0\.0|169\.254\.169\.254|\[::1?\])(?::\d+)?(?:/|$)"
-)
+#: An internal address handed over without a scheme (``?url=localhost/``, ``?url=host.docker.internal/``): server-side
+#: request forgery.  A bare ``localhost`` with nothing after it is a word (a server name in a form), not a URL.
+_BARE_INTERNAL_IP = r"127\.\d+\.\d+\.\d+|0\.0\.0\.0|169\.254\.169\.254|\[::1?\]"
+
+
+@functools.lru_cache(maxsize=1)
+def internal_hosts() -> tuple[str, ...]:
+    """OWASP CRS's scheme-less internal host names (``crs_ssrf_no_scheme.txt``), without their trailing '/'."""
+    from alerts.rules import DEFAULT_RULES_DIR
+
+    return tuple(dict.fromkeys(h.rstrip("/") for h in load_word_list("crs_ssrf_no_scheme", [DEFAULT_RULES_DIR])))
+
+
+@functools.lru_cache(maxsize=1)
+def _bare_internal() -> re.Pattern:
+    hosts = "|".join(re.escape(h) for h in sorted(internal_hosts(), key=len, reverse=True))
+    return re.compile(rf"^(?:{hosts}|{_BARE_INTERNAL_IP})(?::\d+|/)")
 
 
 def is_remote_inclusion(name: str, value: str) -> bool:
     """Whether query parameter ``name=value`` (both decoded) hands the application a remote script to run."""
-    if _SCHEME_PROBE.match(value) or _BARE_INTERNAL.match(value):
+    if _SCHEME_PROBE.match(value) or _bare_internal().match(value):
         return True
     match = _REMOTE_URL.match(value)
     if not match:
