@@ -49,9 +49,7 @@ _PHP = re.compile(
     # a data: URI handed over as the whole value (a wrapper an include or fetch opens)
     r"|^(?:json\.)?data:(?:[a-z*][\w.+*-]*/[\w.+*-]+|\*)"
 )
-_PHP_CALL = re.compile(
-    r"\b([a-z_][a-z0-9_]*)((?:\s|/\*.*?\*/|//[^\n]*\n|#[^\n]*\n)*)\(\s*([^)]{0,12})", re.DOTALL
-)
+_PHP_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)((?:\s|/\*.*?\*/|//[^\n]*\n|#[^\n]*\n)*)\(\s*([^)]{0,12})", re.DOTALL)
 #: Between a name and its '(': a comment, a line break or a vertical tab, which no sentence or file name holds.
 _HIDDEN_GAP = re.compile(r"/\*|//|#|[\n\r\x0b\x0c]")
 #: A call standing as code stands: where a value, path segment or statement starts...
