@@ -157,13 +157,20 @@ def _php_call(value: str) -> bool:
     return False
 
 
+#: ``NAME = value`` at the start of a value or line, NAME spelled as php.ini names are.
+_INI_LINE = re.compile(r"(?:^|[\n;])\s*([a-z][a-z0-9_.]*)\s*=\s*[^=\s]")
+
+
 @functools.lru_cache(maxsize=1)
-def _php_ini() -> re.Pattern:
-    """``memory_limit = 512M`` at the start of a value or line: a php.ini directive being set."""
+def php_ini_directives() -> frozenset[str]:
     from alerts.rules import DEFAULT_RULES_DIR
 
-    names = sorted(load_word_list("crs_php_ini_directives", [DEFAULT_RULES_DIR]), key=len, reverse=True)
-    return re.compile(r"(?:^|[\n;])\s*(?:" + "|".join(map(re.escape, names)) + r")\s*=\s*[^=\s]")
+    return frozenset(load_word_list("crs_php_ini_directives", [DEFAULT_RULES_DIR]))
+
+
+def _php_ini(value: str) -> bool:
+    """``memory_limit = 512M``: a php.ini directive being set (what an injected ini_set or .user.ini line does)."""
+    return any(m.group(1) in php_ini_directives() for m in _INI_LINE.finditer(value))
 
 
 def is_code_injection(value: str) -> bool:
@@ -177,5 +184,5 @@ def is_code_injection(value: str) -> bool:
         or _JAVA.search(value)
         or _SCRIPTING.search(value)
         or ("(" in value and _php_call(value))
-        or ("=" in value and _php_ini().search(value))
+        or ("=" in value and _php_ini(value))
     )
