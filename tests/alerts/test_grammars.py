@@ -81,6 +81,12 @@ ATTACKS = {
         "/fetch?url=http://169.254.169.254/latest/meta-data/",
         "/fetch?url=gateway.docker.internal/admin",
         "/fetch?url=localhost:8080",
+        # an address in any notation a resolver accepts, under any scheme a fetch library opens
+        "/fetch?url=gopher://0x7f.0x0.0x0.0x1:6379/_INFO",
+        "/fetch?url=imap://2130706433/",
+        "/fetch?url=http://0177.1/",
+        "/fetch?url=rsync://[::ffff:127.0.0.1]/x",
+        "/fetch?url=http://%E2%91%A0%E2%91%A1%E2%91%A6.%E2%93%AA.%E2%93%AA.%E2%91%A0/",
     ],
 }
 PROSE = {
@@ -95,7 +101,8 @@ PROSE = {
     "xss": ["/search?q=javascript%3A+the+good+parts", "/x?q=%3Ca+href=%22/foo.html%22%3Efoo%3C/a%3E",
             "/x?q=%3Cb%3Ebold%3C/b%3E"],
     "rfi": ["/redirect?url=https://www.example.com/welcome", "/img?src=https://cdn.example.com/logo.png",
-            "/x?server=localhost"],
+            "/x?server=localhost", "/x?u=ftp://ftp.example.org/pub/", "/x?at=time:10.30",
+            "/x?u=spotify:track:6rqhFgbbKwnb9MLmUQDhG6", "/x?color=0xABCDEF"],
 }  # fmt: skip
 
 
