@@ -137,8 +137,8 @@ class _SubsetView(BatchView):
         self._normalizer, self._prefilters, self._memos = parent._normalizer, parent._prefilters, parent._memos
         self._parent, self._rows, self._taken = parent, rows, pa.array(rows)
         self._columns: dict[str, pa.Array] = {}
-        self._positions = {name: found[rows] for name, found in parent._positions.items()}
-        self._present = dict(parent._present)  # the whole batch's values: a superset of the rows', enough to rule out
+        self._positions: dict[str, np.ndarray] = {}
+        self._present: dict[str, np.ndarray] = {}
         self._numbers = {}
         self._shared = parent._shared
 
@@ -148,10 +148,18 @@ class _SubsetView(BatchView):
         return self._columns[name]
 
     def positions(self, name: str) -> np.ndarray:
-        if name not in self._positions and name in self._shared:  # hashed once over the batch, for every rule
+        """The parent's positions for these rows when the parent knows them or several rules want them (hashed once
+        over the batch for all); otherwise hashed over these rows alone."""
+        if name not in self._positions and (name in self._parent._positions or name in self._shared):
             self._positions[name] = self._parent.positions(name)[self._rows]
-            self._present[name] = self._parent.present(name)
+            self._present[name] = self._parent.present(name)  # the whole batch's values: enough to rule out
         return super().positions(name)
+
+    def distinct_numbers(self, name: str) -> tuple[pa.Array, np.ndarray]:
+        if name not in self._numbers:  # status codes and sizes: encoded once over the batch, for every rule
+            values, indices = self._parent.distinct_numbers(name)
+            self._numbers[name] = (values, indices[self._rows])
+        return self._numbers[name]
 
 
 def _alternation(words, prefix: str = "", suffix: str = "") -> str:
