@@ -25,8 +25,10 @@ EXPECTED_ACCESS = [
     ("health-5xx-surge", "shop.example", "resolved", "2026-11-01T01:30:00Z", "2026-11-01T01:50:00Z", 0.0, None),
     ("health-host-silent", "blog.example", "firing", "2026-11-01T01:40:00Z", "2026-11-01T01:50:00Z", 0.0, 200.0),
     ("health-host-silent", "blog.example", "resolved", "2026-11-01T01:40:00Z", "2026-11-01T02:06:00Z", 200.0, 200.0),
-    ("health-latency-regression", "api.example", "firing", "2026-11-01T02:20:00Z", "2026-11-01T02:21:00Z", 245331, 76905),
-    ("health-latency-regression", "api.example", "resolved", "2026-11-01T02:20:00Z", "2026-11-01T02:50:00Z", 75382, 76905),
+    ("health-latency-regression", "api.example", "firing", "2026-11-01T02:20:00Z", "2026-11-01T02:21:00Z",
+     245331, 76905),  # p95 in microseconds: 245 ms against the trailing hour's 77 ms
+    ("health-latency-regression", "api.example", "resolved", "2026-11-01T02:20:00Z", "2026-11-01T02:50:00Z",
+     75382, 76905),
 ]  # fmt: skip
 EXPECTED_ERROR = [
     ("health-upstream-errors", "shop.example", "firing", "2026-11-01T02:00:00Z", "2026-11-01T02:01:00Z", 11.0, None),
