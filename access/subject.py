@@ -41,8 +41,9 @@ from access.search import IndexStore, open_file
 from retention import commit as commits
 from retention import layout
 from retention.encryption import ArchiveDecryptor, ArchiveEncryptor
-from retention.keyring import WriterKeys
+from retention.keyring import WriterKeys, default_signing_key_file
 from retention.parquet_files import ParquetFileWriter
+from retention.signing import Signer, read_signer
 from schemas.config import ArchiveConfig
 
 IP, USER, TEXT, URL = "ip", "user", "text", "url"
@@ -265,8 +266,12 @@ def rewrite(
     run_id: str,
     config: ArchiveConfig,
     hook: commits.Hook | None = None,
+    signer: Signer | None = None,
 ) -> list[FileChange]:
     """Rewrite each affected partition in one commit: the transformed files added, the originals removed.
+
+    ``signer`` signs those commits (default: the signing key beside the keyring): readers read rewritten
+    files only when a trusted writer signed them.
 
     Refused while a compaction is half-done (its online copies would keep the rows): ``retention apply`` first.
 
@@ -322,6 +327,7 @@ def rewrite(
                 staged,
                 [item.file.path.name for item in items],
                 hook=hook,
+                signer=signer or read_signer(default_signing_key_file(keys.directory)),
             )
             new_names = iter(manifest.names)
             drop_stale_indexes(root, dataset, day)

@@ -7,16 +7,27 @@ in a replay), folds every buffered row with ``ts <= T`` into its key's state in
 come in one flush or in many, so a replay and the live stream produce the same
 alerts with the same ids and timestamps.
 
-Per key a rule keeps either a leaky bucket (the level drains one event per
-``leak`` seconds; more than ``capacity`` events overflow) or a sliding window
-(``count`` events, or distinct values, within ``period``).  A signature is a
-window of one.  After an alert the key cools down: its rows are absorbed until
-``cooldown`` has passed, so one attacker makes one alert per period.
+What an alert says, per kind of rule (rows absorbed by a cool-down never count):
 
-Four folds, one meaning: signatures jump from cool-down to cool-down with
-``searchsorted``; plain sliding counts (request floods) are vectorised over all
-keys at once; only distinct-value and bucket rules, whose filters are narrow,
-walk their rows in Python, and so do ordered sequences (``alerts.sequence``).
+- A sliding **window** (``count`` rows, or ``count`` distinct values, within
+  ``period`` seconds) is, at each row, the key's rows in ``(ts - period, ts]``.
+  It fires at the first row where it holds ``count`` of them; ``first_seen`` is
+  the oldest row in the window then, ``last_seen`` the row that filled it,
+  ``count`` the rows (or, with ``distinct``, the distinct values) in it, and the
+  evidence its first rows.  A signature is a window of one.
+- A leaky **bucket** fills by one per row (per new distinct value) and drains
+  one per ``leak`` seconds; it fires when the level passes ``capacity``.  Its
+  episode starts at the first row into an empty bucket: ``first_seen`` is that
+  row, ``count`` the rows of the episode.
+
+After an alert the key cools down: its rows are absorbed until ``cooldown`` has
+passed, so one attacker makes one alert per period.
+
+Four folds, one meaning (``tests/alerts/test_fold_equivalence.py`` checks the
+first three): signatures jump from cool-down to cool-down with ``searchsorted``;
+plain sliding counts (request floods) are vectorised over all keys at once;
+distinct-value and bucket rules, whose filters are narrow, walk their rows in
+Python, and so do ordered sequences (``alerts.sequence``).
 """
 
 from __future__ import annotations
@@ -56,7 +67,7 @@ class KeyState:
     cooldown_until: int = NEVER
     last_ts: int = NEVER
     level: float = 0.0  # leaky bucket
-    recent: collections.deque = dataclasses.field(default_factory=collections.deque)  # window: (ts, value)
+    recent: collections.deque = dataclasses.field(default_factory=collections.deque)  # window: (ts, value, evidence)
     seen: dict = dataclasses.field(default_factory=dict)  # distinct value -> last ts, this episode
     episode_start: int | None = None
     episode_count: int = 0
@@ -130,7 +141,12 @@ class RuleFold:
 
     def _fire(self, state: KeyState, ts: int) -> Fired:
         sample = [v for v in state.seen if v is not None][:SAMPLE_SIZE] if self.distinct else []
-        fired = (state.episode_start, ts, state.episode_count, sample, list(state.evidence))
+        if self.is_bucket:
+            fired = (state.episode_start, ts, state.episode_count, sample, list(state.evidence))
+        else:  # the window as it is now
+            count = len(state.seen) if self.distinct else len(state.recent)
+            evidence = [e for _, _, e in itertools.islice(state.recent, self.rule.evidence)]
+            fired = (state.recent[0][0], ts, count, sample, evidence)
         state.reset()
         state.cooldown_until = ts + self.cooldown_us
         return fired
@@ -140,10 +156,9 @@ class RuleFold:
         ts = rows.ts
         i = int(np.searchsorted(ts, state.cooldown_until, side="left"))
         while i < len(ts):
-            state.episode_start, state.episode_count = int(ts[i]), 1
-            state.evidence = [rows.evidence(i)]
+            state.recent.append((int(ts[i]), None, rows.evidence(i)))
             fired.append(self._fire(state, int(ts[i])))
-            i = int(np.searchsorted(ts, state.cooldown_until, side="left"))
+            i = max(i + 1, int(np.searchsorted(ts, state.cooldown_until, side="left")))  # a zero cool-down too
         state.last_ts = int(ts[-1])
         return fired
 
@@ -174,16 +189,17 @@ class RuleFold:
                 start = ts - self.period_us
                 recent = state.recent
                 while recent and recent[0][0] <= start:
-                    _, old = recent.popleft()
+                    _, old, _ = recent.popleft()
                     if distinct and state.seen.get(old, ts) <= start:
                         del state.seen[old]
                 if not recent:
                     state.reset()
-                recent.append((ts, value))
-                if distinct and value in state.seen:
+                recent.append((ts, value, rows.evidence(i) if keep_evidence else None))
+                if distinct:
                     state.seen[value] = ts
-                    continue
-                fire = (len(state.seen) + 1 if distinct else len(recent)) >= self.count
+                if (len(state.seen) if distinct else len(recent)) >= self.count:
+                    fired.append(self._fire(state, ts))
+                continue
             if state.episode_start is None:
                 state.episode_start = ts
             if distinct:
@@ -295,11 +311,18 @@ class Detector:
     def pending_max_us(self) -> int | None:
         return max((int(h.ts.max()) for h in self.pending), default=None)
 
-    def flush(self, upto_us: int | None = None) -> list[dict[str, Any]]:
-        """Fold buffered rows with ``ts <= upto_us``; return the alerts they raise.
+    def finish(self) -> list[dict[str, Any]]:
+        """The input is complete: fold everything buffered and return the alerts it raises.
 
-        ``None`` means the input is complete: everything is folded and nothing is added afterwards, so keys
-        without history and with too few rows to fire are skipped (their state would never be read).
+        Nothing may be added afterwards, so keys without history and with too few rows to fire are skipped
+        (their state would never be read).
+        """
+        return self.flush(None)
+
+    def flush(self, upto_us: int | None) -> list[dict[str, Any]]:
+        """Event time has reached ``upto_us`` (a watermark): fold buffered rows with ``ts <= upto_us``.
+
+        Returns the alerts they raise.  ``None`` is what ``finish`` passes: the input is complete.
         """
         ready: dict[str, list[Hits]] = collections.defaultdict(list)
         keep: list[Hits] = []
@@ -472,4 +495,4 @@ def replay(rules: RuleSet, hits: Iterable[Hits], clock: Callable[[], dt.datetime
     """All alerts of a finished input: buffer everything, fold once."""
     detector = Detector(rules, clock)
     detector.add(hits)
-    return detector.flush(None)
+    return detector.finish()

@@ -107,6 +107,7 @@ def build(work: Path, lines: int, days: int, env: dict) -> dict:
         shift = pa.scalar(int((day - GENERATED_DAY).total_seconds() * 1_000_000), pa.duration("us"))
         shifted = table.set_column(0, ACCESS_EVENT.field("timestamp"), pc.add(table.column("timestamp"), shift))
         run = f"bench{number:03d}"
+        signer = reader.custodian()
         with commit.RunLease(str(archive), run):
             out = ParquetFileWriter(
                 commit.staging_path(str(archive), run),
@@ -116,7 +117,7 @@ def build(work: Path, lines: int, days: int, env: dict) -> dict:
             )
             for batch in shifted.to_batches(max_chunksize=128 * 1024):
                 out.write(batch)
-            commit.commit(str(archive), "events", day.isoformat(), run, [out.close()])
+            commit.commit(str(archive), "events", day.isoformat(), run, [out.close()], signer=signer)
             commit.clear_staging(str(archive), run)
     return {"rows_per_day": table.num_rows, "log_bytes": log.stat().st_size}
 

@@ -109,6 +109,10 @@ def write_month(root: Path, keys, days: int, lines: int, seed: int) -> tuple[int
     ip_pool = _ips(rng, max(1000, days * lines // 75))  # visitors come back: ~1/3 of a day's are returning
     users = np.array([f"user{n:05d}" for n in range(max(100, days * lines // 500))])
     encryptor = ArchiveEncryptor(keys)
+    from retention.keyring import default_signing_key_file
+    from retention.signing import read_signer
+
+    signer = read_signer(default_signing_key_file(keys.directory))  # made and trusted by init_keyring
     size, seconds = 0, 0.0
     first = dt.date(2026, 1, 1)
     probes = {"path": "/api/v1/1", "status": 500}
@@ -129,7 +133,7 @@ def write_month(root: Path, keys, days: int, lines: int, seed: int) -> tuple[int
         for batch in table.to_batches(max_chunksize=65_536):
             writer.write(batch)
         written = writer.close()
-        commit.commit(str(root), "events", day.isoformat(), "bench", [written])
+        commit.commit(str(root), "events", day.isoformat(), "bench", [written], signer=signer)
         seconds += time.perf_counter() - started
         size += written.size
     return size, seconds, probes

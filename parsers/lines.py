@@ -34,6 +34,15 @@ class LineChunk:
     #: When non-zero, the chunk's last line was cut at ``input.max_line_bytes``: its length as written.
     #: The bytes past the cut were skipped, so such a line always ends its chunk (offsets stay exact).
     truncated_from: int = 0
+    #: Whether a newline followed the cut line (it was skipped with the rest of the line).
+    newline_after_cut: bool = False
+
+    @property
+    def span(self) -> int:
+        """Bytes of the file this chunk stands for: its data, plus what was skipped of a cut line."""
+        if not self.truncated_from:
+            return len(self.data)
+        return self.data.rfind(b"\n") + 1 + self.truncated_from + self.newline_after_cut
 
     def with_format(self, format_spec: str) -> LineChunk:
         return dataclasses.replace(self, format=format_spec)

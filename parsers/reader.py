@@ -105,7 +105,17 @@ class ReadStats:
     problem: str | None = None
 
 
-def _decompressed_blocks(raw: BinaryIO, path: str, stats: ReadStats) -> Iterator[bytes]:
+def _decompressed_blocks(raw: BinaryIO, path: str, stats: ReadStats, skip: int = 0) -> Iterator[bytes]:
+    """Decompressed blocks of ``raw``, without its first ``skip`` decompressed bytes (read by an earlier run)."""
+    for block in _all_decompressed_blocks(raw, path, stats):
+        if skip >= len(block):
+            skip -= len(block)
+            continue
+        yield block[skip:] if skip else block
+        skip = 0
+
+
+def _all_decompressed_blocks(raw: BinaryIO, path: str, stats: ReadStats) -> Iterator[bytes]:
     decompressor = COMPRESSIONS.get(compression_of(path), _Plain)()
     while True:
         block = raw.read(READ_BYTES)
@@ -189,6 +199,7 @@ def iter_chunks(
     timezone: str = "UTC",
     start_offset: int = 0,
     first_line: int = 1,
+    skip_bytes: int = 0,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[LineChunk]:
     """Yield ``LineChunk``s of about ``chunk_bytes`` whole lines each from an open binary file.
@@ -197,12 +208,23 @@ def iter_chunks(
     a line longer than ``chunk_bytes`` makes one larger chunk.  For formats whose
     entries span lines (nginx error logs) a chunk is only cut before a line that
     starts an entry; for W3C logs each chunk carries the ``#Fields`` header in force.
-    ``start_offset`` and ``first_line`` locate ``raw``'s first byte when it is a range of a file.
+    ``start_offset`` and ``first_line`` locate ``raw``'s first byte when it is a range of a file;
+    ``skip_bytes`` drops that many decompressed bytes first (a compressed file resumed at ``start_offset``).
     A line longer than ``max_line_bytes`` is cut there and ends its chunk (``LineChunk.truncated_from``).
     """
     entry_start = registry.entry_start(format_spec)
     chunks = _whole_line_chunks(
-        raw, path, chunk_bytes, stats, format_spec, timezone, entry_start, start_offset, first_line, max_line_bytes
+        raw,
+        path,
+        chunk_bytes,
+        stats,
+        format_spec,
+        timezone,
+        entry_start,
+        start_offset,
+        first_line,
+        max_line_bytes,
+        skip_bytes,
     )
     family = w3c.family_of(format_spec)
     yield from w3c.track_fields_header(chunks, family) if family else chunks
@@ -232,18 +254,28 @@ def _whole_line_chunks(
     start_offset: int,
     first_line: int,
     max_line_bytes: int,
+    skip_bytes: int = 0,
 ) -> Iterator[LineChunk]:
     stats = stats if stats is not None else ReadStats()
     pending = bytearray()
     offset = start_offset
     line_number = first_line
-    for block in _capped_lines(_decompressed_blocks(raw, path, stats), max_line_bytes):
+    for block in _capped_lines(_decompressed_blocks(raw, path, stats, skip_bytes), max_line_bytes):
         if isinstance(block, _Cut):
             data = bytes(pending)
             del pending[:]
-            yield LineChunk(path, offset, line_number, data, format_spec, timezone, truncated_from=block.length)
-            kept = len(data) - (data.rfind(b"\n") + 1)
-            offset += len(data) - kept + block.length + block.newline
+            chunk = LineChunk(
+                path,
+                offset,
+                line_number,
+                data,
+                format_spec,
+                timezone,
+                truncated_from=block.length,
+                newline_after_cut=block.newline,
+            )
+            yield chunk
+            offset += chunk.span
             line_number += data.count(b"\n") + 1
             continue
         pending += block

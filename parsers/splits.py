@@ -31,13 +31,27 @@ class FileRange:
     format: str
 
 
-def plan_ranges(raw: BinaryIO, path: str, format_spec: str, range_bytes: int = DEFAULT_RANGE_BYTES) -> list[FileRange]:
-    """Line-aligned ranges of about ``range_bytes``; one whole-file range when splitting does not apply."""
+def plan_ranges(
+    raw: BinaryIO,
+    path: str,
+    format_spec: str,
+    range_bytes: int = DEFAULT_RANGE_BYTES,
+    start: int = 0,
+    first_line: int = 1,
+    end: int | None = None,
+) -> list[FileRange]:
+    """Line-aligned ranges of about ``range_bytes`` covering ``[start, end)``; one range when splitting does not apply.
+
+    ``start`` (a line start, at line ``first_line``) and ``end`` let a run read only what earlier runs did not.
+    """
     if compression_of(path):
-        return [FileRange(path, 0, None, 1, format_spec)]
-    boundaries = [(0, 1)]  # (byte offset, line number) where each range starts
-    position, lines, want = 0, 0, range_bytes
-    while block := raw.read(_SCAN_BYTES):
+        return [FileRange(path, start, None, first_line, format_spec)]
+    if start:
+        raw.seek(start)
+    source = _Window(raw, None if end is None else end - start)
+    boundaries = [(start, first_line)]  # (byte offset, line number) where each range starts
+    position, lines, want = start, first_line - 1, start + range_bytes
+    while block := source.read(_SCAN_BYTES):
         while want < position + len(block):
             newline = block.find(b"\n", want - position)
             if newline < 0:
@@ -47,9 +61,9 @@ def plan_ranges(raw: BinaryIO, path: str, format_spec: str, range_bytes: int = D
             want = boundary + range_bytes
         lines += block.count(b"\n")
         position += len(block)
-    boundaries = [b for b in boundaries if b[0] < position] or [(0, 1)]
-    ends = [start for start, _ in boundaries[1:]] + [None]
-    return [FileRange(path, start, end, line, format_spec) for (start, line), end in zip(boundaries, ends)]
+    boundaries = [b for b in boundaries if b[0] < position] or [(start, first_line)]
+    ends = [offset for offset, _ in boundaries[1:]] + [end]
+    return [FileRange(path, offset, stop, line, format_spec) for (offset, line), stop in zip(boundaries, ends)]
 
 
 class _Window:
@@ -77,7 +91,23 @@ def read_range(
     timezone: str = "UTC",
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[LineChunk]:
-    """The chunks of one range, with file offsets and line numbers as if the whole file had been read."""
+    """The chunks of one range, with file offsets and line numbers as if the whole file had been read.
+
+    A compressed file cannot be entered in the middle: its first ``start`` decompressed bytes are skipped.
+    """
+    if compression_of(file_range.path):
+        yield from iter_chunks(
+            raw,
+            file_range.path,
+            chunk_bytes,
+            stats,
+            file_range.format,
+            timezone,
+            start_offset=file_range.start,
+            first_line=file_range.first_line,
+            skip_bytes=file_range.start,
+        )
+        return
     if file_range.start:
         raw.seek(file_range.start)
     size = None if file_range.end is None else file_range.end - file_range.start

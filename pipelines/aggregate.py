@@ -45,6 +45,7 @@ class AggregateTraffic(beam.PTransform):
         self._sources = dict(sources or {})
 
     def expand(self, batches):
+        coders.register()
         return (
             batches
             | "Partials"

@@ -22,11 +22,12 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import coders, metrics  # noqa: F401 - coders registers the RecordBatch coder
+from pipelines import coders, metrics
 from retention import commit, layout
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
 from retention.parquet_files import ParquetFileWriter, WrittenFile, split_by_day
+from retention.signing import Signer
 from schemas.config import ArchiveConfig
 
 
@@ -74,17 +75,18 @@ class WriteTempFilesFn(beam.DoFn):
 class CommitDayFn(beam.DoFn):
     """Commit one day's finished files to their partition: one commit per dataset, day and run."""
 
-    def __init__(self, output: str, dataset: str, run_id: str, rows_counter: str):
+    def __init__(self, output: str, dataset: str, run_id: str, rows_counter: str, signer: Signer | None = None):
         self._output = output
         self._dataset = dataset
         self._run_id = run_id
+        self._signer = signer
         self._files = metrics.counter(metrics.FILES_WRITTEN)
         self._rows = metrics.counter(rows_counter)
 
     def process(self, day_and_files):
         day, files = day_and_files
         files: list[WrittenFile] = sorted(files, key=lambda f: f.path)
-        manifest = commit.commit(self._output, self._dataset, day, self._run_id, files)
+        manifest = commit.commit(self._output, self._dataset, day, self._run_id, files, signer=self._signer)
         directory = layout.partition_dir(self._output, self._dataset, day)
         for written, name in zip(files, manifest.names, strict=True):
             self._files.inc()
@@ -108,6 +110,8 @@ class WriteArchive(beam.PTransform):
     config: ArchiveConfig = dataclasses.field(default_factory=ArchiveConfig)
     day_column: str | None = "timestamp"
     rows_counter: str = metrics.ROWS_WRITTEN
+    #: Signs each day's manifest (``retention.signing``); readers skip files no trusted writer signed.
+    signer: Signer | None = None
     #: Where rows whose ``day_column`` is null go (dead letters whose line names no time): the run's day.
     undated_to_run_day: bool = False
 
@@ -115,6 +119,7 @@ class WriteArchive(beam.PTransform):
         super().__init__()
 
     def expand(self, batches):
+        coders.register()
         if self.day_column is None:
             day = layout.today()
             by_day = batches | "KeyByIngestDay" >> beam.Map(lambda batch: (day, batch)).with_output_types(
@@ -130,5 +135,6 @@ class WriteArchive(beam.PTransform):
             | "WriteTempFiles"
             >> beam.ParDo(WriteTempFilesFn(self.output, self.run_id, self.schema, self.keys, self.config))
             | "GroupByDay" >> beam.GroupByKey()
-            | "CommitDays" >> beam.ParDo(CommitDayFn(self.output, self.dataset, self.run_id, self.rows_counter))
+            | "CommitDays"
+            >> beam.ParDo(CommitDayFn(self.output, self.dataset, self.run_id, self.rows_counter, self.signer))
         )

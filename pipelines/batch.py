@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import time
 import uuid
 
@@ -11,14 +12,15 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from alerts.sinks.owed import DeliveryOutcome
-from pipelines.detect import settle_alerts
-from pipelines.graph import GraphOutputs, build_graph
+from pipelines.detect import archive_run_alerts, deliver_run_alerts
+from pipelines.graph import GraphOutputs, build_graph, ingest_signer
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
-from pipelines.read import ReadLogChunks
+from pipelines.read import ReadLogChunks, open_raw
 from pipelines.reports.publish import publish_run
 from pipelines.reports.store import source_fingerprints
 from retention import commit
+from retention.ledger import FileOutcome, FilePlan, Ledger, produced_alert_ids
 from schemas.config import Config
 
 
@@ -35,8 +37,13 @@ def build_batch_pipeline(
     run_id: str,
     dead_letter_jsonl: str | None = None,
     follow_symlinks: bool = False,
+    plans: list[FilePlan] | None = None,
+    already_raised: frozenset[str] = frozenset(),
 ) -> GraphOutputs:
-    """Attach the batch graph to ``pipeline``: the one graph (``pipelines.graph``) fed by files."""
+    """Attach the batch graph to ``pipeline``: the one graph (``pipelines.graph``) fed by files.
+
+    ``plans`` (the ingest ledger's) say what to read of each input; without them every input is read whole.
+    """
     chunks = pipeline | "ReadLogs" >> ReadLogChunks(
         inputs,
         config.input.format,
@@ -45,10 +52,19 @@ def build_batch_pipeline(
         config.input.timezone,
         config.input.max_line_bytes,
         follow_symlinks,
+        plans=plans,
     )
-    sources = source_fingerprints(inputs) if config.reports.enabled else None
+    paths = [p.path for p in plans if not p.nothing_to_read] if plans is not None else inputs
+    sources = source_fingerprints(paths) if config.reports.enabled else None
     return build_graph(
-        chunks, output, config, run_id, bounded=True, dead_letter_jsonl=dead_letter_jsonl, sources=sources
+        chunks,
+        output,
+        config,
+        run_id,
+        bounded=True,
+        dead_letter_jsonl=dead_letter_jsonl,
+        already_raised=already_raised,
+        sources=sources,
     )
 
 
@@ -60,6 +76,8 @@ class BatchRun:
     seconds: float
     #: What the start of the run cleaned up after killed runs.
     recovered: commit.RecoveryReport = dataclasses.field(default_factory=commit.RecoveryReport)
+    #: What was read of each input, against what earlier runs had archived.
+    inputs: list[FileOutcome] = dataclasses.field(default_factory=list)
     #: This run's alerts and how delivering them (and what earlier runs owed) went.
     alerts: list[dict] = dataclasses.field(default_factory=list)
     delivery: DeliveryOutcome = dataclasses.field(default_factory=DeliveryOutcome)
@@ -77,25 +95,42 @@ def run_batch(
     options: PipelineOptions,
     dead_letter_jsonl: str | None = None,
     follow_symlinks: bool = False,
+    reprocess: bool = False,
 ) -> BatchRun:
-    """Run the batch pipeline over files, globs or directories to completion and return its counts.
+    """Run the batch pipeline over what of the inputs no earlier run archived, to completion; return its counts.
 
-    The run holds a lease on the archive while it writes; it first finishes or rolls back what killed runs
-    left (``retention.commit.recover``), and at the end clears its own staging folder.
+    The run is one transaction (``retention.commit``): it holds a lease on the archive, first withdraws or
+    finishes what killed runs left, then commits day by day out of readers' sight, and completes with the
+    ledger record of the byte ranges it archived and the alert ids it raised; only then is it visible.
+    ``reprocess`` reads every input whole again, into a new run.
     """
     run_id = new_run_id()
     started = time.monotonic()
     with commit.RunLease(output, run_id):
         recovered = commit.recover(output, own_run=run_id)
-        pipeline = beam.Pipeline(options=options)
-        files = list_files(inputs, follow_symlinks)
-        build_batch_pipeline(pipeline, files, output, config, run_id, dead_letter_jsonl, follow_symlinks)
-        result = pipeline.run()
-        result.wait_until_finish()
-        alerts, delivery = settle_alerts(output, run_id, config) if config.alerts.enabled else ([], DeliveryOutcome())
-        page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
+        opener = functools.partial(open_raw, follow_symlinks=follow_symlinks)
+        plans = Ledger.load(output).plan(list_files(inputs, follow_symlinks), opener, reprocess)
+        already = frozenset(produced_alert_ids(output))
+        commit.begin_transaction(output, run_id, {"kind": "batch", "planned": [p.path for p in plans]})
+        counts, page, alerts = RunCounts(), None, []
+        if any(not p.nothing_to_read for p in plans):
+            pipeline = beam.Pipeline(options=options)
+            build_batch_pipeline(
+                pipeline, [], output, config, run_id, dead_letter_jsonl, follow_symlinks, plans, already
+            )
+            result = pipeline.run()
+            result.wait_until_finish()
+            counts = RunCounts.from_result(result)
+            page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
+        if config.alerts.enabled:
+            alerts = archive_run_alerts(output, run_id, config, ingest_signer(config.keys))
+        outcomes = [FileOutcome(p, counts.input_bytes.get(p.path, 0), counts.input_lines.get(p.path, 0)) for p in plans]
+        alert_ids = [a["alert_id"] for a in alerts]
+        record = {"kind": "batch", "lines_read": counts.lines_read, "alert_ids": alert_ids, **Ledger.record(outcomes)}
+        commit.complete_transaction(output, run_id, record)
+        # Delivered only once the run is complete: a run killed before that raises them again on its rerun.
+        delivery = deliver_run_alerts(output, run_id, config, alerts) if config.alerts.enabled else DeliveryOutcome()
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)
-    counts = RunCounts.from_result(result)
     counts.alerts_undelivered = delivery.undelivered
-    return BatchRun(run_id, output, counts, seconds, recovered, alerts=alerts, delivery=delivery, report=page)
+    return BatchRun(run_id, output, counts, seconds, recovered, outcomes, alerts, delivery, page)

@@ -88,10 +88,16 @@ class TrafficPartialCoder(_PickledWithCheapSize):
         return 32 * len(partial.seconds) + 64 * sum(len(v) for v in partial.breakdown.values()) + 4096
 
 
-for _type, _coder in (
-    (pa.RecordBatch, RecordBatchCoder),
-    (LineChunk, LineChunkCoder),
-    (ParseResult, ParseResultCoder),
-    (TrafficPartial, TrafficPartialCoder),
-):
-    beam.coders.registry.register_coder(_type, _coder)
+CODERS = {
+    pa.RecordBatch: RecordBatchCoder,
+    LineChunk: LineChunkCoder,
+    ParseResult: ParseResultCoder,
+    TrafficPartial: TrafficPartialCoder,
+}
+
+
+def register() -> None:
+    """Tell Beam's coder registry about logwarden's element types; every transform that moves them calls this
+    in ``expand`` (idempotent), so no import has to be made for its side effect."""
+    for element_type, coder in CODERS.items():
+        beam.coders.registry.register_coder(element_type, coder)

@@ -16,6 +16,7 @@ from pipelines import metrics
 from pipelines.archive import WriteArchive
 from retention.keyring import WriterKeys
 from retention.layout import DEAD_LETTER_DIR
+from retention.signing import Signer
 from schemas import DEAD_LETTER
 from schemas.config import ArchiveConfig
 from schemas.json_rows import batch_to_json_lines
@@ -24,7 +25,15 @@ from schemas.json_rows import batch_to_json_lines
 class WriteDeadLetters(beam.PTransform):
     """Dead-letter batches to the encrypted archive, and to ``<jsonl_dir>/part-<run>.jsonl`` if given."""
 
-    def __init__(self, output: str, run_id: str, keys: WriterKeys, config: ArchiveConfig, jsonl_dir: str | None = None):
+    def __init__(
+        self,
+        output: str,
+        run_id: str,
+        keys: WriterKeys,
+        config: ArchiveConfig,
+        jsonl_dir: str | None = None,
+        signer: Signer | None = None,
+    ):
         super().__init__()
         self._archive = WriteArchive(
             output,
@@ -35,6 +44,7 @@ class WriteDeadLetters(beam.PTransform):
             config,
             day_column="timestamp",
             rows_counter=metrics.DEAD_LETTERS_WRITTEN,
+            signer=signer,
             undated_to_run_day=True,
         )
         self._jsonl_prefix = f"{jsonl_dir.rstrip('/')}/part-{run_id}" if jsonl_dir else None

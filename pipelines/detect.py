@@ -2,7 +2,7 @@
 
     access / error batches --Observe<dataset>--> (shard, hits)  stateless, vectorised per batch
                            --EvaluateOverTime--> alerts          stateful per shard, event-time timers
-    alerts --WriteAlertParts--> sealed parts, then settle_alerts: delivered to the sinks     (batch)
+    alerts --WriteAlertParts--> sealed parts, archived in the run, then delivered to the sinks (batch)
            --DeliverAlerts--> jsonl / stdout / webhook / syslog sinks                         (stream)
 
 Keys (source IP, user, ...) are spread over a fixed number of shards so the
@@ -34,6 +34,7 @@ from alerts.sinks.owed import DeliveryOutcome, deliver_with_retry
 from pipelines import metrics
 from retention.alert_store import write_alerts
 from retention.keyring import writer_keys
+from retention.signing import Signer
 from schemas.config import AlertSinksConfig, Config
 
 ALERTS_DIR = "alerts"
@@ -124,7 +125,7 @@ class EvaluateOverTimeFn(beam.DoFn):
             detector.add(pickle.loads(hits))
         pending.clear()
         at_end = fired_at.micros >= END_OF_INPUT_US
-        alerts = detector.flush(None if at_end else fired_at.micros)
+        alerts = detector.finish() if at_end else detector.flush(fired_at.micros)
         if detector.pending:
             pending.add(_dumps(detector.pending))
             newest = detector.pending_max_us
@@ -203,7 +204,7 @@ class WriteAlertPartsFn(beam.DoFn):
 
 
 class WriteAlertParts(beam.PTransform):
-    """A batch run's alerts as sealed part files; ``settle_alerts`` takes them from there once the job is done.
+    """A batch run's alerts as sealed part files; ``archive_run_alerts`` takes them from there once the job is done.
 
     No group-by after the event-time timers: the direct runner refuses elements that a timer emits
     after a downstream GroupByKey has completed, and a run's alerts are few enough to join afterwards.
@@ -217,17 +218,22 @@ class WriteAlertParts(beam.PTransform):
         return alerts | "WriteParts" >> beam.ParDo(WriteAlertPartsFn(self._outbox, self._run_id))
 
 
-def settle_alerts(output: str, run_id: str, config: Config) -> tuple[list[dict], DeliveryOutcome]:
-    """After a batch job: the run's alerts archived (encrypted) and delivered, with what earlier runs still owe."""
+def archive_run_alerts(output: str, run_id: str, config: Config, signer: Signer | None = None) -> list[dict]:
+    """After a batch job: the run's alerts into the encrypted ``alerts`` dataset, inside the run's transaction."""
+    alerts = run_outbox(output, config).run_alerts(run_id)
+    write_alerts(output, run_id, alerts, writer_keys(config.keys.keyring), config.archive, signer)
+    return alerts
+
+
+def deliver_run_alerts(output: str, run_id: str, config: Config, alerts: list[dict]) -> DeliveryOutcome:
+    """Once the run is complete: its alerts to the sinks, with what earlier runs still owe (kept if undelivered)."""
     outbox = run_outbox(output, config)
-    alerts = outbox.run_alerts(run_id)
-    write_alerts(output, run_id, alerts, writer_keys(config.keys.keyring), config.archive)
     sinks_config = config.alerts.sinks
     outcome = deliver_with_retry(
         outbox, build_sinks(sinks_config), alerts, sinks_config.deadline_seconds, sinks_config.queue_size
     )
     outbox.clear_parts(run_id)
-    return alerts, outcome
+    return outcome
 
 
 class DeliverAlertsFn(beam.DoFn):

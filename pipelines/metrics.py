@@ -24,6 +24,13 @@ ALERT_LATE_ROWS = "alert_late_rows"
 ALERTS_UNDELIVERED = "alerts_undelivered"
 #: Alerts are counted per rule under ``alerts:<rule_id>``.
 ALERTS_PREFIX = "alerts:"
+#: Bytes and lines read of each input file, under ``input_bytes:<path>`` and ``input_lines:<path>`` (the ledger's).
+INPUT_BYTES = "input_bytes"
+INPUT_LINES = "input_lines"
+
+
+def input_counter_name(kind: str, path: str) -> str:
+    return f"{kind}:{path}"
 
 
 def alert_counter_name(rule_id: str) -> str:
@@ -52,6 +59,8 @@ class RunCounts:
     alert_late_rows: int = 0
     alerts_undelivered: int = 0
     alerts_by_rule: dict[str, int] = dataclasses.field(default_factory=dict)
+    input_bytes: dict[str, int] = dataclasses.field(default_factory=dict)  # by input path
+    input_lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
@@ -64,9 +73,13 @@ class RunCounts:
         for item in query["counters"]:
             name = item.key.metric.name
             value = int((item.committed if item.committed is not None else item.attempted) or 0)
+            kind, _, rest = name.partition(":")
             if name.startswith(ALERTS_PREFIX):
                 rule_id = name[len(ALERTS_PREFIX) :]
                 counts.alerts_by_rule[rule_id] = counts.alerts_by_rule.get(rule_id, 0) + value
+            elif kind in (INPUT_BYTES, INPUT_LINES) and rest:
+                per_file = getattr(counts, kind)
+                per_file[rest] = per_file.get(rest, 0) + value
             elif hasattr(counts, name):
                 setattr(counts, name, getattr(counts, name) + value)
         return counts

@@ -10,7 +10,7 @@ import pyarrow as pa
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
 from parsers.result import ParseResult
-from pipelines import coders, metrics  # noqa: F401 - coders registers Beam coders for these element types
+from pipelines import coders, metrics
 from retention.expiry import drop_expired
 from retention.keyring import Keyring
 
@@ -75,6 +75,7 @@ class ParseChunks(beam.PTransform):
         self._keyring = keyring
 
     def expand(self, chunks):
+        coders.register()
         results = chunks | "ParseChunk" >> beam.ParDo(ParseChunkFn(self._keyring)).with_output_types(ParseResult)
         return {
             ACCESS: results | "AccessEvents" >> beam.FlatMap(_events, ACCESS).with_output_types(pa.RecordBatch),

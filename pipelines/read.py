@@ -14,8 +14,9 @@ from parsers.lines import LineChunk
 from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, head_lines
 from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
 from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, read_range
-from pipelines import coders, metrics  # noqa: F401 - coders registers the LineChunk coder
+from pipelines import coders, metrics
 from pipelines.inputs import open_local
+from retention.ledger import FilePlan
 
 _LOG = logging.getLogger("logwarden")
 
@@ -53,7 +54,10 @@ def splittable(format_spec: str) -> bool:
 
 
 class PlanRangesFn(beam.DoFn):
-    """Decide one file's format, then cut it into line-aligned ranges for parallel reading."""
+    """Decide one file's format, then cut what is to be read of it into line-aligned ranges for parallel reading.
+
+    Takes a matched file (read whole) or a ``FilePlan`` of the ingest ledger (read from where earlier runs stopped).
+    """
 
     def __init__(self, format_spec: str, range_bytes: int, follow_symlinks: bool = False):
         self._format_spec = format_spec
@@ -61,15 +65,19 @@ class PlanRangesFn(beam.DoFn):
         self._follow = follow_symlinks
         self._files = metrics.counter(metrics.FILES_READ)
 
-    def process(self, file_metadata):
-        path = file_metadata.path
+    def process(self, item):
+        if isinstance(item, FilePlan):
+            path, start, first_line, end = item.path, item.start, item.first_line, item.end
+            size = (end if end is not None else FileSystems.match([path])[0].metadata_list[0].size_in_bytes) - start
+        else:
+            path, start, first_line, end, size = item.path, 0, 1, None, item.size_in_bytes
         format_spec = format_for_file(path, self._format_spec, self._follow)
         self._files.inc()
-        if not splittable(format_spec) or file_metadata.size_in_bytes <= self._range_bytes:
-            yield FileRange(path, 0, None, 1, format_spec)
+        if not splittable(format_spec) or size <= self._range_bytes:
+            yield FileRange(path, start, end, first_line, format_spec)
             return
         with open_raw(path, self._follow) as raw:
-            yield from plan_ranges(raw, path, format_spec, self._range_bytes)
+            yield from plan_ranges(raw, path, format_spec, self._range_bytes, start, first_line, end)
 
 
 class ReadRangeFn(beam.DoFn):
@@ -91,41 +99,59 @@ class ReadRangeFn(beam.DoFn):
 
     def process(self, file_range: FileRange):
         stats = ReadStats()
+        read_bytes = read_lines = 0
         with open_raw(file_range.path, self._follow) as raw:
-            yield from read_range(raw, file_range, self._chunk_bytes, stats, self._timezone, self._max_line_bytes)
+            for chunk in read_range(raw, file_range, self._chunk_bytes, stats, self._timezone, self._max_line_bytes):
+                read_bytes += chunk.span
+                read_lines += chunk.data.count(b"\n") + (not chunk.data.endswith(b"\n"))
+                yield chunk
         self._bytes.inc(stats.bytes_read)
+        metrics.counter(metrics.input_counter_name(metrics.INPUT_BYTES, file_range.path)).inc(read_bytes)
+        metrics.counter(metrics.input_counter_name(metrics.INPUT_LINES, file_range.path)).inc(read_lines)
         if stats.truncated:
             self._truncated.inc()
             _LOG.warning("%s: %s; every line before that point was read", file_range.path, stats.problem)
 
 
 class ReadLogChunks(beam.PTransform):
-    """Match file patterns and read every file as chunks of whole lines, large files in parallel ranges."""
+    """Match file patterns and read every file as chunks of whole lines, large files in parallel ranges.
+
+    With ``plans`` (the ingest ledger's) instead of patterns, each file is read from where earlier runs stopped.
+    """
 
     def __init__(
         self,
-        patterns: list[str],
+        patterns: list[str] | None = None,
         format_spec: str = "auto",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         range_bytes: int = DEFAULT_RANGE_BYTES,
         timezone: str = "UTC",
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         follow_symlinks: bool = False,
+        plans: list[FilePlan] | None = None,
     ):
         super().__init__()
         self._max_line_bytes = max_line_bytes
         self._follow = follow_symlinks
-        self._patterns = list(patterns)
+        self._patterns = list(patterns or ())
+        self._plans = plans
         self._format_spec = format_spec
         self._chunk_bytes = chunk_bytes
         self._range_bytes = range_bytes
         self._timezone = timezone
 
     def expand(self, pbegin):
+        coders.register()
+        if self._plans is not None:
+            files = pbegin | "FilePlans" >> beam.Create([p for p in self._plans if not p.nothing_to_read])
+        else:
+            files = (
+                pbegin
+                | "FilePatterns" >> beam.Create(self._patterns)
+                | "MatchFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
+            )
         return (
-            pbegin
-            | "FilePatterns" >> beam.Create(self._patterns)
-            | "MatchFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
+            files
             | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes, self._follow))
             | "SpreadRanges" >> beam.Reshuffle()
             | "ReadRanges"

@@ -41,6 +41,7 @@ from pipelines import metrics
 from pipelines.batch import new_run_id
 from pipelines.detect import DeliverAlerts, ObserveFn, has_sinks
 from pipelines.enrich import EnrichBatchFn
+from pipelines.graph import ingest_signer
 from pipelines.live import LiveSettings, LiveStage, Tick
 from pipelines.parse import ACCESS, ParseChunkFn
 from retention import commit
@@ -87,7 +88,11 @@ class FollowLogsFn(beam.DoFn):
         self._follower: Follower | None = None
 
     def setup(self):
-        store = StateStore(stream_state_dir(self._output), load_state_key(self._config.stream.state_key_file))
+        store = StateStore(
+            stream_state_dir(self._output),
+            load_state_key(self._config.stream.state_key_file),
+            ingest_signer(self._config.keys),
+        )
         saved = store.read_checkpoint()  # LiveCommitFn applies an interrupted cut; its checkpoint is the same
         s, i = self._config.stream, self._config.input
         self._follower = Follower(
@@ -211,7 +216,9 @@ class LiveCommitFn(beam.DoFn):
             reports_bucket=config.reports.bucket if config.reports.enabled else None,
             reports_geoip=bool(config.enrich.enabled and config.enrich.geoip_databases),
         )
-        store = StateStore(stream_state_dir(self._output), load_state_key(config.stream.state_key_file))
+        store = StateStore(
+            stream_state_dir(self._output), load_state_key(config.stream.state_key_file), ingest_signer(config.keys)
+        )
         self._stage = LiveStage(settings, writer_keys(config.keys.keyring), config.archive, rules, store)
         self._stage.start()
         self._progress_at = time.monotonic()

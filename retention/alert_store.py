@@ -25,6 +25,7 @@ from retention.archive_reader import ArchiveReadError, open_archive
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import WriterKeys
 from retention.parquet_files import ParquetFileWriter
+from retention.signing import Signer
 from schemas import ALERT
 from schemas.config import ArchiveConfig
 
@@ -34,9 +35,14 @@ def _day(alert: dict[str, Any]) -> str:
 
 
 def write_alerts(
-    output: str, run_id: str, alerts: Iterable[dict[str, Any]], keys: WriterKeys, config: ArchiveConfig
+    output: str,
+    run_id: str,
+    alerts: Iterable[dict[str, Any]],
+    keys: WriterKeys,
+    config: ArchiveConfig,
+    signer: Signer | None = None,
 ) -> int:
-    """Commit a run's alerts to ``<output>/alerts/dt=<day>/`` (encrypted, one file per day)."""
+    """Commit a run's alerts to ``<output>/alerts/dt=<day>/`` (encrypted, one file per day, signed by ``signer``)."""
     by_day: dict[str, list[dict[str, Any]]] = {}
     for alert in alerts:
         by_day.setdefault(_day(alert), []).append(alert)
@@ -50,7 +56,7 @@ def write_alerts(
             compression=config.compression,
         )
         writer.write(pa.RecordBatch.from_pylist(rows, schema=ALERT))
-        commit.commit(output, layout.ALERTS_DIR, day, run_id, [writer.close()])
+        commit.commit(output, layout.ALERTS_DIR, day, run_id, [writer.close()], signer=signer)
     return sum(len(rows) for rows in by_day.values())
 
 

@@ -287,6 +287,7 @@ class RetentionRun:
                 remove=list(segment.live),
                 sources=sources,
                 hook=self.hook,
+                signer=self.reader.commit_signer(),  # readers believe only signed additions
             )
             report.archive_bytes_written += sum(w.size for w in written)
             report.online_bytes_moved += sum(int(e.get("size") or 0) for _, _, e in pending)

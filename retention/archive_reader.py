@@ -4,7 +4,8 @@
 one role's keys; filters on ``dt`` (the partition day) prune whole partitions
 before any file is opened.  Its files are those the partitions' manifests list
 (``retention.commit.live_files``), never a directory listing: a file a killed
-writer left behind is not read.  Months whose keys were destroyed are left out (they
+writer left behind is not read, nor one whose manifest no trusted writer signed
+(``retention.signing``).  Months whose keys were destroyed are left out (they
 are crypto-shredded: nobody can read them) unless asked for, so a scan over
 the rest still works.  The schema comes from ``schemas``, not from a file's
 footer, so opening never needs a key; reading does.
@@ -25,7 +26,7 @@ import pyarrow.dataset as ds
 
 from retention import commit, layout
 from retention.encryption import ArchiveDecryptor
-from retention.keyring import WriterKeys
+from retention.keyring import ArchiveKeys
 from retention.layout import ACCESS_DIR, DATASETS
 from retention.tiers import ONLINE, tier_files, tier_root
 
@@ -49,7 +50,7 @@ def dataset_directory(path: str | os.PathLike, dataset: str | None = None) -> tu
 
 def open_archive(
     path: str | os.PathLike,
-    keys: WriterKeys | None,
+    keys: ArchiveKeys | None,
     dataset: str | None = None,
     include_shredded: bool = False,
     tiers: tuple[str, ...] = (ONLINE,),
@@ -68,7 +69,7 @@ def open_archive(
     if not directory.is_dir():
         raise ArchiveReadError(f"{directory} is not an archive dataset directory (no such directory)")
     by_tier = {tier: [] for tier in tiers}
-    for found in tier_files(str(directory.parent), name, tuple(tiers)):
+    for found in tier_files(str(directory.parent), name, tuple(tiers), keys.trusted_signers()):
         by_tier[found.tier].append(found.live)
     destroyed = set() if include_shredded else set(keys.keyring.destroyed())
     scan = ds.ParquetFragmentScanOptions(decryption_config=ArchiveDecryptor(keys).dataset_config())
@@ -93,7 +94,7 @@ def _stream(dataset: ds.Dataset, where: ds.Expression | None) -> pa.RecordBatchR
     return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches(filter=where, use_threads=False))
 
 
-def query_archive(sql: str, path: str | os.PathLike, keys: WriterKeys, where: ds.Expression | None = None) -> pa.Table:
+def query_archive(sql: str, path: str | os.PathLike, keys: ArchiveKeys, where: ds.Expression | None = None) -> pa.Table:
     """Run DuckDB ``sql`` over the archive; each dataset present (``events``, ``errors``…) is a table of that name.
 
     ``where`` (a pyarrow expression such as ``ds.field("dt") >= "2026-01-01"``)

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from retention import layout
+from retention import layout, signing
 from retention.parquet_files import WrittenFile
 from schemas import SCHEMA_VERSION
 
@@ -193,6 +193,8 @@ class Manifest:
     created: str = ""
     #: Input the commit archives (``retention.ledger`` fills it); recorded here so it is durable with the data.
     sources: tuple[dict, ...] = ()
+    #: The document as read, signature included (what ``signing.verify`` checks).
+    raw: dict | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -221,8 +223,9 @@ class Manifest:
             "sources": list(self.sources),
         }
 
-    def to_bytes(self) -> bytes:
-        return (json.dumps(self.document(), indent=2, sort_keys=True) + "\n").encode()
+    def to_bytes(self, signer: signing.Signer | None = None) -> bytes:
+        doc = self.document() if signer is None else signer.sign(self.document())
+        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
     def from_document(cls, doc: dict, dataset: str, day: str) -> Manifest:
@@ -245,6 +248,7 @@ class Manifest:
             removes=tuple(doc.get("removes") or ()),
             created=doc.get("created", ""),
             sources=tuple(doc.get("sources") or ()),
+            raw=doc,
         )
 
 
@@ -269,15 +273,27 @@ class PartitionView:
         return layout.month_of_day(self.day)
 
 
-def read_partition(root: str, dataset: str, day: str) -> PartitionView:
+def read_partition(
+    root: str, dataset: str, day: str, hidden: set[str] | None = None, trusted: dict[str, bytes] | None = None
+) -> PartitionView:
+    """The partition as readers see it: commits of open transactions (``hidden``; looked up when None) don't count.
+
+    With ``trusted`` (signer id -> public key), a commit that adds files counts only if one of them signed it.
+    """
     directory = layout.partition_dir(root, dataset, day)
     view = PartitionView(dataset, day, directory)
+    hidden = open_transactions(root) if hidden is None else hidden
     added: dict[str, dict] = {}
     for path in list_paths(FileSystems.join(directory, layout.manifest_file_name("*"))):
+        if layout.commit_of_manifest(layout.base_name(path)) in hidden:
+            continue
         try:
             manifest = Manifest.from_document(json.loads(read_bytes(path)), dataset, day)
         except (ValueError, TypeError, OSError) as error:
             view.problems.append((path, f"unreadable manifest ({error})"))
+            continue
+        if trusted is not None and manifest.files and signing.verify(manifest.raw, trusted) is None:
+            view.problems.append((path, "not signed by a trusted writer: its files are never read"))
             continue
         view.manifests[manifest.commit_id] = manifest
         for entry in manifest.files:
@@ -310,11 +326,12 @@ class LiveFile:
     entry: dict
 
 
-def live_files(root: str, dataset: str) -> list[LiveFile]:
-    """Every file of ``dataset`` that some manifest lists and none removed, by day and name."""
+def live_files(root: str, dataset: str, trusted: dict[str, bytes] | None = None) -> list[LiveFile]:
+    """Every file of ``dataset`` that some (``trusted``-signed) manifest lists and none removed, by day and name."""
     found = []
+    hidden = open_transactions(root)
     for day in partition_days(root, dataset):
-        view = read_partition(root, dataset, day)
+        view = read_partition(root, dataset, day, hidden, trusted)
         found += [LiveFile(view.path(name), dataset, day, entry) for name, entry in view.live.items()]
     return found
 
@@ -432,8 +449,11 @@ def commit(
     *,
     sources: Sequence[dict] = (),
     hook: Hook | None = None,
+    signer: signing.Signer | None = None,
 ) -> Manifest:
     """Publish ``add`` (complete staged files) into the partition and drop ``remove`` (names it lists), at once.
+
+    ``signer`` signs the manifest: readers read added files only from manifests a trusted writer signed.
 
     Returns the published manifest.  Committing the same ``commit_id`` again with the same files is a
     no-op that returns the manifest already there (a retried Beam bundle); with other files it is an error.
@@ -446,12 +466,14 @@ def commit(
     directory = layout.partition_dir(root, dataset, day)
     manifest_path = FileSystems.join(directory, layout.manifest_file_name(commit_id))
     names = [layout.data_file_name(commit_id, i) for i in range(len(add))]
+    if remove and FileSystems.exists(layout.transaction_record(root, commit_id, completed=False)):
+        raise CommitError(f"commit {commit_id} belongs to an open transaction, which may only add files")
     lock = _partition_lock(root, dataset, day) if remove else contextlib.nullcontext()
     with lock:
         if FileSystems.exists(manifest_path):
             return _already_committed(manifest_path, dataset, day, names, add)
         if remove:
-            view = read_partition(root, dataset, day)
+            view = read_partition(root, dataset, day, hidden=set())
             gone = sorted(set(remove) - set(view.live))
             if gone:
                 raise CommitConflict(f"{directory}: {', '.join(gone)} no longer in the partition; re-plan the rewrite")
@@ -479,7 +501,7 @@ def commit(
             layout.staging_dir(root, layout.run_of_commit(commit_id)), f"manifest-{uuid.uuid4().hex}.json"
         )
         with create(staged_manifest) as handle:
-            handle.write(manifest.to_bytes())
+            handle.write(manifest.to_bytes(signer))
         _fsync_file(staged_manifest)
         hook(MANIFEST_STAGED, commit_id)
         _publish(staged_manifest, manifest_path)
@@ -502,6 +524,78 @@ def _already_committed(path: str, dataset: str, day: str, names: list[str], add:
     return manifest
 
 
+# --- transactions: commits to several partitions that stand or fall together ---------------------------------
+
+
+def _write_json(path: str, doc: dict, staging: str) -> None:
+    """``doc`` to ``path`` via an fsynced file in ``staging`` and a rename: complete or absent."""
+    staged = FileSystems.join(staging, f"record-{uuid.uuid4().hex}.json")
+    with create(staged) as handle:
+        handle.write((json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    _fsync_file(staged)
+    mkdirs(path.rsplit("/", 1)[0])
+    _publish(staged, path)
+    _fsync_dir(path.rsplit("/", 1)[0])
+
+
+def begin_transaction(root: str, txn: str, record: dict | None = None) -> None:
+    """Open transaction ``txn``: its commits (those with commit id ``txn``, adding files only) stay hidden from
+    readers until ``complete_transaction``, and are withdrawn by ``recover`` if its run dies first."""
+    doc = {**(record or {}), "transaction": txn, "status": "open", "started": _now()}
+    _write_json(
+        layout.transaction_record(root, txn, completed=False), doc, layout.staging_dir(root, layout.run_of_commit(txn))
+    )
+
+
+def complete_transaction(root: str, txn: str, record: dict) -> None:
+    """The transaction's commit point: every commit of ``txn`` becomes visible at once, with ``record`` kept."""
+    doc = {**record, "transaction": txn, "status": "complete", "completed": _now()}
+    _write_json(
+        layout.transaction_record(root, txn, completed=True), doc, layout.staging_dir(root, layout.run_of_commit(txn))
+    )
+    _delete([layout.transaction_record(root, txn, completed=False)])
+
+
+def _transaction_names(root: str) -> tuple[set[str], set[str]]:
+    opened, completed = set(), set()
+    for path in list_paths(FileSystems.join(layout.ledger_dir(root), "*.json")):
+        parsed = layout.transaction_of_record(layout.base_name(path))
+        if parsed is not None:
+            (completed if parsed[1] else opened).add(parsed[0])
+    return opened, completed
+
+
+def open_transactions(root: str) -> set[str]:
+    opened, completed = _transaction_names(root)
+    return opened - completed
+
+
+def completed_transactions(root: str) -> dict[str, dict]:
+    """Records of completed transactions, by id (unreadable ones are skipped: they were never completed)."""
+    found = {}
+    for txn in sorted(_transaction_names(root)[1]):
+        with contextlib.suppress(OSError, ValueError):
+            found[txn] = json.loads(read_bytes(layout.transaction_record(root, txn, completed=True)))
+    return found
+
+
+def _withdraw(root: str, txn: str) -> list[str]:
+    """Un-commit every commit of an open transaction: manifests first (readers stop seeing it), then files."""
+    manifests = []
+    for dataset in layout.DATASETS:
+        pattern = FileSystems.join(layout.dataset_dir(root, dataset), "*", layout.manifest_file_name(txn))
+        manifests += list_paths(pattern)
+    files = []
+    for path in manifests:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            directory = path.rsplit("/", 1)[0]
+            files += [FileSystems.join(directory, e["file"]) for e in json.loads(read_bytes(path))["files"]]
+    _delete(manifests)
+    _delete(files)
+    _delete([layout.transaction_record(root, txn, completed=False)])
+    return files
+
+
 # --- recovery -------------------------------------------------------------------------------------------------
 
 
@@ -512,15 +606,17 @@ class RecoveryReport:
     orphans: list[str] = dataclasses.field(default_factory=list)  # in no manifest: commits rolled back
     retired: list[str] = dataclasses.field(default_factory=list)  # removed by a commit: commits finished
     staging: list[str] = dataclasses.field(default_factory=list)  # staging folders of dead runs
+    withdrawn: list[str] = dataclasses.field(default_factory=list)  # open transactions of dead runs, undone
     live_runs: set[str] = dataclasses.field(default_factory=set)  # left alone: still writing
 
     @property
     def changed(self) -> bool:
-        return bool(self.orphans or self.retired or self.staging)
+        return bool(self.orphans or self.retired or self.staging or self.withdrawn)
 
     def summary(self) -> str:
         return (
-            f"{len(self.orphans)} unpublished file(s) of killed runs removed, "
+            (f"{len(self.withdrawn)} unfinished run(s) withdrawn, " if self.withdrawn else "")
+            + f"{len(self.orphans)} unpublished file(s) of killed runs removed, "
             f"{len(self.retired)} replaced file(s) deleted, {len(self.staging)} staging folder(s) cleared"
         )
 
@@ -540,9 +636,15 @@ def recover(root: str, *, dry_run: bool = False, own_run: str | None = None) -> 
                 report.live_runs.add(run)
         return live_cache[run]
 
+    for txn in sorted(open_transactions(root)):
+        if not live(layout.run_of_commit(txn)):
+            report.withdrawn.append(txn)
+            if not dry_run:
+                _withdraw(root, txn)
+    hidden = open_transactions(root)
     for dataset in layout.DATASETS:
         for day in partition_days(root, dataset):
-            view = read_partition(root, dataset, day)
+            view = read_partition(root, dataset, day, hidden)
             for path in list_paths(FileSystems.join(view.directory, "*")):
                 name = layout.base_name(path)
                 if not name.endswith(".parquet"):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet.encryption as pe
 
-from retention.keyring import WriterKeys, period_of_day
+from retention.keyring import ArchiveKeys, period_of_day
 from retention.kms import crypto_factory
 from schemas.personal import other_columns, personal_columns
 
@@ -81,7 +81,7 @@ class FileEncryption:
 class ArchiveEncryptor:
     """Hands out encryption properties per file; one per worker (holds a non-picklable CryptoFactory)."""
 
-    def __init__(self, keys: WriterKeys):
+    def __init__(self, keys: ArchiveKeys):
         self._keys = keys
         self._factory = crypto_factory(keys)
         self._connection = pe.KmsConnectionConfig()
@@ -97,7 +97,7 @@ class ArchiveEncryptor:
 class ArchiveDecryptor:
     """Decryption settings for one reader role, for single files and for datasets."""
 
-    def __init__(self, keys: WriterKeys):
+    def __init__(self, keys: ArchiveKeys):
         self.keys = keys
         self._factory = crypto_factory(keys)
         self._connection = pe.KmsConnectionConfig()

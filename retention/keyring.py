@@ -3,6 +3,8 @@
 Layout of the keyring directory (everything in it is safe to copy without the root key)::
 
     root.json                        the root key's public half
+    custodian.json                   the custodian's signing key, public half (derived from the root key)
+    signers/ed25519-….json           ingest signing keys the custodian trusts, each signed by the custodian
     keys/personal-2026-01@v1.json    one file per master key version: public half + private half sealed to the root
     destroyed/2026-01.json           tombstone of a crypto-shredded month
 
@@ -41,7 +43,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from retention import roles, sealing
+from retention import roles, sealing, signing
 from retention.layout import month_of_day
 
 PURPOSES = ("personal", "data")
@@ -312,7 +314,61 @@ class Keyring:
         for period, doc in self.destroyed().items():
             _write_json_exclusive(out.directory / "destroyed" / f"{period}.json", doc)
         roles.copy_public(self.directory, out.directory)  # so months first met there are sealed to the roles too
+        for name in ("custodian.json",):
+            if (self.directory / name).is_file():
+                _write_json_exclusive(out.directory / name, json.loads((self.directory / name).read_text()))
+        for path in sorted((self.directory / "signers").glob("*.json")):
+            _write_json_exclusive(out.directory / "signers" / path.name, json.loads(path.read_text()))
         return len(records)
+
+    # --- who may write: the custodian and the signers it trusts ---------------------------------------------------
+
+    def set_custodian(self, root_key: bytes) -> signing.Signer:
+        """Record the custodian's public signing key (derived from ``root_key``); returns the custodian."""
+        if sealing.public_key_of(root_key) != self.root_public():
+            raise KeyringError(f"this root key does not belong to the keyring in {self.directory}")
+        custodian = signing.custodian(root_key)
+        doc = {"signer": custodian.id, "public_key": signing.encode_public(custodian.public_key), "created": _now()}
+        _write_json_exclusive(self.directory / "custodian.json", doc)
+        return custodian
+
+    def custodian_public(self) -> bytes | None:
+        """The custodian's public key as this directory says (only readers holding the root key can be sure)."""
+        try:
+            doc = json.loads((self.directory / "custodian.json").read_text(encoding="utf-8"))
+            return signing.decode_public(doc["public_key"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    def trust_signer(self, public_key: bytes, name: str, root_key: bytes) -> str:
+        """Register an ingest signing key as trusted: its record is signed by the custodian (needs the root key)."""
+        custodian = self.set_custodian(root_key) if self.custodian_public() is None else signing.custodian(root_key)
+        if sealing.public_key_of(root_key) != self.root_public():
+            raise KeyringError(f"this root key does not belong to the keyring in {self.directory}")
+        signer = signing.signer_id(public_key)
+        doc = custodian.sign(
+            {"signer": signer, "name": name, "public_key": signing.encode_public(public_key), "trusted": _now()}
+        )
+        path = self.directory / "signers" / f"{signer}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not _write_json_exclusive(path, doc):
+            path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return signer
+
+    def trusted_signers(self, custodian_public: bytes) -> dict[str, bytes]:
+        """Signer id -> public key of every registration ``custodian_public`` signed, and the custodian itself."""
+        custodian = signing.signer_id(custodian_public)
+        trusted = {custodian: custodian_public}
+        for path in sorted((self.directory / "signers").glob("*.json")):
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                continue
+            if signing.verify(doc, {custodian: custodian_public}) and doc.get("signer") == path.stem:
+                public = signing.decode_public(doc["public_key"])
+                if signing.signer_id(public) == doc["signer"]:
+                    trusted[doc["signer"]] = public
+        return trusted
 
 
 @dataclasses.dataclass
@@ -439,12 +495,15 @@ def init_keyring(
     root_key_file: str | os.PathLike,
     periods: Iterable[str] = (),
     environ: Mapping[str, str] = os.environ,
+    signing_key_file: str | os.PathLike | None = None,
     exist_ok: bool = False,
 ) -> InitResult:
     """Create a keyring; reuse the root key from the environment or an existing key file, else make one.
 
-    Safe when several processes initialise at once (``exist_ok``: a first batch run on many hosts):
-    one creates the root key and the keyring, the others take what it created.
+    The ingest signing key at ``signing_key_file`` (default: ``signing.key`` beside the keyring directory;
+    made if missing) is registered as trusted.  Safe when several processes initialise at once
+    (``exist_ok``: a first batch run on many hosts): one creates the root key and the keyring, the others
+    take what it created.
     """
     keyring = Keyring(directory)
     from_env = bool(environ.get(ROOT_KEY_ENV))
@@ -469,19 +528,31 @@ def init_keyring(
     except KeyringError:
         if not (exist_ok and keyring.root_public() == sealing.public_key_of(root_key)):
             raise
+    signer, _ = signing.load_or_create_signer(signing_key_file or default_signing_key_file(directory))
+    # this host's writer, trusted from the start (the custodian record is made with it, exclusively)
+    keyring.trust_signer(signer.public_key, "ingest (keys init)", root_key)
     periods = tuple(check_period(p) for p in periods)
     for period in periods:
         keyring.ensure_period(period)
     return InitResult(keyring.directory, None if from_env else Path(root_key_file), created, periods)
 
 
+def default_signing_key_file(keyring_directory: str | os.PathLike) -> Path:
+    """Where the ingest signing key lives unless ``keys.signing_key_file`` says otherwise: beside the keyring."""
+    return Path(keyring_directory).expanduser().parent / "signing.key"
+
+
 # --- roles -------------------------------------------------------------------------------------------------------
 
 
-class WriterKeys:
-    """The ingest role: public halves only.  Picklable (it is only a directory name) for Beam workers."""
+class ArchiveKeys:
+    """What any role can do with the keyring: public halves, key ids to encrypt with, whom to believe.
 
-    role = "writer"
+    Picklable (a directory name, plus what a role adds) for Beam workers.  ``private_key`` is refused here;
+    only a role that holds the root key (``ReaderKeys``) unseals private halves.
+    """
+
+    role = "public"
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = str(directory)
@@ -510,6 +581,16 @@ class WriterKeys:
             record = self._cache[key_id] = self.keyring.record(key_id)
         return record.public_key
 
+    def commit_signer(self) -> signing.Signer:
+        """The key this role signs its commits with: the signing key beside the keyring (the custodian's own
+        when the role holds the root key, see ``ReaderKeys``)."""
+        return signing.read_signer(default_signing_key_file(self.directory))
+
+    def trusted_signers(self) -> dict[str, bytes] | None:
+        """Writers whose manifests count, as far as the keyring directory says (None: it names no custodian)."""
+        custodian = self.keyring.custodian_public()
+        return None if custodian is None else self.keyring.trusted_signers(custodian)
+
     def private_key(self, key_id: str) -> bytes:
         raise KeyAccessError(
             f"the writer role holds public keys only: it can write the archive but cannot read it "
@@ -517,8 +598,14 @@ class WriterKeys:
         )
 
 
-class ReaderKeys(WriterKeys):
-    """The owner role: can also unseal private halves with the root private key."""
+class WriterKeys(ArchiveKeys):
+    """The ingest role: public halves only, so the pipeline that writes the archive can never read it."""
+
+    role = "writer"
+
+
+class ReaderKeys(ArchiveKeys):
+    """The owner role: public halves, and private halves unsealed with the root private key."""
 
     role = "reader"
 
@@ -546,8 +633,33 @@ class ReaderKeys(WriterKeys):
                 private = sealing.unseal(self._root_key, record.sealed_private_key, _ROOT_CONTEXT + key_id)
             except sealing.SealError as error:
                 raise KeyAccessError(f"cannot unseal {key_id} with this root key: {error}") from None
+            if sealing.public_key_of(private) != record.public_key:  # a public half swapped for someone else's
+                raise KeyAccessError(f"key record {key_id}: its public half does not match its sealed private half")
             self._private[key_id] = private
         return private
+
+    def custodian(self) -> signing.Signer:
+        """The custodian's signing key (derived from the root key), for commits made by key holders (retention)."""
+        return signing.custodian(self._root_key)
+
+    def commit_signer(self) -> signing.Signer:
+        return self.custodian()
+
+    def trusted_signers(self) -> dict[str, bytes]:
+        """The writers whose manifests this reader believes: the custodian derived from the root key, and those
+        it registered (a keyring directory cannot vouch for itself)."""
+        return self.keyring.trusted_signers(signing.custodian(self._root_key).public_key)
+
+    def check_key_records(self) -> list[str]:
+        """Key ids whose public half does not match their sealed private half (tampered records)."""
+        bad = []
+        for record in self.keyring.records():
+            if record.sealed_private_key:
+                try:
+                    self.private_key(record.key_id)
+                except KeyAccessError:
+                    bad.append(record.key_id)
+        return bad
 
 
 def writer_keys(directory: str | os.PathLike) -> WriterKeys:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import pyarrow.parquet.encryption as pe
 
 from retention import sealing
-from retention.keyring import KeyAccessError, WriterKeys
+from retention.keyring import ArchiveKeys, KeyAccessError
 
 _CONTEXT = "logwarden parquet key "
 
@@ -51,7 +51,7 @@ _CONTEXT = "logwarden parquet key "
 class KeyringKmsClient(pe.KmsClient):
     """Wraps Parquet key-encryption keys to a period key's public half; unwraps with its private half."""
 
-    def __init__(self, keys: WriterKeys):
+    def __init__(self, keys: ArchiveKeys):
         super().__init__()
         self._keys = keys
 
@@ -70,6 +70,6 @@ class KeyringKmsClient(pe.KmsClient):
             ) from None
 
 
-def crypto_factory(keys: WriterKeys) -> pe.CryptoFactory:
+def crypto_factory(keys: ArchiveKeys) -> pe.CryptoFactory:
     """A pyarrow ``CryptoFactory`` over ``keys``.  Not picklable: build it where it is used (``DoFn.setup``)."""
     return pe.CryptoFactory(lambda _connection: KeyringKmsClient(keys))

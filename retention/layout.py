@@ -11,7 +11,8 @@
       _state/                                   bookkeeping that is not data
         leases/<run>.lock                       held while a run writes (a dead run's leftovers are reclaimable)
         locks/<dataset>-<day>.lock              taken by commits that replace or remove files of a partition
-        ledger/                                 what input has been archived (see ``retention.ledger``)
+        ledger/<txn>.open.json                  a transaction under way: its commits are hidden from readers
+        ledger/<txn>.json                       a completed transaction: what input it archived (``retention.ledger``)
       reports/                                  capacity reports: plaintext, no personal data, 0640
         aggregates/traffic-<run>.parquet        every run's mergeable aggregates (``pipelines.reports.store``)
 
@@ -50,6 +51,7 @@ LOCKS_DIR = "locks"
 REPORTS_DIR = "reports"
 AGGREGATES_DIR = "aggregates"
 
+_OPEN_SUFFIX = ".open"
 _DATA_PREFIX, _DATA_SUFFIX = "part-", ".parquet"
 _MANIFEST_PREFIX, _MANIFEST_SUFFIX = "_manifest-", ".json"
 _ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]*$")
@@ -141,6 +143,20 @@ def partition_lock_path(root: str, dataset: str, day: str) -> str:
 
 def ledger_dir(root: str) -> str:
     return state_dir(root, LEDGER_DIR)
+
+
+def transaction_record(root: str, txn: str, *, completed: bool) -> str:
+    return FileSystems.join(ledger_dir(root), f"{txn}{'' if completed else _OPEN_SUFFIX}.json")
+
+
+def transaction_of_record(name: str) -> tuple[str, bool] | None:
+    """``<txn>.open.json`` -> (txn, False); ``<txn>.json`` -> (txn, True); None for other names."""
+    if not name.endswith(".json"):
+        return None
+    stem = name[: -len(".json")]
+    if stem.endswith(_OPEN_SUFFIX):
+        return stem[: -len(_OPEN_SUFFIX)], False
+    return stem, True
 
 
 def reports_dir(root: str) -> str:

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from retention import commit, layout
 from retention.parquet_files import WrittenFile
+from retention.signing import Signer
 
 JOURNAL = "commit-pending"
 CHECKPOINT = "checkpoint"
@@ -122,9 +123,10 @@ class Cut:
 class StateStore:
     """``<state_dir>``: the checkpoint, the commit journal and the record of delivered alert ids."""
 
-    def __init__(self, state_dir: str | os.PathLike, key: bytes):
+    def __init__(self, state_dir: str | os.PathLike, key: bytes, signer: Signer | None = None):
         self.dir = Path(state_dir)
         self._aead = AESGCM(key)
+        self._signer = signer  # signs each cut's manifests: readers believe only signed additions
 
     def _seal(self, value: Any) -> bytes:
         nonce = os.urandom(12)
@@ -168,7 +170,7 @@ class StateStore:
                     os.replace(published, written.path)
                 else:  # or deleted there as an orphan by a recovery meanwhile: the kept link has it
                     os.link(self.dir / KEEP / os.path.basename(written.path), written.path)
-            commit.commit(root, part.dataset, part.day, part.commit_id, part.files)
+            commit.commit(root, part.dataset, part.day, part.commit_id, part.files, signer=self._signer)
         for path, data in record["documents"]:
             write_durably(path, data)
         os.replace(self.dir / JOURNAL, self.dir / CHECKPOINT)

@@ -66,15 +66,20 @@ class TierFile:
         return self.live.path
 
 
-def tier_files(root: str, dataset: str, tiers: tuple[str, ...] = (ONLINE,)) -> list[TierFile]:
-    """Live files of ``dataset`` in ``tiers``; with both, online files already compacted are left out."""
+def tier_files(
+    root: str, dataset: str, tiers: tuple[str, ...] = (ONLINE,), trusted: dict[str, bytes] | None = None
+) -> list[TierFile]:
+    """Live files of ``dataset`` in ``tiers``; with both, online files already compacted are left out.
+
+    ``trusted``: only files of manifests those signers signed (``retention.commit.read_partition``).
+    """
     found: list[TierFile] = []
     skip = compacted_sources(root, dataset) if ARCHIVE in tiers and ONLINE in tiers else set()
     for tier in tiers:
         base = tier_root(root, tier)
         if not commit.dataset_exists(base, dataset):
             continue
-        for live in commit.live_files(base, dataset):
+        for live in commit.live_files(base, dataset, trusted):
             if tier == ONLINE and (live.day, layout.base_name(live.path), live.entry.get("sha256")) in skip:
                 continue
             found.append(TierFile(tier, live))

@@ -1,6 +1,10 @@
 """``archive verify``: manifests against files, checksums, encryption, and (deep) decryptability.
 
-The quick check needs no key: every file a manifest lists must be there with
+Every manifest that adds files must be signed by a writer the keyring's
+custodian trusts (checked against the custodian key derived from the root key
+in the deep check, against the keyring's ``custodian.json`` in the quick one);
+the files of any other manifest are reported and never read.  The quick check
+needs no key: every file a manifest lists must be there with
 the same size and SHA-256, must have an encrypted footer, and must name master
 keys of its partition's month that the keyring still holds.  The deep check
 also decrypts every column of every file with the reader role's keys and counts
@@ -134,10 +138,15 @@ def verify_archive(
     if repair:
         report.repaired = commit.recover(root)
     keyring = keyring or (reader.keyring if reader else None)
+    trusted = reader.trusted_signers() if reader else _trusted_by_directory(keyring)
+    if trusted is None:
+        report.findings.append(Finding(WARNING, root, "signatures not checked: no keyring naming a custodian"))
     destroyed = keyring.destroyed() if keyring else {}
     known = {r.key_id for r in keyring.records()} if keyring else None
     decryptor = ArchiveDecryptor(reader) if reader else None
     leftovers = commit.recover(root, dry_run=True)
+    for txn in leftovers.withdrawn:
+        report.findings.append(Finding(WARNING, root, f"run {txn} was killed before it completed: none of it is read"))
     for path in leftovers.orphans:
         report.findings.append(Finding(WARNING, path, "in no manifest (never read): left by a killed run"))
     for path in leftovers.retired:
@@ -154,8 +163,14 @@ def verify_archive(
         report.findings.append(Finding(INFO, root, "'logwarden archive verify --repair' or the next run removes them"))
     for dataset in DATASETS:
         for day in commit.partition_days(root, dataset):
-            _verify_partition(commit.read_partition(root, dataset, day), destroyed, known, decryptor, report)
+            view = commit.read_partition(root, dataset, day, trusted=trusted)
+            _verify_partition(view, destroyed, known, decryptor, report)
     return report
+
+
+def _trusted_by_directory(keyring: Keyring | None) -> dict[str, bytes] | None:
+    custodian = keyring.custodian_public() if keyring else None
+    return None if custodian is None else keyring.trusted_signers(custodian)
 
 
 def _verify_partition(view, destroyed: dict, known: set[str] | None, decryptor, report: VerifyReport) -> None:

@@ -153,6 +153,9 @@ class KeysConfig:
     root_key_file: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "root.key"), metadata=PATHS)
     #: Create a keyring (and a root key, unless $LOGWARDEN_ROOT_KEY is set) on the first batch run when none exists.
     auto_init: bool = True
+    #: This writer's Ed25519 signing key (owner-only); empty: ``signing.key`` beside the keyring directory.
+    #: Its manifests are read only once the keyring's custodian trusts it (``logwarden keys trust``).
+    signing_key_file: str = dataclasses.field(default="", metadata=PATHS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,9 @@ examples:
 Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
 with a summary: lines read = parsed + dead-lettered (+ expired: lines of months whose
 keys were destroyed, never written), files written, lines/s.
+A rerun over input an earlier run archived reads only what is new (the ingest
+ledger recognises a file by its first bytes, renamed or compressed too) and
+says so per file; --reprocess reads everything again.
 Exit status: 0 when every line read was processed and every alert delivered;
 1 if the job failed, lost lines, could not deliver an alert (it is kept sealed and
 retried by the next run), or parsed nothing (the message names formats that fit);
@@ -78,6 +81,11 @@ def summary(run) -> str:
             f"  output            {run.output}",
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
             *([f"  report            {run.report}"] if run.report else []),
+            *[
+                f"  {outcome.message()}"
+                for outcome in run.inputs
+                if outcome.plan.earlier_runs or outcome.plan.skip_reason
+            ],
         ]
     )
 
@@ -141,7 +149,9 @@ def run(args) -> int:
             file=sys.stderr,
         )
     try:
-        result = run_batch(files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks)
+        result = run_batch(
+            files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks, args.reprocess
+        )
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
@@ -175,6 +185,11 @@ def register(subparsers) -> None:
         "--dead-letter-jsonl",
         metavar="DIR",
         help="also write dead letters as plaintext JSON lines to DIR (they are always in the encrypted archive)",
+    )
+    parser.add_argument(
+        "--reprocess",
+        action="store_true",
+        help="read every input whole again, even what earlier runs archived (adds it to the archive a second time)",
     )
     parser.add_argument(
         "--follow-symlinks",

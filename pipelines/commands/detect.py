@@ -7,7 +7,7 @@ import functools
 import sys
 
 from alerts.alert import alert_sort_key
-from alerts.replay import detect_files
+from alerts.replay import detect_results
 from alerts.rules import RuleError, load_configured_rules
 from alerts.sinks import build_sinks, shared_view
 from alerts.sinks.delivery import Delivery
@@ -23,8 +23,11 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
+from pipelines.core import enricher_for, parse_files
+from pipelines.enrich import check_enrich_config
 from pipelines.inputs import InputError, list_files
 from pipelines.read import open_raw
+from schemas.config import ConfigError
 
 EPILOG = """\
 examples:
@@ -59,17 +62,23 @@ def run(args) -> int:
         if format_spec != "auto":
             get_format(format_spec)
         files = list_files(args.files, args.follow_symlinks)
+        if config.enrich.enabled:
+            check_enrich_config(config.enrich)
     except (UsageError, UnknownFormatError, InputError) as problem:
         return error(str(problem))
+    except ConfigError as problem:
+        return error(f"bad config: {problem}")
     except RuleError as problem:
         return error(f"bad rule: {problem}")
     reports = []
-    alerts = sorted(
-        detect_files(
-            rules, files, functools.partial(open_raw, follow_symlinks=args.follow_symlinks), format_spec, reports
-        ),
-        key=alert_sort_key,
-    )
+    enricher = enricher_for(config.enrich)  # as batch does: behind trusted proxies the client is the source
+    opener = functools.partial(open_raw, follow_symlinks=args.follow_symlinks)
+    try:
+        results = parse_files(files, opener, format_spec, config, enricher, reports)
+        alerts = sorted(detect_results(rules, results), key=alert_sort_key)
+    finally:
+        if enricher is not None:
+            enricher.close()
     primary = StdoutSink() if args.output in (None, "-") else JsonLinesSink(args.output)
     if args.output not in (None, "-"):
         open(args.output, "w").close()  # a replay writes the file afresh

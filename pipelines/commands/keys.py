@@ -21,6 +21,7 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
+from retention import signing
 from retention.audit import AuditError, AuditRefusal
 from retention.keyring import (
     PURPOSES,
@@ -29,9 +30,11 @@ from retention.keyring import (
     Keyring,
     KeyringError,
     check_period,
+    default_signing_key_file,
     import_public_keys,
     init_keyring,
     months_from,
+    read_root_key,
 )
 from schemas.config import KeysConfig
 
@@ -107,7 +110,9 @@ def _init(args) -> int:
                 f"a keyring already exists in {keyring.directory}; add months with --months-ahead N or --period YYYY-MM"
             )
     else:
-        announce_init(init_keyring(config.keyring, config.root_key_file))
+        announce_init(
+            init_keyring(config.keyring, config.root_key_file, signing_key_file=config.signing_key_file or None)
+        )
     made = []
     for period in periods:
         before = {r.key_id for r in keyring.records()}
@@ -201,11 +206,36 @@ def _export_public(args) -> int:
     return EXIT_OK
 
 
+def _trust(args) -> int:
+    """Register a writer's signing key as trusted: its manifests are then read (needs the root key)."""
+    config = keys_config(args)
+    keyring = Keyring(config.keyring)
+    if args.public_key:
+        public = signing.decode_public(args.public_key)
+    else:
+        path = args.signing_key_file or config.signing_key_file or default_signing_key_file(config.keyring)
+        public = signing.read_signer(path).public_key
+    signer = keyring.trust_signer(public, args.name, read_root_key(config.root_key_file))
+    args.audit_action.detail = f"trusted signer {signer} ({args.name})"
+    print(f"trusted {signer} ({args.name}): manifests it signs are now read")
+    return EXIT_OK
+
+
+def _signer(args) -> int:
+    """Make (or show) this host's signing key and print its public half for the custodian."""
+    config = keys_config(args)
+    path = args.signing_key_file or config.signing_key_file or default_signing_key_file(config.keyring)
+    signer, made = signing.load_or_create_signer(path)
+    print(f"{'new ' if made else ''}signing key {path}: {signer.id}")
+    print(f"custodian: logwarden keys trust --public-key {signing.encode_public(signer.public_key)} --name NAME")
+    return EXIT_OK
+
+
 def _guarded(action):
     def run(args) -> int:
         try:
             return action(args)
-        except (UsageError, KeyringError, AuditError, AuditRefusal) as problem:
+        except (UsageError, KeyringError, AuditError, AuditRefusal, signing.SigningError, ValueError) as problem:
             return error(str(problem))
 
     return run
@@ -265,4 +295,12 @@ def register(subparsers) -> None:
     destroy.add_argument("--yes", action="store_true", help="really destroy (it cannot be undone)")
     export = action("export-public", "write a copy of the keyring without private halves (for writers)", _export_public)
     export.add_argument("target", metavar="DIR", help="new directory for the writer-only keyring")
+    trust = action(
+        "trust", "trust a writer's signing key: readers then read what it signs (needs the root key)", _trust
+    )
+    trust.add_argument("--public-key", metavar="KEY", help="the writer's public key (as 'keys signer' prints it)")
+    trust.add_argument("--signing-key-file", metavar="FILE", help="or the writer's key file on this host")
+    trust.add_argument("--name", default="ingest", help="a name for the writer, for people")
+    signer = action("signer", "make or show this host's signing key and print its public half", _signer, audited=False)
+    signer.add_argument("--signing-key-file", metavar="FILE", help="key file (default: keys.signing_key_file)")
     key_roles.register(action)

@@ -7,10 +7,10 @@ import dataclasses
 import functools
 import sys
 
-from parsers.enrich import Enricher, enrich_batch
-from parsers.files import FileParse, parse_file
+from parsers.enrich import Enricher
 from parsers.registry import FORMATS, get_format
 from pipelines.commands.common import EXIT_OK, add_command, add_config_argument, check_output_file, load_or_report
+from pipelines.core import parse_files
 from pipelines.enrich import check_enrich_config
 from pipelines.inputs import list_files
 from pipelines.read import open_raw
@@ -65,25 +65,13 @@ def run(args) -> int:
     with _open_text_output(args.output) as out, _open_text_output(args.dead_letter or None) as dead_out:
         dead_out = dead_out if args.dead_letter else sys.stderr
         for path in files:
-            report = FileParse(path)
-            reports.append(report)
-            results = parse_file(
-                functools.partial(open_raw, follow_symlinks=args.follow_symlinks),
-                path,
-                format_spec,
-                config.input.chunk_bytes,
-                report,
-                config.input.timezone,
-                config.input.max_line_bytes,
-            )
-            for result in results:
-                events = result.events
-                if enricher is not None and result.kind == "access" and events.num_rows:
-                    events = enrich_batch(events, enricher)
-                for line in batch_to_json_lines(events):
+            opener = functools.partial(open_raw, follow_symlinks=args.follow_symlinks)
+            for result in parse_files([path], opener, format_spec, config, enricher, reports):
+                for line in batch_to_json_lines(result.events):
                     out.write(line + "\n")
                 for line in batch_to_json_lines(result.dead_letters):
                     dead_out.write(line + "\n")
+            report = reports[-1]
             print(f"logwarden: {path}: {report.how}", file=sys.stderr)
             if report.stats.truncated:
                 print(f"logwarden: warning: {path}: {report.stats.problem}", file=sys.stderr)

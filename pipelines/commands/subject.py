@@ -20,6 +20,7 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
+from pipelines.graph import ingest_signer
 from retention.audit import AuditError, AuditRefusal
 from retention.commit import CommitError
 from retention.keyring import KeyringError
@@ -115,7 +116,7 @@ def _rewrite(args, config, keys, subject, act) -> int:
         raise UsageError(f"this would {verb} {rows} record(s) in {files} file(s); re-run with --yes to do it")
     transform = requests.redact_rows(args.field, args.value) if redacting else requests.erase_rows
     run_id = "subject-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
-    changes = requests.rewrite(keys, found, transform, run_id, config.archive)
+    changes = requests.rewrite(keys, found, transform, run_id, config.archive, signer=ingest_signer(config.keys))
     changes += [requests.rewrite_alerts(a, args.field if redacting else None, args.value) for a in alerts]
     print(f"{'dataset':<13} {'day':<10} {'rows before':>11} {'matched':>8} {'after':>7}  file -> new file")
     for change in changes:

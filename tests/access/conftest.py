@@ -126,4 +126,5 @@ def archive(_template, tmp_path) -> AccessArchive:
     for name in ("keyring", "roles", "archive", "logs"):
         shutil.copytree(base / name, tmp_path / name, symlinks=True)
     shutil.copy2(base / "root.key", tmp_path / "root.key")
+    shutil.copy2(base / "signing.key", tmp_path / "signing.key")  # the trusted writer that signs rewrites
     return AccessArchive(tmp_path / "archive", _config(tmp_path), subject_lines)

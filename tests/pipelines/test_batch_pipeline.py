@@ -90,9 +90,15 @@ def test_manifest_lists_every_file_with_checksum_and_rows(examples, tmp_path, ar
         assert entry["key_ids"] == ["data-2026-11@v1", "personal-2026-11@v1"]
 
 
-def test_a_second_run_adds_files_instead_of_overwriting(examples, tmp_path, archive_config, reader):
-    run([examples / "logs" / "access.log"], tmp_path / "out", archive_config)
-    run([examples / "logs" / "access.log"], tmp_path / "out", archive_config)
+def test_a_rerun_adds_nothing_and_a_reprocess_adds_files_instead_of_overwriting(
+    examples, tmp_path, archive_config, reader
+):
+    first = run([examples / "logs" / "access.log"], tmp_path / "out", archive_config)
+    again = run([examples / "logs" / "access.log"], tmp_path / "out", archive_config)
+    assert again.counts.lines_read == 0 and again.counts.files_written == 0
+    assert [o.message() for o in again.inputs] == [f"access.log: already archived by run {first.run_id}; 0 new lines"]
+    assert open_archive(tmp_path / "out", reader).count_rows() == 2000
+    run([examples / "logs" / "access.log"], tmp_path / "out", archive_config, reprocess=True)
     assert open_archive(tmp_path / "out", reader).count_rows() == 4000
 
 

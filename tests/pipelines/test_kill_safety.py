@@ -83,15 +83,16 @@ def test_a_kill_as_a_part_file_lands_is_never_read_and_the_next_run_removes_it(t
     assert killed.returncode == -signal.SIGKILL
     keys = reader_keys(tmp_path / ".logwarden" / "keyring", tmp_path / ".logwarden" / "root.key", environ={})
     landed = [p for p in out.glob("events/dt=*/*.parquet")]
-    assert len(landed) == 2  # one committed day, and one file of a commit that never happened
-    committed = open_archive(out, keys).to_table()
-    assert committed.num_rows > 0 and len(set(committed["dt"].to_pylist())) == 1
+    assert len(landed) == 2  # one day committed inside the run's open transaction, one file of no commit
+    assert open_archive(out, keys).count_rows() == 0  # the run never completed: readers see none of it
     report = verify_archive(out, reader=keys)
-    assert report.ok and any("in no manifest" in f.message for f in report.findings)
+    assert report.ok and sum("left by a killed run" in f.message for f in report.findings) == 2
 
     rerun = _batch(tmp_path, log, out)
     assert rerun.returncode == 0, rerun.stderr
-    assert "recovered         1 unpublished file(s) of killed runs removed" in rerun.stderr
+    assert "recovered         1 unfinished run(s) withdrawn, 1 unpublished file(s)" in rerun.stderr
     clean = verify_archive(out, reader=keys)
     assert clean.ok and not [f for f in clean.findings if f.level == "warning"]
     assert not list((out / ".tmp").glob("*"))
+    offsets = open_archive(out, keys).to_table(columns=["log_offset"])["log_offset"].to_pylist()
+    assert len(offsets) == len(set(offsets)) == 3000  # every line once

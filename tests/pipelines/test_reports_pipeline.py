@@ -31,7 +31,10 @@ def test_runs_store_aggregates_and_a_re_run_does_not_change_a_period(examples, t
     for path in reports.rglob("*"):
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
-    run_batch([str(examples / "logs")], str(tmp_path / "out"), config, pipeline_options([], config.runner))
+    # A plain rerun reads nothing (the ingest ledger); --reprocess reads the same logs again into a new run.
+    run_batch(
+        [str(examples / "logs")], str(tmp_path / "out"), config, pipeline_options([], config.runner), reprocess=True
+    )
     assert len(list((reports / "aggregates").glob("traffic-*.parquet"))) == 2
     exit_code = main(
         ["report", "--archive", str(tmp_path / "out"), "--from", "2026-10-31", "--to", "2026-11-01",

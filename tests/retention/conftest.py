@@ -12,9 +12,10 @@ from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
 from retention import commit
 from retention.encryption import ArchiveEncryptor
-from retention.keyring import WriterKeys
+from retention.keyring import WriterKeys, default_signing_key_file
 from retention.layout import partition_name
 from retention.parquet_files import ParquetFileWriter, WrittenFile
+from retention.signing import Signer, read_signer
 
 #: Personal values planted in the test logs; none may ever appear in an archive file's bytes.
 SECRETS = {
@@ -65,9 +66,14 @@ def write_partition(
     )
     writer.write(batch)
     written = writer.close()
-    manifest = commit.commit(str(root), dataset, day, commit_id, [written])
+    manifest = commit.commit(str(root), dataset, day, commit_id, [written], signer=signer_of(keys))
     commit.clear_staging(str(root), commit_id.split(".")[0])
     return dataclasses.replace(written, path=str(root / dataset / partition_name(day) / manifest.names[0]))
+
+
+def signer_of(keys: WriterKeys) -> Signer:
+    """The ingest signing key ``init_keyring`` made and trusted beside ``keys``' keyring."""
+    return read_signer(default_signing_key_file(keys.directory))
 
 
 @pytest.fixture

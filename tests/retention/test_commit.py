@@ -19,7 +19,7 @@ from retention.encryption import ArchiveEncryptor
 from retention.keyring import Keyring
 from retention.parquet_files import ParquetFileWriter, WrittenFile
 from retention.verify import verify_archive
-from tests.retention.conftest import access_batch, combined_lines, write_partition
+from tests.retention.conftest import access_batch, combined_lines, signer_of, write_partition
 
 DAY = "2026-01-05"
 
@@ -44,7 +44,7 @@ def live_names(root: Path) -> set[str]:
     return {Path(f.path).name for f in commit.live_files(str(root), "events")}
 
 
-def commit_in_child(root: Path, args: tuple, kill_at: tuple[str, int] | None) -> int:
+def commit_in_child(root: Path, args: tuple, kill_at: tuple[str, int] | None, signer=None) -> int:
     """Run ``commit.commit(*args)`` in a forked process killed at the ``n``-th ``step``; its exit signal."""
 
     def child():
@@ -55,7 +55,7 @@ def commit_in_child(root: Path, args: tuple, kill_at: tuple[str, int] | None) ->
             if kill_at and (step, seen[step]) == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        commit.commit(*args, hook=hook)
+        commit.commit(*args, hook=hook, signer=signer)
 
     process = multiprocessing.get_context("fork").Process(target=child)
     process.start()
@@ -73,7 +73,7 @@ def partition(tmp_path, writer):
 
 def test_an_added_file_is_read_once_committed(partition, writer, reader):
     staged = stage(partition, writer, "r2", repeat=5)
-    manifest = commit.commit(str(partition), "events", DAY, "r2", [staged])
+    manifest = commit.commit(str(partition), "events", DAY, "r2", [staged], signer=signer_of(writer))
     assert manifest.names == ["part-r2-00000.parquet"] and manifest.rows == 5
     assert live_names(partition) == {"part-base-00000.parquet", "part-r2-00000.parquet"}
     assert open_archive(partition, reader).count_rows() == 25
@@ -82,7 +82,9 @@ def test_an_added_file_is_read_once_committed(partition, writer, reader):
 
 def test_a_replace_commit_swaps_files_at_once_and_deletes_the_old_ones(partition, writer, reader):
     new = [stage(partition, writer, "compact", repeat=3), stage(partition, writer, "compact", repeat=4)]
-    commit.commit(str(partition), "events", DAY, "compact", new, remove=["part-base-00000.parquet"])
+    commit.commit(
+        str(partition), "events", DAY, "compact", new, remove=["part-base-00000.parquet"], signer=signer_of(writer)
+    )
     assert (
         live_names(partition)
         == parquet_names(partition)
@@ -97,20 +99,30 @@ def test_a_replace_commit_swaps_files_at_once_and_deletes_the_old_ones(partition
 
 def test_removing_what_is_no_longer_there_is_a_conflict(partition, writer):
     first = stage(partition, writer, "erase", repeat=2)
-    commit.commit(str(partition), "events", DAY, "erase", [first], remove=["part-base-00000.parquet"])
+    commit.commit(
+        str(partition), "events", DAY, "erase", [first], remove=["part-base-00000.parquet"], signer=signer_of(writer)
+    )
     second = stage(partition, writer, "compact", repeat=2)
     with pytest.raises(commit.CommitConflict, match=r"part-base-00000\.parquet no longer in the partition"):
-        commit.commit(str(partition), "events", DAY, "compact", [second], remove=["part-base-00000.parquet"])
+        commit.commit(
+            str(partition),
+            "events",
+            DAY,
+            "compact",
+            [second],
+            remove=["part-base-00000.parquet"],
+            signer=signer_of(writer),
+        )
     assert live_names(partition) == {"part-erase-00000.parquet"}
 
 
 def test_a_retried_commit_is_a_no_op_and_a_reused_id_an_error(partition, writer):
     staged = stage(partition, writer, "r2", repeat=5)
-    first = commit.commit(str(partition), "events", DAY, "r2", [staged])
+    first = commit.commit(str(partition), "events", DAY, "r2", [staged], signer=signer_of(writer))
     assert commit.commit(str(partition), "events", DAY, "r2", [staged]) == first
     other = stage(partition, writer, "r2", repeat=6)
     with pytest.raises(commit.CommitError, match="already exists with other files"):
-        commit.commit(str(partition), "events", DAY, "r2", [other])
+        commit.commit(str(partition), "events", DAY, "r2", [other], signer=signer_of(writer))
     assert live_names(partition) == {"part-base-00000.parquet", "part-r2-00000.parquet"}
 
 
@@ -138,7 +150,7 @@ def test_every_step_is_killed_somewhere():
 def test_a_kill_at_any_step_shows_before_or_after_and_recovery_converges(partition, writer, reader, replace, kill_at):
     staged = [stage(partition, writer, "r2", repeat=3), stage(partition, writer, "r2", repeat=4)]
     remove = ["part-base-00000.parquet"] if replace else []
-    code = commit_in_child(partition, (str(partition), "events", DAY, "r2", staged, remove), kill_at)
+    code = commit_in_child(partition, (str(partition), "events", DAY, "r2", staged, remove), kill_at, signer_of(writer))
     assert code == -signal.SIGKILL
     after = REPLACED if replace else ADDED
     committed = kill_at[0] in (commit.COMMITTED, commit.RETIRED)
@@ -162,7 +174,9 @@ def test_a_kill_at_any_step_shows_before_or_after_and_recovery_converges(partiti
 def test_a_live_runs_work_in_progress_is_left_alone(partition, writer):
     staged = stage(partition, writer, "r2", repeat=3)
     with commit.RunLease(str(partition), "r2"):
-        code = commit_in_child(partition, (str(partition), "events", DAY, "r2", [staged]), (commit.FILE_PUBLISHED, 1))
+        code = commit_in_child(
+            partition, (str(partition), "events", DAY, "r2", [staged]), (commit.FILE_PUBLISHED, 1), signer_of(writer)
+        )
         assert code == -signal.SIGKILL
         report = commit.recover(str(partition))
         assert not report.changed and report.live_runs == {"r2"}
@@ -189,7 +203,9 @@ def test_verify_repair_removes_what_a_killed_run_left(partition, writer, archive
     from pipelines.cli import main
 
     staged = stage(partition, writer, "r2", repeat=3)
-    commit_in_child(partition, (str(partition), "events", DAY, "r2", [staged]), (commit.MANIFEST_STAGED, 1))
+    commit_in_child(
+        partition, (str(partition), "events", DAY, "r2", [staged]), (commit.MANIFEST_STAGED, 1), signer_of(writer)
+    )
     ring = ["--keyring", archive_config.keys.keyring]
     assert main(["archive", "verify", str(partition), *ring]) == 0
     out = capsys.readouterr().out

@@ -12,7 +12,7 @@ import pytest
 from pipelines.cli import main
 from retention.keyring import Keyring
 from retention.verify import verify_archive
-from tests.retention.conftest import access_batch, combined_lines, write_partition
+from tests.retention.conftest import access_batch, combined_lines, signer_of, write_partition
 
 
 @pytest.fixture
@@ -82,8 +82,9 @@ def test_the_cli_verifies_and_exits_1_on_damage(archive, archive_config, capsys,
     assert "checksum or size differs" in out and "1 problem(s)" in out
 
 
-def _damage_and_rehash(path: Path, damage) -> None:
-    """Damage a file the way a bad write would, then make its manifest agree (so only decrypting can tell)."""
+def _damage_and_rehash(path: Path, damage, signer) -> None:
+    """Damage a file the way a bad write would, then make its manifest agree and sign it again with the
+    writer's own key (a writer that wrote garbage): only decrypting can tell."""
     import hashlib
     import json
 
@@ -92,10 +93,11 @@ def _damage_and_rehash(path: Path, damage) -> None:
     path.write_bytes(data)
     [manifest] = path.parent.glob("_manifest-*.json")
     doc = json.loads(manifest.read_text())
+    doc.pop("signature", None)
     for entry in doc["files"]:
         if entry["file"] == path.name:
             entry["size"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
-    manifest.write_text(json.dumps(doc))
+    manifest.write_text(json.dumps(signer.sign(doc)))
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,7 @@ def _damage_and_rehash(path: Path, damage) -> None:
 )
 def test_deep_verify_reports_every_damaged_file_and_goes_on(archive, reader, damage):
     for path in archive.glob("events/dt=*/*.parquet"):
-        _damage_and_rehash(path, damage)
+        _damage_and_rehash(path, damage, signer_of(reader))
     write_partition(archive, reader, "2026-03-05", access_batch(combined_lines("Mar")), "r")
     report = verify_archive(archive, reader=reader)
     damaged = sorted(Path(f.path).parent.name for f in report.errors)
