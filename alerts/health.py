@@ -14,8 +14,10 @@ path prefix) and measures, per key, every ``every`` of event time over the last
 The value is compared with absolute bounds (``above``, ``below``) and with the
 same key's ``baseline`` — the same measure over the trailing period before the
 window (``above_baseline: 2`` = more than twice it; ``below_baseline: 0.1`` =
-under a tenth of it; a count's baseline is its average per window).  ``min_events``
-and ``min_baseline`` say when there is enough to judge.  The condition must hold
+under a tenth of it; a count's baseline is its average per window).  ``min_events``,
+``max_client_share`` (no one client address may make more than this share of the
+counted events: one scanner's 404s are no broken link) and ``min_baseline`` say
+when there is enough to judge.  The condition must hold
 ``for`` a while before the alert fires; the alert resolves (a second, "resolved"
 record) once the condition has been false for a whole window.  ``alerts.health_fold``
 evaluates this on event time, the same in a replay and in the stream.
@@ -33,7 +35,7 @@ MEASURES = ("count", "ratio", "p50", "p90", "p95", "p99")
 _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
 KEYS = (
     "measure", "of", "field", "window", "every", "for", "above", "below", "min_events", "baseline",
-    "above_baseline", "below_baseline", "min_baseline", "path_segments",
+    "above_baseline", "below_baseline", "min_baseline", "path_segments", "max_client_share",
 )  # fmt: skip
 #: Measures whose baseline is the average count per window, so it is an amount of traffic.
 COUNTS = ("count",)
@@ -57,6 +59,7 @@ class HealthSpec:
     below_baseline: float | None = None
     min_baseline: float = 0.0
     path_segments: int = 0  # key also by the first N segments of url_path
+    max_client_share: float | None = None  # no one client address may make more of the counted events
 
     @property
     def quantile(self) -> float | None:
@@ -82,6 +85,8 @@ class HealthSpec:
         text += f" over {_duration_text(self.window)}"
         if self.min_events:
             text += f", at least {self.min_events} events"
+        if self.max_client_share is not None:
+            text += f", no client over {self.max_client_share:.0%} of them"
         if self.uses_baseline:
             text += f", baseline the {_duration_text(self.baseline)} before"
             if self.min_baseline:
@@ -144,6 +149,9 @@ def read_health(reader, value: Any, schema: pa.Schema) -> HealthSpec:
     min_events = value.get("min_events", 0)
     if not isinstance(min_events, int) or isinstance(min_events, bool) or min_events < 0:
         reader.fail("health.min_events", f"expected an integer >= 0, got {min_events!r}")
+    share = _number(reader, value, "max_client_share")
+    if share is not None and share > 1:
+        reader.fail("health.max_client_share", f"expected a share from 0 to 1, got {share!r}")
     segments = value.get("path_segments", 0)
     if not isinstance(segments, int) or isinstance(segments, bool) or not 0 <= segments <= 8:
         reader.fail("health.path_segments", f"expected an integer from 0 to 8, got {segments!r}")
@@ -164,6 +172,7 @@ def read_health(reader, value: Any, schema: pa.Schema) -> HealthSpec:
         below_baseline=_number(reader, value, "below_baseline"),
         min_baseline=_number(reader, value, "min_baseline") or 0.0,
         path_segments=segments,
+        max_client_share=share,
     )
     if all(getattr(spec, k) is None for k in ("above", "below", "above_baseline", "below_baseline")):
         reader.fail("health", "needs a threshold: above, below, above_baseline or below_baseline")

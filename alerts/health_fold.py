@@ -20,8 +20,10 @@ for the whole baseline period, and ``min_baseline``); without it nothing changes
 from __future__ import annotations
 
 import bisect
+import collections
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +46,7 @@ class Cell:
     first_ts: int = NO_TIME
     sketch: list = dataclasses.field(default_factory=list)  # (buckets, counts) parts
     evidence: list = dataclasses.field(default_factory=list)  # (rank, ts, path, offset, line), best first
+    clients: collections.Counter | None = None  # counted events per client address (``max_client_share``)
 
 
 @dataclasses.dataclass
@@ -109,12 +112,13 @@ class HealthFold:
     def merge(self, state: RuleHealth, parts: list[HealthCells]) -> None:
         for part in parts:
             state.seen_us = max(state.seen_us, part.seen_us)
-            sketches = part.sketches if part.sketches is not None else [None] * len(part.cell_ts)
+            none = [None] * len(part.cell_ts)
+            sketches = part.sketches if part.sketches is not None else none
             rows = zip(
                 part.key.tolist(), part.bucket.tolist(), part.events.tolist(), part.hits.tolist(),
-                part.first_ts.tolist(), sketches, part.evidence,
+                part.first_ts.tolist(), sketches, part.evidence, part.clients if part.clients is not None else none,
             )  # fmt: skip
-            for k, bucket, events, hits, first_ts, sketch, evidence in rows:
+            for k, bucket, events, hits, first_ts, sketch, evidence, clients in rows:
                 name = part.key_names[k]
                 key = state.keys.get(name)
                 if key is None:
@@ -136,6 +140,8 @@ class HealthFold:
                     cell.evidence = (
                         sorted(cell.evidence + evidence)[: self.rule.evidence] if cell.evidence else evidence
                     )
+                if clients:
+                    cell.clients = clients + cell.clients if cell.clients else collections.Counter(clients)
 
     # -------------------------------------------------------------- judging
 
@@ -151,7 +157,7 @@ class HealthFold:
             key.cells = {b: c for b, c in key.cells.items() if b > oldest}
             for b, cell in key.cells.items():
                 if b <= last + 1 - self.window:
-                    cell.evidence = []  # no later window quotes it
+                    cell.evidence, cell.clients = [], None  # no later window quotes or counts them
             if not key.cells and key.firing is None:
                 del state.keys[name]
         return alerts
@@ -168,7 +174,7 @@ class HealthFold:
             return sums.events * self.window / self.baseline
         return self._value(sums)
 
-    def _verdict(self, value, baseline, events: int, opening: bool) -> bool | None:
+    def _verdict(self, value, baseline, events: int, opening: bool, clients=None) -> bool | None:
         """True or False, or None when there is not enough to judge (``opening``: no episode yet)."""
         spec = self.spec
         if value is None or events < spec.min_events:
@@ -181,7 +187,14 @@ class HealthFold:
             spec.above_baseline is None or value > spec.above_baseline * baseline,
             spec.below_baseline is None or value < spec.below_baseline * baseline,
         )
-        return all(checks)
+        if not all(checks):
+            return False
+        if spec.max_client_share is not None and opening:
+            by_client = sum((c.clients for c in clients() if c.clients), collections.Counter())
+            total = sum(by_client.values())
+            if total and max(by_client.values()) > spec.max_client_share * total:
+                return None  # one client's surge (a scanner) says nothing about the service
+        return True
 
     def _sums_at(self, cells: dict, b: int) -> tuple[_Sums, _Sums]:
         """The window ``(b - w, b]`` and the baseline period ``(b - w - base, b - w]`` totalled from the cells."""
@@ -241,7 +254,9 @@ class HealthFold:
                 baseline = key.firing["baseline"]
             else:
                 baseline = self._baseline(trailing) if uses_baseline and warm else None
-            verdict = self._verdict(value, baseline, window.events, key.firing is None)
+            verdict = self._verdict(
+                value, baseline, window.events, key.firing is None, functools.partial(self._window_cells, key, b)
+            )
             if key.firing is None:
                 if verdict and end >= key.quiet_until:
                     key.true_since = end if key.true_since is None else key.true_since

@@ -12,6 +12,7 @@ tells ``alerts.health_fold`` that its window has passed.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 
@@ -47,6 +48,7 @@ class HealthCells:
     sketches: list | None  # per cell: (buckets, counts) of the measured field (percentiles)
     evidence: list[list]  # per cell: [(rank, ts, path, offset, line)], smallest rank (best quote) first
     seen_us: int  # newest event time of the batch: event time has reached it
+    clients: list | None = None  # per cell: Counter of the counted events' client addresses (``max_client_share``)
 
     @classmethod
     def heartbeat(cls, rule_id: str, seen_us: int) -> HealthCells:
@@ -73,6 +75,7 @@ class HealthCells:
             sketches=[self.sketches[i] for i in rows.tolist()] if self.sketches is not None else None,
             evidence=[self.evidence[i] for i in rows.tolist()],
             seen_us=seen_us,
+            clients=[self.clients[i] for i in rows.tolist()] if self.clients is not None else None,
         )
 
     def split(self, upto_us: int) -> tuple[HealthCells | None, HealthCells | None]:
@@ -257,6 +260,13 @@ class HealthObserver:
             rows[chosen].tolist(),
         ):
             evidence[i].append((r, t, row, o))
+        clients = None
+        if rule.health.max_client_share is not None:  # the counted events are the few (404s): cheap per cell
+            clients = [collections.Counter() for _ in range(n)]
+            counted_rows = np.flatnonzero(counted)
+            addresses = view.batch.column("source_ip").take(pa.array(rows[counted_rows])).to_pylist()
+            for i, address in zip(cell_of[counted_rows].tolist(), addresses, strict=True):
+                clients[i][address] += 1
         cells = HealthCells(
             rule_id=rule.id,
             key_names=g.key_names,
@@ -270,6 +280,7 @@ class HealthObserver:
             sketches=sketches,
             evidence=evidence,
             seen_us=seen,
+            clients=clients,
         )
         return cells, rows[chosen]
 

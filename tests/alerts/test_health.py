@@ -247,3 +247,31 @@ def test_piecewise_flushes_on_a_watermark_raise_exactly_what_one_flush_at_the_en
 
     assert len(whole) == 6
     assert comparable(streamed) == comparable(whole)
+
+
+def test_a_broken_link_after_a_deploy_fires_but_one_scanners_404s_do_not():
+    from alerts.rules import RuleSet
+
+    rules = RuleSet(tuple(r for r in load_rules().rules if r.id == "health-4xx-surge"))
+    base = [r for r in traffic(hours=2.5, every=1) if r["url_domain"] == "a.example"]
+    deploy = [
+        dict(
+            r,
+            url_original="/static/new.css",
+            url_path="/static/new.css",
+            http_request_line="GET /static/new.css",
+            http_response_status_code=404,
+        )
+        if 5400 <= (r["timestamp"] - T0).total_seconds() < 6600 and i % 3 == 0
+        else r
+        for i, r in enumerate(base)
+    ]
+    alerts = run(rules, deploy)
+    assert [a["health"]["status"] for a in alerts] == ["firing", "resolved"]
+    assert alerts[0]["first_seen"] >= at(5400) and alerts[0]["health"]["value"] > 0.1
+    assert all("/static/new.css" in e["line"] for e in alerts[0]["evidence"])
+    scan = base + [
+        access(5400 + k, ip="192.0.2.66", url=f"/probe/{k}.php", status=404, url_domain="a.example")
+        for k in range(0, 600, 2)
+    ]
+    assert run(rules, sorted(scan, key=lambda r: r["timestamp"])) == []
