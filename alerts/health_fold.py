@@ -174,6 +174,10 @@ class HealthFold:
             return sums.events * self.window / self.baseline
         return self._value(sums)
 
+    def _below_the_bar(self, value: float | None) -> bool:
+        """The absolute bound already says no (a p95 under ``above``): the baseline's sketch need not be read."""
+        return value is None or (self.spec.above is not None and value <= self.spec.above)
+
     def _verdict(self, value, baseline, events: int, opening: bool, clients=None) -> bool | None:
         """True or False, or None when there is not enough to judge (``opening``: no episode yet)."""
         spec = self.spec
@@ -252,8 +256,10 @@ class HealthFold:
             warm = key.first_bucket <= b - w - base + 1
             if key.firing is not None:
                 baseline = key.firing["baseline"]
+            elif uses_baseline and warm and not self._below_the_bar(value):
+                baseline = self._baseline(trailing)
             else:
-                baseline = self._baseline(trailing) if uses_baseline and warm else None
+                baseline = None
             verdict = self._verdict(
                 value, baseline, window.events, key.firing is None, functools.partial(self._window_cells, key, b)
             )

@@ -244,13 +244,11 @@ class HealthObserver:
             bounds = np.searchsorted(owner, np.arange(n + 1))
             buckets_of = (sub_slots % health_sketch.BUCKETS).astype(np.int32)
             sketches = [(buckets_of[a:b], sub_counts[a:b].astype(np.int64)) for a, b in itertools.pairwise(bounds)]
-        # Evidence: a ratio quotes its counted share (the 5xx), a percentile its slowest events, a count its first.
+        # Evidence: a ratio quotes its counted share (the 5xx), a percentile its slowest events, a count its first;
+        # a shortage (silence) has nothing worth quoting.
         rank = -values if values is not None else row_ts.astype(np.float64)  # smaller quotes first
-        candidates = np.flatnonzero(counted)
-        order = candidates[np.lexsort((rank[candidates], cell_of[candidates]))]
-        owners = cell_of[order]
-        starts = np.searchsorted(owners, owners, side="left")
-        chosen = order[np.arange(len(order)) - starts < rule.evidence]
+        candidates = np.flatnonzero(counted) if not _is_shortage(rule) else np.zeros(0, np.int64)
+        chosen = _best_per_cell(candidates, rank, offsets[rows], cell_of, n, rule.evidence)
         evidence: list[list] = [[] for _ in range(n)]
         for i, r, t, o, row in zip(
             cell_of[chosen].tolist(),
@@ -283,6 +281,23 @@ class HealthObserver:
             clients=clients,
         )
         return cells, rows[chosen]
+
+
+def _is_shortage(rule: Rule) -> bool:
+    return rule.health.above is None and rule.health.above_baseline is None
+
+
+def _best_per_cell(candidates, rank, offsets, cell_of, cells: int, keep: int) -> np.ndarray:
+    """Of ``candidates`` (ascending rows, so ascending offsets), the ``keep`` best of each cell in (rank, offset)
+    order, the order the fold merges by: a stable sort by rank, then a stable (radix, for small ints) sort by cell."""
+    if not len(candidates):
+        return candidates
+    by_rank = candidates[np.argsort(rank[candidates], kind="stable")]
+    owners = cell_of[by_rank]
+    small = owners.astype(np.int16) if cells < 2**15 else owners
+    order = by_rank[np.argsort(small, kind="stable")]
+    owners = cell_of[order]
+    return order[np.arange(len(order)) - np.searchsorted(owners, owners, side="left") < keep]
 
 
 def _first_rows(codes: np.ndarray, rows: np.ndarray) -> np.ndarray:
