@@ -275,3 +275,15 @@ def test_a_broken_link_after_a_deploy_fires_but_one_scanners_404s_do_not():
         for k in range(0, 600, 2)
     ]
     assert run(rules, sorted(scan, key=lambda r: r["timestamp"])) == []
+
+
+def test_ops_sinks_get_the_measure_and_a_resolved_notice_reads_as_one(tmp_path):
+    from alerts.sinks import alert_json, alert_summary, shared_view
+
+    alerts = run(rules_of(tmp_path, RATIO), traffic(wave=("b.example", 5400, 6000)))
+    fired, resolved = sorted(alerts, key=lambda a: a["health"]["window_end"])
+    assert alert_summary(fired).startswith("[high] 5xx surge on b.example: ratio 0.2 (ratio > 0.1 over 5m")
+    assert alert_summary(resolved).startswith("RESOLVED [high] 5xx surge on b.example: ratio 0")
+    shared = shared_view(fired, "k")  # what an external webhook or syslog gets
+    assert shared["health"]["value"] == pytest.approx(0.2) and "url_domain" not in shared
+    assert '"status":"firing"' in alert_json(shared)
