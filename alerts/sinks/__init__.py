@@ -84,6 +84,7 @@ def shared_view(alert: dict[str, Any], key_hash: str | None) -> dict[str, Any]:
 def build_sinks(config) -> list[Sink]:
     """The sinks an ``AlertSinksConfig`` asks for."""
     from alerts.sinks.files import JsonLinesSink, StdoutSink
+    from alerts.sinks.routing import routed
     from alerts.sinks.syslog import SyslogSink
     from alerts.sinks.webhook import WebhookSink
 
@@ -94,8 +95,9 @@ def build_sinks(config) -> list[Sink]:
         sinks.append(StdoutSink())
     if config.webhook.url:
         w = config.webhook
-        sinks.append(WebhookSink(w.url, w.timeout_seconds, w.retries, w.backoff_seconds, w.format, w.internal))
+        webhook = WebhookSink(w.url, w.timeout_seconds, w.retries, w.backoff_seconds, w.format, w.internal)
+        sinks.append(routed(webhook, w))
     if config.syslog.host:
         s = config.syslog
-        sinks.append(SyslogSink(s.host, s.port, s.protocol, s.facility, s.app_name, internal=s.internal))
+        sinks.append(routed(SyslogSink(s.host, s.port, s.protocol, s.facility, s.app_name, internal=s.internal), s))
     return sinks
