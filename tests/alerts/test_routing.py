@@ -19,7 +19,7 @@ def test_a_syslog_for_ops_takes_the_health_alerts_and_nothing_else(tmp_path):
         listener.bind(("127.0.0.1", 0))
         listener.settimeout(0.5)
         port = listener.getsockname()[1]
-        syslog = {"host": "127.0.0.1", "port": port, "facility": 3, "categories": ["availability", "performance"]}
+        syslog = {"host": "127.0.0.1", "port": port, "facility": 3, "kinds": ["health"]}
         config = parse_config({"alerts": {"sinks": {"syslog": syslog}}}).alerts.sinks
         delivery = Delivery(build_sinks(config), 5, view=lambda a, s: a if s.internal else shared_view(a, "k"))
         for alert in [security, *alerts]:
@@ -42,3 +42,8 @@ def test_a_minimum_severity_and_a_bad_one_in_the_config():
     assert sink.takes({"severity": "critical"}) and not sink.takes({"severity": "medium"})
     with pytest.raises(ConfigErrors, match="min_severity"):
         parse_config({"alerts": {"sinks": {"syslog": {"host": "x", "min_severity": "urgent"}}}})
+    with pytest.raises(ConfigErrors, match="kinds"):
+        parse_config({"alerts": {"sinks": {"syslog": {"host": "x", "kinds": ["ops"]}}}})
+    config = parse_config({"alerts": {"sinks": {"webhook": {"url": "http://127.0.0.1:9/", "categories": ["bot"]}}}})
+    (sink,) = build_sinks(config.alerts.sinks)
+    assert sink.takes({"severity": "low", "category": "bot"}) and not sink.takes({"category": "exploit"})
