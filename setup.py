@@ -17,7 +17,7 @@ setup(
     long_description=README.read_text(encoding="utf-8") if README.exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["schemas*", "parsers*", "alerts*", "retention*", "access*", "pipelines*"]),
+    packages=find_packages(include=["schemas*", "parsers*", "alerts*", "retention*", "pipelines*"]),
     package_data={
         "alerts": ["rules/*.yaml", "rules/*.txt", "rules/*.md"],
         "pipelines": ["reports/*.j2", "reports/vendor/*"],

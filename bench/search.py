@@ -162,7 +162,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
     args = parser.parse_args(argv)
 
-    from access.search import EventQuery, SearchStats, build_indexes, search_events
+    from retention.access.search import EventQuery, SearchStats, build_indexes, search_events
     from retention.archive_reader import query_archive
     from retention.keyring import WriterKeys, init_keyring, reader_keys
     from retention.role_keys import add_role, grant, role_keys

@@ -14,9 +14,9 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 
-from access.policy import AccessDenied, Authorization, check, role_keys_for
 from pipelines.commands.audited import audited_action
 from pipelines.commands.common import UsageError
+from retention.access.policy import AccessDenied, Authorization, check, role_keys_for
 from retention.audit import AuditedAction, AuditRefusal
 from retention.keyring import KeyringError, WriterKeys
 from schemas.config import Config

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from access.policy import AccessDenied, check, holds_root_key, reads_archive, role_key_file
 from pipelines.commands.authorize import keys_of
 from pipelines.commands.common import EXIT_OK, UsageError, load_or_report
+from retention.access.policy import AccessDenied, check, holds_root_key, reads_archive, role_key_file
 from retention.audit import AuditRefusal
 from retention.keyring import Keyring
 from retention.role_keys import add_role, grant, revoke

@@ -7,9 +7,6 @@ import datetime as dt
 import json
 import sys
 
-from access.alert_records import rule_windows
-from access.output import FORMATS, RecordWriter
-from access.search import EventQuery, SearchError, SearchStats, build_indexes, search_events
 from pipelines.commands.authorize import add_access_arguments, authorized_action, keys_of
 from pipelines.commands.common import (
     EXIT_FAILURE,
@@ -20,6 +17,9 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
+from retention.access.alert_records import rule_windows
+from retention.access.output import FORMATS, RecordWriter
+from retention.access.search import EventQuery, SearchError, SearchStats, build_indexes, search_events
 from retention.archive_reader import ArchiveReadError
 from retention.audit import AuditError, AuditRefusal
 from retention.keyring import KeyringError

@@ -8,8 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-from access import subject as requests
-from access.output import RecordWriter, union_columns
 from pipelines.commands.authorize import add_access_arguments, authorized_action, keys_of
 from pipelines.commands.common import (
     EXIT_FAILURE,
@@ -21,6 +19,8 @@ from pipelines.commands.common import (
     load_or_report,
 )
 from pipelines.graph import ingest_signer
+from retention.access import subject as requests
+from retention.access.output import RecordWriter, union_columns
 from retention.audit import AuditError, AuditRefusal
 from retention.commit import CommitError
 from retention.keyring import KeyringError

@@ -7,8 +7,8 @@ import datetime as dt
 import pyarrow.parquet as pq
 import pytest
 
-from access.catalog import published_files
-from access.search import EventQuery, search_events
+from retention.access.catalog import published_files
+from retention.access.search import EventQuery, search_events
 from retention.encryption import ArchiveDecryptor
 from retention.keyring import KeyAccessError, Keyring, WriterKeys
 from retention.role_keys import RoleKeys, add_role, grant, revoke, role_keys

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from access import blind_index
-from access.alert_records import rule_windows
-from access.catalog import published_files
-from access.search import EventQuery, SearchError, SearchStats, search_events
+from retention.access import blind_index
+from retention.access.alert_records import rule_windows
+from retention.access.catalog import published_files
+from retention.access.search import EventQuery, SearchError, SearchStats, search_events
 from retention.archive_reader import open_archive
 from tests.access.conftest import ATTACKER, NEIGHBOUR, RARE, SUBJECT
 

@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from access import subject as requests
-from access.catalog import published_files
-from access.search import open_file
 from retention import commit as commits
+from retention.access import subject as requests
+from retention.access.catalog import published_files
+from retention.access.search import open_file
 from retention.audit import AuditLog
 from retention.encryption import ArchiveDecryptor
 from tests.access.conftest import NEIGHBOUR, SUBJECT
@@ -211,7 +211,7 @@ def test_a_kill_during_erase_leaves_each_partition_old_or_new_and_a_rerun_conver
     before = _partitions(archive, custodian)
     script = f"""
 import os
-from access import subject as requests
+from retention.access import subject as requests
 from retention.role_keys import role_keys
 from schemas.config import ArchiveConfig
 keyring, secret = {archive.config.keys.keyring!r}, {archive.config.access.role_keys_dir + "/privacy.key"!r}
@@ -275,7 +275,7 @@ def test_after_retention_moves_days_to_the_archive_tier_search_all_and_erase_sti
 def _search_rows(archive, keys, tier):
     import datetime as dt
 
-    from access.search import EventQuery, SearchStats, search_events
+    from retention.access.search import EventQuery, SearchStats, search_events
 
     stats = SearchStats()
     query = EventQuery(dt.date(2026, 1, 1), dt.date(2026, 1, 31), ips=(SUBJECT["ip"],))

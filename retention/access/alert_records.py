@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from access.catalog import published_files
-from access.search import Window
+from retention.access.catalog import published_files
+from retention.access.search import Window
 from retention.encryption import ArchiveDecryptor
 from retention.keyring import WriterKeys
 from retention.layout import ALERTS_DIR

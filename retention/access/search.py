@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from access import blind_index
-from access.catalog import ArchiveFile, published_files
+from retention.access import blind_index
+from retention.access.catalog import ArchiveFile, published_files
 from retention.encryption import ArchiveDecryptor
 from retention.keyring import WriterKeys
 from retention.layout import ACCESS_DIR

@@ -35,11 +35,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from access import alert_records, blind_index
-from access.catalog import ArchiveFile, half_compacted, published_files
-from access.search import IndexStore, open_file
 from retention import commit as commits
 from retention import layout
+from retention.access import alert_records, blind_index
+from retention.access.catalog import ArchiveFile, half_compacted, published_files
+from retention.access.search import IndexStore, open_file
 from retention.encryption import ArchiveDecryptor, ArchiveEncryptor
 from retention.keyring import WriterKeys, default_signing_key_file
 from retention.parquet_files import ParquetFileWriter
