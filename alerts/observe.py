@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from alerts.conditions import BatchView, CompiledRule, prefilters, shared_fields
 from alerts.evidence import evidence_lines
+from alerts.health_observe import HealthObserver
 from alerts.normalize import NormalizeCache
 from alerts.rules import RuleSet
 from alerts.value_memo import ValueMemo
@@ -176,19 +177,21 @@ class Observer:
 
     def __init__(self, rules: RuleSet, dataset: str, normalizer: NormalizeCache | None = None):
         self.dataset = dataset
-        self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
-        self.prefilters = prefilters(self.rules)
-        self.shared = shared_fields(self.rules)
+        self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset) if not r.is_health]
+        self.health = HealthObserver([r for r in rules.for_dataset(dataset) if r.is_health], dataset)
+        self.prefilters = prefilters(self.rules + self.health.compiled)
+        self.shared = shared_fields(self.rules + self.health.compiled)
         self.normalizer = normalizer or NormalizeCache()
         self.memos: dict[str, ValueMemo] = {}  # per text field, kept across batches
 
     def observe(self, batch: pa.RecordBatch) -> list[Hits]:
-        if not batch.num_rows or not self.rules:
+        if not batch.num_rows or not (self.rules or self.health.rules):
             return []
         view = BatchView(batch, self.normalizer, self.prefilters, self.memos, self.shared)
         ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
         paths = batch.column("log_file_path")
+        health = self.health.observe(view, ts, offsets)  # per-minute cells of the service-health rules
         hits: list[Hits] = []
         quoted: list[np.ndarray] = []  # per hits, the rows whose evidence line it keeps
         for compiled in self.rules:
@@ -205,7 +208,7 @@ class Observer:
                 hits.append(found)
                 quoted.append(evidence_rows)
         self._quote(batch, hits, quoted, offsets)
-        return hits
+        return hits + health
 
     def _quote(self, batch: pa.RecordBatch, hits: list[Hits], quoted: list[np.ndarray], offsets: np.ndarray) -> None:
         """Evidence lines for every rule's quoted rows, built in one go (rules often quote the same rows)."""
