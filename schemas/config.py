@@ -172,6 +172,19 @@ class EnrichConfig:
     ip_cache_size: int = dataclasses.field(default=250_000, metadata=_check(_positive))
 
 
+def _kinds(values: tuple[str, ...]) -> str | None:
+    wrong = [v for v in values if v not in ("health", "security")]
+    return f"must list health and/or security, got {wrong[0]!r}" if wrong else None
+
+
+def _severity(value: str) -> str | None:
+    return (
+        None
+        if value in ("info", "low", "medium", "high", "critical")
+        else "must be info, low, medium, high or critical"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class WebhookConfig:
     #: Where alerts are POSTed as JSON (empty: no webhook).
@@ -189,6 +202,12 @@ class WebhookConfig:
     #: True only when the receiver is inside the company: then it gets whole alerts (addresses, users,
     #: evidence lines); otherwise only rule, severity, counts, times, a keyed hash of the key and the alert id.
     internal: bool = False
+    #: Only these kinds of alert: health (service-health rules) and/or security (empty: both).
+    kinds: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_kinds))
+    #: Only alerts of these categories (empty: every one), e.g. [availability, performance].
+    categories: tuple[str, ...] = ()
+    #: Only alerts at or above this severity: info, low, medium, high or critical.
+    min_severity: str = dataclasses.field(default="info", metadata=_check(_severity))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +226,12 @@ class SyslogConfig:
     app_name: str = "logwarden"
     #: As for the webhook: whole alerts only to a receiver marked internal.
     internal: bool = False
+    #: Only these kinds of alert: health (service-health rules) and/or security (empty: both).
+    kinds: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_kinds))
+    #: Only alerts of these categories (empty: every one), e.g. [availability, performance].
+    categories: tuple[str, ...] = ()
+    #: Only alerts at or above this severity: info, low, medium, high or critical.
+    min_severity: str = dataclasses.field(default="info", metadata=_check(_severity))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,8 +350,8 @@ class AccessConfig:
         default_factory=lambda: dict(DEFAULT_ROLES), metadata=_check(_roles)
     )
     #: Folder of the roles' secret files (``<role>.key``, owner-only); ``$LOGWARDEN_ROLE_KEY_<ROLE>`` wins.
-    #: The custodian's secret is the root key (keys.root_key_file).
-    role_keys_dir: str = dataclasses.field(default=".logwarden/roles", metadata=PATHS)
+    #: The custodian's secret is the root key (keys.root_key_file).  Default: ``roles`` in ``user_data_dir()``.
+    role_keys_dir: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "roles"), metadata=PATHS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +360,8 @@ class AuditConfig:
     log: str = dataclasses.field(default="", metadata=PATHS)
     #: HMAC key of the audit trail (owner-only, mode 600), created with the trail's first entry;
     #: $LOGWARDEN_AUDIT_KEY takes precedence.  Every host that runs audited commands needs the same key.
-    key_file: str = dataclasses.field(default=".logwarden/audit.key", metadata=PATHS)
+    #: Default: ``audit.key`` in ``user_data_dir()`` (never the working directory: a second key would fail the HMACs).
+    key_file: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "audit.key"), metadata=PATHS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,7 +432,10 @@ class StreamConfig:
     #: Files found on the very first start: read from the ``beginning`` or only what is appended (``end``).
     start_at: str = dataclasses.field(default="beginning", metadata=_check(_start_at))
     #: The key that encrypts the job's checkpoint (created on first start, mode 0600).
-    state_key_file: str = dataclasses.field(default=".logwarden/stream-state.key", metadata=PATHS)
+    #: Default: ``stream-state.key`` in ``user_data_dir()``, so a restart from another folder resumes.
+    state_key_file: str = dataclasses.field(
+        default_factory=lambda: str(user_data_dir() / "stream-state.key"), metadata=PATHS
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,8 +449,8 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
     access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
-    audit: AuditConfig = AuditConfig()
-    stream: StreamConfig = StreamConfig()
+    audit: AuditConfig = dataclasses.field(default_factory=AuditConfig)  # key paths follow $LOGWARDEN_HOME
+    stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
 
 
 def _type_name(tp: Any) -> str:
