@@ -1,6 +1,6 @@
 r"""The streaming pipeline: followed log files in, the batch job's outputs out, continuously.
 
-    FollowLogs -> Parse -> TruncatedLines -> Enrich -> ObserveAccess -> ObserveError -> LiveCommit -> DeliverAlerts
+    FollowLogs -> Parse -> TruncatedLines -> Enrich -> ObserveAccess -> ObserveError -> LiveCommit
       ("chunk", "truncated" and "tick" envelopes; each step handles its tag and passes the others on)
 
 Parse, Enrich and Observe run the batch job's own DoFns (``OnTag`` wraps them).
@@ -10,7 +10,9 @@ input ends: either would hold the stream's output back until shutdown.  ``LiveCo
 instead keeps the archive files, detection state and report windows of the
 running cut and publishes them with the follower positions as one commit
 (``pipelines.live``, ``retention.stream_state``), which is also what makes a
-restart after ``kill -9`` lose and duplicate nothing.
+restart after ``kill -9`` lose and duplicate nothing.  It also hands each alert
+to the sinks as it is raised (``alerts.sinks.live``: own threads, confirmations
+recorded, what is unconfirmed at a cut sealed in the outbox and retried).
 
 Only FnApiRunner runs an unbounded splittable DoFn offline (see NOTES.md); the
 source polls with a short sleep when idle because FnApiRunner ignores
@@ -33,13 +35,16 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.core import RestrictionProvider
 
+from alerts.outbox import Outbox, load_outbox_key
 from alerts.rules import load_configured_rules
+from alerts.sinks import build_sinks
+from alerts.sinks.live import STREAM_OUTBOX, LiveDelivery
 from parsers.follow import Follower
 from parsers.lines import LineChunk
 from parsers.result import all_dead
 from pipelines import metrics
 from pipelines.batch import new_run_id
-from pipelines.detect import DeliverAlerts, ObserveFn, has_sinks
+from pipelines.detect import ObserveFn, has_sinks, outbox_key_file
 from pipelines.enrich import EnrichBatchFn
 from pipelines.graph import ingest_signer
 from pipelines.live import LiveSettings, LiveStage, Tick
@@ -93,7 +98,7 @@ class FollowLogsFn(beam.DoFn):
             load_state_key(self._config.stream.state_key_file),
             ingest_signer(self._config.keys),
         )
-        saved = store.read_checkpoint()  # LiveCommitFn applies an interrupted cut; its checkpoint is the same
+        saved = store.read_checkpoint(self._output)  # LiveCommitFn finishes an interrupted cut: the same checkpoint
         s, i = self._config.stream, self._config.input
         self._follower = Follower(
             self._patterns,
@@ -215,11 +220,17 @@ class LiveCommitFn(beam.DoFn):
             idle_seconds=config.stream.idle_seconds,
             reports_bucket=config.reports.bucket if config.reports.enabled else None,
             reports_geoip=bool(config.enrich.enabled and config.enrich.geoip_databases),
+            delivery_wait_seconds=config.alerts.sinks.deadline_seconds,
         )
         store = StateStore(
             stream_state_dir(self._output), load_state_key(config.stream.state_key_file), ingest_signer(config.keys)
         )
-        self._stage = LiveStage(settings, writer_keys(config.keys.keyring), config.archive, rules, store)
+        delivery = None
+        if config.alerts.enabled and has_sinks(config.alerts.sinks):
+            outbox = Outbox.with_key(self._output, load_outbox_key(outbox_key_file(config)), STREAM_OUTBOX)
+            delivery = LiveDelivery(outbox, build_sinks(config.alerts.sinks), config.alerts.sinks.queue_size)
+        keys = writer_keys(config.keys.keyring)
+        self._stage = LiveStage(settings, keys, config.archive, rules, store, delivery=delivery)
         self._stage.start()
         self._progress_at = time.monotonic()
         self._lines_at_progress = 0
@@ -233,12 +244,11 @@ class LiveCommitFn(beam.DoFn):
         if tag != TICK:
             stage.add_events(tag, value)
             return
-        alerts = stage.tick(value)
+        alerts = stage.tick(value)  # handed to the sinks' threads as they are raised
         for alert in alerts:
             metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
             yield alert
-        stage.record_delivered(alerts)  # the generator resumes only once the sinks downstream have them
-        stage.cut_if_due(value)  # only now: the cut's checkpoint covers lines whose alerts were delivered
+        stage.cut_if_due(value)
         if value.final or time.monotonic() - self._progress_at >= self._config.stream.progress_seconds:
             print(stage.progress_line(self._rate()), file=sys.stderr, flush=True)
 
@@ -272,10 +282,7 @@ class LiveSteps(beam.PTransform):
                 if rules.for_dataset(dataset):
                     observe = OnTag(ObserveFn(rules, dataset, 1), tag, HITS, keep=True)
                     steps = steps | f"Observe{dataset.capitalize()}" >> beam.ParDo(observe)
-        alerts = steps | "LiveCommit" >> beam.ParDo(LiveCommitFn(config, self._output, self._run_id))
-        if config.alerts.enabled and has_sinks(config.alerts.sinks):
-            alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
-        return alerts
+        return steps | "LiveCommit" >> beam.ParDo(LiveCommitFn(config, self._output, self._run_id))
 
 
 def source_envelopes(pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config):

@@ -137,13 +137,26 @@ class Delivery:
             except queue.Full:
                 worker.give_up(alert["alert_id"])
 
-    def finish(self) -> DeliveryReport:
-        """Wait for the queues to drain, at most until the deadline, then report."""
+    def take_confirmed(self) -> dict[str, list[str]]:
+        """Ids each sink confirmed since the last call (a long-lived delivery records them as they come)."""
+        taken = {}
+        for name, worker in self._workers.items():
+            with worker._lock:
+                taken[name], worker.delivered = worker.delivered, []
+        return taken
+
+    def down(self) -> dict[str, str]:
+        """Sinks taken as down, and why: their queued alerts are given up until a new ``Delivery`` tries again."""
+        return {name: worker.error for name, worker in self._workers.items() if worker.error is not None}
+
+    def finish(self, wait_seconds: float | None = None) -> DeliveryReport:
+        """Wait for the queues to drain, at most until the deadline (or ``wait_seconds`` from now), then report."""
         report = DeliveryReport()
+        deadline = self._deadline if wait_seconds is None else min(self._deadline, time.monotonic() + wait_seconds)
         for worker in self._workers.values():
             worker.closing.set()
         for name, worker in self._workers.items():
-            worker.join(max(0.0, self._deadline - time.monotonic()))
+            worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 worker.abandon()
             else:
