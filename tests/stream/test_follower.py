@@ -300,7 +300,7 @@ def test_content_keeps_one_ledger_name_from_its_first_bytes_the_batch_ledger_rec
     assert first.ledger_head_bytes == len(lines(0, 3)) and (later.read_from, later.read_from_line) == (0, 1)
     key = f"{later.ledger_sha256[:32]}-{later.ledger_head_bytes}"
     history = FileHistory(key, later.ledger_head_bytes, [ArchivedRange(0, later.offset, 200, "stream-run")])
-    (plan,) = Ledger({key: history}).plan([str(log)], lambda p: open(p, "rb"))
+    (plan,) = Ledger({key: history}).plan([str(log)], lambda p: open(p, "rb"))  # noqa: SIM115 - the ledger closes it
     assert (plan.start, plan.first_line, plan.earlier_runs) == (later.offset, 201, ("stream-run",))
 
 
