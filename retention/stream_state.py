@@ -140,12 +140,16 @@ class StateStore:
 
     # ------------------------------------------------------------ commit
 
-    def commit(self, root: str, cut: Cut, checkpoint: Any) -> None:
-        """Publish a cut and its checkpoint as one transaction (see the module docstring)."""
+    def seal(self, checkpoint: Any) -> bytes:
+        """The checkpoint encrypted, taken at once (the running state it comes from moves on)."""
+        return self._seal(checkpoint)
+
+    def commit(self, root: str, cut: Cut, sealed_checkpoint: bytes) -> None:
+        """Publish a cut and its (``seal``-ed) checkpoint as one transaction (see the module docstring)."""
         commit.begin_transaction(root, cut.txn, {"kind": "stream"})
         for part in cut.partitions:
             commit.commit(root, part.dataset, part.day, part.commit_id, part.files, signer=self._signer)
-        write_durably(self.dir / JOURNAL, _encode_journal(cut, self._seal(checkpoint)))
+        write_durably(self.dir / JOURNAL, _encode_journal(cut, sealed_checkpoint))
         commit.complete_transaction(root, cut.txn, {"kind": "stream", **cut.record})
         self._finish(_decode_journal((self.dir / JOURNAL).read_bytes()))
 

@@ -5,22 +5,24 @@ failed for the next run) becomes, per sink:
 
 - alerts are queued to the sink's thread at once (``Delivery``, no waiting: a slow
   sink never holds the stream up); each confirmation is recorded as it comes,
-  appended and fsynced, as a keyed hash of the id (``Outbox.append_delivered``),
-  so a restart that raises the same alert again does not send it again;
+  appended as a keyed hash of the id (``Outbox.append_delivered``: a ``kill -9``
+  keeps it, a power cut may lose the last few), so a restart that raises the same
+  alert again does not send it again;
 - before each cut's commit point, every alert some sink has not confirmed is sealed
   in the stream's outbox (``<output>/_state/stream/outbox``, apart from batch's, so
   neither rewrites the other's records): the cut's checkpoint moves past the lines
   that raised it, but the alert stays owed and is retried;
 - a sink taken as down is retried every ``RETRY_SECONDS`` (a fresh thread), with
   what it is owed;
-- bounded state: after each cut the delivered-id records keep only ids still owed
-  to some sink (a committed cut's alerts are never raised again: the checkpoint and
-  the ledger say their lines are done), and at most ``MAX_OWED`` alerts are kept
-  owed (the oldest beyond that are dropped with a warning).
+- bounded state: after each cut the delivered-id records forget the cut's alerts
+  once no sink is owed them (a committed cut's alerts are never raised again: the
+  checkpoint and the ledger say their lines are done), so they hold the alerts of
+  about one cut interval; at most ``MAX_OWED`` alerts are kept owed (the oldest
+  beyond that are dropped with a warning).
 
 An alert whose sink accepted it in the instant before a ``kill -9``, before the
-confirmation was recorded, is sent again after the restart (same ``alert_id``):
-delivery is at least once, with that one window.
+confirmation was recorded (at the next poll), is sent again after the restart (same
+``alert_id``): delivery is at least once, with that one window.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class LiveDelivery:
         self._delivered = {name: outbox.delivered(name) for name in self._sinks}
         #: alert id -> (alert, sinks that have not confirmed it), in the order raised.
         self._owed: dict[str, tuple[dict[str, Any], set[str]]] = {}
+        #: Ids of committed cuts still owed at their commit: their records are forgotten once confirmed.
+        self._committed_owed: set[str] = set()
         self.sent = 0
         self.closed = False
 
@@ -157,11 +161,14 @@ class LiveDelivery:
                 del self._owed[alert_id]
         self._outbox.set_pending([(alert, sorted(names)) for alert, names in self._owed.values()])
 
-    def after_commit(self) -> None:
-        """After a cut's commit point: the delivered-id records shrink to the ids still owed to some sink."""
+    def after_commit(self, committed: list[str]) -> None:
+        """After a cut's commit point: the delivered-id records forget the cut's alerts (never raised again),
+        except those still owed to some sink, which are forgotten at a later cut, once confirmed everywhere."""
+        settled = (set(committed) | self._committed_owed) - set(self._owed)
+        self._committed_owed = (set(committed) | self._committed_owed) & set(self._owed)
         for name in self._sinks:
-            self._outbox.keep_delivered(name, self._owed)
-            self._delivered[name] = self._outbox.delivered(name)
+            self._outbox.forget_delivered(name, settled)
+            self._delivered[name] -= {self._outbox.id_token(i) for i in settled}
 
     def close(self, wait_seconds: float) -> None:
         """At shutdown: wait up to ``wait_seconds`` for the queues, record what was confirmed."""

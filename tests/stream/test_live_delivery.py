@@ -69,7 +69,7 @@ def test_an_alert_a_sink_refused_is_sealed_retried_and_reaches_each_sink_once_ac
         ("id-0002", ["webhook"]),
     ]
     assert b"192.0.2" not in (tmp_path / "_state" / "stream" / "outbox" / "pending.bin").read_bytes(), "sealed"
-    live.after_commit()
+    live.after_commit(["id-0001", "id-0002"])
     live.close(0)
 
     # A restart (kill -9 after the cut): the same alert raised again and the owed ones come back.
@@ -115,6 +115,6 @@ def test_state_stays_bounded_delivered_ids_pruned_after_a_cut_owed_alerts_capped
     assert wait_until(lambda: (live.collect(), len(outbox.delivered("jsonl")) == 200)[1])
     live.before_commit()
     assert len(outbox.pending()) == 50, "only the newest 50 kept owed"
-    live.after_commit()
+    live.after_commit([f"id-{n:04d}" for n in range(200)])
     assert len(outbox.delivered("jsonl")) == 50, "ids of committed cuts dropped, those still owed elsewhere kept"
     live.close(0)

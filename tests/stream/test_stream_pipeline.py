@@ -132,9 +132,12 @@ def test_partial_last_line_becomes_a_truncated_dead_letter_after_the_idle_time(t
     live = tmp_path / "access.log"
     text = whole_lines(EXAMPLE_LOG)
     live.write_bytes(b"".join(text[:5]) + text[5][:30])
-    config = stream_config(archive_config, tmp_path, partial_line_seconds=0.5)
+    config = stream_config(archive_config, tmp_path, partial_line_seconds=0.5, cut_seconds=0.5)
     out = tmp_path / "out"
-    run_until([str(live)], out, config, lambda: False, timeout=4)
+    # Until the flushed line is published (start-up alone can take seconds on a busy machine), then a little more.
+    published = []
+    run_until([str(live)], out, config, lambda: published.append(bool(list(out.glob("dead_letters/dt=*/_manifest-*"))))
+              or sum(published) > 10, timeout=60)  # fmt: skip
     dead = open_archive(out, reader, "dead_letters").to_table()
     assert dead.num_rows == 1
     assert pc.starts_with(dead["reason"], "truncated").to_pylist() == [True]
