@@ -159,6 +159,7 @@ class Follower:
 
     ``positions`` (from a checkpoint) say where each known content was left; a file
     matching none of them is read from byte 0, or from its end with ``start_at_end``.
+    A poll reads at most ``read_bytes`` of each file (a backlog comes over several polls).
     """
 
     def __init__(
@@ -174,6 +175,7 @@ class Follower:
         start_at_end: bool = False,
         positions: list[Position] | None = None,
         clock: Callable[[], float] = time.time,
+        read_bytes: int = READ_BYTES,
     ):
         self._patterns = list(patterns)
         self._format_spec = format_spec
@@ -184,6 +186,7 @@ class Follower:
         self._forget_after = forget_after_seconds
         self._start_at_end = start_at_end
         self._clock = clock
+        self._read_bytes_per_poll = read_bytes
         self._known: list[Position] = [dataclasses.replace(p) for p in positions or []]
         self._open: dict[tuple[int, int], _Open] = {}
         self._first_match = not positions
@@ -377,10 +380,10 @@ class Follower:
 
     def _read_bytes(self, opened: _Open) -> bytes:
         if not opened.compressed:
-            return opened.handle.read(READ_BYTES)
+            return opened.handle.read(self._read_bytes_per_poll)
         out = b""
         while not out:
-            block = opened.handle.read(READ_BYTES)
+            block = opened.handle.read(self._read_bytes_per_poll)
             if not block:
                 if opened.decompressor is not None and not opened.decompressor.eof:
                     out = opened.decompressor.flush()
