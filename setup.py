@@ -38,6 +38,7 @@ setup(
         "datasketches>=5,<6",
         "Jinja2>=3.1,<4",
         "duckdb>=2,<3",
+        "rich>=13,<15",  # the progress display on a terminal
     ],
     extras_require={
         # The Pub/Sub stream source (Dataflow); not needed for followed files.

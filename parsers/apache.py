@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from parsers.apache_logformat import compile_logformat, format_string_of, parts_of
 from parsers.format_strings import build_pattern
-from parsers.pattern import Capture, LinePattern, Literal, Skip
-from parsers.regex_format import Variant
+from parsers.pattern import Capture, LinePattern, Literal
+from parsers.regex_format import EXTRA_FIELDS, Variant
 
 COMMON_LOGFORMAT = r'LogFormat "%h %l %u %t \"%r\" %>s %b" common'
 COMBINED_LOGFORMAT = r'LogFormat "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\"" combined'
@@ -30,9 +30,9 @@ TRAEFIK_CLF_LOGFORMAT = (
     r'\"%{router}n\" \"%{service_url}n\" %{ms}Tms"'
 )
 
-# Some servers append more quoted fields after the user agent (e.g. "%{X-Forwarded-For}i");
-# they are matched and kept out of the event rather than failing the line.
-TRAILING = (Skip(r'(?: "[^"]*")*', "optional extra quoted fields"),)
+# Some servers append more fields after the user agent (e.g. "%{X-Forwarded-For}i", %D); such lines
+# still parse, their extra fields kept in labels["extra_fields"] and the event flagged extra_fields.
+TRAILING = (EXTRA_FIELDS,)
 
 
 def pattern_of(logformat: str, trailing: tuple = ()) -> LinePattern:
@@ -76,7 +76,7 @@ VHOST_COMBINED = compile_logformat(
     description='Debian vhost_combined: %v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
     trailing=TRAILING,
     variants=(
-        Variant(pattern_of(r'"%v %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""', TRAILING)),
+        Variant(pattern_of(r'"%v %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\""')),
         Variant(pattern_of(VHOST_COMMON_LOGFORMAT)),
         truncated_user_agent(VHOST_COMBINED_LOGFORMAT),
     ),

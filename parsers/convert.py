@@ -210,17 +210,35 @@ def epoch_converter(unit_per_second: int) -> Callable[[Columns, pa.Array], None]
     return _time_converter(parse, "seconds since 1970" if unit_per_second == 1 else "a number since 1970")
 
 
+def _without_zone(columns: Columns, ip: pa.Array, label: str) -> pa.Array:
+    """An IPv6 address's zone id (``fe80::1%eth0``, IIS's ``::1%0``) moved from the address to ``labels[label]``:
+    the zone names an interface on the logging host, and an address with it is no address (lookups, CIDR rules)."""
+    if not pc.any(pc.fill_null(pc.match_substring(ip, "%"), False)).as_py():
+        return ip
+    parts = pc.extract_regex(ip, r"^(?P<ip>[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)%(?P<zone>.+)$")
+    zoned = parts.is_valid()
+    columns.labels.append((label, pc.if_else(zoned, pc.struct_field(parts, [1]), _NULL_STRING)))
+    return pc.if_else(zoned, pc.struct_field(parts, [0]), ip)
+
+
 def convert_source_address(columns: Columns, address: pa.Array) -> None:
     """The client as logged: an IP goes to ``source_ip``, a host name to ``source_domain``.
 
-    ``[2001:db8::1]`` loses its brackets; an IPv6 zone id (``fe80::1%eth0``) is kept.
+    ``[2001:db8::1]`` loses its brackets; an IPv6 zone id (``fe80::1%eth0``) stays in
+    ``source_address`` and goes to ``labels["source_ip_zone"]``, not into ``source_ip``.
     """
     address = dash_to_null(address)
     is_ip = pc.match_substring_regex(address, _IP_LIKE)
     columns.values["source_address"] = address
     ip = pc.if_else(is_ip, pc.utf8_trim(address, "[]"), _NULL_STRING)
-    columns.values["source_ip"] = ip
+    columns.values["source_ip"] = _without_zone(columns, ip, "source_ip_zone")
     columns.values["source_domain"] = pc.if_else(is_ip, _NULL_STRING, address)
+
+
+def convert_destination_ip(columns: Columns, address: pa.Array) -> None:
+    """The server address as logged (IIS ``s-ip``), brackets and zone id removed (zone in ``labels``)."""
+    ip = pc.utf8_trim(dash_to_null(address), "[]")
+    columns.values["destination_ip"] = _without_zone(columns, ip, "destination_ip_zone")
 
 
 def convert_address_port(columns: Columns, client: pa.Array) -> None:
@@ -318,6 +336,7 @@ SPECIAL: dict[str, Callable[[Columns, pa.Array], None]] = {
     "time_epoch_us": epoch_converter(1_000_000),
     "request_line": convert_request_line,
     "source_address": convert_source_address,
+    "destination_ip": convert_destination_ip,
     "url_original": split_url,
     "protocol": convert_protocol,
     "query_string": convert_query_string,

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from parsers import timestamps
 from parsers.convert import Columns, convert_address_port, convert_captures, convert_request_line, empty_to_null
 from parsers.lines import LineChunk, split_lines
-from parsers.pattern import Capture, LinePattern, Literal, drop_names
+from parsers.pattern import Capture, LinePattern, Literal, Skip, drop_names
 from parsers.result import ParseResult, assemble_events, dead_letter_batch
 from schemas import ERROR_EVENT
 
@@ -154,6 +154,11 @@ def _nginx_message(columns: Columns, message: pa.Array) -> None:
     columns.labels.append(("referrer", context["referrer"]))
 
 
+#: A line that ends a multi-line entry rather than joining it (then skipped as blank). Spelled out, not ``\s``,
+#: so Arrow (RE2) and Python (``retention.expiry`` counting an entry's lines) agree on it.
+BLANK_LINE = r"^[ \t\f\r]*$"
+
+
 @dataclasses.dataclass(frozen=True)
 class ErrorLogFormat:
     """An error log whose entries start with a recognisable prefix and may span lines."""
@@ -197,6 +202,10 @@ class ErrorLogFormat:
         if not self.multiline:
             return np.arange(n), np.ones(n, dtype=np.int64), text
         is_start = pc.fill_null(pc.match_substring_regex(text, self.start), False).to_numpy(zero_copy_only=False)
+        # A blank line ends an entry instead of joining it: it is set aside as blank, not kept in a message.
+        is_start = is_start | pc.fill_null(pc.match_substring_regex(text, BLANK_LINE), False).to_numpy(
+            zero_copy_only=False
+        )
         starts = np.flatnonzero(is_start)
         spans = np.diff(np.append(starts, n))
         if (spans == 1).all():
@@ -272,12 +281,19 @@ APACHE_ERROR = ErrorLogFormat(
 )
 
 NGINX_TIME = r"[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
+#: What syslog or journald may put before an nginx entry (``host nginx[983478]: ``, sometimes twice, maybe after
+#: ``Dec  9 21:35:20``): a line with it plus nginx's own time and level starts an entry of its own, never a
+#: continuation of the one before (that attributed one client's user name to another client).
+NGINX_LINE_PREFIX = (
+    r"(?:(?:[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} )?[^ \[\]]+ [^ \[\]:]+(?:\[[0-9]+\])?: )*"
+)
 
 NGINX_ERROR = ErrorLogFormat(
     name="nginx_error",
     dataset="nginx.error",
     pattern=LinePattern(
         (
+            Skip(NGINX_LINE_PREFIX, "syslog prefix (host nginx[pid]: )"),
             Capture(
                 "nginx_time", NGINX_TIME, "time like 2016/10/25 14:49:34", convert=_naive_time("%Y/%m/%d %H:%M:%S")
             ),
@@ -292,7 +308,7 @@ NGINX_ERROR = ErrorLogFormat(
             Capture("nginx_message", r".*", "message", convert=_nginx_message),
         )
     ),
-    start=r"^" + NGINX_TIME + r" \[",
+    start=r"^" + NGINX_LINE_PREFIX + NGINX_TIME + r" \[",
     multiline=True,
     description="nginx error log (YYYY/MM/DD HH:MM:SS [level] pid#tid: *cid message, client: ..., request: ...)",
 )

@@ -22,6 +22,8 @@ class FileParse:
     parsed: int = 0
     events: int = 0
     dead_lettered: int = 0
+    #: Blank lines and W3C directives: not requests, not errors.
+    skipped: int = 0
     stats: ReadStats = dataclasses.field(default_factory=ReadStats)
 
 
@@ -53,4 +55,5 @@ def parse_file(
             report.parsed += result.lines_parsed
             report.events += result.events.num_rows
             report.dead_lettered += result.dead_letters.num_rows
+            report.skipped += result.lines_skipped
             yield result

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from parsers.convert import label_converter
 from parsers.pattern import QUOTED, QUOTED_FAST, Capture, LinePattern, Literal, Token
-from parsers.regex_format import RegexFormat
+from parsers.regex_format import EXTRA_FIELDS, RegexFormat
 
 #: Bodies for fields of a known shape; an unexpected value then fails with a clear reason.
 STATUS = r"[0-9]{3}"
@@ -113,14 +113,16 @@ def access_format(
     trailing: tuple = (),
     unescape: bool = True,
 ) -> RegexFormat:
-    """An access-log parser for a format string's parts; ``trailing`` tokens are accepted after them."""
+    """An access-log parser for a format string's parts; ``trailing`` tokens are accepted after them
+    (``EXTRA_FIELDS`` among them: more fields are kept in ``labels`` with a flag)."""
     pattern = build_pattern(parts)
     return RegexFormat(
         name=name,
         kind="access",
         dataset=dataset,
-        pattern=LinePattern(pattern.tokens + tuple(trailing)),
+        pattern=LinePattern(pattern.tokens + tuple(t for t in trailing if t is not EXTRA_FIELDS)),
         variants=variants,
+        extra_fields=EXTRA_FIELDS in trailing,
         description=description,
         source=source,
         unescape=unescape,

@@ -26,14 +26,14 @@ def _with_forwarded_list(log_format: str) -> Variant:
     tokens = build_pattern(parts_of(format_string_of(log_format)[0])).tokens
     address = r"[0-9A-Fa-f:.]+"
     listed = Capture("forwarded_list", rf'"[^"]*"|{address}(?:, {address})*?', "forwarded-for list")
-    return Variant(LinePattern((listed, Skip(",? ", "separator"), *tokens, *TRAILING)))
+    return Variant(LinePattern((listed, Skip(",? ", "separator"), *tokens)))
 
 
 def _with_host(log_format: str) -> Variant:
     """Lines where the virtual host precedes the client (``example.com 1.2.3.4 - - [...]``)."""
     tokens = build_pattern(parts_of(format_string_of(log_format)[0])).tokens
     host = Capture("url_domain", r'[^ "]+', "virtual host")
-    return Variant(LinePattern((host, Literal(" "), *tokens, *TRAILING)))
+    return Variant(LinePattern((host, Literal(" "), *tokens)))
 
 
 NGINX_COMBINED = compile_log_format(

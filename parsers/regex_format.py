@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from parsers.convert import convert_captures
 from parsers.fast_path import FastPath, plan_fast_path
 from parsers.lines import LineChunk, SplitLines, split_lines
-from parsers.pattern import LinePattern, drop_names
+from parsers.pattern import Capture, LinePattern, drop_names
 from parsers.result import ParseResult, assemble_events, dead_letter_batch
 from schemas import schema_for_kind
 
@@ -36,6 +36,22 @@ class Variant:
 
 #: Kept for callers that name damaged-line variants by their old name.
 Recovery = Variant
+
+#: ``log_flags`` value of an event whose line had more fields after the format's own (kept in ``labels``).
+EXTRA_FIELDS_FLAG = "extra_fields"
+
+
+def _keep_extra_fields(columns, text: pa.Array) -> None:
+    columns.labels.append((EXTRA_FIELDS_FLAG, pc.utf8_trim_whitespace(text)))
+
+
+#: Fields some servers append after a named format (``"%{X-Forwarded-For}i"``, ``%D``): kept, never dropped.
+EXTRA_FIELDS = Capture(
+    "extra_fields",
+    r'(?: (?:"(?:[^"\\]|\\.)*"|[^ "]+))+',
+    "extra fields after the format's own",
+    convert=_keep_extra_fields,
+)
 
 
 def rows_with_backslash(lines: SplitLines) -> np.ndarray:
@@ -66,6 +82,8 @@ class RegexFormat:
     source: str = ""
     #: False for nginx ``escape=none``: values are written raw, so backslashes are not escapes.
     unescape: bool = True
+    #: Accept more fields after the format's own, kept in ``labels["extra_fields"]`` and flagged (named formats).
+    extra_fields: bool = False
 
     @functools.cached_property
     def schema(self) -> pa.Schema:
@@ -83,11 +101,16 @@ class RegexFormat:
         regexes = [(self.pattern.regex(fast=False), self.pattern, None)]
         for variant in self.variants:
             regexes.append((variant.pattern.regex(), variant.pattern, variant.flag))
+        if self.extra_fields:
+            for _regex, pattern, flag in list(regexes):
+                if flag is None:
+                    longer = LinePattern((*pattern.tokens, EXTRA_FIELDS))
+                    regexes.append((longer.regex(), longer, EXTRA_FIELDS_FLAG))
         return regexes
 
     @functools.cached_property
     def _detection_regexes(self) -> list[str]:
-        return [drop_names(regex) for regex, _pattern, flag in self._regexes() if flag is None]
+        return [drop_names(regex) for regex, _p, flag in self._regexes() if flag in (None, EXTRA_FIELDS_FLAG)]
 
     def match_fraction(self, lines: list[str]) -> float:
         """Share of ``lines`` this format parses (used by auto-detection).
@@ -99,7 +122,8 @@ class RegexFormat:
             return 0.0
         text = pa.array(lines, pa.string())
         score = np.zeros(len(lines))
-        for weight, regex in zip((1.0, *[0.999] * len(self.variants)), self._detection_regexes):
+        weights = (1.0, *[0.999] * (len(self._detection_regexes) - 1))
+        for weight, regex in zip(weights, self._detection_regexes):
             matched = pc.fill_null(pc.match_substring_regex(text, regex), False).to_numpy(zero_copy_only=False)
             score = np.maximum(score, matched * weight)
         return float(score.mean())

@@ -19,7 +19,7 @@ from parsers.apache_logformat import LogFormatError, compile_logformat, looks_li
 from parsers.lines import LineChunk
 from parsers.nginx_logformat import LogFormatError as NginxFormatError
 from parsers.nginx_logformat import compile_log_format, looks_like_log_format
-from parsers.result import ParseResult, all_dead, with_truncated_line
+from parsers.result import ParseResult, all_dead, set_aside_non_requests, with_truncated_line
 
 #: Every format logwarden knows by name, in the order auto-detection prefers them on a tie.
 FORMATS: dict = {
@@ -35,7 +35,10 @@ FORMATS: dict = {
     )
 }
 #: Other names people use for the same formats.
-ALIASES = {"main": "nginx_main", "nginx": "nginx_combined", "clf": "common", "alb": "aws_alb", "json": "json_lines"}
+ALIASES = {
+    "main": "nginx_main", "nginx": "nginx_combined", "clf": "common", "alb": "aws_alb", "json": "json_lines",
+    "elb": "aws_elb", "clb": "aws_elb", "nlb": "aws_nlb",
+}  # fmt: skip
 
 #: How many leading lines auto-detection looks at.
 SAMPLE_LINES = 200
@@ -159,4 +162,4 @@ def _parse_whole_lines(chunk: LineChunk) -> ParseResult:
         fmt = get_format(chunk.format)
     except UnknownFormatError as problem:
         return all_dead(chunk, "access", str(problem))
-    return fmt.parse(chunk)
+    return set_aside_non_requests(fmt.parse(chunk), w3c.DIRECTIVE_REASON)

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parsers import timestamps
 from parsers.lines import LineChunk, SplitLines, split_lines
@@ -14,10 +15,12 @@ from schemas import DEAD_LETTER, schema_for_kind
 
 @dataclasses.dataclass(frozen=True)
 class ParseResult:
-    """``lines_read == lines_parsed + dead_letters.num_rows + lines_expired`` always holds.
+    """``lines_read == lines_parsed + dead_letters.num_rows + lines_skipped + lines_expired`` always holds.
 
     ``lines_parsed`` counts the lines that went into events: one per event for
     access logs, more where one entry spans several lines (nginx error logs).
+    ``lines_skipped`` counts lines that carry no request and nothing wrong: blank
+    lines and W3C directives (``#Fields:`` ...), see ``set_aside_non_requests``.
     """
 
     kind: str
@@ -29,18 +32,41 @@ class ParseResult:
     lines_truncated: int = 0
     #: Lines of months whose keys were destroyed: counted, never written (``retention.expiry``).
     lines_expired: int = 0
+    lines_skipped: int = 0
 
     def __post_init__(self) -> None:
         if self.lines_parsed < 0:
             object.__setattr__(self, "lines_parsed", self.events.num_rows)
         if self.lines_parsed < self.events.num_rows or (
-            self.lines_parsed + self.dead_letters.num_rows + self.lines_expired != self.lines_read
+            self.lines_parsed + self.dead_letters.num_rows + self.lines_skipped + self.lines_expired != self.lines_read
         ):
             raise AssertionError(
                 f"line accounting broken: {self.lines_read} read, {self.lines_parsed} parsed "
                 f"into {self.events.num_rows} events, {self.dead_letters.num_rows} dead-lettered, "
-                f"{self.lines_expired} expired"
+                f"{self.lines_skipped} skipped, {self.lines_expired} expired"
             )
+
+
+def set_aside_non_requests(result: ParseResult, directive_reason: str) -> ParseResult:
+    """The same result with blank lines and W3C directive lines counted as skipped, not dead-lettered.
+
+    They are not requests and nothing about them is wrong, so an operator reading the
+    dead letters must not have to wade through them (or think a W3C log half broken).
+    """
+    dead = result.dead_letters
+    if not dead.num_rows:
+        return result
+    raw = dead.column("raw")
+    skip = pc.fill_null(pc.equal(dead.column("reason"), directive_reason), False).to_numpy(zero_copy_only=False)
+    short = np.flatnonzero(pc.less_equal(pc.binary_length(raw), 64).to_numpy(zero_copy_only=False))
+    for row in short:  # blank lines are short; raw bytes need not be UTF-8, so they are tested as bytes
+        if not raw[int(row)].as_py().strip():
+            skip[row] = True
+    skipped = int(skip.sum())
+    if not skipped:
+        return result
+    kept = dead.filter(pa.array(~skip))
+    return dataclasses.replace(result, dead_letters=kept, lines_skipped=result.lines_skipped + skipped)
 
 
 def _constant(value, n: int, type_: pa.DataType) -> pa.Array:
@@ -147,6 +173,6 @@ def with_truncated_line(chunk: LineChunk, parse) -> ParseResult:
     )
     dead = dead_letter_batch(last, lines, np.array([0]), [reason], None)
     dead_letters = pa.Table.from_batches([head.dead_letters, dead]).combine_chunks().to_batches()
-    return ParseResult(
-        head.kind, head.events, dead_letters[0], head.lines_read + 1, head.lines_parsed, head.lines_truncated + 1
+    return dataclasses.replace(
+        head, dead_letters=dead_letters[0], lines_read=head.lines_read + 1, lines_truncated=head.lines_truncated + 1
     )

@@ -5,8 +5,10 @@ cannot be remembered by the parser.  The reader sees the file in order: it
 cuts a chunk at every ``#Fields:`` line and writes the active header into the
 chunk's format spec (``iis:date time c-ip ...``, see ``track_fields_header``);
 ``format_for_spec`` turns that spec back into a parser.  Directive lines
-(``#Version``, ``#Fields``...) are not requests: they are dead-lettered with
-that reason, so ``read = parsed + dead-lettered`` holds line for line.
+(``#Version``, ``#Fields``...) are not requests: they are marked with
+that reason, which ``parsers.registry`` counts as skipped (``read = parsed +
+dead-lettered + skipped`` holds line for line).  HTTP.sys error logs
+(``httperr*.log``: ``cs-uri``, ``s-reason``) are W3C logs too.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ FIELDS = {
     "cs-method": "http_request_method",
     "cs-uri-stem": "url_path",
     "cs-uri-query": "url_args",
+    "cs-uri": "url_original",  # HTTP.sys error logs (HTTPERR) write the whole URI in one field
     "cs-username": "user_name",
     "cs(User-Agent)": "user_agent_original",
     "cs(Referer)": "http_request_referrer",
@@ -267,7 +270,8 @@ FORMATS = tuple(format_for_spec(family) for family in ("iis", "cloudfront", "w3c
 
 
 def _family_from_header(lines: list[str], fields: list[str]) -> str:
-    if any(line.startswith("#Software: Microsoft Internet Information Services") for line in lines):
+    microsoft = ("#Software: Microsoft Internet Information Services", "#Software: Microsoft HTTP API")
+    if any(line.startswith(microsoft) for line in lines):  # IIS, and HTTP.sys's error log (HTTPERR)
         return "iis"
     if "x-edge-location" in fields:
         return "cloudfront"

@@ -31,7 +31,7 @@ from alerts.rules import RuleSet
 from alerts.sinks import build_sinks
 from alerts.sinks.delivery import Delivery
 from alerts.sinks.owed import DeliveryOutcome, deliver_with_retry
-from pipelines import metrics
+from pipelines import metrics, progress
 from retention.alert_store import write_alerts
 from retention.keyring import writer_keys
 from retention.signing import Signer
@@ -138,6 +138,7 @@ class EvaluateOverTimeFn(beam.DoFn):
             state.clear()  # nothing follows the end of the input
         else:
             state.write(_dumps(detector.snapshot()))
+        progress.record_alerts(len(alerts))
         for alert in alerts:
             metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
             yield alert

@@ -17,6 +17,8 @@ LINES_PARSED = "lines_parsed"
 LINES_DEAD_LETTERED = "lines_dead_lettered"
 LINES_TRUNCATED = "lines_truncated"
 LINES_EXPIRED = "lines_expired"
+#: Blank lines and W3C directive lines: counted apart, neither events nor dead letters.
+LINES_SKIPPED = "lines_skipped"
 FILES_WRITTEN = "files_written"
 ROWS_WRITTEN = "rows_written"
 DEAD_LETTERS_WRITTEN = "dead_letters_written"
@@ -43,7 +45,7 @@ def counter(name: str):
 
 @dataclasses.dataclass
 class RunCounts:
-    """The numbers a run reports; ``lines_read == lines_parsed + lines_dead_lettered + lines_expired`` must hold."""
+    """The numbers a run reports; ``lines_read == parsed + dead_lettered + skipped + expired`` must hold."""
 
     files_read: int = 0
     files_truncated: int = 0
@@ -53,6 +55,7 @@ class RunCounts:
     lines_dead_lettered: int = 0
     lines_truncated: int = 0
     lines_expired: int = 0
+    lines_skipped: int = 0
     files_written: int = 0
     rows_written: int = 0
     dead_letters_written: int = 0
@@ -64,7 +67,7 @@ class RunCounts:
 
     @property
     def balanced(self) -> bool:
-        return self.lines_read == self.lines_parsed + self.lines_dead_lettered + self.lines_expired
+        return self.lines_read == self.lines_parsed + self.lines_dead_lettered + self.lines_skipped + self.lines_expired
 
     @classmethod
     def from_result(cls, result) -> RunCounts:

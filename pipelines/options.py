@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
+
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from schemas.config import RunnerConfig
@@ -54,3 +59,32 @@ def unknown_beam_args(beam_args: list[str]) -> list[str]:
     """The arguments no Beam option takes (a mistyped ``--formt`` must not be silently ignored)."""
     _known, unknown = _beam_parser().parse_known_args(beam_args)
     return unknown
+
+
+@contextlib.contextmanager
+def quiet_local_workers(options: PipelineOptions, verbose: int = 0):
+    """In ``multi_processing`` mode, worker processes log at INFO to our stderr (about 30 lines each).
+
+    FnApiRunner hands its workers no pipeline options, so their log level cannot be set
+    the ordinary way; ``PIPELINE_OPTIONS_FILE``, which Beam's worker reads first, gives
+    them one (warnings and errors still show).  ``-vv`` keeps Beam's own logging.
+    """
+    values = options.get_all_options()
+    local_processes = values.get("runner") in LOCAL_RUNNERS and values.get("direct_running_mode") == "multi_processing"
+    if verbose >= 2 or not local_processes or "PIPELINE_OPTIONS_FILE" in os.environ:
+        yield
+        return
+    quiet = {
+        "options": {
+            "default_sdk_harness_log_level": "WARNING",
+            "sdk_harness_log_level_overrides": {"__main__": "ERROR", "apache_beam": "ERROR"},
+        }
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="logwarden-worker-options-") as handle:
+        json.dump(quiet, handle)
+        handle.flush()
+        os.environ["PIPELINE_OPTIONS_FILE"] = handle.name
+        try:
+            yield
+        finally:
+            os.environ.pop("PIPELINE_OPTIONS_FILE", None)

@@ -10,7 +10,7 @@ import pyarrow as pa
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
 from parsers.result import ParseResult
-from pipelines import coders, metrics
+from pipelines import coders, metrics, progress
 from retention.expiry import drop_expired
 from retention.keyring import Keyring
 
@@ -24,7 +24,10 @@ TOMBSTONES_REFRESH_SECONDS = 60
 
 
 class ParseChunkFn(beam.DoFn):
-    """Parse one chunk and count its lines: read = parsed + dead-lettered + expired (months shredded)."""
+    """Parse one chunk and count its lines.
+
+    read = parsed + dead-lettered + skipped (blank lines, W3C directives) + expired (months shredded).
+    """
 
     def __init__(self, keyring: str | None = None):
         self._keyring = keyring
@@ -32,6 +35,7 @@ class ParseChunkFn(beam.DoFn):
         self._read = metrics.counter(metrics.LINES_READ)
         self._parsed = metrics.counter(metrics.LINES_PARSED)
         self._dead = metrics.counter(metrics.LINES_DEAD_LETTERED)
+        self._skipped = metrics.counter(metrics.LINES_SKIPPED)
         self._truncated = metrics.counter(metrics.LINES_TRUNCATED)
 
     def setup(self):
@@ -49,8 +53,11 @@ class ParseChunkFn(beam.DoFn):
         self._read.inc(result.lines_read)
         self._parsed.inc(result.lines_parsed)
         self._dead.inc(result.dead_letters.num_rows)
+        if result.lines_skipped:
+            self._skipped.inc(result.lines_skipped)
         if result.lines_truncated:
             self._truncated.inc(result.lines_truncated)
+        progress.record_chunk(chunk.path, chunk.format, len(chunk.data), result)
         yield result
 
 

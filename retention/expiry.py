@@ -10,13 +10,17 @@ letters (by the month of their event time) and counts their lines, keeping
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parsers.error_logs import BLANK_LINE
 from parsers.lines import LineChunk
 from parsers.result import ParseResult
+
+_BLANK = re.compile(BLANK_LINE.encode())
 
 
 def _month_codes(periods: frozenset[str]) -> pa.Array:
@@ -48,8 +52,19 @@ def _lines_of_events(result: ParseResult, chunk: LineChunk, expired: np.ndarray)
         following = starts[np.searchsorted(starts, offset, side="right") :]
         stop = int(following[0]) if len(following) else end
         piece = chunk.data[int(offset) - chunk.offset : stop - chunk.offset]
-        lines += piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)
+        lines += _entry_lines(piece)
     return lines
+
+
+def _entry_lines(piece: bytes) -> int:
+    """Lines of the entry ``piece`` starts with: a blank line ends it (and was counted as skipped)."""
+    lines = piece.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for count, line in enumerate(lines):
+        if count and _BLANK.match(line):
+            return count
+    return len(lines)
 
 
 def drop_expired(result: ParseResult, chunk: LineChunk, destroyed: frozenset[str]) -> ParseResult:

@@ -179,7 +179,7 @@ class Keyring:
             return sealing.decode_key(doc["public_key"])
         except FileNotFoundError:
             raise KeyringError(
-                f"no keyring in {self.directory}: create one with 'logwarden keys init' "
+                f"no keyring in {self.directory}: create one with 'logwarden keys init --archive DIR' "
                 "(logwarden batch creates one on its first run)"
             ) from None
         except (ValueError, KeyError) as error:

@@ -133,7 +133,7 @@ class RoleRegistry:
         except FileNotFoundError:
             raise RoleError(
                 f"role {role!r} has no key in the keyring {self.directory}: "
-                f"the custodian adds it with 'logwarden keys add-role {role}'"
+                f"the custodian adds it with 'logwarden keys add-role {role} --archive DIR'"
             ) from None
 
     def add(self, role: str, public_key: bytes, created: str) -> RoleRecord:
@@ -170,7 +170,7 @@ class RoleRegistry:
         if sealed is None:
             raise RoleError(
                 f"role {role!r} holds no key for {key_id}: it was never granted or was revoked "
-                f"(the custodian grants with 'logwarden keys grant {role}')"
+                f"(the custodian grants with 'logwarden keys grant {role} --archive DIR')"
             )
         try:
             return sealing.unseal(secret, sealed, _CONTEXT + f"{role} {key_id}")

@@ -122,8 +122,8 @@ def read_signer(path: str | os.PathLike) -> Signer:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise SigningError(
-            f"no signing key at {path}: create one with 'logwarden keys signer --key-file {path}' "
-            "and have the custodian trust it ('logwarden keys trust')"
+            f"no signing key at {path}: create one with 'logwarden keys signer --signing-key-file {path}' "
+            "and have the custodian trust it ('logwarden keys trust --archive DIR')"
         ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SigningError(f"signing key file {path} is accessible by other users; run: chmod 600 {path}")

@@ -325,8 +325,8 @@ class AccessConfig:
         default_factory=lambda: dict(DEFAULT_ROLES), metadata=_check(_roles)
     )
     #: Folder of the roles' secret files (``<role>.key``, owner-only); ``$LOGWARDEN_ROLE_KEY_<ROLE>`` wins.
-    #: The custodian's secret is the root key (keys.root_key_file).
-    role_keys_dir: str = dataclasses.field(default=".logwarden/roles", metadata=PATHS)
+    #: The custodian's secret is the root key (keys.root_key_file).  Default: ``roles`` in ``user_data_dir()``.
+    role_keys_dir: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "roles"), metadata=PATHS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +335,8 @@ class AuditConfig:
     log: str = dataclasses.field(default="", metadata=PATHS)
     #: HMAC key of the audit trail (owner-only, mode 600), created with the trail's first entry;
     #: $LOGWARDEN_AUDIT_KEY takes precedence.  Every host that runs audited commands needs the same key.
-    key_file: str = dataclasses.field(default=".logwarden/audit.key", metadata=PATHS)
+    #: Default: ``audit.key`` in ``user_data_dir()`` (never the working directory: a second key would fail the HMACs).
+    key_file: str = dataclasses.field(default_factory=lambda: str(user_data_dir() / "audit.key"), metadata=PATHS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,7 +407,10 @@ class StreamConfig:
     #: Files found on the very first start: read from the ``beginning`` or only what is appended (``end``).
     start_at: str = dataclasses.field(default="beginning", metadata=_check(_start_at))
     #: The key that encrypts the job's checkpoint (created on first start, mode 0600).
-    state_key_file: str = dataclasses.field(default=".logwarden/stream-state.key", metadata=PATHS)
+    #: Default: ``stream-state.key`` in ``user_data_dir()``, so a restart from another folder resumes.
+    state_key_file: str = dataclasses.field(
+        default_factory=lambda: str(user_data_dir() / "stream-state.key"), metadata=PATHS
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,8 +424,8 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     runner: RunnerConfig = RunnerConfig()
     access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
-    audit: AuditConfig = AuditConfig()
-    stream: StreamConfig = StreamConfig()
+    audit: AuditConfig = dataclasses.field(default_factory=AuditConfig)  # key paths follow $LOGWARDEN_HOME
+    stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
 
 
 def _type_name(tp: Any) -> str:

@@ -16,6 +16,7 @@ from pipelines.commands.common import (
     UsageError,
     add_command,
     add_config_argument,
+    check_archive_dir,
     error,
     load_or_report,
 )
@@ -44,6 +45,7 @@ def _who(alert: dict) -> str:
 def _run(args) -> int:
     try:
         config = load_or_report(args.config)
+        check_archive_dir(args.archive, flag="")
         reader = reader_keys(config.keys.keyring, config.keys.root_key_file)
         with audited_action(config, args.archive, f"alerts {args.action}", args, args.role, args.reason) as act:
             alerts = read_alerts(args.archive, reader, getattr(args, "alert_id", None))

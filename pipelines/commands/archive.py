@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from pipelines.commands.audited import audited_action
 from pipelines.commands.common import (
     EXIT_FAILURE,
@@ -11,6 +9,7 @@ from pipelines.commands.common import (
     UsageError,
     add_command,
     add_config_argument,
+    check_archive_dir,
     error,
     load_or_report,
 )
@@ -32,9 +31,7 @@ not counted as damage; files no manifest lists are never read and only warned ab
 
 
 def _verify(args) -> int:
-    if "://" not in args.archive and not os.path.isdir(args.archive):
-        what = "is a file" if os.path.exists(args.archive) else "does not exist"
-        raise UsageError(f"{args.archive} {what}; name the archive directory (the --output of logwarden batch)")
+    check_archive_dir(args.archive, flag="")
     try:
         full_config = load_or_report(args.config)
         config = full_config.keys

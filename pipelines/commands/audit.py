@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 
 from pipelines.commands.common import (
@@ -45,6 +46,11 @@ def _verify(args) -> int:
     try:
         config = load_or_report(args.config)
         path = _log_path(args, config)
+        if not args.expect_head and not os.path.exists(path):  # "0 entries: ok" would pass a deleted trail
+            raise UsageError(
+                f"no audit trail at {path}: nothing to verify (a mistyped --archive, or a deleted trail: "
+                "--expect-head SEQ:HASH with a head recorded earlier tells them apart)"
+            )
         key = read_audit_key(config.audit.key_file)
         report = verify_trail(path, key, args.expect_head)
     except (UsageError, AuditError) as problem:

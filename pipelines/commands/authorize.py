@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from pipelines.commands.audited import audited_action
-from pipelines.commands.common import UsageError
+from pipelines.commands.common import UsageError, check_archive_dir
 from retention.access.policy import AccessDenied, Authorization, check, role_keys_for
 from retention.audit import AuditedAction, AuditRefusal
 from retention.keyring import KeyringError, WriterKeys
@@ -47,6 +47,8 @@ def authorized_action(
     config: Config, archive: str | None, command: str, args, action: str, query: dict | None = None
 ) -> Iterator[tuple[Authorization, AuditedAction]]:
     """Audit ``command`` and refuse it unless ``args.role`` may take ``action`` and gave ``args.reason``."""
+    if archive is not None:
+        check_archive_dir(archive)
     with audited_action(config, archive, command, scrubbed(args), args.role, args.reason, query) as act:
         try:
             grant = check(config, args.role, action, args.reason)

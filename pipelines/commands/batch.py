@@ -7,6 +7,7 @@ import sys
 
 from alerts.outbox import OutboxError, load_outbox_key
 from parsers.registry import FORMATS, get_format
+from pipelines import progress
 from pipelines.batch import run_batch
 from pipelines.commands.common import (
     EXIT_FAILURE,
@@ -21,7 +22,7 @@ from pipelines.commands.common import (
 from pipelines.commands.keys import auto_init
 from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
-from pipelines.options import pipeline_options
+from pipelines.options import pipeline_options, quiet_local_workers
 from pipelines.validate import runner_problem
 from retention.keyring import Keyring
 
@@ -34,8 +35,10 @@ examples:
       --temp_location gs://bucket/tmp --setup_file ./setup.py
 
 Any other --flag is passed to Apache Beam as a pipeline option.  The job ends
-with a summary: lines read = parsed + dead-lettered (+ expired: lines of months whose
-keys were destroyed, never written), files written, lines/s.
+with a summary: lines read = parsed + dead-lettered + skipped (blank lines, W3C
+directives) + expired (lines of months whose keys were destroyed, never written),
+the events' time range, each file's format and counts, the top dead-letter reasons,
+files written, alerts and where they went, lines/s.
 A rerun over input an earlier run archived reads only what is new (the ingest
 ledger recognises a file by its first bytes, renamed or compressed too) and
 says so per file; --reprocess reads everything again.
@@ -58,7 +61,48 @@ def _alert_lines(run) -> list[str]:
     return lines
 
 
-def summary(run) -> str:
+def _detail_lines(run, totals, sinks) -> list[str]:
+    """What the workers told the side channel: time range, each file's format and counts, why lines failed."""
+    lines = []
+    if totals is not None:
+        span = progress.time_range(totals)
+        if span:
+            lines.append(f"  events from       {span}")
+        for path, one in sorted(totals.files.items())[:20]:
+            parts = [(one.dead, "dead-lettered"), (one.skipped, "skipped"), (one.expired, "expired")]
+            rest = "".join(f", {n} {what}" for n, what in parts if n)
+            lines.append(f"    {one.lines:9d} lines  {one.format or '?':16} {path}{rest}")
+        if len(totals.files) > 20:
+            lines.append(f"    ... and {len(totals.files) - 20} more files")
+        for reason, count in totals.reasons.most_common(3):
+            lines.append(f"  dead letters      {count:9d} x {reason}")
+    out = run.output.rstrip("/")
+    lines.append(f"  alerts kept in    {out}/alerts/ (encrypted; read them with: logwarden alerts list {out})")
+    if sinks:
+        lines.append(f"  alert sinks       {', '.join(sinks)}")
+    lines.append(f"  reports           {run.output.rstrip('/')}/reports/ (this run: *-{run.run_id}.*)")
+    return lines
+
+
+def _sink_names(config) -> list[str]:
+    sinks = config.alerts.sinks
+    names = [f"file {sinks.jsonl} (plaintext)"] if sinks.jsonl else []
+    names += ["stdout"] if sinks.stdout else []
+    names += [f"webhook {sinks.webhook.url}"] if sinks.webhook.url else []
+    names += [f"syslog {sinks.syslog.host}:{sinks.syslog.port}/{sinks.syslog.protocol}"] if sinks.syslog.host else []
+    return names
+
+
+def _balance_line(c) -> str:
+    """The accounting identity with this run's numbers, so a reader can check it at a glance."""
+    sign = "=" if c.balanced else "!="
+    return (
+        f"read {c.lines_read} {sign} parsed {c.lines_parsed} + dead-lettered {c.lines_dead_lettered}"
+        f" + skipped {c.lines_skipped} + expired {c.lines_expired}"
+    )
+
+
+def summary(run, totals=None, sinks: list[str] = ()) -> str:
     c = run.counts
     balance = "" if c.balanced else "  (MISMATCH: some lines are unaccounted for)"
     return "\n".join(
@@ -69,16 +113,15 @@ def summary(run) -> str:
             f"  parsed            {c.lines_parsed}",
             f"  dead-lettered     {c.lines_dead_lettered}{balance}"
             + (f" ({c.lines_truncated} cut at input.max_line_bytes)" if c.lines_truncated else ""),
-            *(
-                [f"  expired           {c.lines_expired} (months whose keys were destroyed; not written)"]
-                if c.lines_expired
-                else []
-            ),
+            f"  skipped           {c.lines_skipped} (blank lines, W3C directives)",
+            f"  expired           {c.lines_expired} (months whose keys were destroyed; not written)",
+            f"  {_balance_line(c)}",
             f"  files written     {c.files_written} ({c.rows_written} events, {c.dead_letters_written} dead letters;"
             " encrypted)",
             *_alert_lines(run),
             f"  speed             {run.lines_per_second:,.0f} lines/s",
             f"  output            {run.output}",
+            *_detail_lines(run, totals, sinks),
             *([f"  recovered         {run.recovered.summary()}"] if run.recovered.changed else []),
             *([f"  report            {run.report}"] if run.report else []),
             *[
@@ -132,7 +175,7 @@ def outcome(counts, format_spec: str, files: list[str]) -> tuple[int, list[str]]
     """The exit code a finished run earns, and the warnings that explain a 1."""
     problems = []
     if not counts.balanced:
-        problems.append("some lines are unaccounted for (lines read != parsed + dead-lettered + expired)")
+        problems.append(f"some lines are unaccounted for ({_balance_line(counts)})")
     if counts.alerts_undelivered:
         problems.append(f"{counts.alerts_undelivered} alert(s) could not be delivered to a configured sink")
     if counts.lines_read and not counts.lines_parsed:
@@ -149,13 +192,14 @@ def run(args) -> int:
             file=sys.stderr,
         )
     try:
-        result = run_batch(
-            files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks, args.reprocess
-        )
+        with progress.watch(files) as collector, quiet_local_workers(options, args.verbose):
+            result = run_batch(
+                files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks, args.reprocess
+            )
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
-    print(summary(result), file=sys.stderr)
+    print(summary(result, collector.totals if collector.totals.files else None, _sink_names(config)), file=sys.stderr)
     code, problems = outcome(result.counts, config.input.format, files)
     for problem in problems:
         print(f"logwarden: warning: {problem}", file=sys.stderr)

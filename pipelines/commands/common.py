@@ -170,6 +170,17 @@ def check_output_dir(path: str, flag: str = "--output") -> None:
         raise UsageError(f"{flag} {path}: permission denied")
 
 
+def check_archive_dir(path: str, flag: str = "--archive") -> None:
+    """An archive a command reads, audits or protects must exist already: a mistyped path would otherwise be
+    created (an audit trail, a hold nobody's data is under) and read as an empty archive, exit 0."""
+    if "://" in path:
+        return
+    if not os.path.isdir(path):
+        what = "is a file" if os.path.exists(path) else "does not exist"
+        named = f"{flag} {path}" if flag else path
+        raise UsageError(f"{named} {what}; name the archive directory (the --output of logwarden batch)")
+
+
 def check_output_file(path: str | None, flag: str = "--output") -> None:
     """A local output file must not be a directory and its folder must exist ('-' is stdout)."""
     if path in (None, "-") or "://" in path:

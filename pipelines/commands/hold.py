@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from pipelines.commands.authorize import authorized_action
-from pipelines.commands.common import EXIT_OK, UsageError, add_command, add_config_argument, error, load_or_report
+from pipelines.commands.common import (
+    EXIT_OK,
+    UsageError,
+    add_command,
+    add_config_argument,
+    check_archive_dir,
+    error,
+    load_or_report,
+)
 from retention.audit import AuditError, AuditRefusal, os_user
 from retention.holds import HoldError, HoldStore, parse_day
 
@@ -34,6 +42,7 @@ def _add(args) -> int:
 
 
 def _list(args) -> int:
+    check_archive_dir(args.archive)
     holds = HoldStore(args.archive).holds()
     shown = [h for h in holds if h.active or args.all]
     for hold in shown:

@@ -95,7 +95,8 @@ def _revoke(args) -> int:
     args.audit_action.detail = f"{args.name}: {deleted} sealed key version(s) deleted"
     print(f"{args.name}: {deleted} sealed key version(s) deleted; no future month will be sealed to it")
     print(
-        "keys it already copied stay known to it: run 'logwarden keys rotate' so new data uses keys it never had",
+        "keys it already copied stay known to it: run 'logwarden keys rotate --archive DIR' "
+        "so new data uses keys it never had",
         file=sys.stderr,
     )
     return EXIT_OK

@@ -120,7 +120,10 @@ def _init(args) -> int:
         made += new
         print(f"{period}: " + (f"created {', '.join(new)}" if new else "keys already present"))
     if periods:
-        print(f"copy {keyring.directory}/keys/ to the ingest hosts' keyrings (or re-export with 'keys export-public')")
+        print(
+            f"copy {keyring.directory}/keys/ to the ingest hosts' keyrings "
+            "(or re-export with 'logwarden keys export-public --archive DIR TARGET')"
+        )
     args.audit_action.detail = f"keyring {keyring.directory}; created {', '.join(made) or '-'}"
     return EXIT_OK
 

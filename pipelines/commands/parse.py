@@ -78,9 +78,11 @@ def run(args) -> int:
     read = sum(r.lines_read for r in reports)
     parsed = sum(r.parsed for r in reports)
     dead = sum(r.dead_lettered for r in reports)
+    skipped = sum(r.skipped for r in reports)
     where = f" (in {args.dead_letter})" if args.dead_letter and dead else ""
+    also = f" + {skipped} skipped (blank lines, W3C directives)" if skipped else ""
     print(
-        f"logwarden: {len(files)} file(s), {read} lines read = {parsed} parsed + {dead} dead-lettered{where}",
+        f"logwarden: {len(files)} file(s), {read} lines read = {parsed} parsed + {dead} dead-lettered{where}{also}",
         file=sys.stderr,
     )
     return EXIT_OK

@@ -33,7 +33,7 @@ def test_fuzzed_fields_and_lines_never_raise_and_are_counted(fmt, field, value, 
     data = b"\n".join([line, *noise]) + b"\n"
     result = parse_chunk(LineChunk("/f.log", 0, 1, data, fmt))
     assert result.lines_read == data.count(b"\n")
-    assert result.lines_parsed + result.dead_letters.num_rows == result.lines_read
+    assert result.lines_parsed + result.dead_letters.num_rows + result.lines_skipped == result.lines_read
 
 
 def _summary_number(text: str, label: str) -> int:
@@ -75,5 +75,7 @@ def test_hostile_file_exits_0_with_exact_accounting(tmp_path, fmt):
     read = _summary_number(done.stderr, "lines read")
     parsed = _summary_number(done.stderr, "parsed")
     dead = _summary_number(done.stderr, "dead-lettered")
-    assert read == lines and parsed + dead == read and "MISMATCH" not in done.stderr
+    skipped = _summary_number(done.stderr, "skipped")
+    assert read == lines and parsed + dead + skipped == read and "MISMATCH" not in done.stderr
+    assert f"read {read} = parsed {parsed} + dead-lettered {dead} + skipped {skipped} + expired 0" in done.stderr
     assert "cut at input.max_line_bytes" in done.stderr

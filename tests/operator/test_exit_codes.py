@@ -116,6 +116,45 @@ def bad_invocations(tmp_path):
         ["archive", "verify", missing],
         ["archive", "verify", a_file],
         ["archive", "verify", folder, "--bogus-flag"],
+        # commands that read, audit or protect an archive: a mistyped one is refused, never created and read as empty
+        ["alerts", "list", missing],
+        ["alerts", "show", missing, "0123abcd"],
+        ["alerts", "list", a_file],
+        ["search", "--archive", missing, "--role", "security", "--reason", "INC-1", "--ip", "192.0.2.1"],
+        [
+            "subject",
+            "export",
+            "--archive",
+            missing,
+            "--role",
+            "privacy",
+            "--reason",
+            "DSR-1",
+            "--ip",
+            "192.0.2.1",
+            "--output",
+            tmp_path / "subject.jsonl",
+        ],
+        [
+            "hold",
+            "add",
+            "--archive",
+            missing,
+            "--role",
+            "ops",
+            "--reason",
+            "case 1",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-02",
+        ],
+        ["hold", "list", "--archive", missing],
+        ["hold", "release", "H1", "--archive", missing, "--role", "ops", "--reason", "done"],
+        ["retention", "apply", "--archive", missing, "--dry-run"],
+        ["audit", "verify", "--archive", missing],
+        ["audit", "show", "--archive", missing],
+        ["report", "--archive", missing, "--output", tmp_path / "report"],
         ["config", "check", missing],
         ["config", "check", folder],
         ["config", "show", binary],
@@ -139,6 +178,7 @@ def test_every_command_with_bad_paths_and_flags_says_so_in_one_line_with_exit_2(
             failures.append((argv, code, err[-300:]))
     assert not failures, "\n".join(map(str, failures))
     assert not (tmp_path / ".logwarden").exists()
+    assert not (tmp_path / "missing").exists()
 
 
 def test_a_bad_path_from_the_real_command_line_has_no_traceback(tmp_path):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 
 from retention.keyring import Keyring, WriterKeys, months_from, reader_keys
-from tests.operator.helpers import ACCESS_LOG, logwarden
+from tests.operator.helpers import ACCESS_LOG, ROOT, logwarden
 
 
 def test_batch_started_in_two_folders_uses_one_keyring_at_the_documented_path(tmp_path):
@@ -15,11 +16,13 @@ def test_batch_started_in_two_folders_uses_one_keyring_at_the_documented_path(tm
         folder = tmp_path / name
         folder.mkdir()
         done = logwarden("batch", "--input", ACCESS_LOG, "--output", tmp_path / "out", cwd=folder,
-                         extra_env={"LOGWARDEN_HOME": str(home)})  # fmt: skip
+                         extra_env={"LOGWARDEN_HOME": str(home), "LOGWARDEN_AUDIT_KEY": ""})  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert not (folder / ".logwarden").exists()
     assert Keyring(home / "keyring").exists() and (home / "root.key").is_file()
-    assert logwarden("config", "show", extra_env={"LOGWARDEN_HOME": str(home)}).stdout.count(str(home)) == 2
+    assert (home / "audit.key").is_file()  # the first run's audited key creation
+    # keyring, root key, role keys, audit key, stream state key: all under the one documented folder
+    assert logwarden("config", "show", extra_env={"LOGWARDEN_HOME": str(home)}).stdout.count(str(home)) == 5
 
 
 def test_the_default_without_logwarden_home_is_per_user(tmp_path):
@@ -171,3 +174,31 @@ def test_archive_verify_names_the_root_key_file_and_says_each_problem_once(tmp_p
     # once per file (events, alerts), not three times each
     assert wrong.returncode == 1 and len(errors) == 2
     assert all("not signed by a trusted writer" in e for e in errors)
+
+
+def test_the_audit_key_follows_the_deployment_not_the_working_directory(tmp_path):
+    """keys init in one folder, audit verify in another: one audit key under $LOGWARDEN_HOME, HMACs checked."""
+    home, archive = tmp_path / "home", tmp_path / "archive"
+    env = {"LOGWARDEN_HOME": str(home), "LOGWARDEN_AUDIT_KEY": ""}  # the key file, as an operator has it
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    done = logwarden("keys", "init", "--archive", archive, cwd=first, extra_env=env)
+    assert done.returncode == 0, done.stderr
+    assert not (first / ".logwarden").exists()
+    assert (home / "audit.key").is_file()
+    checked = logwarden("audit", "verify", "--archive", archive, cwd=second, extra_env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert "HMACs and chain: ok" in checked.stdout
+    shown = logwarden("config", "show", extra_env=env).stdout
+    for key, name in (("key_file", "audit.key"), ("role_keys_dir", "roles"), ("state_key_file", "stream-state.key")):
+        assert f"{key}: {home / name}" in shown, shown
+
+
+def test_every_key_command_the_readme_shows_names_the_archive():
+    """Key commands are audited in the archive's trail: an example without --archive fails as written."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"`(logwarden keys [^`]+)`", text) + re.findall(r"^logwarden keys .*$", text, re.M)
+    audited = [cmd for cmd in shown if cmd.split()[2] not in ("list", "roles", "signer")]  # the unaudited ones
+    assert len(audited) >= 10
+    assert [cmd for cmd in audited if "--archive" not in cmd] == []

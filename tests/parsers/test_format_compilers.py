@@ -146,7 +146,7 @@ def generate(fmt: RegexFormat) -> tuple[str, dict]:
                 text, columns = SAMPLES[token.name]
                 expected.update(columns)
             else:  # a label, or a field of a shape of its own
-                text = next(c for c in ("7", "200", "https", "x") if re.fullmatch(token.pattern, c))
+                text = next(c for c in ("7", "200", "https", "x", "tls", "2.0") if re.fullmatch(token.pattern, c))
             parts.append(text)
         elif isinstance(token, Skip) and "syslog" in token.what:
             parts.append("Feb 15 16:23:00 web1 httpd[2201]: ")
