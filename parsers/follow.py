@@ -84,6 +84,16 @@ class Position:
 
 
 @dataclasses.dataclass(frozen=True)
+class Archived:
+    """What earlier runs archived of a file: up to ``offset`` (next line ``line_number``), under a ledger name."""
+
+    offset: int
+    line_number: int
+    ledger_sha256: str
+    ledger_head_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Chunk:
     """Whole lines of one file, and the content position just past them."""
 
@@ -160,6 +170,8 @@ class Follower:
     ``positions`` (from a checkpoint) say where each known content was left; a file
     matching none of them is read from byte 0, or from its end with ``start_at_end``.
     A poll reads at most ``read_bytes`` of each file (a backlog comes over several polls).
+    ``archived(path)`` says what earlier runs archived of a file new to the follower (the ingest
+    ledger's word): it is read from there, under the ledger's name for it.
     """
 
     def __init__(
@@ -176,6 +188,7 @@ class Follower:
         positions: list[Position] | None = None,
         clock: Callable[[], float] = time.time,
         read_bytes: int = READ_BYTES,
+        archived: Callable[[str], Archived | None] | None = None,
     ):
         self._patterns = list(patterns)
         self._format_spec = format_spec
@@ -187,6 +200,7 @@ class Follower:
         self._start_at_end = start_at_end
         self._clock = clock
         self._read_bytes_per_poll = read_bytes
+        self._archived = archived
         self._known: list[Position] = [dataclasses.replace(p) for p in positions or []]
         self._open: dict[tuple[int, int], _Open] = {}
         self._first_match = not positions
@@ -282,9 +296,15 @@ class Follower:
             if compressed and self._first_match and self._start_at_end:
                 return None
             start = stat.st_size if (self._first_match and self._start_at_end and not compressed) else 0
+            earlier = self._archived(path) if self._archived is not None and not start else None
+            if earlier is not None and (compressed or earlier.offset <= stat.st_size):
+                start = earlier.offset
             # Known by its first bytes from the start (a compressed copy's never grow later): a position whose
             # head is empty would match any content of its inode, or a reused inode, at its offset.
             position = Position(path, stat.st_dev, stat.st_ino, len(head), _sha(head), start, 0 if start else 1)
+            if earlier is not None and start == earlier.offset:
+                position.line_number = earlier.line_number
+                position.ledger_sha256, position.ledger_head_bytes = earlier.ledger_sha256, earlier.ledger_head_bytes
             position.read_from, position.read_from_line = position.offset, position.line_number
             position.head = head
             position.touched = now

@@ -39,7 +39,7 @@ from alerts.outbox import Outbox, load_outbox_key
 from alerts.rules import load_configured_rules
 from alerts.sinks import build_sinks
 from alerts.sinks.live import STREAM_OUTBOX, LiveDelivery
-from parsers.follow import Follower
+from parsers.follow import Archived, Follower
 from parsers.lines import LineChunk
 from parsers.result import all_dead
 from pipelines import metrics
@@ -47,11 +47,14 @@ from pipelines.batch import new_run_id
 from pipelines.detect import ObserveFn, has_sinks, outbox_key_file
 from pipelines.enrich import EnrichBatchFn
 from pipelines.graph import ingest_signer
+from pipelines.inputs import InputError
 from pipelines.live import LiveSettings, LiveStage, Tick
 from pipelines.parse import ACCESS, ParseChunkFn
+from pipelines.read import open_raw
 from retention import commit
 from retention.keyring import writer_keys
 from retention.layout import ACCESS_DIR, DEAD_LETTER_DIR, ERROR_DIR
+from retention.ledger import Ledger
 from retention.stream_state import StateStore, load_state_key, stream_state_dir
 from schemas.config import Config
 
@@ -113,6 +116,7 @@ class FollowLogsFn(beam.DoFn):
             # One chunk per file per poll: the tick after it lets the alerts of a backlog's first lines out
             # before the rest of the backlog is parsed.
             read_bytes=self._full_poll_bytes,
+            archived=archived_by_earlier_runs(self._output),
         )
 
     def process(self, element, tracker=beam.DoFn.RestrictionParam(_Polls())):  # noqa: B008 (Beam's injection)
@@ -144,6 +148,24 @@ class FollowLogsFn(beam.DoFn):
     def teardown(self):
         if self._follower is not None:
             self._follower.close()
+
+
+def archived_by_earlier_runs(output: str):
+    """For files the stream has no position for: where completed runs (a batch, an earlier stream) left them in
+    the ingest ledger, so the stream archives nothing twice."""
+    ledger = Ledger.load(output)
+
+    def archived(path: str) -> Archived | None:
+        try:
+            identity, history = ledger.identify(path, open_raw)
+        except (OSError, InputError):
+            return None  # the follower reports a file it cannot read
+        if history is None:
+            return None
+        end, lines = history.archived()
+        return Archived(end, lines + 1, identity.head_sha256, identity.head_bytes) if end else None
+
+    return archived
 
 
 class FollowLogs(beam.PTransform):

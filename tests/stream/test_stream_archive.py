@@ -175,3 +175,24 @@ def test_subject_erase_then_retention_apply_work_on_the_stream_archive(streamed)
     assert "2025-01" in custodian.keyring.destroyed()
     verify = _cli(base, "archive", "verify", "--deep", str(out))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_stream_over_files_a_batch_archived_reads_on_from_where_the_batch_stopped(tmp_path, archive_config, reader):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    text, _ = access_log(random.Random(3))
+    lines = text.splitlines(keepends=True)
+    (logs / "access.log").write_text("".join(lines[:500]))
+    out = tmp_path / "out"
+    config = dataclasses.replace(
+        archive_config, stream=StreamConfig(state_key_file=str(tmp_path / "state.key"), progress_seconds=60)
+    )
+    run_batch([str(logs / "access.log")], str(out), config, pipeline_options([], config.runner))
+    with open(logs / "access.log", "a") as fh:
+        fh.write("".join(lines[500:800]))
+    run_until([str(logs / "*.log")], out, config, lambda: _rows(out, reader, "events") >= 800, timeout=90)
+    offsets = open_archive(out, reader, "events").to_table(columns=["log_offset"])["log_offset"].to_pylist()
+    assert len(offsets) == len(set(offsets)) == 800, "the batch's 500 lines, then the stream's 300, each once"
+    (history,) = Ledger.load(str(out)).histories.values()
+    assert history.archived() == ((logs / "access.log").stat().st_size, 800)
+    assert len(history.runs) == 2
