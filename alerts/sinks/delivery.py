@@ -43,9 +43,10 @@ class DeliveryReport:
 
 
 class _SinkWorker(threading.Thread):
-    def __init__(self, sink: Sink, queue_size: int):
+    def __init__(self, sink: Sink, queue_size: int, on_delivered: Callable[[str, str], None] | None = None):
         super().__init__(name=f"logwarden-sink-{sink.name}", daemon=True)
         self.sink = sink
+        self.on_delivered = on_delivered
         self.queue: queue.Queue = queue.Queue(queue_size)
         self.delivered: list[str] = []
         self.undelivered: list[str] = []
@@ -76,6 +77,8 @@ class _SinkWorker(threading.Thread):
                 with self._lock:
                     if self.busy is not None:
                         self.delivered.append(alert_id)
+                        if self.on_delivered is not None:
+                            self.on_delivered(self.sink.name, alert_id)
             self.busy = None
 
     def _down(self, alert_id: str, problem: str) -> None:
@@ -112,10 +115,12 @@ class Delivery:
         deadline_seconds: float = 60,
         queue_size: int = 10_000,
         view: Callable[[dict[str, Any], Sink], dict[str, Any]] | None = None,
+        on_delivered: Callable[[str, str], None] | None = None,
     ):
+        """``on_delivered(sink name, alert id)`` is called on the sink's thread the moment a sink confirms."""
         self._deadline = time.monotonic() + deadline_seconds
         self._view = view or (lambda alert, sink: alert)
-        self._workers = {sink.name: _SinkWorker(sink, queue_size) for sink in sinks}
+        self._workers = {sink.name: _SinkWorker(sink, queue_size, on_delivered) for sink in sinks}
         for worker in self._workers.values():
             worker.start()
 

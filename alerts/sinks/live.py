@@ -4,8 +4,8 @@ A stream runs for months, so the batch approach (deliver after the run, keep wha
 failed for the next run) becomes, per sink:
 
 - alerts are queued to the sink's thread at once (``Delivery``, no waiting: a slow
-  sink never holds the stream up); each confirmation is recorded as it comes,
-  appended as a keyed hash of the id (``Outbox.append_delivered``: a ``kill -9``
+  sink never holds the stream up); each confirmation is recorded on the sink's
+  thread the moment it comes, appended as a keyed hash of the id (``Outbox.append_delivered``: a ``kill -9``
   keeps it, a power cut may lose the last few), so a restart that raises the same
   alert again does not send it again;
 - before each cut's commit point, every alert some sink has not confirmed is sealed
@@ -21,13 +21,14 @@ failed for the next run) becomes, per sink:
   beyond that are dropped with a warning).
 
 An alert whose sink accepted it in the instant before a ``kill -9``, before the
-confirmation was recorded (at the next poll), is sent again after the restart (same
+confirmation was appended, is sent again after the restart (same
 ``alert_id``): delivery is at least once, with that one window.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,7 @@ class LiveDelivery:
         self._max_owed = max_owed
         self._clock = clock
         self._deliveries: dict[str, Delivery] = {}
+        self._records = threading.Lock()  # the delivered-id files: appended by sink threads, rewritten after cuts
         self._down_since: dict[str, float] = {}
         self._delivered = {name: outbox.delivered(name) for name in self._sinks}
         #: alert id -> (alert, sinks that have not confirmed it), in the order raised.
@@ -83,7 +85,9 @@ class LiveDelivery:
 
     def _delivery(self, name: str) -> Delivery:
         if name not in self._deliveries:
-            self._deliveries[name] = Delivery([self._sinks[name]], float("inf"), self._queue_size, self._view)
+            self._deliveries[name] = Delivery(
+                [self._sinks[name]], float("inf"), self._queue_size, self._view, self._record
+            )
         return self._deliveries[name]
 
     def start(self) -> None:
@@ -118,12 +122,17 @@ class LiveDelivery:
             if name not in self._down_since:
                 self._delivery(name).submit(alert, wait=False)
 
+    def _record(self, name: str, alert_id: str) -> None:
+        """On the sink's thread, right after it confirmed: the record a restart reads (the window a ``kill -9``
+        can fall into is this call)."""
+        with self._records:
+            self._outbox.append_delivered(name, [alert_id])
+
     def collect(self) -> None:
         """Record the confirmations that came in (durably, before anything else moves); retry sinks that are down."""
         for name, delivery in list(self._deliveries.items()):
             confirmed = delivery.take_confirmed().get(name, [])
-            if confirmed:
-                self._outbox.append_delivered(name, confirmed)
+            if confirmed:  # already recorded by ``_record``
                 self._delivered[name].update(self._outbox.id_token(i) for i in confirmed)
                 self.sent += len(confirmed)
                 for alert_id in confirmed:
@@ -167,7 +176,8 @@ class LiveDelivery:
         settled = (set(committed) | self._committed_owed) - set(self._owed)
         self._committed_owed = (set(committed) | self._committed_owed) & set(self._owed)
         for name in self._sinks:
-            self._outbox.forget_delivered(name, settled)
+            with self._records:
+                self._outbox.forget_delivered(name, settled)
             self._delivered[name] -= {self._outbox.id_token(i) for i in settled}
 
     def close(self, wait_seconds: float) -> None:
