@@ -3,8 +3,9 @@
 Generates an aggregate store the way batch runs leave it (one run per day, hourly
 aggregates per host and source, every breakdown with its visitor sketches) from
 generated events with realistic spreads of paths, agents, referrers and
-countries, then times ``publish_period`` (read the store, decide ownership, merge,
-write Parquet, CSV and the HTML page) for the whole span, per hour and per day.
+countries, each run with its ingest-ledger record, then times ``publish_period``
+(read the store and the ledger, decide ownership, merge, write Parquet, CSV and
+the HTML page) for the whole span, per hour and per day.
 Peak memory is the process's maximum resident set.  Numbers from a shared machine
 vary; the bench prints, it never asserts.
 """
@@ -26,6 +27,7 @@ from pipelines.reports.build import ReportOptions
 from pipelines.reports.publish import publish_period
 from pipelines.reports.store import write_run_aggregates
 from pipelines.reports.traffic import TrafficPartial, partials_from_batch
+from retention import commit
 from retention.layout import aggregates_dir
 from schemas import ACCESS_EVENT
 
@@ -80,10 +82,19 @@ def generate_store(output: str, days: int, hosts: int, per_hour: int) -> int:
         batch = day_batch(day, hosts, per_hour, rng)
         events += batch.num_rows
         merged: dict = defaultdict(TrafficPartial)
+        ledger_key = f"{day:032x}-4096"  # the day's log as the ingest ledger names it
+        sources = {f"/logs/access-{day}.log": ledger_key}
         for start in range(0, batch.num_rows, 20_000):
-            for key, partial in partials_from_batch(batch.slice(start, 20_000), "hour", {}):
+            for key, partial in partials_from_batch(batch.slice(start, 20_000), "hour", sources):
                 merged[key].merge(partial)
-        write_run_aggregates(list(merged.items()), output, f"2026{day:04d}T000000Z-bench", "hour", True)
+        run_id = f"2026{day:04d}T000000Z-bench"
+        write_run_aggregates(list(merged.items()), output, run_id, "hour", True)
+        # The run's ledger record, as a batch run completes it: what the report's ownership rule reads.
+        commit.begin_transaction(output, run_id, {"kind": "batch"})
+        inputs = [{"key": ledger_key, "head_bytes": 4096, "path": path, "start": 0, "end": batch.num_rows * 230,
+                   "lines": batch.num_rows} for path in sources]  # fmt: skip
+        commit.complete_transaction(output, run_id, {"kind": "batch", "inputs": inputs, "alert_ids": []})
+        commit.clear_staging(output, run_id)
     return events
 
 

@@ -35,7 +35,7 @@ class MergeTrafficFn(beam.CombineFn):
 class AggregateTraffic(beam.PTransform):
     """Access-event batches in; one ``((bucket, host, source), TrafficPartial)`` per bucket, host and source out.
 
-    ``sources`` maps each input path to its content fingerprint (``store.source_fingerprints``), so the
+    ``sources`` maps each input path to its ingest-ledger key (``retention.ledger.FileIdentity.key``), so the
     store can tell a re-read of the same log from new traffic.
     """
 

@@ -18,7 +18,6 @@ from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.read import ReadLogChunks, open_raw
 from pipelines.reports.publish import publish_run
-from pipelines.reports.store import source_fingerprints
 from retention import commit
 from retention.ledger import FileOutcome, FilePlan, Ledger, produced_alert_ids
 from schemas.config import Config
@@ -54,8 +53,8 @@ def build_batch_pipeline(
         follow_symlinks,
         plans=plans,
     )
-    paths = [p.path for p in plans if not p.nothing_to_read] if plans is not None else inputs
-    sources = source_fingerprints(paths) if config.reports.enabled else None
+    # Aggregates name each file by its ledger key, so reports can tell which run owns which of its lines.
+    sources = {p.path: p.identity.key for p in plans or () if not p.nothing_to_read} if config.reports.enabled else None
     return build_graph(
         chunks,
         output,
@@ -121,7 +120,6 @@ def run_batch(
             result = pipeline.run()
             result.wait_until_finish()
             counts = RunCounts.from_result(result)
-            page = publish_run(output, run_id, config.reports) if config.reports.enabled else None
         if config.alerts.enabled:
             alerts = archive_run_alerts(output, run_id, config, ingest_signer(config.keys))
         outcomes = [FileOutcome(p, counts.input_bytes.get(p.path, 0), counts.input_lines.get(p.path, 0)) for p in plans]
@@ -130,6 +128,9 @@ def run_batch(
         commit.complete_transaction(output, run_id, record)
         # Delivered only once the run is complete: a run killed before that raises them again on its rerun.
         delivery = deliver_run_alerts(output, run_id, config, alerts) if config.alerts.enabled else DeliveryOutcome()
+        # After the commit point: reports count only completed runs' aggregates (``pipelines.reports.ownership``).
+        if config.reports.enabled and counts.lines_read:
+            page = publish_run(output, run_id, config.reports)
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)
     counts.alerts_undelivered = delivery.undelivered

@@ -86,8 +86,8 @@ def build_graph(
     ``archive`` defaults to the batch archive step (files per bundle, one commit per day at the end).
     Alerts whose id is in ``already_raised`` (earlier runs', ``retention.ledger.produced_alert_ids``) are
     neither written nor delivered again.
-    ``sources`` maps input paths to content fingerprints (``pipelines.reports.store.source_fingerprints``) so
-    stored aggregates of a log read twice are counted once; without it a path stands for itself.
+    ``sources`` maps input paths to their ingest-ledger keys (``retention.ledger.FileIdentity.key``) so
+    reports can tell which run owns which stored lines; without it a path stands for itself.
     """
     coders.register()
     keys = writer_keys(config.keys.keyring)

@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 
@@ -549,7 +550,8 @@ def begin_transaction(root: str, txn: str, record: dict | None = None) -> None:
 
 def complete_transaction(root: str, txn: str, record: dict) -> None:
     """The transaction's commit point: every commit of ``txn`` becomes visible at once, with ``record`` kept."""
-    doc = {**record, "transaction": txn, "status": "complete", "completed": _now()}
+    # completed_ns orders transactions completed within one second (reports: the latest reading of a line owns it).
+    doc = {**record, "transaction": txn, "status": "complete", "completed": _now(), "completed_ns": time.time_ns()}
     _write_json(
         layout.transaction_record(root, txn, completed=True), doc, layout.staging_dir(root, layout.run_of_commit(txn))
     )

@@ -21,7 +21,7 @@ from pipelines.commands.common import (
 )
 from pipelines.reports.build import BUCKET_SECONDS, ReportError, ReportOptions
 from pipelines.reports.publish import publish_period
-from pipelines.reports.store import StoreError
+from pipelines.reports.store import StoreError, stored_hosts
 
 EPILOG = """\
 examples:
@@ -31,8 +31,10 @@ examples:
 
 --from and --to are UTC dates (--to inclusive: the whole day) or times such as
 2026-11-01T06:00 (--to exclusive).  Without them the report covers everything
-stored.  Every run's aggregates for the period are merged; a log read again by
-a later run is counted once.  The report is traffic-<name>.parquet|csv,
+stored.  Every completed run's aggregates for the period are merged, each line
+once: the ingest ledger says which run archived which lines, and a line read
+again (--reprocess, or a stream and a batch over one file) counts in the latest
+reading only.  Runs killed before they completed count nothing.  The report is traffic-<name>.parquet|csv,
 breakdown-<name>.parquet|csv and report-<name>.html in --output.
 Exit status: 0 on success, 1 if nothing could be written, 2 on a usage error.
 """
@@ -88,10 +90,25 @@ def run(args) -> int:
         f"{len(report.hosts)} host(s)",
         file=sys.stderr,
     )
-    if report.partial_overlaps:
+    if args.host and not report.totals:
+        hosts = stored_hosts(args.archive, start, end)
         print(
-            f"logwarden: warning: {report.partial_overlaps} input range(s) overlap only partly; they may be "
-            "counted twice",
+            f"logwarden: warning: no traffic of host {args.host!r} in this period; hosts with traffic: "
+            + (", ".join(hosts) if hosts else "none"),
+            file=sys.stderr,
+        )
+    if report.unfinished:
+        print(f"  {report.unfinished} unfinished run(s) (killed, or still running) not counted", file=sys.stderr)
+    if report.unledgered:
+        print(
+            f"logwarden: warning: {report.unledgered} bucket(s) hold lines the ingest ledger gives to no run "
+            "(stored before runs were ledgered?) and are left out",
+            file=sys.stderr,
+        )
+    if report.partly_superseded:
+        print(
+            f"logwarden: warning: {report.partly_superseded} bucket(s) were read again only in part by a later run "
+            "and are left out; figures may be low",
             file=sys.stderr,
         )
     for path in published.files:

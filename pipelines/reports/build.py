@@ -57,9 +57,11 @@ class Report:
     heatmap: dict[str, list[list[int]]] | None  # host -> [weekday][hour] requests (UTC); None above hourly grain
     geoip_configured: bool
     has_response_times: bool
-    runs: int
-    superseded: int
-    partial_overlaps: int
+    runs: int  # readers whose figures count (a batch run, or the stream)
+    superseded: int  # buckets set aside: a later reading owns their lines (``ownership``)
+    partly_superseded: int  # buckets set aside although a later reading owns only part of their lines
+    unfinished: int  # stored runs that never completed (killed, or still running): counted nothing
+    unledgered: int  # buckets with lines the ingest ledger gives to no run: not counted
 
 
 def bucket_floor(epoch_seconds: np.ndarray, bucket: str) -> np.ndarray:
@@ -256,9 +258,11 @@ def build_report(
     options: ReportOptions | None = None,
     runs: int = 0,
     superseded: int = 0,
-    partial_overlaps: int = 0,
+    partly_superseded: int = 0,
+    unfinished: int = 0,
+    unledgered: int = 0,
 ) -> Report:
-    """Merge owned store rows (``store.read_store``) into the report of a period."""
+    """Merge counted store rows (``store.read_store``) into the report of a period."""
     options = options or ReportOptions()
     if options.bucket not in BUCKET_SECONDS:
         raise ReportError(f"unknown bucket {options.bucket!r}; use minute, hour, day or week")
@@ -327,7 +331,9 @@ def build_report(
         has_response_times=any(s is not None for s in cols["response_ms_kll"]),
         runs=runs,
         superseded=superseded,
-        partial_overlaps=partial_overlaps,
+        partly_superseded=partly_superseded,
+        unfinished=unfinished,
+        unledgered=unledgered,
     )
 
 

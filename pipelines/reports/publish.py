@@ -90,16 +90,17 @@ def publish_period(
     """Merge every run's stored aggregates for ``[start, end)`` (one host if given) and write the report."""
     options = options or ReportOptions()
     traffic, breakdown, ownership = read_store(archive, start, end, host)
-    runs = len({r for r, _ in ownership.owners} & set(traffic["run_id"].to_pylist()))
     report = build_report(
         traffic,
         breakdown,
         start,
         end,
         options,
-        runs=runs,
-        superseded=len(ownership.superseded),
-        partial_overlaps=len(ownership.partial_overlaps),
+        runs=len(ownership.owners),
+        superseded=ownership.superseded,
+        partly_superseded=ownership.partial,
+        unfinished=len(ownership.unfinished),
+        unledgered=ownership.unledgered,
     )
     return write_report(report, directory, name)
 

@@ -15,7 +15,6 @@ name, so a crash never leaves half a run.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import os
 import uuid
@@ -27,16 +26,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from parsers.reader import head_lines
-from pipelines.reports.ownership import Ownership, SourceRange, decide_owners
+from pipelines.reports.ownership import STREAM_OWNER, Ownership, decide
 from pipelines.reports.traffic import GRAIN_UNITS, Key, TrafficPartial
+from retention import commit
 from retention.layout import aggregates_dir, reports_dir
 from schemas import BREAKDOWN_STORE, TRAFFIC_STORE
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
-#: Decompressed bytes of a file's start that identify it across renames, rotation and compression.
-FINGERPRINT_BYTES = 4096
 
 
 def _is_local(path: str) -> bool:
@@ -80,19 +77,6 @@ def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
-
-
-def source_fingerprint(path: str) -> str:
-    """A file's identity for de-duplication: a hash of its first decompressed bytes (not its name)."""
-    from pipelines.read import open_raw  # Beam filesystems, imported late: this module is also used by plain tools
-
-    with open_raw(path) as raw:
-        head = "\n".join(head_lines(raw, path, max_lines=1_000_000, max_bytes=FINGERPRINT_BYTES))
-    return hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-
-
-def source_fingerprints(paths: Iterable[str]) -> dict[str, str]:
-    return {path: source_fingerprint(path) for path in paths}
 
 
 def store_tables(
@@ -144,9 +128,8 @@ def store_tables(
     )
 
 
-#: The run id of every stream part: a stream counts each line once through its own checkpoint (parts are
-#: published with it), and its parts hold disjoint windows, so they never supersede one another.
-STREAM_RUN = "stream"
+#: The run id of every stream part (its owner in ``ownership``): report windows span cuts and restarts.
+STREAM_RUN = STREAM_OWNER
 
 
 def store_documents(
@@ -182,7 +165,8 @@ class StoreError(Exception):
     """The aggregate store cannot answer (missing, or asked for something it does not hold)."""
 
 
-def _committed_runs(output: str) -> dict[str, tuple[str, str]]:
+def _stored_runs(output: str) -> dict[str, tuple[str, str]]:
+    """``{file id: (traffic path, breakdown path)}``; the id is the transaction that stored them."""
     directory = aggregates_dir(output)
     if not FileSystems.exists(directory):
         raise StoreError(f"{output}: no aggregates here (expected {directory}; does a batch run write to it?)")
@@ -194,47 +178,41 @@ def _committed_runs(output: str) -> dict[str, tuple[str, str]]:
     return runs
 
 
-def _dataset(paths: list[str], schema: pa.Schema) -> ds.Dataset:
-    if all(_is_local(p) for p in paths):
-        return ds.dataset(paths, schema=schema, format="parquet")
-    tables = []
-    for path in paths:
-        with FileSystems.open(path) as handle:
-            tables.append(pq.read_table(handle, schema=schema))
-    return ds.InMemoryDataset(pa.concat_tables(tables))
+def _read(path: str, schema: pa.Schema, condition=None) -> pa.Table:
+    if _is_local(path):
+        return ds.dataset(path, schema=schema, format="parquet").to_table(filter=condition)
+    with FileSystems.open(path) as handle:
+        return pq.read_table(handle, schema=schema, filters=condition)
 
 
-def ownership(output: str, runs: dict[str, tuple[str, str]] | None = None) -> Ownership:
-    runs = runs if runs is not None else _committed_runs(output)
-    if not runs:
-        return decide_owners([])
-    table = (
-        _dataset([t for t, _ in runs.values()], TRAFFIC_STORE)
-        .to_table(columns=["run_id", "source", "source_first_offset", "source_last_offset"])
-        .group_by(["run_id", "source"])
-        .aggregate([("source_first_offset", "min"), ("source_last_offset", "max")])
-    )
-    return decide_owners(
-        SourceRange(r, s, f, last)
-        for r, s, f, last in zip(
-            *(
-                table.column(c).to_pylist()
-                for c in ("run_id", "source", "source_first_offset_min", "source_last_offset_max")
-            )
-        )
+def _read_all(files: dict[str, str], schema: pa.Schema, condition) -> pa.Table:
+    """Rows of every file, each with a ``publisher`` column: the id of the transaction that stored it."""
+    by_path = {path: publisher for publisher, path in files.items()}
+    if by_path and all(_is_local(p) for p in by_path):
+        dataset = ds.dataset(sorted(by_path), schema=schema, format="parquet")
+        parts = [(by_path[f.path], f.to_table(filter=condition, schema=schema)) for f in dataset.get_fragments()]
+    else:
+        parts = [(publisher, _read(path, schema, condition)) for path, publisher in sorted(by_path.items())]
+    tables = [t.append_column("publisher", pa.array([p] * t.num_rows, pa.string())) for p, t in parts]
+    return pa.concat_tables(tables) if tables else schema.append(pa.field("publisher", pa.string())).empty_table()
+
+
+def _row_keys(table: pa.Table) -> pa.Array:
+    """What ties a breakdown row to its traffic row: store file, source, bucket and host."""
+    bucket = pc.cast(pc.cast(table["bucket_start"], pa.int64()), pa.string())
+    return pc.binary_join_element_wise(
+        table["publisher"], table["source"], bucket, pc.fill_null(table["url_domain"], ""), "\x00"
     )
 
 
-def read_store(
-    output: str, start=None, end=None, host: str | None = None, run_ids: set[str] | None = None
-) -> tuple[pa.Table, pa.Table, Ownership]:
-    """The owned traffic and breakdown rows with ``start <= bucket_start < end`` (and of one host if given)."""
-    runs = _committed_runs(output)
-    decided = ownership(output, runs)
-    if run_ids is not None:
-        runs = {r: paths for r, paths in runs.items() if r in run_ids}
-    if not runs:
-        return TRAFFIC_STORE.empty_table(), BREAKDOWN_STORE.empty_table(), decided
+def read_store(output: str, start=None, end=None, host: str | None = None) -> tuple[pa.Table, pa.Table, Ownership]:
+    """The counted traffic and breakdown rows with ``start <= bucket_start < end`` (and of one host if given).
+
+    Which rows count is the ingest ledger's to say (``ownership.decide``): the records of completed
+    transactions are read once here.
+    """
+    runs = _stored_runs(output)
+    records = commit.completed_transactions(output)
     condition = pc.field("bucket_start").is_valid()
     if start is not None:
         condition &= pc.field("bucket_start") >= pa.scalar(start, TRAFFIC_STORE.field("bucket_start").type)
@@ -242,25 +220,37 @@ def read_store(
         condition &= pc.field("bucket_start") < pa.scalar(end, TRAFFIC_STORE.field("bucket_start").type)
     if host is not None:
         condition &= pc.field("url_domain") == host
-    owned = pa.array(sorted(f"{r}\x00{s}" for r, s in decided.owners), pa.string())
+    traffic = _read_all({r: t for r, (t, _) in runs.items()}, TRAFFIC_STORE, condition)
+    decided = decide(
+        traffic["publisher"].to_pylist(),
+        traffic["run_id"].to_pylist(),
+        traffic["source"].to_pylist(),
+        traffic["source_first_offset"].to_numpy(zero_copy_only=False),
+        traffic["source_last_offset"].to_numpy(zero_copy_only=False),
+        records,
+    )
+    left_out = traffic.filter(pc.invert(pa.array(decided.counted))) if not decided.counted.all() else None
+    if left_out is not None:
+        traffic = traffic.filter(pa.array(decided.counted))
+    publishers = set(traffic["publisher"].to_pylist())
+    breakdown = _read_all({r: b for r, (_, b) in runs.items() if r in publishers}, BREAKDOWN_STORE, condition)
+    if left_out is not None and left_out.num_rows and breakdown.num_rows:  # rows of a store file kept in part
+        breakdown = breakdown.filter(pc.invert(pc.is_in(_row_keys(breakdown), _row_keys(left_out))))
+    return traffic.drop_columns(["publisher"]), breakdown.drop_columns(["publisher"]), decided
 
-    def owned_rows(table: pa.Table) -> pa.Table:
-        if not decided.superseded:
-            return table  # every (run, source) owns its rows: nothing to filter
-        pair = pc.binary_join_element_wise(table["run_id"], table["source"], "\x00")
-        return table.filter(pc.is_in(pair, owned))
 
-    traffic = owned_rows(_dataset([t for t, _ in runs.values()], TRAFFIC_STORE).to_table(filter=condition))
-    breakdown = owned_rows(_dataset([b for _, b in runs.values()], BREAKDOWN_STORE).to_table(filter=condition))
-    return traffic, breakdown, decided
+def stored_hosts(output: str, start=None, end=None) -> list[str]:
+    """Virtual hosts with counted traffic in ``[start, end)`` ("(no host)" for logs without one), for hints."""
+    traffic, _, _ = read_store(output, start, end)
+    return sorted({h or "(no host)" for h in traffic["url_domain"].to_pylist()})
 
 
 def run_span(output: str, run_id: str):
     """``(first bucket start, last bucket end)`` of one run's aggregates, or None when it stored none."""
-    runs = _committed_runs(output) if FileSystems.exists(aggregates_dir(output)) else {}
+    runs = _stored_runs(output) if FileSystems.exists(aggregates_dir(output)) else {}
     if run_id not in runs:
         return None
-    table = _dataset([runs[run_id][0]], TRAFFIC_STORE).to_table(columns=["bucket_start", "bucket"])
+    table = _read(runs[run_id][0], TRAFFIC_STORE, None).select(["bucket_start", "bucket"])
     if table.num_rows == 0:
         return None
     low, high = (v.as_py() for v in pc.min_max(table["bucket_start"]).values())

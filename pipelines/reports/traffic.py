@@ -192,7 +192,7 @@ def _dimension_values(table: pa.Table, status: pa.Array, bot: pa.Array) -> dict[
     }
 
 
-Key = tuple[int, str, str]  # (bucket start in epoch seconds, host or "", source fingerprint)
+Key = tuple[int, str, str]  # (bucket start in epoch seconds, host or "", ingest-ledger key of the file)
 
 
 def partials_from_batch(
@@ -200,7 +200,7 @@ def partials_from_batch(
 ) -> list[tuple[Key, TrafficPartial]]:
     """One partial per (bucket start, host, source) for the events of ``batch``.
 
-    ``sources`` maps a log file path to the fingerprint of its content (``store.source_fingerprint``);
+    ``sources`` maps a log file path to its ingest-ledger key (``retention.ledger.FileIdentity.key``);
     a path missing from it stands for itself.
     """
     if batch.num_rows == 0:

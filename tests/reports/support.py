@@ -1,7 +1,12 @@
-"""A small log whose report figures are worked out by hand, and helpers that store runs without Beam."""
+"""A small log whose report figures are worked out by hand, and helpers that store runs without Beam.
+
+``store_run`` leaves what a batch run over whole files leaves for reports: the aggregates, and the
+ingest-ledger record of its transaction (unless ``complete=False``: a run killed before its commit point).
+"""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -10,8 +15,10 @@ import pyarrow as pa
 from parsers.enrich import Enricher, enrich_batch
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
-from pipelines.reports.store import source_fingerprints, write_run_aggregates
+from pipelines.reports.store import write_run_aggregates
 from pipelines.reports.traffic import TrafficPartial, partials_from_batch
+from retention import commit
+from retention.ledger import Ledger
 from schemas.config import EnrichConfig
 
 LOG_FORMAT = '%v %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D'
@@ -83,14 +90,33 @@ def events(path: str, text: str, log_format: str = LOG_FORMAT) -> pa.RecordBatch
     return enrich_batch(parsed.events, Enricher.from_config(EnrichConfig(geoip_databases=())))
 
 
-def store_run(output: Path, run_id: str, files: dict[Path, str], grain: str = "hour", log_format: str = LOG_FORMAT):
-    """What one batch run over ``files`` (written to disk first) stores, without Beam."""
+def store_run(
+    output: Path,
+    run_id: str,
+    files: dict[Path, str],
+    grain: str = "hour",
+    log_format: str = LOG_FORMAT,
+    complete: bool = True,
+):
+    """What one batch run reading ``files`` (written to disk first) whole stores, without Beam."""
     merged: dict = defaultdict(TrafficPartial)
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    sources = source_fingerprints(str(p) for p in files)
+    ledger = Ledger.load(str(output))
+    identities = {p: ledger.identify(str(p), functools.partial(open, mode="rb"))[0] for p in files}
+    sources = {str(p): identity.key for p, identity in identities.items()}
     for path, text in files.items():
         for key, partial in partials_from_batch(events(str(path), text, log_format), grain, sources):
             merged[key].merge(partial)
-    return write_run_aggregates(list(merged.items()), str(output), run_id, grain, geoip_configured=False)
+    written = write_run_aggregates(list(merged.items()), str(output), run_id, grain, geoip_configured=False)
+    commit.begin_transaction(str(output), run_id, {"kind": "batch"})
+    if complete:
+        inputs = [
+            {"key": i.key, "head_bytes": i.head_bytes, "path": str(p), "start": 0, "end": len(files[p].encode()),
+             "lines": files[p].count("\n")}
+            for p, i in identities.items()
+        ]  # fmt: skip
+        commit.complete_transaction(str(output), run_id, {"kind": "batch", "inputs": inputs, "alert_ids": []})
+        commit.clear_staging(str(output), run_id)
+    return written

@@ -94,7 +94,7 @@ def test_a_re_run_or_a_grown_file_does_not_change_the_figures(tmp_path):
     assert [t.to_pylist() for t in report_tables(report_of(out))] == [t.to_pylist() for t in once]
     assert report_of(out).totals[""]["requests"] == 55
     _, _, owners = read_store(str(out))
-    assert {r for r, _ in owners.owners} == {"20261102T130000Z-cccccc"} and len(owners.superseded) == 2
+    assert owners.owners == {"20261102T130000Z-cccccc"} and owners.superseded == 4  # 1 bucket of a, 3 of b
 
 
 def test_a_period_and_a_host_select_their_rows(stored, tmp_path):
@@ -143,3 +143,39 @@ def test_a_formula_in_a_virtual_host_reaches_the_csv_escaped(tmp_path):
         hosts = {row["url_domain"] for row in csv.DictReader(handle)}
     assert hosts == {"'=2+5", "'@SUM(A1:A9)", ""}  # "" : the all-hosts rows
     assert {"=2+5", "@SUM(A1:A9)"} == set(published.report.hosts)  # Parquet and the page keep the value
+
+
+def test_a_run_killed_before_its_commit_point_counts_nothing(tmp_path):
+    out, log = tmp_path / "out", tmp_path / "logs" / "access.log"
+    store_run(out, "20261102T120000Z-aaaaaa", {log: "\n".join(small_log()) + "\n"}, complete=False)
+    traffic, _, owners = read_store(str(out))
+    assert traffic.num_rows == 0 and owners.unfinished == {"20261102T120000Z-aaaaaa"}
+    store_run(out, "20261102T130000Z-bbbbbb", {log: "\n".join(small_log()) + "\n"})  # its rerun
+    report = publish_period(str(out), str(tmp_path / "r"), "p").report
+    assert report.totals[""]["requests"] == 55 and report.runs == 1 and report.unfinished == 1
+
+
+def test_a_file_read_again_by_a_later_run_is_set_aside_in_an_earlier_run_that_read_others_too(tmp_path):
+    lines = small_log()
+    www = "\n".join(t for t in lines if t.startswith("www")) + "\n"
+    api = "\n".join(t for t in lines if t.startswith("api")) + "\n"
+    both = {tmp_path / "logs" / "www.log": www, tmp_path / "logs" / "api.log": api}
+    store_run(tmp_path / "once", "20261102T120000Z-aaaaaa", both)
+    store_run(tmp_path / "out", "20261102T120000Z-aaaaaa", both)
+    store_run(tmp_path / "out", "20261102T130000Z-bbbbbb", {tmp_path / "again" / "www.log.1": www})  # --reprocess
+    traffic, breakdown, owners = read_store(str(tmp_path / "out"))
+    assert set(traffic["run_id"].to_pylist()) == set(breakdown["run_id"].to_pylist()) == owners.owners
+    assert owners.owners == {"20261102T120000Z-aaaaaa", "20261102T130000Z-bbbbbb"} and owners.superseded == 2
+    once = [t.to_pylist() for t in report_tables(report_of(tmp_path / "once"))]
+    assert [t.to_pylist() for t in report_tables(report_of(tmp_path / "out"))] == once
+
+
+def test_asking_for_a_host_without_traffic_names_the_hosts_that_have_some(stored, tmp_path, capsys):
+    from pipelines.cli import main
+
+    code = main(["report", "--archive", str(stored), "--host", "shop.example.com", "--output", str(tmp_path / "r")])
+    assert code == 0
+    assert (
+        "no traffic of host 'shop.example.com' in this period; hosts with traffic: api.example.com, www.example.com"
+        in (capsys.readouterr().err)
+    )
