@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import re
+import shutil
 
 from retention.keyring import Keyring, WriterKeys, months_from, reader_keys
 from tests.operator.helpers import ACCESS_LOG, ROOT, logwarden
