@@ -104,6 +104,7 @@ def test_w3c_directives_are_counted_apart_and_iis_fields_follow_any_order(tmp_pa
     )  # fmt: skip
     assert second["source_ip"] == "fe80::1" and dict(second["labels"])["source_ip_zone"] == "11"
     assert second["source_address"] == "fe80::1%11"  # as logged
+    assert "W3C #Fields header" in report.how and "s-ip cs-method" not in report.how  # not a field list it lacks
 
 
 def test_httperr_logs_keep_the_url_and_lose_zone_ids(tmp_path):
