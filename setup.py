@@ -38,6 +38,7 @@ setup(
         "datasketches>=5,<6",
         "Jinja2>=3.1,<4",
         "duckdb>=2,<3",
+        "google-re2>=1.1,<2",  # detection: a pattern compiled once for a batch's few new values (alerts/regex.py)
         "rich>=13,<15",  # the progress display on a terminal
     ],
     extras_require={

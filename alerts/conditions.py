@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from alerts.grammars import GRAMMARS, Grammar
 from alerts.normalize import NormalizeCache, normalize_request
+from alerts.regex import Regex
 from alerts.rules import LIST_OPS, NUMBER_OPS, Condition, Group, Rule
 from alerts.value_memo import ValueMemo
 
@@ -53,6 +54,7 @@ class BatchView:
         #: Fields several rules test: a subset view takes their positions from the whole batch's.
         self._shared = shared
         self._positions: dict[str, np.ndarray] = {}
+        self._present: dict[str, np.ndarray] = {}
         self._numbers: dict[str, tuple[pa.Array, np.ndarray]] = {}
 
     def column(self, name: str) -> pa.Array:
@@ -69,8 +71,15 @@ class BatchView:
             column = self.column(name)
             if column.type != pa.string():
                 column = column.cast(pa.string())
-            self._positions[name] = self._memos.setdefault(name, ValueMemo()).positions(column)
+            memo = self._memos.setdefault(name, ValueMemo())
+            self._positions[name], self._present[name] = memo.positions_and_present(column)
         return self._positions[name]
+
+    def present(self, name: str) -> np.ndarray:
+        """The positions (among the field's known values) of the values the batch holds, each once: a test none of
+        them passes is False on every row, known without touching the rows."""
+        self.positions(name)
+        return self._present[name]
 
     def distinct(self, name: str, normalized: bool) -> tuple[pa.Array, np.ndarray]:
         """``(values, indices)``: the field's known values (raw or normalised) and, per row, its position in them."""
@@ -99,11 +108,9 @@ class BatchView:
 
     def _passed(self, name: str, normalized: bool) -> np.ndarray:
         values, _ = self.distinct(name, normalized)
-        pattern = self._prefilters[(name, normalized)]
+        prefilter = self._prefilters[(name, normalized)]
         return self._memos[name].answers(
-            ("prefilter", normalized),
-            values,
-            lambda known, start: _to_numpy(pc.match_substring_regex(known.slice(start), pattern)),
+            ("prefilter", normalized), values, lambda known, start: prefilter.search(known.slice(start))
         )
 
     def distinct_numbers(self, name: str) -> tuple[pa.Array, np.ndarray]:
@@ -130,7 +137,8 @@ class _SubsetView(BatchView):
         self._normalizer, self._prefilters, self._memos = parent._normalizer, parent._prefilters, parent._memos
         self._parent, self._rows, self._taken = parent, rows, pa.array(rows)
         self._columns: dict[str, pa.Array] = {}
-        self._positions = {name: found[rows] for name, found in parent._positions.items()}
+        self._positions: dict[str, np.ndarray] = {}
+        self._present: dict[str, np.ndarray] = {}
         self._numbers = {}
         self._shared = parent._shared
 
@@ -140,9 +148,18 @@ class _SubsetView(BatchView):
         return self._columns[name]
 
     def positions(self, name: str) -> np.ndarray:
-        if name not in self._positions and name in self._shared:  # hashed once over the batch, for every rule
+        """The parent's positions for these rows when the parent knows them or several rules want them (hashed once
+        over the batch for all); otherwise hashed over these rows alone."""
+        if name not in self._positions and (name in self._parent._positions or name in self._shared):
             self._positions[name] = self._parent.positions(name)[self._rows]
+            self._present[name] = self._parent.present(name)  # the whole batch's values: enough to rule out
         return super().positions(name)
+
+    def distinct_numbers(self, name: str) -> tuple[pa.Array, np.ndarray]:
+        if name not in self._numbers:  # status codes and sizes: encoded once over the batch, for every rule
+            values, indices = self._parent.distinct_numbers(name)
+            self._numbers[name] = (values, indices[self._rows])
+        return self._numbers[name]
 
 
 def _alternation(words, prefix: str = "", suffix: str = "") -> str:
@@ -169,7 +186,7 @@ def _text_test(condition: Condition) -> tuple[Callable[[pa.Array], pa.Array], st
     if op == "contains":
         return (lambda a: pc.match_substring(a, str(values))), re.escape(str(values))
     if op == "regex":
-        return (lambda a: pc.match_substring_regex(a, values)), values
+        return Regex(values).search, values
     if op == "grammar":
         return _grammar_test(GRAMMARS[values], condition.field)
     if op == "contains_any":
@@ -182,25 +199,27 @@ def _text_test(condition: Condition) -> tuple[Callable[[pa.Array], pa.Array], st
         pattern = _alternation(values, suffix="$")
     else:  # regex_any
         pattern = "|".join(f"(?:{p})" for p in values)
-    return (lambda a: pc.match_substring_regex(a, pattern)), pattern
+    return Regex(pattern).search, pattern
 
 
 def _grammar_test(grammar: Grammar, field: str) -> tuple[Callable[[pa.Array], pa.Array], str]:
     """The grammar on the values its RE2 candidate pattern passes; the rest are answered False at RE2 speed."""
-    candidates, read = grammar.candidates(field), grammar.reader(field)
+    candidates, read = Regex(grammar.candidates(field)), grammar.reader(field)
 
-    def run(values: pa.Array) -> pa.Array:
+    def run(values: pa.Array) -> np.ndarray:
         found = np.zeros(len(values), dtype=bool)
-        passed = np.flatnonzero(_to_numpy(pc.match_substring_regex(values, candidates)))
+        passed = np.flatnonzero(candidates.search(values))
         if len(passed):
             texts = values.take(pa.array(passed)).to_pylist()
             found[passed] = [text is not None and read(text) for text in texts]
-        return pa.array(found)
+        return found
 
-    return run, candidates
+    return run, candidates.pattern
 
 
-def _to_numpy(mask: pa.Array) -> np.ndarray:
+def _to_numpy(mask: pa.Array | np.ndarray) -> np.ndarray:
+    if isinstance(mask, np.ndarray):
+        return mask
     return mask.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
@@ -229,7 +248,10 @@ class CompiledCondition:
                 result = self._numeric(view)
             else:
                 per_value = view.answers(self, c.field, c.normalize, self._text, self.pattern is not None)
-                result = per_value[view.positions(c.field)]
+                if per_value[view.present(c.field)].any():
+                    result = per_value[view.positions(c.field)]
+                else:  # no value of the batch passes: most rules on most batches
+                    result = np.zeros(view.num_rows, dtype=bool)
         else:
             result = self._numeric(view)
         return ~result if c.negate else result
@@ -337,7 +359,7 @@ class CompiledRule:
         return result
 
 
-def prefilters(rules: list[CompiledRule]) -> dict[FieldKey, str]:
+def prefilters(rules: list[CompiledRule]) -> dict[FieldKey, Regex]:
     """Per text field that several patterns test, one RE2 alternation of them all: its matches are the candidates."""
     patterns: dict[FieldKey, list[str]] = {}
     for rule in rules:
@@ -354,7 +376,7 @@ def prefilters(rules: list[CompiledRule]) -> dict[FieldKey, str]:
             pc.match_substring_regex(pa.array([""]), pattern)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue  # too large for RE2: each condition runs on every value instead
-        joined[key] = pattern
+        joined[key] = Regex(pattern)
     return joined
 
 

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alerts.alert import build_alert
+from alerts.health_fold import HealthMonitor
 from alerts.observe import Hits
 from alerts.rules import Bucket, Rule, RuleSet
 from alerts.sequence import SequenceMatcher, SequenceState
@@ -120,7 +121,7 @@ class RuleFold:
             horizon = self.period_us
         #: How long an idle key's state still matters (its cool-down is checked separately).
         self.horizon_us = horizon
-        self.is_signature = not self.is_bucket and self.count == 1 and not rule.is_sequence
+        self.is_signature = not self.is_bucket and self.count == 1 and not rule.is_sequence and not rule.is_health
         self.is_plain_window = rule.counts_plainly
         #: Rows a key with no history needs before it can fire: a bucket's level and a window's count
         #: grow by at most one per row.
@@ -278,7 +279,8 @@ class Detector:
     """
 
     def __init__(self, rules: RuleSet, clock: Callable[[], dt.datetime] = utc_now):
-        self._folds = {r.id: RuleFold(r) for r in rules.rules}
+        self._folds = {r.id: RuleFold(r) for r in rules.rules if not r.is_health}
+        self._health = HealthMonitor(rules, clock)  # health rules (alerts.health_fold) fold their own cells
         self._clock = clock
         self.pending: list[Hits] = []
         self.states: dict[tuple[str, str], KeyState] = {}
@@ -288,17 +290,18 @@ class Detector:
 
     def snapshot(self) -> tuple:
         """What must survive between flushes (pending hits are kept by the caller)."""
-        return self.states, self.tails, self.folded_up_to, self.late_rows
+        return self.states, self.tails, self.folded_up_to, self.late_rows, self._health.states
 
     def restore(self, snapshot: tuple | None) -> None:
         if snapshot is not None:
-            self.states, self.tails, self.folded_up_to, self.late_rows = snapshot
+            self.states, self.tails, self.folded_up_to, self.late_rows, *health = snapshot
+            self._health.restore(health[0] if health else None)
             self.tails = {k: v for k, v in self.tails.items() if k in self._folds}
             self.states = {k: v for k, v in self.states.items() if k[0] in self._folds}
 
     def add(self, hits: Iterable[Hits]) -> None:
         for h in hits:
-            if h.rule_id not in self._folds or not len(h):
+            if (h.rule_id not in self._folds and not self._health.watches(h.rule_id)) or not len(h):
                 continue  # a rule removed since the hits were produced
             if self.folded_up_to > NEVER:
                 self.late_rows += int(np.count_nonzero(h.ts <= self.folded_up_to))
@@ -336,6 +339,9 @@ class Detector:
             latest = max(latest, max(int(p.ts.max()) for p in ready[rule_id]))
         horizon = latest if upto_us is None else upto_us
         for rule_id in sorted(ready):
+            if self._health.watches(rule_id):
+                alerts.extend(self._health.fold(rule_id, ready[rule_id]))
+                continue
             fold = self._folds[rule_id]
             if fold.is_plain_window:
                 alerts.extend(self._fold_plain_window(fold, ready[rule_id], horizon, final=upto_us is None))

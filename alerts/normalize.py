@@ -66,9 +66,9 @@ def _overlong(match: re.Match) -> bytes:
     return bytes([value])
 
 
-def _decode_once(text: str) -> str:
+def _decode_once(text: str, plus_is_space: bool = True) -> str:
     text = _IIS_UNICODE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    raw = unquote_to_bytes(text.replace("+", " "))
+    raw = unquote_to_bytes(text.replace("+", " ") if plus_is_space else text)
     if any(byte >= 0xC0 for byte in raw):
         for bad, good in _OVERLONG:
             if bad in raw:
@@ -89,10 +89,11 @@ def _unicode_lookalikes(text: str) -> str:
 def url_decode(text: str) -> str:
     """Decode ``%XX``, ``%uXXXX``, ``+``, HTML entities and literal ``\\xNN`` / ``\\uNNNN`` escapes repeatedly
     until the text stops changing; then fold fullwidth and look-alike characters to ASCII."""
-    for _ in range(MAX_DECODE_ROUNDS):
+    for round_number in range(MAX_DECODE_ROUNDS):
         decoded = text
-        if "%" in decoded or "+" in decoded:
-            decoded = _decode_once(decoded)
+        # '+' is a space only as written in the raw URL: a '+' that decoding produced ('%2B') is a plus sign.
+        if "%" in decoded or ("+" in decoded and not round_number):
+            decoded = _decode_once(decoded, plus_is_space=not round_number)
         if "&" in decoded:
             decoded = html.unescape(decoded)
         if "\\" in decoded:

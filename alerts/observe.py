@@ -9,6 +9,7 @@ event-time order.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 
 from alerts.conditions import BatchView, CompiledRule, prefilters, shared_fields
 from alerts.evidence import evidence_lines
+from alerts.health_observe import HealthObserver
 from alerts.normalize import NormalizeCache
 from alerts.rules import RuleSet
 from alerts.value_memo import ValueMemo
@@ -56,7 +58,8 @@ class Hits:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def take(self, rows: np.ndarray) -> Hits:
+    def take(self, rows: np.ndarray, lines: dict[int, str] | None = None) -> Hits:
+        """The hits of ``rows`` (``lines``: their evidence lines, when the caller has already picked them)."""
         kept = self.key_index[rows]
         # The keys still used, in their order, and each row's index among them (np.unique without its sort).
         used = np.flatnonzero(np.bincount(kept, minlength=len(self.key_names)))
@@ -64,7 +67,9 @@ class Hits:
         renumber[used] = np.arange(len(used), dtype=np.int64)
         index = renumber[kept]
         offsets = self.offsets[rows]
-        wanted = set(offsets.tolist()) if self.lines else ()
+        if lines is None:
+            wanted = set(offsets.tolist()) if self.lines else ()
+            lines = {o: t for o, t in self.lines.items() if o in wanted}
         return dataclasses.replace(
             self,
             key_names=self.key_names.take(pa.array(used)),
@@ -73,7 +78,7 @@ class Hits:
             ts=self.ts[rows],
             offsets=offsets,
             values=self.values[rows] if self.values is not None else None,
-            lines={o: t for o, t in self.lines.items() if o in wanted},
+            lines=lines,
         )
 
     def split(self, upto_us: int) -> tuple[Hits | None, Hits | None]:
@@ -94,7 +99,14 @@ class Hits:
         if (shard_per_key == shard_per_key[0]).all():
             return {int(shard_per_key[0]): self}
         shard = shard_per_key[self.key_index]
-        return {int(s): self.take(np.flatnonzero(shard == s)) for s in np.unique(shard)}
+        lines: dict[int, dict[int, str]] = collections.defaultdict(dict)
+        if self.lines:  # each evidence line to its row's shard, in one pass (offsets are unique within a file)
+            quoted = np.fromiter(self.lines, np.int64, len(self.lines))
+            order = np.argsort(self.offsets, kind="stable")
+            line_shards = shard[order[np.searchsorted(self.offsets, quoted, sorter=order)]]
+            for (offset, text), s in zip(self.lines.items(), line_shards.tolist()):
+                lines[s][offset] = text
+        return {int(s): self.take(np.flatnonzero(shard == s), lines[int(s)]) for s in np.unique(shard)}
 
 
 _PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime: odd, so invertible modulo 2**64
@@ -165,19 +177,21 @@ class Observer:
 
     def __init__(self, rules: RuleSet, dataset: str, normalizer: NormalizeCache | None = None):
         self.dataset = dataset
-        self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset)]
-        self.prefilters = prefilters(self.rules)
-        self.shared = shared_fields(self.rules)
+        self.rules = [CompiledRule(r) for r in rules.for_dataset(dataset) if not r.is_health]
+        self.health = HealthObserver([r for r in rules.for_dataset(dataset) if r.is_health], dataset)
+        self.prefilters = prefilters(self.rules + self.health.compiled)
+        self.shared = shared_fields(self.rules + self.health.compiled)
         self.normalizer = normalizer or NormalizeCache()
         self.memos: dict[str, ValueMemo] = {}  # per text field, kept across batches
 
     def observe(self, batch: pa.RecordBatch) -> list[Hits]:
-        if not batch.num_rows or not self.rules:
+        if not batch.num_rows or not (self.rules or self.health.rules):
             return []
         view = BatchView(batch, self.normalizer, self.prefilters, self.memos, self.shared)
         ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
         paths = batch.column("log_file_path")
+        health = self.health.observe(view, ts, offsets)  # per-minute cells of the service-health rules
         hits: list[Hits] = []
         quoted: list[np.ndarray] = []  # per hits, the rows whose evidence line it keeps
         for compiled in self.rules:
@@ -194,7 +208,7 @@ class Observer:
                 hits.append(found)
                 quoted.append(evidence_rows)
         self._quote(batch, hits, quoted, offsets)
-        return hits
+        return hits + health
 
     def _quote(self, batch: pa.RecordBatch, hits: list[Hits], quoted: list[np.ndarray], offsets: np.ndarray) -> None:
         """Evidence lines for every rule's quoted rows, built in one go (rules often quote the same rows)."""

@@ -108,6 +108,10 @@ def alert_from_json(text: str) -> dict[str, Any]:
         alert[name] = _time(alert.get(name))
     for item in alert.get("evidence") or []:
         item["timestamp"] = _time(item.get("timestamp"))
+    health = alert.get("health")
+    if health:  # a service-health alert's window
+        for name in ("window_start", "window_end"):
+            health[name] = _time(health.get(name))
     return alert
 
 

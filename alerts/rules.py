@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import yaml
 
 from alerts.grammars import GRAMMARS
+from alerts.health import HealthSpec, read_health
 from alerts.wordlists import WordListError, load_word_list
 from schemas import ACCESS_EVENT, ERROR_EVENT
 
@@ -174,6 +175,11 @@ class Rule:
     source: str = ""
     steps: tuple[Step, ...] = ()  # sequence rules only
     same: str | None = None  # sequence rules: the field every step must share
+    health: HealthSpec | None = None  # health rules (alerts.health): the measure, window and threshold
+
+    @property
+    def is_health(self) -> bool:
+        return self.health is not None
 
     @property
     def is_signature(self) -> bool:
@@ -208,6 +214,10 @@ class Rule:
                     names.add(item.field)
 
         walk(self.conditions)
+        if self.health is not None:
+            walk(self.health.of)
+            names.update(["url_path"] if self.health.path_segments else [])
+            names.update([self.health.field] if self.health.field else [])
         return names
 
 
@@ -388,11 +398,13 @@ class _Reader:
         """``signature``, ``behaviour`` or ``sequence``; without ``kind``, the rule's shape says which."""
         data = self.data
         shapes = [key for key in ("match", "filter", "steps") if key in data]
+        if data.get("kind") is None and "health" in data:
+            return "health"
         if data.get("kind") is None and len(shapes) == 1:
             return {"match": "signature", "filter": "behaviour", "steps": "sequence"}[shapes[0]]
         kind = self.text("kind")
-        if kind not in ("signature", "behaviour", "sequence"):
-            self.fail("kind", f"expected signature, behaviour or sequence, got {kind!r}")
+        if kind not in ("signature", "behaviour", "sequence", "health"):
+            self.fail("kind", f"expected signature, behaviour, sequence or health, got {kind!r}")
         return kind
 
     def choice(self, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
@@ -426,7 +438,7 @@ class _Reader:
         known = {
             "id", "kind", "title", "severity", "category", "technique", "description", "false_positives", "dataset",
             "match", "filter", "groupby", "distinct", "bucket", "window", "cooldown", "evidence", "tags", "enabled",
-            "steps", "same",
+            "steps", "same", "health",
         }  # fmt: skip
         for key in data:
             if key not in known:
@@ -441,7 +453,15 @@ class _Reader:
         schema = DATASETS[dataset]
         conditions: tuple = ()
         steps: tuple[Step, ...] = ()
-        if kind == "sequence":
+        health = None
+        if kind == "health":
+            for key in ("match", "bucket", "window", "distinct", "steps", "same"):
+                if key in data:
+                    self.attempt(self.fail, key, "a health rule takes 'filter' and 'health' (its window is in it)")
+            if data.get("filter") is not None:
+                conditions = self.attempt(self.conditions, data["filter"], "filter", schema, default=())
+            health = self.attempt(read_health, self, data.get("health"), schema)
+        elif kind == "sequence":
             for key in ("match", "filter", "bucket", "distinct"):
                 if key in data:
                     self.attempt(
@@ -505,6 +525,7 @@ class _Reader:
             source=self.source,
             steps=steps,
             same=same,
+            health=health,
         )
 
     def steps(self, schema: pa.Schema) -> tuple[Step, ...]:

@@ -39,7 +39,12 @@ class ValueMemo:
         self._answers: dict[Hashable, np.ndarray] = {}
 
     def positions(self, column: pa.Array) -> np.ndarray:
-        """Each row's position among the known values (-1 for null), learning the values never seen before.
+        """Each row's position among the known values (-1 for null), learning the values never seen before."""
+        return self.positions_and_present(column)[0]
+
+    def positions_and_present(self, column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """``(per row, its position among the known values (-1 for null); the positions the column holds)``,
+        learning the values never seen before.
 
         One hash pass over the rows (``dictionary_encode``); the batch's few distinct values are then looked up
         among the known ones."""
@@ -57,7 +62,8 @@ class ValueMemo:
                 found[missing] = len(self.keys) + np.arange(len(missing), dtype=np.int64)
                 self.keys = pa.concat_arrays([self.keys, distinct.take(pa.array(missing))])
         rows = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
-        return np.append(found, -1)[rows]
+        present = np.append(found, -1)  # -1: null rows (answered False by every test)
+        return present[rows], present
 
     def normalized(self, normalizer: Callable[[str], str]) -> pa.Array:
         """The known values' normalised texts, normalising only the values learnt since the last call."""

@@ -7,6 +7,7 @@ in a body, a cookie or another header leaves nothing in the log to detect, so it
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import glob
 import re
@@ -195,3 +196,45 @@ def by_source(cases: Iterable[Case]) -> dict[str, list[Case]]:
     for case in cases:
         grouped.setdefault(case.source.split("#")[0], []).append(case)
     return grouped
+
+
+# ---------------------------------------------------------------- which CRS negatives are benign
+
+#: CRS negative cases (``no_expect_ids`` only) that a reviewer read and found to be attacks: ``source<TAB>reason``.
+CRS_REVIEW = Path(__file__).resolve().parent.parent / "tests/alerts/data/crs_negatives_reviewed.tsv"
+
+
+def _request(case: Case) -> tuple:
+    return case.method, case.uri, case.user_agent, case.referrer
+
+
+def load_review(path: Path = CRS_REVIEW) -> dict[str, str]:
+    """Case source -> why the request is an attack although its CRS test only says one rule must not fire."""
+    review = {}
+    for line in _payload_lines(path):
+        source, _, reason = line.partition("\t")
+        review[source.strip()] = reason.strip()
+    return review
+
+
+def benign_negatives(cases: list[Case], review: dict[str, str]) -> tuple[list[int], collections.Counter]:
+    """Indices of the CRS negative cases that are benign requests, and why the others were left out.
+
+    A CRS negative case says only "rule X must not fire on this"; many such requests are attacks that another
+    rule (or paranoia level) is for.  Left out: a request that CRS itself labels an attack in another test (the
+    very same method, URI, User-Agent and Referer among the positive cases), and one the review file names an attack,
+    with its reason.  Everything else counts as benign, flagged or not: the review only ever removes a flagged
+    request when its payload is a working attack, so the false-positive rate left is alerts on requests that
+    attack nothing."""
+    positives = {_request(c) for c in cases if c.attack}
+    kept, left_out = [], collections.Counter()
+    for i, case in enumerate(cases):
+        if case.attack:
+            continue
+        if _request(case) in positives:
+            left_out["same request is a CRS positive case"] += 1
+        elif case.source in review:
+            left_out["reviewed: an attack (tests/alerts/data/crs_negatives_reviewed.tsv)"] += 1
+        else:
+            kept.append(i)
+    return kept, left_out

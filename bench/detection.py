@@ -158,9 +158,12 @@ def batch_run_cost(log: str, alerts_enabled: bool) -> tuple[float, float]:
 def detection_overhead(log: str, rounds: int) -> dict[bool, list[tuple[float, float]]]:
     """Batch runs with alerts off and on, alternated so a busy machine slows both alike."""
     runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    loads = [os.getloadavg()[0]]
     for _ in range(rounds):
         for enabled in (False, True):
             runs[enabled].append(batch_run_cost(log, enabled))
+        loads.append(os.getloadavg()[0])
+    print(f"\n(1-minute load average during the runs: {', '.join(f'{x:.1f}' for x in loads)}; 2 cores)")
     return runs
 
 
@@ -174,6 +177,8 @@ def print_overhead(runs: dict[bool, list[tuple[float, float]]]) -> None:
     print(f"alerts on  {on_wall:7.2f} {on_cpu:7.2f}")
     cpu_share, wall_share = (on_cpu - off_cpu) / off_cpu, (on_wall - off_wall) / off_wall
     print(f"detection adds {cpu_share:.0%} to batch time (CPU; wall {wall_share:+.0%})")
+    pairs = [(on[1] - off[1]) / off[1] for off, on in zip(runs[False], runs[True])]
+    print("per alternated pair (CPU): " + ", ".join(f"{x:+.0%}" for x in pairs))
 
 
 def main(argv: list[str]) -> int:

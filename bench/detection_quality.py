@@ -2,7 +2,8 @@
 
 Per attack class, recall on OWASP CRS's regression cases and libinjection's payload collections (each request
 written as an access-log line, one client per case, replayed through the default pack); false-positive rate on
-CRS's negative cases, libinjection's ``false_positives.txt`` and our own look-alike set
+CRS's negative cases (as labelled, and the benign ones: ``benign_negatives``), libinjection's ``false_positives.txt``
+and our own look-alike set
 (``tests/alerts/data/benign_lookalikes.txt``).  In the same invocation the same cases go through a baseline:
 libinjection alone (``is_sql_injection`` / ``is_xss`` on the path, every decoded query value, the User-Agent
 and the Referer), which is what a WAF's ``@detectSQLi``/``@detectXSS`` amounts to.  Plus the alerts on the
@@ -23,8 +24,10 @@ from alerts.rules import load_rules
 from bench._attack_corpora import (
     Case,
     benign_lookalikes,
+    benign_negatives,
     crs_cases,
     libinjection_cases,
+    load_review,
     source_ip,
     write_log,
 )
@@ -109,18 +112,23 @@ def main(argv: list[str]) -> int:
             answers["libinjection"] = {}
         else:
             answers["libinjection"][set_name] = baseline
-    # CRS's default paranoia level alone: the cases of the rules a production CRS runs out of the box.
+    # CRS's default paranoia level alone: the cases of the rules a production CRS runs out of the box.  And the
+    # negative cases that are benign requests (not attacks another CRS rule is for), at every level and at PL1.
     pl1 = [i for i, case in enumerate(crs) if case.paranoia == 1]
-    sets["crs PL1"] = [crs[i] for i in pl1]
-    for found in answers.values():
-        if found:
-            found["crs PL1"] = [found["crs"][i] for i in pl1]
+    benign, not_benign = benign_negatives(crs, load_review())
+    derived = {"crs PL1": pl1, "crs benign": benign, "crs PL1 benign": [i for i in benign if crs[i].paranoia == 1]}
+    for name, indices in derived.items():
+        sets[name] = [crs[i] for i in indices]
+        for found in answers.values():
+            if found:
+                found[name] = [found["crs"][i] for i in indices]
     print(f"== detection quality (CRS cases an access log shows: {len(crs)}; left out, payload in body or "
           f"another header: {left_out})")  # fmt: skip
     print("recall for attack classes, false-positive rate for 'benign'; baseline = libinjection alone")
-    print(f"{'set':13} {'class':10} {'cases':>6} {'logwarden':>10} {'libinjection':>13}")
+    print("'crs benign' = CRS negatives without " + ", ".join(f"{n} {why}" for why, n in not_benign.items()))
+    print(f"{'set':15} {'class':10} {'cases':>6} {'logwarden':>10} {'libinjection':>13}")
     for set_name, cls, n, rates in quality_rows(sets, answers):
-        print(f"{set_name:13} {cls:10} {n:>6} {rates['logwarden']:>10} {rates.get('libinjection', 'n/a'):>13}")
+        print(f"{set_name:15} {cls:10} {n:>6} {rates['logwarden']:>10} {rates.get('libinjection', 'n/a'):>13}")
     if args.misses:
         for set_name, cases in list(sets.items())[:3]:
             wrong = collections.defaultdict(list)

@@ -14,6 +14,20 @@ EVIDENCE = pa.struct(
     ]
 )
 
+#: Service-health alerts (``alerts.health``): what was measured, over which window, against what.
+HEALTH = pa.struct(
+    [
+        pa.field("status", pa.string()),  # firing, or resolved (the condition false for a whole window)
+        pa.field("measure", pa.string()),  # count, ratio, p95, ...
+        pa.field("window_start", TIMESTAMP_TYPE),
+        pa.field("window_end", TIMESTAMP_TYPE),
+        pa.field("value", pa.float64()),
+        pa.field("baseline", pa.float64()),
+        pa.field("threshold", pa.string()),
+        pa.field("events", pa.int64()),
+    ]
+)
+
 ALERT = with_version(
     pa.schema(
         [
@@ -34,6 +48,7 @@ ALERT = with_version(
             pa.field("distinct_sample", pa.list_(pa.string())),
             pa.field("evidence", pa.list_(EVIDENCE)),
             pa.field("detected_at", TIMESTAMP_TYPE),
+            pa.field("health", HEALTH),  # null for security rules
         ]
     ),
     "alert",

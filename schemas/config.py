@@ -172,6 +172,19 @@ class EnrichConfig:
     ip_cache_size: int = dataclasses.field(default=250_000, metadata=_check(_positive))
 
 
+def _kinds(values: tuple[str, ...]) -> str | None:
+    wrong = [v for v in values if v not in ("health", "security")]
+    return f"must list health and/or security, got {wrong[0]!r}" if wrong else None
+
+
+def _severity(value: str) -> str | None:
+    return (
+        None
+        if value in ("info", "low", "medium", "high", "critical")
+        else "must be info, low, medium, high or critical"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class WebhookConfig:
     #: Where alerts are POSTed as JSON (empty: no webhook).
@@ -189,6 +202,12 @@ class WebhookConfig:
     #: True only when the receiver is inside the company: then it gets whole alerts (addresses, users,
     #: evidence lines); otherwise only rule, severity, counts, times, a keyed hash of the key and the alert id.
     internal: bool = False
+    #: Only these kinds of alert: health (service-health rules) and/or security (empty: both).
+    kinds: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_kinds))
+    #: Only alerts of these categories (empty: every one), e.g. [availability, performance].
+    categories: tuple[str, ...] = ()
+    #: Only alerts at or above this severity: info, low, medium, high or critical.
+    min_severity: str = dataclasses.field(default="info", metadata=_check(_severity))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +226,12 @@ class SyslogConfig:
     app_name: str = "logwarden"
     #: As for the webhook: whole alerts only to a receiver marked internal.
     internal: bool = False
+    #: Only these kinds of alert: health (service-health rules) and/or security (empty: both).
+    kinds: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_kinds))
+    #: Only alerts of these categories (empty: every one), e.g. [availability, performance].
+    categories: tuple[str, ...] = ()
+    #: Only alerts at or above this severity: info, low, medium, high or critical.
+    min_severity: str = dataclasses.field(default="info", metadata=_check(_severity))
 
 
 @dataclasses.dataclass(frozen=True)

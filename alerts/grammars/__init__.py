@@ -24,8 +24,9 @@ URL_FIELDS = frozenset({"url_original", "url_path", "url_query", "http_request_r
 #: Raw URL text that can hide nothing: letters, digits and the URL punctuation of ordinary links (``?``, ``&``,
 #: ``=``...).  Anything else (an escape, a quote, a space, a bracket) or a parameter holding a URL makes a candidate.
 _PLAIN_URL = (
-    r"[^a-zA-Z0-9/._~=&,:?_-]|=[a-zA-Z][a-zA-Z0-9+.-]*:|=(?:file|ftps?|https?)[^&]*\?(?:&|$)|__|--|"
-    r"=(?i:localhost|127\.|0\.0\.0\.0|169\.254|(?:usr/)?(?:local/)?s?bin/)|=-?(?:0000023456|4294967295|4294967296|2147483648|2147483647|0000012345|2147483649|2\.2250738585072|1e309)|"
+    r"[^a-zA-Z0-9/._~=&,:?_-]|=[a-zA-Z][a-zA-Z0-9+._-]*:|=(?:file|ftps?|https?)[^&]*\?(?:&|$)|__|--|"
+    r"=(?i:localhost|127\.|0\.0\.0\.0|169\.254|(?:usr/)?(?:local/)?s?bin/|ip6-|ipv6-|[a-z0-9.-]*\.internal/|"
+    r"kubernetes\.|localtest\.me/|lvh\.me/)|=[^&=]*=|=-?(?:0000023456|4294967295|4294967296|2147483648|2147483647|0000012345|2147483649|2\.2250738585072|1e309)|"
     r"(?i:javax?\.|classloader|getruntime|processbuilder|scriptengine|org\.apache|com\.sun|constructor|prototype|"
     r"process\.|module\.|require|console\.|child_process|importlib|builtins|pickle|freemarker|ognl|document\.|"
     r"window\.|fromcharcode|innerhtml|js_function|xyqktkrfrlvoqyqk)|"

@@ -19,7 +19,14 @@ PHP_DANGEROUS = """
     call_user_func call_user_func_array base64_decode gzinflate gzuncompress str_rot13 phpinfo
     file_get_contents file_put_contents fopen fwrite readfile move_uploaded_file curl_exec fsockopen
     unserialize posix_getpwuid php_uname preg_replace array_map usort ini_set putenv getenv show_source
-    highlight_file fputs
+    highlight_file fputs gzdecode
+""".split()  # noqa: SIM905
+#: PHP functions OWASP CRS 933160 watches for that are also everyday words of C, prose or file names (``substr``,
+#: ``printf``, ``file``): their call counts in the shape injected code has (``ALONE``), not inside a sentence.
+PHP_CALLED = """
+    assert assert_options chr create_function eval exec exp file filegroup fopen fputs glob imagegif imagejpeg
+    imagepng imagewbmp imagexbm intval is_a md5 mkdir opendir ord passthru phpinfo popen prev printf readfile rtrim
+    stat strip_tags substr system tmpfile unlink unpack unserialize usort
 """.split()  # noqa: SIM905
 #: Every lookup prefix Log4j 2 resolves inside ``${...}``, plus the protocols a JNDI lookup names.
 LOG4J_LOOKUPS = """
@@ -29,17 +36,28 @@ LOG4J_LOOKUPS = """
 
 _LOG4J = re.compile(r"\$\{[^}]{0,80}?(?:" + "|".join(LOG4J_LOOKUPS) + r")\s*:|\$\{[^}]{0,40}?:-[^}]{0,40}\}|\$\{\$\{")
 _PHP = re.compile(
-    r"<\?(?:\s*php\b|=|xml\s*:|$)|<\?\s*(?:echo|print|system|exec|eval|passthru|include|require|\$)"
+    r"<\?(?:\s*php\s|=|xml\s*:|xml\s+[^a-z\s]|$)|<\?\s*(?:echo|print|system|exec|eval|passthru|include|require|\$)"
     r"|\[\\?/?php\]|\{/?php\}|\$\s*\{\s*\w+\s*\}\s*[(\[]|\$_+\s*[\[{(]|\$\{\s*_[_.]*\s*\}\s*\("
     r"|\$\w+\s*(?://[^\n]*\n|#[^\n]*\n|/\*.*?\*/|\s)*\(|[)\]}]\s*(?:/\*.*?\*/\s*)*\(\s*['\"]\w"
     r"|\$\s*\{\s*[$'\"@(]|\$\w+\s*\(|@\$\w+|\(\s*\$\w+\s*\)\s*\(|['\"][a-z]+['\"]\s*\.\s*['\"][a-z]+['\"]"
     r"|\b(?:php|phar|zip|expect|glob|data|compress\.zlib|compress\.bzip2|ogg|rar|ssh2\.\w+)://"
     r"|\bdata:[a-z/+.-]*;base64,|\$_(?:get|post|request|cookie|server|files|env|session)\b|\$globals\b"
     r"|\bo:\d+:\"[a-z_\\][\w\\]*\":\d+:\{|\ba:\d+:\{(?:[is]:\d+)|\bphp://(?:input|filter|stdin|memory|fd)"
+    # $ { name }: PHP's variable-variable spaced out as no template engine writes it (a plain ${name} is also what
+    # an unrendered template leaves in a link that crawlers then follow: real traffic has those)
+    r"|\$(?:\s+\{\s*|\{\s+)[^\s{}][^{}]*\}"
+    # a data: URI handed over as the whole value (a wrapper an include or fetch opens)
+    r"|^(?:json\.)?data:(?:[a-z*][\w.+*-]*/[\w.+*-]+|\*)"
 )
-_PHP_CALL = re.compile(
-    r"\b([a-z_][a-z0-9_]*)\s*(?:/\*.*?\*/\s*|//[^\n]*\n\s*|#[^\n]*\n\s*)*\(\s*([^)]{0,12})", re.DOTALL
-)
+_PHP_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)((?:\s|/\*.*?\*/|//[^\n]*\n|#[^\n]*\n)*)\(\s*([^)]{0,12})", re.DOTALL)
+#: Between a name and its '(': a comment, a line break or a vertical tab, which no sentence or file name holds.
+_HIDDEN_GAP = re.compile(r"/\*|//|#|[\n\r\x0b\x0c]")
+#: A call standing as code stands: where a value, path segment or statement starts...
+_CALL_START = re.compile(r"(?:^|[/=;(.{}]|\?>|['\"`])\s*$")
+#: ...and ending the value or followed by what follows a call in code.
+_CALL_END = re.compile(r"\s*(?:$|;|\?>|\)|,|\|\||&&|\.\s*['\"$\w]+\s*\()")
+#: A function named by a string and called: PHP's ``"system"('id')`` and ``(string)"exec"(...)``.
+_QUOTED_CALL = re.compile(r"[\"'`]([a-z_][a-z0-9_]*)[\"'`]\s*\)?\s*\(")
 _SSI = re.compile(r"<!--\s*#\s*(?:exec|include|echo|config|set|printenv|fsize|flastmod|if|elif)\b")
 _TEMPLATE = re.compile(
     r"(?:\{\{|\{%|\$\{|#\{|\*\{|@\{|<%=?|\[\[|\{#)\s*[^}]{0,80}?"
@@ -66,7 +84,9 @@ _SCRIPTING = re.compile(
     r"|\bprocess\s*\.\s*\w+\s*\(|\bmodule\.exports\b|\brequire\s*(?:\.\s*main|\[)|\bconsole\s*(?:\.\s*\w+\s*)+\("
     r"|\b(?:process|console|require|global|globalthis|module)\s*\[|\[\s*(?:constructor|__proto__|prototype)\s*\]"
     r"|_\$\$nd_func\$\$_|__js_function|xyqktkrfrlvoqyqk"
-    r"|\bwhile\s*\(\s*(?:!|-|new\b|this\b|string\b|true\b|1\s*\)|infinity|nan|\(|\[)|%x\(|\bkernel\s*\.\s*(?:exec|system|spawn)\b|\bio\s*\.\s*popen\b|\bsystem\s*\(\s*['\"`$]"
+    r"|\bwhile\s*\(\s*(?:!(?!\s*(?:true|1)\s*\))|[+-]|new\b|this\b|string\b|true\b|1\s*\)|infinity|nan|\(|\[)"
+    r"[^;]*?\)\s*(?:[;{]|$)"  # an endless loop as a statement ("while (true) loop explained" is a sentence)
+    r"|%x\(|\bkernel\s*\.\s*(?:exec|system|spawn)\b|\bio\s*\.\s*popen\b|\bsystem\s*\(\s*['\"`$]"
 )
 
 
@@ -95,21 +115,62 @@ def _listed_suffix(name: str, listed: frozenset[str]) -> str | None:
     return None
 
 
+def _closing(value: str, start: int) -> int:
+    """Index just past the ')' closing the '(' at ``start`` (-1 when the value ends first)."""
+    depth = 0
+    for i in range(start, len(value)):
+        if value[i] == "(":
+            depth += 1
+        elif value[i] == ")":
+            depth -= 1
+            if not depth:
+                return i + 1
+    return -1
+
+
+def _alone(value: str, match: re.Match) -> bool:
+    """Whether the call stands on its own (``?x=printf(foo)``, ``/get/substr()``), not inside a sentence."""
+    end = _closing(value, match.end(2))
+    return end > 0 and bool(_CALL_START.search(value, 0, match.start())) and bool(_CALL_END.match(value, end))
+
+
 def _php_call(value: str) -> bool:
     listed = php_functions()
     for match in _PHP_CALL.finditer(value):
-        name, argument = match.groups()
+        name, gap, argument = match.groups()
         if name not in listed and name not in PHP_DANGEROUS:
             if _listed_suffix(name, listed):
                 return True
+            if name in PHP_CALLED and (_HIDDEN_GAP.search(gap) or _alone(value, match)):
+                return True
             continue
-        if name not in PROSE_NAMES:
+        if name not in PROSE_NAMES or _HIDDEN_GAP.search(gap) or _alone(value, match):
             return True
         if argument[:1] in ("'", '"', "$", "`", "_", ")") or "(" in argument:
             return True
         if re.match(r"[a-z_]+\s*\(", argument):
             return True
+    for match in _QUOTED_CALL.finditer(value):
+        name = match.group(1)
+        if name in listed or name in PHP_DANGEROUS or name in PHP_CALLED:
+            return True
     return False
+
+
+#: ``NAME = value`` at the start of a value or line, NAME spelled as php.ini names are.
+_INI_LINE = re.compile(r"(?:^|[\n;])\s*([a-z][a-z0-9_.]*)\s*=\s*[^=\s]")
+
+
+@functools.lru_cache(maxsize=1)
+def php_ini_directives() -> frozenset[str]:
+    from alerts.rules import DEFAULT_RULES_DIR
+
+    return frozenset(load_word_list("crs_php_ini_directives", [DEFAULT_RULES_DIR]))
+
+
+def _php_ini(value: str) -> bool:
+    """``memory_limit = 512M``: a php.ini directive being set (what an injected ini_set or .user.ini line does)."""
+    return any(m.group(1) in php_ini_directives() for m in _INI_LINE.finditer(value))
 
 
 def is_code_injection(value: str) -> bool:
@@ -123,4 +184,5 @@ def is_code_injection(value: str) -> bool:
         or _JAVA.search(value)
         or _SCRIPTING.search(value)
         or ("(" in value and _php_call(value))
+        or ("=" in value and _php_ini(value))
     )

@@ -13,7 +13,12 @@ include-like parameter.  Redirect and share links (``?url=https://site/page``) s
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
+import socket
+
+from alerts.wordlists import load_word_list
 
 _EXECUTING_TAGS = """
     script svg math iframe frame frameset object embed applet base link meta style form isindex xml
@@ -26,7 +31,7 @@ _TAG = re.compile(
 )
 #: ``<f o r m``: a tag name spelled with spaces between its letters, as some filters let through.
 _SPACED_TAG = re.compile(r"<\s*/?\s*([a-z](?:\s+[a-z]){2,})\b")
-_HANDLER = re.compile(r"(?:<[^>]*?|['\"`]|^)[\s/\x00'\"`;]*\b(?:on[a-z]{3,}|formaction|srcdoc|xlink:href)\s*=")
+_HANDLER = re.compile(r"(?:<[^>]*?|['\"`]|^)[\s/\x00'\"`;]*\b(?:on[a-z]{3,40}|formaction|srcdoc|xlink:href)\s*=")
 _SCRIPT_URL = re.compile(
     r"(?:java|vb|live|mocha|ecma)script\s*:\s*(?:[a-z_$][\w$.]*\s*[(=\[`.]|//|/\*|%|['\"(`\\]|void\b|\d|!|\[|\{)"
     r"|\bdata\s*:\s*(?:text/html|image/svg\+xml|application/(?:x-)?(?:javascript|xhtml))|\bdata\s*:[^,]{0,40},\s*<"
@@ -86,24 +91,74 @@ _KNOWN_INCLUDE_PARAMS = re.compile(
 _SCHEME_PROBE = re.compile(r"^(?:file|ftps?|https?)[^\s]*?\?+$")
 
 
-#: An internal address handed over without a scheme (``?url=localhost/``): server-side request forgery.
-_BARE_INTERNAL = re.compile(
-    r"^(?:localhost[46]?(?:\.localdomain[46]?)?|127\.\d+\.\d+\.\d+|0\.0\.0\.0|169\.254\.169\.254|\[::1?\])(?::\d+)?(?:/|$)"
-)
+#: An internal address handed over without a scheme (``?url=localhost/``, ``?url=host.docker.internal/``): server-side
+#: request forgery.  A bare ``localhost`` with nothing after it is a word (a server name in a form), not a URL.
+_BARE_INTERNAL_IP = r"127\.\d+\.\d+\.\d+|0\.0\.0\.0|169\.254\.169\.254|\[::1?\]"
+
+
+@functools.lru_cache(maxsize=1)
+def internal_hosts() -> tuple[str, ...]:
+    """OWASP CRS's scheme-less internal host names (``crs_ssrf_no_scheme.txt``), without their trailing '/'."""
+    from alerts.rules import DEFAULT_RULES_DIR
+
+    return tuple(dict.fromkeys(h.rstrip("/") for h in load_word_list("crs_ssrf_no_scheme", [DEFAULT_RULES_DIR])))
+
+
+@functools.lru_cache(maxsize=1)
+def _bare_internal() -> re.Pattern:
+    hosts = "|".join(re.escape(h) for h in sorted(internal_hosts(), key=len, reverse=True))
+    return re.compile(rf"^(?:{hosts}|{_BARE_INTERNAL_IP})(?::\d+|/)")
+
+
+#: Any other scheme with an authority (``imap://``, ``rsync://``, ``local_file://``), or ``http:`` straight before an
+#: address: what a server-side fetch library may still open.  Its host (after any ``user@`` part, backslash escapes
+#: dropped) is read for an address.
+_ANY_SCHEME_URL = re.compile(r"^\s*(?:[a-z][a-z0-9+._-]{1,15}://|https?:(?=\d))([^/?#\s]*)")
+
+
+def _numeric_address(host: str) -> bool:
+    """Whether ``host`` is an IP address in any notation a resolver accepts: dotted, hex, octal, one 32-bit number,
+    the short forms (``169.254.43518``, ``127.1``), or IPv6 (with a zone)."""
+    host = host.strip("[]")
+    try:
+        socket.inet_aton(host)  # the BSD parser every libc uses: 0xA9.0xFE.0xA9.0xFE, 0251.0376..., 2852039166
+    except OSError:
+        pass
+    else:
+        parts = host.split(".")
+        # hex only as four parts or one full 32-bit number: '0xABCDEF' and '0xA9.0xFE.0xA9' are typos, not hosts
+        hex_short = "x" in host and len(parts) < 4 and not (len(parts) == 1 and len(host) >= 10)
+        return bool(re.fullmatch(r"[0-9a-fx.]+", host)) and not hex_short
+    try:
+        ipaddress.ip_address(host)
+        return ":" in host
+    except ValueError:
+        return False
+
+
+def _ssrf_other_scheme(value: str) -> bool:
+    match = _ANY_SCHEME_URL.match(value)
+    if not match:
+        return False
+    host = match.group(1).replace("\\", "").rsplit("@", 1)[-1]
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return _numeric_address(host) or bool(_INTERNAL_HOST.match(host))
 
 
 def is_remote_inclusion(name: str, value: str) -> bool:
     """Whether query parameter ``name=value`` (both decoded) hands the application a remote script to run."""
-    if _SCHEME_PROBE.match(value) or _BARE_INTERNAL.match(value):
+    if _SCHEME_PROBE.match(value) or _bare_internal().match(value):
         return True
     match = _REMOTE_URL.match(value)
     if not match:
-        return False
+        return _ssrf_other_scheme(value)
     if _KNOWN_INCLUDE_PARAMS.search(name):
         return True
     host = match.group(1).strip("[]") if match.group(1).startswith("[") else match.group(1)
     if _SSRF_SCHEME.match(value) or _IP_HOST.match(match.group(1)) or _IP_HOST.match(host):
         return True
     if _INTERNAL_HOST.match(host) or value.rstrip().endswith("?") or "%00" in value or "\x00" in value:
+        return True
+    if _ssrf_other_scheme(value):
         return True
     return bool(_SCRIPT_FILE.search(value[match.end() :]) and _INCLUDE_PARAMS.match(name))

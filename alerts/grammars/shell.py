@@ -48,6 +48,8 @@ _WORD = re.compile(r"[a-z0-9_.?*\[\]+-]+")
 _ARGUMENT = re.compile(
     r"\s+(?:-{1,2}[a-z0-9]|/[a-z0-9.~?*]|\.{1,2}/|~|\$|https?://|ftp://|\d{1,3}\.\d{1,3}\.|[<>|;&`])"
 )
+#: A host address alone after the command: a value such as "ping 10.0.0.1" is what a network tool's form takes.
+_HOST_ARGUMENT = re.compile(r"\s+\d{1,3}(?:\.\d{1,3}){3}\s*$")
 _STRONG = re.compile(
     r"/dev/(?:tcp|udp)/|\bbash\s+-[ic]\b|\b(?:nc|ncat|netcat)\b[^;|&]*\s-[elc]\b|\bcmd(?:\.exe)?\s*/[ck]\b|"
     r"\bpowershell(?:\.exe)?\s+-|\bpwsh\s+-|\(\s*\)\s*\{\s*:?\s*;?\s*\}\s*;|\bmkfifo\s+/tmp/|"
@@ -135,6 +137,8 @@ def is_command_injection(value: str, strict: bool = False) -> bool:
         if not marker and prefix.group().rstrip().endswith("bin/"):  # bin/visudo: a binary's path
             return True
         if not marker:  # the whole value as a command line: only with a shell-shaped argument
+            if _HOST_ARGUMENT.match(after):
+                continue
             if (shaped and not prose) or _SYSTEM_PATH_ARG.match(after) or (ends and after.strip() and not prose):
                 return True
             continue

@@ -339,7 +339,9 @@ def _tail_sql(toks: list[tuple[str, str]], at: int) -> bool:
 def _whole_statement(rest: list[str]) -> bool:
     """A value that is one statement by itself must show more of its grammar than a sentence would."""
     first = rest[0]
-    if first in ("exec", "execute", "declare", "waitfor", "call", "truncate"):
+    if first in ("exec", "execute"):  # a procedure or a string to run must follow ("exec (" alone runs nothing)
+        return len(rest) > 2 or (len(rest) == 2 and rest[1] != "(")
+    if first in ("declare", "waitfor", "call", "truncate"):
         return True
     if first == "insert":
         return len(rest) > 3 and rest[3] in ("values", "select", "(", "set")

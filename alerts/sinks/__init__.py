@@ -42,6 +42,14 @@ def alert_summary(alert: dict[str, Any]) -> str:
     """One human line: severity, title, who, how many, since when."""
     who = alert.get("source_ip") or alert.get("user_name") or alert.get("group_key")
     first = alert["first_seen"].strftime("%Y-%m-%d %H:%M:%S UTC")
+    health = alert.get("health")
+    if health:  # a service-health alert: what was measured against what, and whether it is over
+        state = "RESOLVED " if health.get("status") == "resolved" else ""
+        baseline = f", baseline {health['baseline']:g}" if health.get("baseline") is not None else ""
+        return (
+            f"{state}[{alert['severity']}] {alert['rule_title']} on {who}: {health['measure']} {health['value']:g}"
+            f"{baseline} ({health['threshold']}) since {first} (rule {alert['rule_id']}, {alert['category']})"
+        )
     return (
         f"[{alert['severity']}] {alert['rule_title']} from {who}: {alert['count']} event(s) since {first} "
         f"(rule {alert['rule_id']}, {alert['technique']})"
@@ -68,12 +76,15 @@ def shared_view(alert: dict[str, Any], key_hash: str | None) -> dict[str, Any]:
     ``key_hash`` (a keyed hash of the alert's key) stands in for who it is about."""
     view = {name: alert.get(name) for name in SHARED_FIELDS}
     view["key_hash"] = key_hash
+    if alert.get("health"):  # a health alert's measure, window, value, baseline, threshold: nothing a client sent
+        view["health"] = alert["health"]
     return view
 
 
 def build_sinks(config) -> list[Sink]:
     """The sinks an ``AlertSinksConfig`` asks for."""
     from alerts.sinks.files import JsonLinesSink, StdoutSink
+    from alerts.sinks.routing import routed
     from alerts.sinks.syslog import SyslogSink
     from alerts.sinks.webhook import WebhookSink
 
@@ -84,8 +95,9 @@ def build_sinks(config) -> list[Sink]:
         sinks.append(StdoutSink())
     if config.webhook.url:
         w = config.webhook
-        sinks.append(WebhookSink(w.url, w.timeout_seconds, w.retries, w.backoff_seconds, w.format, w.internal))
+        webhook = WebhookSink(w.url, w.timeout_seconds, w.retries, w.backoff_seconds, w.format, w.internal)
+        sinks.append(routed(webhook, w))
     if config.syslog.host:
         s = config.syslog
-        sinks.append(SyslogSink(s.host, s.port, s.protocol, s.facility, s.app_name, internal=s.internal))
+        sinks.append(routed(SyslogSink(s.host, s.port, s.protocol, s.facility, s.app_name, internal=s.internal), s))
     return sinks

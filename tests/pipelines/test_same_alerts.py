@@ -56,7 +56,7 @@ def _batch_and_detect(tmp_path: Path, log: Path, config: Path, fmt: str) -> tupl
 
 def _essence(alerts: list[dict]) -> list[tuple]:
     return sorted(
-        (a["alert_id"], a["rule_id"], a["first_seen"], a["last_seen"], a["source_ip"], a["count"], a["group_key"])
+        (a["alert_id"], a["rule_id"], a["first_seen"], a["last_seen"], a.get("source_ip"), a["count"], a["group_key"])
         for a in alerts
     )
 
