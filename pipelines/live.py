@@ -133,6 +133,7 @@ class LiveStage:
         self._windows: dict[tuple[int, str, str], TrafficPartial] = {}
         self._unreported: list[pa.RecordBatch] = []  # events not yet folded into the windows
         self._unreported_rows = 0
+        self._ledger_names: dict[str, str] = {}  # path -> ledger key, for the report rows
         self._positions: list[Position] = []
         self._seq = 0
         self._cut_started = clock()
@@ -204,8 +205,10 @@ class LiveStage:
             return
         batch = pa.Table.from_batches(self._unreported).combine_chunks().to_batches()[0]
         self._unreported, self._unreported_rows = [], 0
-        for (start, host, path), partial in partials_from_batch(batch, self.settings.reports_bucket):
-            key = (start, host, f"stream:{path}")
+        # Rows carry their file's ledger key: the report counts them by the ledger's ranges, as batch's.
+        names = {**self._ledger_names, **{p.path: _ledger_key(p) for p in self._positions if _ledger_key(p)}}
+        for (start, host, source), partial in partials_from_batch(batch, self.settings.reports_bucket, names):
+            key = (start, host, source)
             if key in self._windows:
                 self._windows[key].merge(partial)
             else:
@@ -241,6 +244,8 @@ class LiveStage:
             self._delivery.collect()  # confirmations recorded first: a kill now does not send them again
         if list(tick.positions) != self._positions:
             self._positions = list(tick.positions)
+            # Every name a content had since the last cut (events keep the name they were read under).
+            self._ledger_names.update((p.path, _ledger_key(p)) for p in self._positions if _ledger_key(p))
             self._dirty = True
         self.counts.files_followed = tick.files_followed
         self.counts.bytes_behind = tick.bytes_behind
@@ -314,6 +319,7 @@ class LiveStage:
         alerts = sorted(self._alerts, key=alert_sort_key)
         staged_alerts = stage_alerts(self._root, self.settings.run_id, alerts, self._keys, self._archive)
         cut.documents += self._closed_report_windows(txn, close_windows)
+        self._ledger_names = {}
         inputs, self._ledger = self._ledger_inputs()
         alert_ids = [a["alert_id"] for a in alerts]
         cut.record = {"lines_read": self._lines_in_cut, "alert_ids": alert_ids, "inputs": inputs}
