@@ -137,21 +137,26 @@ def _read(path: str) -> bytes | None:
 class Outbox:
     """The outbox of one output directory; workers hold ``public`` only, the job's driver also ``private``."""
 
-    def __init__(self, output: str, public: bytes, private: bytes | None = None):
+    def __init__(
+        self, output: str, public: bytes, private: bytes | None = None, folder: tuple[str, ...] = (OUTBOX_DIR,)
+    ):
         self.output = output
-        self.root = layout.state_dir(output, OUTBOX_DIR)
+        self.folder = tuple(folder)
+        self.root = layout.state_dir(output, *self.folder)
         self._public = public
         self._private = private
 
     @classmethod
-    def with_key(cls, output: str, private: bytes) -> Outbox:
-        return cls(output, sealing.public_key_of(private), private)
+    def with_key(cls, output: str, private: bytes, folder: tuple[str, ...] = (OUTBOX_DIR,)) -> Outbox:
+        """``folder`` under ``<output>/_state``: the stream keeps its own (``alerts.sinks.live``)."""
+        return cls(output, sealing.public_key_of(private), private, folder)
 
     def __getstate__(self):
-        return {"output": self.output, "public": self._public}  # never ship the private half to workers
+        # never ship the private half to workers
+        return {"output": self.output, "public": self._public, "folder": self.folder}
 
     def __setstate__(self, state):
-        self.__init__(state["output"], state["public"])
+        self.__init__(state["output"], state["public"], folder=state.get("folder", (OUTBOX_DIR,)))
 
     # --- a run's alerts, written by pipeline workers --------------------------------------------------------
 
@@ -236,6 +241,28 @@ class Outbox:
         if tokens <= known:
             return
         _write_atomically(self._ids_path(sink_name), "".join(t + "\n" for t in sorted(known | tokens)).encode())
+
+    def append_delivered(self, sink_name: str, alert_ids: Iterable[str]) -> None:
+        """Add ids to a sink's record by appending: for a stream recording each confirmation as it comes.
+
+        Written through to the kernel, not fsynced: a ``kill -9`` keeps it, a power cut may lose the last
+        confirmations (those alerts are sent again); an fsync per confirmation held a busy stream up to 0.5 s.
+        Local outputs only (the stream writes a local directory)."""
+        tokens = [self.id_token(i) for i in alert_ids]
+        if not tokens:
+            return
+        path = self._ids_path(sink_name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="ascii") as fh:
+            fh.write("".join(t + "\n" for t in tokens))
+
+    def forget_delivered(self, sink_name: str, alert_ids: Iterable[str]) -> None:
+        """Drop ids from a sink's record (rewritten whole): what keeps a stream's record bounded."""
+        known = self.delivered(sink_name)
+        kept = known - {self.id_token(i) for i in alert_ids}
+        if kept == known:
+            return
+        _write_atomically(self._ids_path(sink_name), "".join(t + "\n" for t in sorted(kept)).encode())
 
     def key_hash(self, group_key: str | None) -> str | None:
         """A stable, keyed stand-in for an alert's key (an address, a user) that a third party cannot reverse."""

@@ -131,7 +131,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(rate: int, seconds: float, cut_seconds: float, work: Path, memory_every: float = 0.0) -> dict:
+def _pinned(cpus: set[int] | None):
+    """A ``preexec_fn`` that pins the child to ``cpus`` (``taskset``), or None."""
+    return None if not cpus else (lambda: os.sched_setaffinity(0, cpus))
+
+
+def measure(
+    rate: int, seconds: float, cut_seconds: float, work: Path, memory_every: float = 0.0, cpus: set[int] | None = None
+) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     log = work / "access.log"
     log.touch()
@@ -142,6 +149,7 @@ def measure(rate: int, seconds: float, cut_seconds: float, work: Path, memory_ev
         stderr=open(work / "stream.err", "wb"),  # noqa: SIM115 - the child owns it
         env=_env(),
         start_new_session=True,
+        preexec_fn=_pinned(cpus),
     )
     time.sleep(8)  # start-up (imports, keyring, rules) before the clock starts
     sink, manifests = SinkWatcher(work / "sink.jsonl"), ManifestWatcher(work / "out")
@@ -188,7 +196,7 @@ def measure(rate: int, seconds: float, cut_seconds: float, work: Path, memory_ev
     }
 
 
-def batch_cost(log: Path, work: Path) -> dict:
+def batch_cost(log: Path, work: Path, cpus: set[int] | None = None) -> dict:
     """CPU per line of ``logwarden batch`` over the same lines (its own process, same config)."""
     config = _config(work, 300, sink=False)
     job = subprocess.Popen(
@@ -196,6 +204,7 @@ def batch_cost(log: Path, work: Path) -> dict:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=_env(),
+        preexec_fn=_pinned(cpus),
     )
     _, status, usage = os.wait4(job.pid, 0)
     with open(log, "rb") as fh:
@@ -233,13 +242,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--memory-every", type=float, default=0.0, help="sample the stream's RSS every N s")
     parser.add_argument("--no-batch", action="store_true")
     parser.add_argument("--work", type=Path)
+    parser.add_argument("--stream-cpus", type=int, nargs="+", help="pin the stream (and batch) job to these CPUs")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="logwarden-latency-"))
+    cpus = set(args.stream_cpus) if args.stream_cpus else None
     print(f"load average before: {os.getloadavg()}  ({os.cpu_count()} cores, shared machine)", file=sys.stderr)
+    if cpus:
+        print(f"stream and batch jobs pinned to CPU(s) {sorted(cpus)}", file=sys.stderr)
     rows = [
-        measure(rate, args.seconds, args.cut_seconds, work / f"rate-{rate}", args.memory_every) for rate in args.rates
+        measure(rate, args.seconds, args.cut_seconds, work / f"rate-{rate}", args.memory_every, cpus)
+        for rate in args.rates
     ]
-    batch = None if args.no_batch else batch_cost(Path(rows[-1]["log"]), work / f"rate-{rows[-1]['rate']}")
+    last = rows[-1]
+    batch = None if args.no_batch else batch_cost(Path(last["log"]), work / f"rate-{last['rate']}", cpus)
     print(f"load average after: {os.getloadavg()}", file=sys.stderr)
     print(table(rows, batch))
     for r in rows:

@@ -214,6 +214,12 @@ class ErrorLogFormat:
         joined = ["\n".join(python[s : s + k]) for s, k in zip(starts, spans)]
         return starts, spans, pa.array(joined, pa.string())
 
+    @staticmethod
+    def _after_blank(texts: pa.Array, starts: np.ndarray, row: int) -> bool:
+        """Whether ``row`` follows a blank line (which ends an entry): then there is nothing it continues."""
+        start = int(starts[np.searchsorted(starts, row, side="right") - 1])
+        return not (texts[start].as_py() or "").strip(" \t\f\r")
+
     def parse(self, chunk: LineChunk) -> ParseResult:
         lines = split_lines(chunk.data)
         n = len(lines)
@@ -250,7 +256,7 @@ class ErrorLogFormat:
                 dead_reasons.append(reasons[row])
             elif row in entry_of:
                 dead_reasons.append(self.pattern.explain_mismatch(texts[row].as_py()))
-            elif self.multiline and row < (starts[0] if len(starts) else n):
+            elif self.multiline and (row < (starts[0] if len(starts) else n) or self._after_blank(texts, starts, row)):
                 dead_reasons.append(f"continuation line with no {self.name} entry before it")
             else:
                 dead_reasons.append("continuation of an entry that could not be parsed")

@@ -40,6 +40,9 @@ _LOG = logging.getLogger("logwarden")
 
 #: Bytes of a file's beginning that identify its content across renames, copies and compression.
 HEAD_BYTES = 1024
+#: Bytes of a content's beginning that name it in the ingest ledger (``retention.ledger.HEAD_BYTES``, which
+#: a test holds equal): a later batch over the same file, renamed or compressed, knows what the stream archived.
+LEDGER_HEAD_BYTES = 4096
 #: Largest read per file per poll, so one busy file cannot starve the others.
 READ_BYTES = 4 * 1024 * 1024
 
@@ -61,6 +64,13 @@ class Position:
     #: Wall-clock time the position last moved; finished content is forgotten some time after.
     touched: float = 0.0
 
+    #: The content's ledger name: SHA-256 of its first ``ledger_head_bytes`` bytes, fixed when it is first read.
+    ledger_sha256: str = ""
+    ledger_head_bytes: int = 0
+    #: Offset and line number where this follower began reading the content: where what it archives starts.
+    read_from: int = 0
+    read_from_line: int = 1
+
     #: The first ``head_len`` bytes themselves (the checkpoint is encrypted): a file whose beginning is still
     #: shorter than that can be recognised as a copy being written.
     head: bytes = b""
@@ -71,6 +81,16 @@ class Position:
     def may_become(self, head: bytes) -> bool:
         """``head`` is shorter than ours and begins like it: perhaps our content, still being copied."""
         return len(head) < self.head_len and self.head.startswith(head)
+
+
+@dataclasses.dataclass(frozen=True)
+class Archived:
+    """What earlier runs archived of a file: up to ``offset`` (next line ``line_number``), under a ledger name."""
+
+    offset: int
+    line_number: int
+    ledger_sha256: str
+    ledger_head_bytes: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,26 +111,26 @@ def _is_compressed(path: str) -> bool:
     return compression_of(path) != ""
 
 
-def _read_head(path: str) -> bytes:
-    """The first ``HEAD_BYTES`` of a file's content (decompressed for ``.gz`` copies)."""
+def _read_head(path: str, limit: int = HEAD_BYTES) -> bytes:
+    """The first ``limit`` bytes of a file's content (decompressed for ``.gz`` copies)."""
     with open(path, "rb") as fh:
         if not _is_compressed(path):
-            return fh.read(HEAD_BYTES)
+            return fh.read(limit)
         if compression_of(path) != ".gz":
             return b""  # other compressions are matched by inode only
         decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
         out = b""
-        while len(out) < HEAD_BYTES:
+        while len(out) < limit:
             block = fh.read(64 * 1024)
             if not block:
                 break
             try:
-                out += decompressor.decompress(block, HEAD_BYTES - len(out))
+                out += decompressor.decompress(block, limit - len(out))
             except zlib.error:
                 break
-            while decompressor.unconsumed_tail and len(out) < HEAD_BYTES:
-                out += decompressor.decompress(decompressor.unconsumed_tail, HEAD_BYTES - len(out))
-        return out[:HEAD_BYTES]
+            while decompressor.unconsumed_tail and len(out) < limit:
+                out += decompressor.decompress(decompressor.unconsumed_tail, limit - len(out))
+        return out[:limit]
 
 
 def _current_name(handle, fallback: str) -> str:
@@ -149,6 +169,9 @@ class Follower:
 
     ``positions`` (from a checkpoint) say where each known content was left; a file
     matching none of them is read from byte 0, or from its end with ``start_at_end``.
+    A poll reads at most ``read_bytes`` of each file (a backlog comes over several polls).
+    ``archived(path)`` says what earlier runs archived of a file new to the follower (the ingest
+    ledger's word): it is read from there, under the ledger's name for it.
     """
 
     def __init__(
@@ -164,6 +187,8 @@ class Follower:
         start_at_end: bool = False,
         positions: list[Position] | None = None,
         clock: Callable[[], float] = time.time,
+        read_bytes: int = READ_BYTES,
+        archived: Callable[[str], Archived | None] | None = None,
     ):
         self._patterns = list(patterns)
         self._format_spec = format_spec
@@ -174,6 +199,8 @@ class Follower:
         self._forget_after = forget_after_seconds
         self._start_at_end = start_at_end
         self._clock = clock
+        self._read_bytes_per_poll = read_bytes
+        self._archived = archived
         self._known: list[Position] = [dataclasses.replace(p) for p in positions or []]
         self._open: dict[tuple[int, int], _Open] = {}
         self._first_match = not positions
@@ -269,9 +296,16 @@ class Follower:
             if compressed and self._first_match and self._start_at_end:
                 return None
             start = stat.st_size if (self._first_match and self._start_at_end and not compressed) else 0
+            earlier = self._archived(path) if self._archived is not None and not start else None
+            if earlier is not None and (compressed or earlier.offset <= stat.st_size):
+                start = earlier.offset
             # Known by its first bytes from the start (a compressed copy's never grow later): a position whose
             # head is empty would match any content of its inode, or a reused inode, at its offset.
             position = Position(path, stat.st_dev, stat.st_ino, len(head), _sha(head), start, 0 if start else 1)
+            if earlier is not None and start == earlier.offset:
+                position.line_number = earlier.line_number
+                position.ledger_sha256, position.ledger_head_bytes = earlier.ledger_sha256, earlier.ledger_head_bytes
+            position.read_from, position.read_from_line = position.offset, position.line_number
             position.head = head
             position.touched = now
             self._known.append(position)
@@ -366,10 +400,10 @@ class Follower:
 
     def _read_bytes(self, opened: _Open) -> bytes:
         if not opened.compressed:
-            return opened.handle.read(READ_BYTES)
+            return opened.handle.read(self._read_bytes_per_poll)
         out = b""
         while not out:
-            block = opened.handle.read(READ_BYTES)
+            block = opened.handle.read(self._read_bytes_per_poll)
             if not block:
                 if opened.decompressor is not None and not opened.decompressor.eof:
                     out = opened.decompressor.flush()
@@ -411,6 +445,8 @@ class Follower:
             position.line_number += piece.count(b"\n") + (1 if truncated and not piece.endswith(b"\n") else 0)
             position.touched = self._clock()
             self._grow_head(position, opened)
+            if not position.ledger_head_bytes:
+                self._name_in_ledger(position, opened)
             chunks.append(Chunk(lines, dataclasses.replace(position), truncated))
             start = end
         return chunks
@@ -424,6 +460,18 @@ class Follower:
         except OSError:
             return
         position.head_len, position.head_sha256, position.head = len(head), _sha(head), head
+
+    def _name_in_ledger(self, position: Position, opened: _Open) -> None:
+        """Fix the content's ledger name from its first bytes read (up to ``LEDGER_HEAD_BYTES``)."""
+        size = min(LEDGER_HEAD_BYTES, position.offset)
+        try:
+            if opened.compressed:
+                head = _read_head(opened.handle.name, size)
+            else:
+                head = os.pread(opened.handle.fileno(), size, 0)
+        except OSError:
+            return
+        position.ledger_sha256, position.ledger_head_bytes = _sha(head), len(head)
 
     def _flush_partial(self, opened: _Open) -> list[Chunk]:
         if not opened.partial:
@@ -457,8 +505,10 @@ class Follower:
         return drained and opened.left_globs_at is not None and now - opened.left_globs_at >= self._rotate_grace
 
     def _forget(self, now: float) -> None:
-        """Finished content is remembered for a while (its compressed copy may still appear), then dropped."""
+        """Content not followed now is remembered for ``forget_after_seconds`` after it last moved, then dropped.
+
+        That covers finished content (its compressed copy may still appear) and files that vanished while the
+        job was stopped, which no poll will ever finish: without it a checkpoint would grow with every rotation.
+        """
         open_positions = {id(o.position) for o in self._open.values()}
-        self._known = [
-            p for p in self._known if id(p) in open_positions or not p.finished or now - p.touched < self._forget_after
-        ]
+        self._known = [p for p in self._known if id(p) in open_positions or now - p.touched < self._forget_after]

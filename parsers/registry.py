@@ -98,7 +98,8 @@ def detect_format(lines: list[str]) -> Detection:
     """
     header = w3c.detect_header(lines[:SAMPLE_LINES])
     if header is not None:
-        return Detection(header, {header.name: 1.0}, f"a W3C #Fields header ({header.description})")
+        # the columns are each #Fields line's own, so the family's default field list is not named here
+        return Detection(header, {header.name: 1.0}, "a W3C #Fields header (each one names the columns after it)")
     sample = [line for line in lines[:SAMPLE_LINES] if line.strip()]
     if not sample:
         return Detection(None, {}, "no non-empty lines to detect a format from")

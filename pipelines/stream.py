@@ -1,6 +1,6 @@
 r"""The streaming pipeline: followed log files in, the batch job's outputs out, continuously.
 
-    FollowLogs -> Parse -> TruncatedLines -> Enrich -> ObserveAccess -> ObserveError -> LiveCommit -> DeliverAlerts
+    FollowLogs -> Parse -> TruncatedLines -> Enrich -> ObserveAccess -> ObserveError -> LiveCommit
       ("chunk", "truncated" and "tick" envelopes; each step handles its tag and passes the others on)
 
 Parse, Enrich and Observe run the batch job's own DoFns (``OnTag`` wraps them).
@@ -10,7 +10,9 @@ input ends: either would hold the stream's output back until shutdown.  ``LiveCo
 instead keeps the archive files, detection state and report windows of the
 running cut and publishes them with the follower positions as one commit
 (``pipelines.live``, ``retention.stream_state``), which is also what makes a
-restart after ``kill -9`` lose and duplicate nothing.
+restart after ``kill -9`` lose and duplicate nothing.  It also hands each alert
+to the sinks as it is raised (``alerts.sinks.live``: own threads, confirmations
+recorded, what is unconfirmed at a cut sealed in the outbox and retried).
 
 Only FnApiRunner runs an unbounded splittable DoFn offline (see NOTES.md); the
 source polls with a short sleep when idle because FnApiRunner ignores
@@ -33,20 +35,26 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.core import RestrictionProvider
 
+from alerts.outbox import Outbox, load_outbox_key
 from alerts.rules import load_configured_rules
-from parsers.follow import Follower
+from alerts.sinks import build_sinks
+from alerts.sinks.live import STREAM_OUTBOX, LiveDelivery
+from parsers.follow import Archived, Follower
 from parsers.lines import LineChunk
 from parsers.result import all_dead
 from pipelines import metrics
 from pipelines.batch import new_run_id
-from pipelines.detect import DeliverAlerts, ObserveFn, has_sinks
+from pipelines.detect import ObserveFn, has_sinks, outbox_key_file
 from pipelines.enrich import EnrichBatchFn
 from pipelines.graph import ingest_signer
+from pipelines.inputs import InputError
 from pipelines.live import LiveSettings, LiveStage, Tick
 from pipelines.parse import ACCESS, ParseChunkFn
+from pipelines.read import open_raw
 from retention import commit
 from retention.keyring import writer_keys
 from retention.layout import ACCESS_DIR, DEAD_LETTER_DIR, ERROR_DIR
+from retention.ledger import Ledger
 from retention.stream_state import StateStore, load_state_key, stream_state_dir
 from schemas.config import Config
 
@@ -93,17 +101,22 @@ class FollowLogsFn(beam.DoFn):
             load_state_key(self._config.stream.state_key_file),
             ingest_signer(self._config.keys),
         )
-        saved = store.read_checkpoint()  # LiveCommitFn applies an interrupted cut; its checkpoint is the same
+        self._full_poll_bytes = min(self._config.input.chunk_bytes, 1024 * 1024)
+        saved = store.read_checkpoint(self._output)  # LiveCommitFn finishes an interrupted cut: the same checkpoint
         s, i = self._config.stream, self._config.input
         self._follower = Follower(
             self._patterns,
             format_spec=i.format,
             timezone=i.timezone,
-            chunk_bytes=min(i.chunk_bytes, 1024 * 1024),
+            chunk_bytes=self._full_poll_bytes,
             partial_line_seconds=s.partial_line_seconds,
             rotate_grace_seconds=s.rotate_grace_seconds,
             start_at_end=s.start_at == "end",
             positions=saved.positions if saved is not None else None,
+            # One chunk per file per poll: the tick after it lets the alerts of a backlog's first lines out
+            # before the rest of the backlog is parsed.
+            read_bytes=self._full_poll_bytes,
+            archived=archived_by_earlier_runs(self._output),
         )
 
     def process(self, element, tracker=beam.DoFn.RestrictionParam(_Polls())):  # noqa: B008 (Beam's injection)
@@ -127,12 +140,32 @@ class FollowLogsFn(beam.DoFn):
             if time.monotonic() >= budget_ends:
                 tracker.defer_remainder()
                 return
-            if not chunks:
+            if sum(len(c.lines.data) for c in chunks) < self._full_poll_bytes:
+                # Nothing waiting: let lines gather for a poll interval.  Polling again at once read a few lines
+                # per poll, each paying every step's fixed cost (most of the CPU at 1,000 lines/s).
                 time.sleep(self._config.stream.poll_seconds)
 
     def teardown(self):
         if self._follower is not None:
             self._follower.close()
+
+
+def archived_by_earlier_runs(output: str):
+    """For files the stream has no position for: where completed runs (a batch, an earlier stream) left them in
+    the ingest ledger, so the stream archives nothing twice."""
+    ledger = Ledger.load(output)
+
+    def archived(path: str) -> Archived | None:
+        try:
+            identity, history = ledger.identify(path, open_raw)
+        except (OSError, InputError):
+            return None  # the follower reports a file it cannot read
+        if history is None:
+            return None
+        end, lines = history.archived()
+        return Archived(end, lines + 1, identity.head_sha256, identity.head_bytes) if end else None
+
+    return archived
 
 
 class FollowLogs(beam.PTransform):
@@ -195,7 +228,8 @@ class TruncatedLineFn(beam.DoFn):
 
 
 class LiveCommitFn(beam.DoFn):
-    """The streaming job's one stateful step: ``LiveStage`` in a DoFn; alerts out as the watermark passes them."""
+    """The streaming job's one stateful step: ``LiveStage`` in a DoFn; alerts to the sinks as the watermark passes
+    them (from this step: delivery is part of what a cut commits)."""
 
     def __init__(self, config: Config, output: str, run_id: str):
         self._config = config
@@ -215,11 +249,17 @@ class LiveCommitFn(beam.DoFn):
             idle_seconds=config.stream.idle_seconds,
             reports_bucket=config.reports.bucket if config.reports.enabled else None,
             reports_geoip=bool(config.enrich.enabled and config.enrich.geoip_databases),
+            delivery_wait_seconds=config.alerts.sinks.deadline_seconds,
         )
         store = StateStore(
             stream_state_dir(self._output), load_state_key(config.stream.state_key_file), ingest_signer(config.keys)
         )
-        self._stage = LiveStage(settings, writer_keys(config.keys.keyring), config.archive, rules, store)
+        delivery = None
+        if config.alerts.enabled and has_sinks(config.alerts.sinks):
+            outbox = Outbox.with_key(self._output, load_outbox_key(outbox_key_file(config)), STREAM_OUTBOX)
+            delivery = LiveDelivery(outbox, build_sinks(config.alerts.sinks), config.alerts.sinks.queue_size)
+        keys = writer_keys(config.keys.keyring)
+        self._stage = LiveStage(settings, keys, config.archive, rules, store, delivery=delivery)
         self._stage.start()
         self._progress_at = time.monotonic()
         self._lines_at_progress = 0
@@ -233,12 +273,11 @@ class LiveCommitFn(beam.DoFn):
         if tag != TICK:
             stage.add_events(tag, value)
             return
-        alerts = stage.tick(value)
-        for alert in alerts:
+        # Alerts go to the sinks' threads as they are raised; none is emitted, so nothing is encoded for a
+        # PCollection nobody reads (FnApiRunner pickled every alert it emitted).
+        for alert in stage.tick(value):
             metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
-            yield alert
-        stage.record_delivered(alerts)  # the generator resumes only once the sinks downstream have them
-        stage.cut_if_due(value)  # only now: the cut's checkpoint covers lines whose alerts were delivered
+        stage.cut_if_due(value)
         if value.final or time.monotonic() - self._progress_at >= self._config.stream.progress_seconds:
             print(stage.progress_line(self._rate()), file=sys.stderr, flush=True)
 
@@ -254,7 +293,8 @@ class LiveCommitFn(beam.DoFn):
 
 
 class LiveSteps(beam.PTransform):
-    """Everything after the source, the same for followed files, Pub/Sub and Kafka: envelopes in, alerts out."""
+    """Everything after the source, the same for followed files, Pub/Sub and Kafka: envelopes in, the archive and
+    the sinks out."""
 
     def __init__(self, output: str, config: Config, run_id: str):
         super().__init__()
@@ -272,10 +312,7 @@ class LiveSteps(beam.PTransform):
                 if rules.for_dataset(dataset):
                     observe = OnTag(ObserveFn(rules, dataset, 1), tag, HITS, keep=True)
                     steps = steps | f"Observe{dataset.capitalize()}" >> beam.ParDo(observe)
-        alerts = steps | "LiveCommit" >> beam.ParDo(LiveCommitFn(config, self._output, self._run_id))
-        if config.alerts.enabled and has_sinks(config.alerts.sinks):
-            alerts | "DeliverAlerts" >> DeliverAlerts(config.alerts.sinks)
-        return alerts
+        return steps | "LiveCommit" >> beam.ParDo(LiveCommitFn(config, self._output, self._run_id))
 
 
 def source_envelopes(pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config):

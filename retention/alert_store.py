@@ -7,7 +7,8 @@ The security team reads them with ``logwarden alerts list|show`` (reader role) a
 receives them through sinks; a plaintext copy exists only where the configuration
 names a JSON-lines sink.  A run's alerts are written by the process that drives the
 job, once the job is done (they are few, and come from event-time timers that a
-group-by cannot follow on the local runner).
+group-by cannot follow on the local runner); the stream stages them with each cut
+(``stage_alerts``) and commits them in the cut's transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from retention import commit, layout
 from retention.archive_reader import ArchiveReadError, open_archive
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import ArchiveKeys, WriterKeys
-from retention.parquet_files import ParquetFileWriter
+from retention.parquet_files import ParquetFileWriter, WrittenFile
 from retention.signing import Signer
 from schemas import ALERT
 from schemas.config import ArchiveConfig
@@ -32,6 +33,28 @@ from schemas.config import ArchiveConfig
 
 def _day(alert: dict[str, Any]) -> str:
     return alert["first_seen"].astimezone(dt.timezone.utc).strftime(layout.DAY_FORMAT)
+
+
+def stage_alerts(
+    output: str, run_id: str, alerts: Iterable[dict[str, Any]], keys: WriterKeys, config: ArchiveConfig
+) -> list[tuple[str, WrittenFile]]:
+    """Alerts as complete encrypted files in the run's staging folder, one per day, to commit as ``(day, file)``."""
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for alert in alerts:
+        by_day.setdefault(_day(alert), []).append(alert)
+    encryptor = ArchiveEncryptor(keys)
+    staged = []
+    for day, rows in sorted(by_day.items()):
+        writer = ParquetFileWriter(
+            commit.staging_path(output, run_id),
+            ALERT,
+            commit.create,
+            encryption=encryptor.for_day(ALERT, day),
+            compression=config.compression,
+        )
+        writer.write(pa.RecordBatch.from_pylist(rows, schema=ALERT))
+        staged.append((day, writer.close()))
+    return staged
 
 
 def write_alerts(
@@ -43,21 +66,10 @@ def write_alerts(
     signer: Signer | None = None,
 ) -> int:
     """Commit a run's alerts to ``<output>/alerts/dt=<day>/`` (encrypted, one file per day, signed by ``signer``)."""
-    by_day: dict[str, list[dict[str, Any]]] = {}
-    for alert in alerts:
-        by_day.setdefault(_day(alert), []).append(alert)
-    encryptor = ArchiveEncryptor(keys)
-    for day, rows in sorted(by_day.items()):
-        writer = ParquetFileWriter(
-            commit.staging_path(output, run_id),
-            ALERT,
-            commit.create,
-            encryption=encryptor.for_day(ALERT, day),
-            compression=config.compression,
-        )
-        writer.write(pa.RecordBatch.from_pylist(rows, schema=ALERT))
-        commit.commit(output, layout.ALERTS_DIR, day, run_id, [writer.close()], signer=signer)
-    return sum(len(rows) for rows in by_day.values())
+    staged = stage_alerts(output, run_id, alerts, keys, config)
+    for day, written in staged:
+        commit.commit(output, layout.ALERTS_DIR, day, run_id, [written], signer=signer)
+    return sum(written.rows for _, written in staged)
 
 
 def read_alerts(root: str | os.PathLike, keys: ArchiveKeys, alert_id: str | None = None) -> list[dict[str, Any]]:

@@ -555,6 +555,11 @@ def complete_transaction(root: str, txn: str, record: dict) -> None:
     _delete([layout.transaction_record(root, txn, completed=False)])
 
 
+def transaction_completed(root: str, txn: str) -> bool:
+    """Whether ``txn`` reached its commit point (its completed record exists)."""
+    return FileSystems.exists(layout.transaction_record(root, txn, completed=True))
+
+
 def _transaction_names(root: str) -> tuple[set[str], set[str]]:
     opened, completed = set(), set()
     for path in list_paths(FileSystems.join(layout.ledger_dir(root), "*.json")):

@@ -1,26 +1,26 @@
 """The streaming job's durable state: one checkpoint, moved forward only together with the files it covers.
 
 Beam keeps nothing durable on a local runner, so exactly-once rests on this
-module.  A *cut* publishes the archive files, alert and report parts written
-since the last one and, in the same step, the checkpoint that says what they
-cover: per followed content, the offset just past the last archived line, and
-the detection state (open windows, cool-downs) after those lines.  A cut spans
-several partitions, and ``retention.commit`` commits one partition at a time,
-so the cut is a journal around those commits:
+module.  A *cut* publishes the archive files (events, errors, dead letters,
+alerts) and report parts written since the last one and, in the same step, the
+checkpoint that says what they cover: per followed content, the offset just past
+the last archived line, and the detection state (open windows, cool-downs)
+after those lines.  A cut is one transaction of ``retention.commit``:
 
-1. every staged file is complete and fsynced (the writer's job), and hard-linked
-   under ``keep/`` so that nothing another run's recovery deletes can lose it;
-2. ``commit-pending`` is written: the partition commits to make, the documents
-   to write and the new checkpoint, to a temporary name, fsynced, renamed,
-   directory fsynced.  This rename is the commit point;
-3. each partition is committed through ``retention.commit.commit`` (a partition
-   whose manifest is already there is done; a file already moved into its
-   partition, or deleted there by a recovery, is put back from ``keep/``), the
-   documents are written, and the journal is renamed to ``checkpoint``.
+1. ``begin_transaction``; every partition is committed under the transaction's
+   id, out of readers' sight (a run holding its lease keeps them safe from any
+   other run's recovery);
+2. ``commit-pending`` is written: the transaction id, the report parts to write
+   and the new checkpoint, to a temporary name, fsynced, renamed;
+3. ``complete_transaction`` with the cut's ledger record (``retention.ledger``:
+   byte ranges archived, alert ids raised).  This is THE commit point;
+4. the report parts are written and the journal is renamed to ``checkpoint``.
 
-A crash before (2) leaves only staged files, which the next start deletes; after
-(2) the next start applies the journal again.  Either way the archive and the
-checkpoint agree, so the lines after the checkpoint are read again exactly once.
+A crash before (3) leaves an open transaction, which the next start (or any
+other run's recovery) withdraws, and a journal whose transaction never completed,
+which is dropped; after (3) the next start finishes (4).  Either way the archive,
+the ledger and the checkpoint agree, so the lines after the checkpoint are read
+again exactly once.
 
 The checkpoint holds client addresses and evidence lines (detection state), so
 it is encrypted (AES-GCM) with the job's own state key, a 32-byte file readable
@@ -34,7 +34,6 @@ import dataclasses
 import json
 import os
 import pickle
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +46,6 @@ from retention.signing import Signer
 
 JOURNAL = "commit-pending"
 CHECKPOINT = "checkpoint"
-KEEP = "keep"
-STAGING = "staging"
-DELIVERED = "alerts-delivered.jsonl"
 CONTEXT = b"logwarden stream checkpoint v1"
 
 
@@ -110,15 +106,18 @@ class PartitionCommit:
 
 @dataclasses.dataclass
 class Cut:
-    """What one commit publishes: partition commits, documents (alert and report parts), the checkpoint."""
+    """What one transaction publishes: partition commits, documents (report parts), its ledger record."""
 
     seq: int
+    txn: str
     partitions: list[PartitionCommit] = dataclasses.field(default_factory=list)
     documents: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)
+    #: Kept by ``complete_transaction``: what the ingest ledger and later runs read of this cut.
+    record: dict = dataclasses.field(default_factory=dict)
 
 
 class StateStore:
-    """``<state_dir>``: the checkpoint, the commit journal and the record of delivered alert ids."""
+    """``<state_dir>``: the checkpoint and the commit journal."""
 
     def __init__(self, state_dir: str | os.PathLike, key: bytes, signer: Signer | None = None):
         self.dir = Path(state_dir)
@@ -139,84 +138,54 @@ class StateStore:
 
     # ------------------------------------------------------------ commit
 
-    def commit(self, root: str, cut: Cut, checkpoint: Any) -> None:
-        """Publish a cut and its checkpoint as one step (see the module docstring)."""
-        keep = self.dir / KEEP
-        keep.mkdir(parents=True, exist_ok=True)
-        for part in cut.partitions:
-            for written in part.files:
-                link = keep / os.path.basename(written.path)
-                if not link.exists():
-                    os.link(written.path, link)
-        fsync_dir(keep)
-        record = _encode_journal(cut, self._seal(checkpoint))
-        write_durably(self.dir / JOURNAL, record)
-        self._apply(root, _decode_journal(record))
+    def seal(self, checkpoint: Any) -> bytes:
+        """The checkpoint encrypted, taken at once (the running state it comes from moves on)."""
+        return self._seal(checkpoint)
 
-    def _apply(self, root: str, record: dict) -> None:
-        for part in record["partitions"]:
-            directory = layout.partition_dir(root, part.dataset, part.day)
-            if os.path.exists(os.path.join(directory, layout.manifest_file_name(part.commit_id))):
-                continue
-            for index, written in enumerate(part.files):
-                if os.path.exists(written.path):
-                    continue
-                os.makedirs(os.path.dirname(written.path), exist_ok=True)
-                published = os.path.join(directory, layout.data_file_name(part.commit_id, index))
-                if os.path.exists(published):  # moved in by the interrupted commit, not yet listed
-                    os.replace(published, written.path)
-                else:  # or deleted there as an orphan by a recovery meanwhile: the kept link has it
-                    os.link(self.dir / KEEP / os.path.basename(written.path), written.path)
+    def commit(self, root: str, cut: Cut, sealed_checkpoint: bytes) -> None:
+        """Publish a cut and its (``seal``-ed) checkpoint as one transaction (see the module docstring)."""
+        commit.begin_transaction(root, cut.txn, {"kind": "stream"})
+        for part in cut.partitions:
             commit.commit(root, part.dataset, part.day, part.commit_id, part.files, signer=self._signer)
+        write_durably(self.dir / JOURNAL, _encode_journal(cut, sealed_checkpoint))
+        commit.complete_transaction(root, cut.txn, {"kind": "stream", **cut.record})
+        self._finish(_decode_journal((self.dir / JOURNAL).read_bytes()))
+
+    def _finish(self, record: dict) -> None:
         for path, data in record["documents"]:
             write_durably(path, data)
         os.replace(self.dir / JOURNAL, self.dir / CHECKPOINT)
         fsync_dir(self.dir)
-        for part in record["partitions"]:
-            for written in part.files:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.dir / KEEP / os.path.basename(written.path))
+
+    def _journal(self, root: str) -> dict | None:
+        """The journal, when its transaction completed (a journal whose transaction did not counts for nothing)."""
+        journal = self.dir / JOURNAL
+        if not journal.exists():
+            return None
+        record = _decode_journal(journal.read_bytes(), journal)
+        if commit.transaction_completed(root, record["txn"]):
+            return record
+        return None
 
     def recover(self, root: str) -> Any | None:
-        """Finish a commit a crash interrupted, then return the last checkpoint (``None`` on first start)."""
-        journal = self.dir / JOURNAL
-        if journal.exists():
-            self._apply(root, _decode_journal(journal.read_bytes(), journal))
-        shutil.rmtree(self.dir / KEEP, ignore_errors=True)  # links of cuts that never reached their commit point
+        """Finish a cut a crash interrupted after its commit point, then return the last checkpoint (``None`` on
+        first start).  A cut interrupted before it is withdrawn by ``retention.commit.recover``."""
+        record = self._journal(root)
+        if record is not None:
+            self._finish(record)
+        elif (self.dir / JOURNAL).exists():
+            os.unlink(self.dir / JOURNAL)
+        return self.read_checkpoint(root)
+
+    def read_checkpoint(self, root: str) -> Any | None:
+        """The last checkpoint without touching the archive (for the source, which may start before ``recover``)."""
+        record = self._journal(root)
+        if record is not None:
+            return self._open(record["checkpoint"], JOURNAL)
         path = self.dir / CHECKPOINT
         if not path.exists():
             return None
         return self._open(_decode_journal(path.read_bytes(), path)["checkpoint"], CHECKPOINT)
-
-    def read_checkpoint(self) -> Any | None:
-        """The last checkpoint without touching the archive (for the source, which starts after ``recover``)."""
-        path = self.dir / CHECKPOINT
-        if (self.dir / JOURNAL).exists():
-            path = self.dir / JOURNAL
-        if not path.exists():
-            return None
-        return self._open(_decode_journal(path.read_bytes(), path)["checkpoint"], path.name)
-
-    # ------------------------------------------------------------ delivered alerts
-
-    def delivered_ids(self) -> set[str]:
-        path = self.dir / DELIVERED
-        if not path.exists():
-            return set()
-        ids = set()
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                ids.add(json.loads(line)["alert_id"])
-        return ids
-
-    def record_delivered(self, alert_ids: list[str]) -> None:
-        """Appended and fsynced right after delivery: a restart does not send these ids again."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / DELIVERED, "a") as fh:
-            for alert_id in alert_ids:
-                fh.write(json.dumps({"alert_id": alert_id}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 _MAGIC = b"LWJ1"
@@ -226,6 +195,7 @@ def _encode_journal(cut: Cut, sealed_checkpoint: bytes) -> bytes:
     """A JSON header (partition commits, document paths and sizes) then the raw bytes: no pickle outside the seal."""
     header = {
         "seq": cut.seq,
+        "txn": cut.txn,
         "partitions": [
             {
                 "dataset": p.dataset,
@@ -259,15 +229,10 @@ def _decode_journal(data: bytes, path: Path | None = None) -> dict:
         )
         for p in header["partitions"]
     ]  # fmt: skip
-    return {"seq": header["seq"], "partitions": partitions, "documents": documents,
+    return {"seq": header["seq"], "txn": header.get("txn", ""), "partitions": partitions, "documents": documents,
             "checkpoint": data[at : at + header["checkpoint"]]}  # fmt: skip
 
 
-def clear_staging(staging_dir: str | os.PathLike) -> None:
-    """Files staged for a cut that never committed: the lines they hold are read again."""
-    shutil.rmtree(staging_dir, ignore_errors=True)
-
-
 def stream_state_dir(root: str) -> str:
-    """``<output>/_state/stream``: the checkpoint, the journal, staged files (never touched by other runs)."""
+    """``<output>/_state/stream``: the checkpoint and the journal (never touched by other runs)."""
     return layout.state_dir(root, "stream")

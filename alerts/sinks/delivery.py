@@ -43,9 +43,10 @@ class DeliveryReport:
 
 
 class _SinkWorker(threading.Thread):
-    def __init__(self, sink: Sink, queue_size: int):
+    def __init__(self, sink: Sink, queue_size: int, on_delivered: Callable[[str, str], None] | None = None):
         super().__init__(name=f"logwarden-sink-{sink.name}", daemon=True)
         self.sink = sink
+        self.on_delivered = on_delivered
         self.queue: queue.Queue = queue.Queue(queue_size)
         self.delivered: list[str] = []
         self.undelivered: list[str] = []
@@ -76,6 +77,8 @@ class _SinkWorker(threading.Thread):
                 with self._lock:
                     if self.busy is not None:
                         self.delivered.append(alert_id)
+                        if self.on_delivered is not None:
+                            self.on_delivered(self.sink.name, alert_id)
             self.busy = None
 
     def _down(self, alert_id: str, problem: str) -> None:
@@ -112,10 +115,12 @@ class Delivery:
         deadline_seconds: float = 60,
         queue_size: int = 10_000,
         view: Callable[[dict[str, Any], Sink], dict[str, Any]] | None = None,
+        on_delivered: Callable[[str, str], None] | None = None,
     ):
+        """``on_delivered(sink name, alert id)`` is called on the sink's thread the moment a sink confirms."""
         self._deadline = time.monotonic() + deadline_seconds
         self._view = view or (lambda alert, sink: alert)
-        self._workers = {sink.name: _SinkWorker(sink, queue_size) for sink in sinks}
+        self._workers = {sink.name: _SinkWorker(sink, queue_size, on_delivered) for sink in sinks}
         for worker in self._workers.values():
             worker.start()
 
@@ -137,13 +142,26 @@ class Delivery:
             except queue.Full:
                 worker.give_up(alert["alert_id"])
 
-    def finish(self) -> DeliveryReport:
-        """Wait for the queues to drain, at most until the deadline, then report."""
+    def take_confirmed(self) -> dict[str, list[str]]:
+        """Ids each sink confirmed since the last call (a long-lived delivery records them as they come)."""
+        taken = {}
+        for name, worker in self._workers.items():
+            with worker._lock:
+                taken[name], worker.delivered = worker.delivered, []
+        return taken
+
+    def down(self) -> dict[str, str]:
+        """Sinks taken as down, and why: their queued alerts are given up until a new ``Delivery`` tries again."""
+        return {name: worker.error for name, worker in self._workers.items() if worker.error is not None}
+
+    def finish(self, wait_seconds: float | None = None) -> DeliveryReport:
+        """Wait for the queues to drain, at most until the deadline (or ``wait_seconds`` from now), then report."""
         report = DeliveryReport()
+        deadline = self._deadline if wait_seconds is None else min(self._deadline, time.monotonic() + wait_seconds)
         for worker in self._workers.values():
             worker.closing.set()
         for name, worker in self._workers.items():
-            worker.join(max(0.0, self._deadline - time.monotonic()))
+            worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 worker.abandon()
             else:

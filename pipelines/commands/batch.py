@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import sys
 
 from alerts.outbox import OutboxError, load_outbox_key
@@ -24,7 +25,8 @@ from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
 from pipelines.options import pipeline_options, quiet_local_workers
 from pipelines.validate import runner_problem
-from retention.keyring import Keyring
+from retention import signing
+from retention.keyring import Keyring, default_signing_key_file
 
 EPILOG = """\
 examples:
@@ -183,6 +185,28 @@ def outcome(counts, format_spec: str, files: list[str]) -> tuple[int, list[str]]
     return (EXIT_FAILURE if problems else EXIT_OK), problems
 
 
+def untrusted_writer_hint(keys, archive: str) -> str | None:
+    """Why readers will not see this run's files: this host's signing key is not (yet) trusted by the custodian.
+
+    Said on every run, not only when the key is made: an ingest host set up from an exported keyring
+    otherwise archives, night after night, what nobody can read.
+    """
+    keyring = Keyring(keys.keyring)
+    custodian = keyring.custodian_public()
+    path = keys.signing_key_file or default_signing_key_file(keys.keyring)
+    try:
+        signer = signing.read_signer(path)
+    except signing.SigningError:
+        return None
+    if custodian is None or signer.id in keyring.trusted_signers(custodian):
+        return None
+    return (
+        f"this host's signing key {signer.id} ({path}) is not trusted by the keyring's custodian, so readers ignore "
+        f"the files this run archived until the custodian runs: logwarden keys trust --archive {archive} "
+        f"--public-key {signing.encode_public(signer.public_key)} --name {socket.gethostname()}"
+    )
+
+
 def run(args) -> int:
     config, files, options = _prepare(args)
     if args.dead_letter_jsonl:
@@ -201,8 +225,9 @@ def run(args) -> int:
         return EXIT_FAILURE
     print(summary(result, collector.totals if collector.totals.files else None, _sink_names(config)), file=sys.stderr)
     code, problems = outcome(result.counts, config.input.format, files)
-    for problem in problems:
-        print(f"logwarden: warning: {problem}", file=sys.stderr)
+    for problem in [*problems, untrusted_writer_hint(config.keys, args.output)]:
+        if problem:
+            print(f"logwarden: warning: {problem}", file=sys.stderr)
     return code
 
 

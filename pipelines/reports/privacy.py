@@ -9,6 +9,7 @@ escaped so a spreadsheet never runs a value as a formula.
 
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 
@@ -58,6 +59,7 @@ def _is_name(segment: str) -> bool:
     return suffix not in _FILE_EXTENSIONS
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def generalise_path(path: str | None) -> str | None:
     """``/u/12/a@b.c`` -> ``/u/:id/:id``; ``/users/john.smith/profile`` -> ``/users/:name/profile``.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 
 from retention.keyring import Keyring, WriterKeys, months_from, reader_keys
 from tests.operator.helpers import ACCESS_LOG, ROOT, logwarden
@@ -210,3 +211,28 @@ def test_every_key_command_the_readme_shows_names_the_archive():
     audited = [cmd for cmd in shown if cmd.split()[2] not in ("list", "roles", "signer")]  # the unaudited ones
     assert len(audited) >= 10
     assert [cmd for cmd in audited if "--archive" not in cmd] == []
+
+
+def test_an_ingest_host_is_told_its_files_stay_unread_until_the_custodian_trusts_it(tmp_path):
+    """The cluster recipe end to end: export, ingest, the printed trust command, then the readers read it."""
+    keyring, root, archive = tmp_path / "keyring", tmp_path / "root.key", tmp_path / "archive"
+    ring = ["--keyring", keyring, "--root-key-file", root]
+    assert logwarden("keys", "init", "--archive", archive, *ring).returncode == 0
+    ingest = tmp_path / "ingest" / "keyring"
+    assert logwarden("keys", "export-public", "--archive", archive, ingest, "--keyring", keyring).returncode == 0
+    config = tmp_path / "ingest.yaml"
+    config.write_text(f"keys:\n  keyring: {ingest}\n  root_key_file: {tmp_path / 'no-root.key'}\n")
+    done = logwarden("batch", "-c", config, "--input", ACCESS_LOG, "--output", archive)
+    assert done.returncode == 0, done.stderr
+    hint = [line for line in done.stderr.splitlines() if "is not trusted by the keyring's custodian" in line]
+    assert len(hint) == 1, done.stderr
+    untrusted = logwarden("archive", "verify", archive, "--deep", *CUSTODIAN, *ring)
+    assert untrusted.returncode == 1 and "not signed by a trusted writer" in untrusted.stdout
+    trust = hint[0].split("until the custodian runs: logwarden ", 1)[1].split()
+    assert logwarden(*trust, *ring).returncode == 0  # the command exactly as printed, where the root key is
+    assert logwarden("keys", "import", "--archive", archive, ingest, "--keyring", keyring).returncode == 0  # 2026-11
+    shutil.copytree(keyring / "signers", ingest / "signers", dirs_exist_ok=True)  # the custodian ships the trust
+    verified = logwarden("archive", "verify", archive, "--deep", *CUSTODIAN, *ring)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    again = logwarden("batch", "-c", config, "--input", ACCESS_LOG, "--output", archive, "--reprocess")
+    assert again.returncode == 0 and "not trusted" not in again.stderr, again.stderr

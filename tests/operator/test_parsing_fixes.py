@@ -50,6 +50,13 @@ def test_nginx_continuation_lines_still_join_their_entry(tmp_path):
     assert len(events) == 1 and events[0]["message"].endswith("#0 {main}") and not dead
 
 
+def test_a_stray_line_after_a_blank_line_continues_nothing_and_says_so(tmp_path):
+    text = PAM.replace("\n\n", "\n\n# a note someone pasted\n")
+    events, dead, report = parse(tmp_path, text, "nginx_error")
+    assert len(events) == 2 and report.skipped == 1
+    assert [d["reason"] for d in dead] == ["continuation line with no nginx_error entry before it"]
+
+
 def test_a_named_format_keeps_trailing_fields_in_labels_with_a_flag(tmp_path):
     text = (
         '203.0.113.5 - - [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0" "198.51.100.7" 1234\n'
@@ -97,6 +104,7 @@ def test_w3c_directives_are_counted_apart_and_iis_fields_follow_any_order(tmp_pa
     )  # fmt: skip
     assert second["source_ip"] == "fe80::1" and dict(second["labels"])["source_ip_zone"] == "11"
     assert second["source_address"] == "fe80::1%11"  # as logged
+    assert "W3C #Fields header" in report.how and "s-ip cs-method" not in report.how  # not a field list it lacks
 
 
 def test_httperr_logs_keep_the_url_and_lose_zone_ids(tmp_path):

@@ -280,3 +280,42 @@ def test_restarts_from_earlier_checkpoints_while_logs_rotate_both_ways_give_ever
         time.sleep(0.05)
     assert writer.written.rotations["rename"] >= 3 and writer.written.rotations["copytruncate"] >= 3
     assert [n for n in range(writer.written.lines) if seen[n] != 1] == []
+
+
+def test_content_keeps_one_ledger_name_from_its_first_bytes_the_batch_ledger_recognises(tmp_path):
+    from parsers.follow import LEDGER_HEAD_BYTES
+    from retention.ledger import HEAD_BYTES as LEDGER_HEAD
+    from retention.ledger import ArchivedRange, FileHistory, Ledger
+
+    assert LEDGER_HEAD_BYTES == LEDGER_HEAD
+    log = tmp_path / "access.log"
+    append(log, lines(0, 3))  # shorter than the ledger's head: named by what there is
+    f = follower(tmp_path)
+    f.poll()
+    (first,) = f.positions()
+    append(log, lines(3, 200))
+    f.poll()
+    (later,) = f.positions()
+    assert (later.ledger_sha256, later.ledger_head_bytes) == (first.ledger_sha256, first.ledger_head_bytes)
+    assert first.ledger_head_bytes == len(lines(0, 3)) and (later.read_from, later.read_from_line) == (0, 1)
+    key = f"{later.ledger_sha256[:32]}-{later.ledger_head_bytes}"
+    history = FileHistory(key, later.ledger_head_bytes, [ArchivedRange(0, later.offset, 200, "stream-run")])
+    (plan,) = Ledger({key: history}).plan([str(log)], lambda p: open(p, "rb"))  # noqa: SIM115 - the ledger closes it
+    assert (plan.start, plan.first_line, plan.earlier_runs) == (later.offset, 201, ("stream-run",))
+
+
+def test_positions_of_files_that_vanished_while_stopped_are_forgotten_in_time(tmp_path):
+    clock = Clock()
+    log = tmp_path / "access.log"
+    append(log, lines(0, 5))
+    first = follower(tmp_path, clock=clock)
+    first.poll()
+    saved = first.positions()
+    first.close()
+    log.unlink()  # gone while the job was down: no poll will ever drain it
+    again = follower(tmp_path, clock=clock, positions=saved, forget_after_seconds=3600)
+    again.poll()
+    assert len(again.positions()) == 1
+    clock.now += 3601
+    again.poll()
+    assert again.positions() == []

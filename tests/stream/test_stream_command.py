@@ -52,7 +52,8 @@ def test_sigterm_drains_publishes_and_exits_zero_with_progress_lines(tmp_path):
     assert "lines/s" in err and "files followed" in err and "alerts" in err
     assert "stopped after" in err and "Traceback" not in err
     assert list((tmp_path / "out" / "events").glob("dt=*/part-*.parquet"))
-    assert list((tmp_path / "out" / "alerts").glob("alerts-*.jsonl"))
+    assert list((tmp_path / "out" / "alerts").glob("dt=*/part-*.parquet")), "alerts archived, encrypted"
+    assert not list((tmp_path / "out" / "alerts").glob("*.jsonl"))
 
 
 def test_a_bad_stream_setting_is_refused_naming_its_key(tmp_path):
