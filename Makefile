@@ -18,7 +18,7 @@ $(STAMP): setup.py pyproject.toml
 demo: $(STAMP)
 	@rm -rf $(DEMO)
 	$(VENV)/bin/logwarden batch --config examples/logwarden.yaml --input examples/logs --output $(DEMO)
-	$(VENV)/bin/logwarden archive verify --deep $(DEMO)
+	$(VENV)/bin/logwarden archive verify --deep --role custodian --reason demo $(DEMO)
 	@echo
 	@echo "demo outputs in $(DEMO)/:"
 	@find $(DEMO) -type f -not -path '*/.tmp/*' | sort | sed 's/^/  /'

@@ -95,24 +95,15 @@ def read_range(
 
     A compressed file cannot be entered in the middle: its first ``start`` decompressed bytes are skipped.
     """
+    skip = 0
     if compression_of(file_range.path):
-        yield from iter_chunks(
-            raw,
-            file_range.path,
-            chunk_bytes,
-            stats,
-            file_range.format,
-            timezone,
-            start_offset=file_range.start,
-            first_line=file_range.first_line,
-            skip_bytes=file_range.start,
-        )
-        return
-    if file_range.start:
-        raw.seek(file_range.start)
-    size = None if file_range.end is None else file_range.end - file_range.start
+        source, skip = raw, file_range.start
+    else:
+        if file_range.start:
+            raw.seek(file_range.start)
+        source = _Window(raw, None if file_range.end is None else file_range.end - file_range.start)
     yield from iter_chunks(
-        _Window(raw, size),
+        source,
         file_range.path,
         chunk_bytes,
         stats,
@@ -120,5 +111,6 @@ def read_range(
         timezone,
         start_offset=file_range.start,
         first_line=file_range.first_line,
+        skip_bytes=skip,
         max_line_bytes=max_line_bytes,
     )

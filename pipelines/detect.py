@@ -30,7 +30,7 @@ from alerts.outbox import Outbox, default_key_file, load_outbox_key
 from alerts.rules import RuleSet
 from alerts.sinks import build_sinks
 from alerts.sinks.delivery import Delivery
-from alerts.sinks.owed import DeliveryOutcome, deliver_with_retry
+from alerts.sinks.owed import DeliveryOutcome, deliver_with_retry, owe_alerts
 from pipelines import metrics, progress
 from retention.alert_store import write_alerts
 from retention.keyring import writer_keys
@@ -220,9 +220,12 @@ class WriteAlertParts(beam.PTransform):
 
 
 def archive_run_alerts(output: str, run_id: str, config: Config, signer: Signer | None = None) -> list[dict]:
-    """After a batch job: the run's alerts into the encrypted ``alerts`` dataset, inside the run's transaction."""
-    alerts = run_outbox(output, config).run_alerts(run_id)
+    """After a batch job: the run's alerts into the encrypted ``alerts`` dataset, inside the run's transaction,
+    and owed to the sinks in the outbox (so a kill between completing and delivering loses no delivery)."""
+    outbox = run_outbox(output, config)
+    alerts = outbox.run_alerts(run_id)
     write_alerts(output, run_id, alerts, writer_keys(config.keys.keyring), config.archive, signer)
+    owe_alerts(outbox, build_sinks(config.alerts.sinks), alerts)
     return alerts
 
 

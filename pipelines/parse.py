@@ -6,6 +6,8 @@ import time
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.utils.timestamp import Timestamp
 
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
@@ -61,14 +63,23 @@ class ParseChunkFn(beam.DoFn):
         yield result
 
 
+def with_event_time(batch: pa.RecordBatch) -> beam.window.TimestampedValue | pa.RecordBatch:
+    """A batch stamped with its earliest event time, so windowing and watermarks downstream follow the
+    log's clock, not the reader's (a batch of lines that name no time keeps the chunk's timestamp)."""
+    earliest = pc.min(batch.column("timestamp")).value
+    if earliest is None:
+        return batch
+    return beam.window.TimestampedValue(batch, Timestamp(micros=earliest))
+
+
 def _events(result: ParseResult, kind: str):
     if result.kind == kind and result.events.num_rows:
-        yield result.events
+        yield with_event_time(result.events)
 
 
 def _dead_letters(result: ParseResult):
     if result.dead_letters.num_rows:
-        yield result.dead_letters
+        yield with_event_time(result.dead_letters)
 
 
 class ParseChunks(beam.PTransform):

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from retention import commit, layout
 from retention.archive_reader import ArchiveReadError, open_archive
 from retention.encryption import ArchiveEncryptor
-from retention.keyring import WriterKeys
+from retention.keyring import ArchiveKeys, WriterKeys
 from retention.parquet_files import ParquetFileWriter, WrittenFile
 from retention.signing import Signer
 from schemas import ALERT
@@ -72,7 +72,7 @@ def write_alerts(
     return sum(written.rows for _, written in staged)
 
 
-def read_alerts(root: str | os.PathLike, keys: WriterKeys, alert_id: str | None = None) -> list[dict[str, Any]]:
+def read_alerts(root: str | os.PathLike, keys: ArchiveKeys, alert_id: str | None = None) -> list[dict[str, Any]]:
     """The archive's alerts (those of shredded months excluded), oldest first; one id's only if given."""
     try:
         dataset = open_archive(root, keys, layout.ALERTS_DIR)

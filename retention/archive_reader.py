@@ -7,7 +7,8 @@ before any file is opened.  Its files are those the partitions' manifests list
 writer left behind is not read, nor one whose manifest no trusted writer signed
 (``retention.signing``).  Months whose keys were destroyed are left out (they
 are crypto-shredded: nobody can read them) unless asked for, so a scan over
-the rest still works.  The schema comes from ``schemas``, not from a file's
+the rest still works.  Archives on any Beam filesystem (``gs://``, ``s3://``) are
+read through it (``retention.arrow_filesystem``).  The schema comes from ``schemas``, not from a file's
 footer, so opening never needs a key; reading does.
 
 Read with ``to_table()``, ``to_batches()`` or ``scanner(...).to_batches()``;
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from retention import commit, layout
+from retention.arrow_filesystem import arrow_filesystem_for, is_remote
 from retention.encryption import ArchiveDecryptor
 from retention.keyring import ArchiveKeys
 from retention.layout import ACCESS_DIR, DATASETS
@@ -37,15 +39,18 @@ class ArchiveReadError(Exception):
     """The archive cannot be opened as asked (no keys, not an archive, unknown dataset)."""
 
 
-def dataset_directory(path: str | os.PathLike, dataset: str | None = None) -> tuple[Path, str]:
-    """``path`` is an archive root (with ``events/``…) or one dataset directory; returns (directory, dataset)."""
-    path = Path(path)
-    if dataset is None and path.name in DATASETS:
-        return path, path.name
+def dataset_directory(path: str | os.PathLike, dataset: str | None = None) -> tuple[str, str, str]:
+    """``path`` is an archive root (with ``events/``…) or one dataset directory; returns (root, dataset, directory).
+
+    Paths stay strings, so ``gs://bucket/archive`` keeps its scheme."""
+    path = str(path).rstrip("/") if is_remote(str(path)) else os.fspath(Path(path))
+    root, _, base = path.rpartition("/")
+    if dataset is None and base in DATASETS:
+        return root or ".", base, path
     dataset = dataset or ACCESS_DIR
     if dataset not in DATASETS:
         raise ArchiveReadError(f"unknown archive dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-    return path / dataset, dataset
+    return path, dataset, layout.dataset_dir(path, dataset)
 
 
 def open_archive(
@@ -65,11 +70,11 @@ def open_archive(
             "the archive is encrypted: reading it needs the reader role's keys "
             "(the keyring plus the root key from $LOGWARDEN_ROOT_KEY or keys.root_key_file)"
         )
-    directory, name = dataset_directory(path, dataset)
-    if not directory.is_dir():
+    root, name, directory = dataset_directory(path, dataset)
+    if not (commit.dataset_exists(root, name) if is_remote(root) else os.path.isdir(directory)):
         raise ArchiveReadError(f"{directory} is not an archive dataset directory (no such directory)")
     by_tier = {tier: [] for tier in tiers}
-    for found in tier_files(str(directory.parent), name, tuple(tiers), keys.trusted_signers()):
+    for found in tier_files(root, name, tuple(tiers), keys.trusted_signers()):
         by_tier[found.tier].append(found.live)
     destroyed = set() if include_shredded else set(keys.keyring.destroyed())
     scan = ds.ParquetFragmentScanOptions(decryption_config=ArchiveDecryptor(keys).dataset_config())
@@ -79,7 +84,8 @@ def open_archive(
             schema=DATASETS[name].append(PARTITION_FIELD),
             format=ds.ParquetFileFormat(default_fragment_scan_options=scan),
             partitioning=ds.partitioning(pa.schema([PARTITION_FIELD]), flavor="hive"),
-            partition_base_dir=str(Path(tier_root(str(directory.parent), tier)) / name),
+            partition_base_dir=layout.dataset_dir(tier_root(root, tier), name),
+            filesystem=arrow_filesystem_for(root),
         )
         for tier, files in by_tier.items()
     ]

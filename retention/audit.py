@@ -45,6 +45,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from retention.secret_files import create_secret_file
+from retention.stamps import utc_stamp
+
 AUDIT_KEY_ENV = "LOGWARDEN_AUDIT_KEY"
 AUDIT_DIR = "_audit"
 AUDIT_FILE = "audit.jsonl"
@@ -95,10 +98,6 @@ def default_log_path(archive: str | os.PathLike) -> Path:
 
 def _canonical(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def entry_hash(body: Mapping[str, Any]) -> str:
@@ -154,16 +153,11 @@ def read_audit_key(key_file: str | os.PathLike | None, environ: Mapping[str, str
 def create_audit_key(key_file: str | os.PathLike) -> bytes:
     """A new random audit key in an owner-only file; never overwrites one."""
     path = Path(key_file).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(KEY_BYTES)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        create_secret_file(path, (encode_audit_key(key) + "\n").encode())
     except FileExistsError:
         raise AuditError(f"{path} already exists; refusing to overwrite an audit key") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(encode_audit_key(key) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
     return key
 
 
@@ -278,7 +272,13 @@ class AuditLog:
                 user, uid = os_user()
                 body = {name: None for name in FIELDS}
                 body.update(
-                    time=_now(), user=user, uid=uid, host=socket.gethostname(), pid=os.getpid(), result=OK, files=[]
+                    time=utc_stamp("microseconds"),
+                    user=user,
+                    uid=uid,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    result=OK,
+                    files=[],
                 )
                 body.update(fields)
                 body.update(

@@ -47,6 +47,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from retention import layout, signing
 from retention.parquet_files import WrittenFile
+from retention.stamps import utc_stamp
 from schemas import SCHEMA_VERSION
 
 STAGED = "staged"
@@ -173,10 +174,6 @@ def list_paths(pattern: str) -> list[str]:
         return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     except BeamIOError:  # some filesystems refuse a pattern under a folder that does not exist
         return []
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # --- manifests and partitions ---------------------------------------------------------------------------------
@@ -371,7 +368,7 @@ class RunLease:
         return self
 
     def _doc(self) -> dict:
-        return {"run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": _now()}
+        return {"run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": utc_stamp()}
 
     def renew(self) -> None:
         if not is_local(self.path):
@@ -495,7 +492,7 @@ def commit(
             commit_id=commit_id,
             files=tuple(w.manifest_entry(n) for w, n in zip(add, names, strict=True)),
             removes=tuple(sorted(remove)),
-            created=_now(),
+            created=utc_stamp(),
             sources=tuple(sources),
         )
         staged_manifest = FileSystems.join(
@@ -542,7 +539,7 @@ def _write_json(path: str, doc: dict, staging: str) -> None:
 def begin_transaction(root: str, txn: str, record: dict | None = None) -> None:
     """Open transaction ``txn``: its commits (those with commit id ``txn``, adding files only) stay hidden from
     readers until ``complete_transaction``, and are withdrawn by ``recover`` if its run dies first."""
-    doc = {**(record or {}), "transaction": txn, "status": "open", "started": _now()}
+    doc = {**(record or {}), "transaction": txn, "status": "open", "started": utc_stamp()}
     _write_json(
         layout.transaction_record(root, txn, completed=False), doc, layout.staging_dir(root, layout.run_of_commit(txn))
     )
@@ -551,7 +548,7 @@ def begin_transaction(root: str, txn: str, record: dict | None = None) -> None:
 def complete_transaction(root: str, txn: str, record: dict) -> None:
     """The transaction's commit point: every commit of ``txn`` becomes visible at once, with ``record`` kept."""
     # completed_ns orders transactions completed within one second (reports: the latest reading of a line owns it).
-    doc = {**record, "transaction": txn, "status": "complete", "completed": _now(), "completed_ns": time.time_ns()}
+    doc = {**record, "transaction": txn, "status": "complete", "completed": utc_stamp(), "completed_ns": time.time_ns()}
     _write_json(
         layout.transaction_record(root, txn, completed=True), doc, layout.staging_dir(root, layout.run_of_commit(txn))
     )

@@ -19,16 +19,14 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from retention.stamps import utc_stamp
+
 HOLDS_DIR = "_holds"
 _ID = re.compile(r"^H(\d+)$")
 
 
 class HoldError(Exception):
     """A hold cannot be added or released as asked (bad dates, unknown id, already released)."""
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_day(text: str, what: str = "date") -> dt.date:
@@ -143,7 +141,7 @@ class HoldStore:
             raise HoldError("a hold needs a reason (--reason TEXT)")
         while True:
             number = 1 + max((int(h.hold_id[1:]) for h in self.holds()), default=0)
-            hold = Hold(f"H{number}", first_day, last_day, reason.strip(), _now(), who)
+            hold = Hold(f"H{number}", first_day, last_day, reason.strip(), utc_stamp(), who)
             doc = {
                 "hold_id": hold.hold_id,
                 "first_day": first_day.isoformat(),
@@ -162,7 +160,7 @@ class HoldStore:
             raise HoldError("releasing a hold needs a reason (--reason TEXT)")
         if not hold.active:
             raise HoldError(f"hold {hold_id} was already released on {hold.released}")
-        doc = {"hold_id": hold_id, "released": _now(), "released_by": who, "reason": reason.strip()}
+        doc = {"hold_id": hold_id, "released": utc_stamp(), "released_by": who, "reason": reason.strip()}
         if not _write_exclusive(self._path(hold_id, released=True), doc):
             raise HoldError(f"hold {hold_id} was released by someone else just now")
         return self.get(hold_id)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from retention import roles, sealing, signing
 from retention.layout import month_of_day
+from retention.stamps import utc_stamp
 
 PURPOSES = ("personal", "data")
 ROOT_KEY_ENV = "LOGWARDEN_ROOT_KEY"
@@ -76,10 +77,6 @@ def key_name(purpose: str, period: str) -> str:
     if purpose not in PURPOSES:
         raise KeyringError(f"unknown key purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
     return f"{purpose}-{check_period(period)}"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +166,7 @@ class Keyring:
             raise KeyringError(f"a keyring already exists in {self.directory}")
         (self.directory / "keys").mkdir(parents=True, exist_ok=True)
         (self.directory / "destroyed").mkdir(exist_ok=True)
-        doc = {"public_key": sealing.encode_key(root_public), "created": _now(), "sealing": sealing.FORMAT}
+        doc = {"public_key": sealing.encode_key(root_public), "created": utc_stamp(), "sealing": sealing.FORMAT}
         if not _write_json_exclusive(self._root_file, doc):
             raise KeyringError(f"a keyring already exists in {self.directory}")
 
@@ -240,7 +237,7 @@ class Keyring:
     def _try_create(self, purpose: str, period: str, version: int) -> KeyRecord | None:
         """Create one version with a fresh key pair (private half sealed to the root); None if it exists."""
         private = sealing.new_private_key()
-        record = KeyRecord(purpose, period, version, sealing.public_key_of(private), None, _now())
+        record = KeyRecord(purpose, period, version, sealing.public_key_of(private), None, utc_stamp())
         sealed = sealing.seal(self.root_public(), private, _ROOT_CONTEXT + record.key_id)
         record = dataclasses.replace(record, sealed_private_key=sealed)
         if not _write_json_exclusive(self._path(purpose, period, version), record.to_json()):
@@ -294,7 +291,7 @@ class Keyring:
         tombstone = self.directory / "destroyed" / f"{period}.json"
         if not tombstone.exists():
             _write_json_exclusive(
-                tombstone, {"period": period, "destroyed": _now(), "key_ids": [r.key_id for r in victims]}
+                tombstone, {"period": period, "destroyed": utc_stamp(), "key_ids": [r.key_id for r in victims]}
             )
         recorded = json.loads(tombstone.read_text(encoding="utf-8")).get("key_ids", [])
         roles.RoleRegistry(self.directory).forget(sorted({r.key_id for r in victims} | set(recorded)))
@@ -328,7 +325,11 @@ class Keyring:
         if sealing.public_key_of(root_key) != self.root_public():
             raise KeyringError(f"this root key does not belong to the keyring in {self.directory}")
         custodian = signing.custodian(root_key)
-        doc = {"signer": custodian.id, "public_key": signing.encode_public(custodian.public_key), "created": _now()}
+        doc = {
+            "signer": custodian.id,
+            "public_key": signing.encode_public(custodian.public_key),
+            "created": utc_stamp(),
+        }
         _write_json_exclusive(self.directory / "custodian.json", doc)
         return custodian
 
@@ -347,7 +348,7 @@ class Keyring:
             raise KeyringError(f"this root key does not belong to the keyring in {self.directory}")
         signer = signing.signer_id(public_key)
         doc = custodian.sign(
-            {"signer": signer, "name": name, "public_key": signing.encode_public(public_key), "trusted": _now()}
+            {"signer": signer, "name": name, "public_key": signing.encode_public(public_key), "trusted": utc_stamp()}
         )
         path = self.directory / "signers" / f"{signer}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

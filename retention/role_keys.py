@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from retention import sealing
-from retention.keyring import KeyAccessError, Keyring, KeyringError, ReaderKeys, WriterKeys
-from retention.roles import RoleError, RoleRecord, RoleRegistry, now_utc, read_role_secret, write_role_secret
+from retention.keyring import ArchiveKeys, KeyAccessError, Keyring, KeyringError, ReaderKeys
+from retention.roles import RoleError, RoleRecord, RoleRegistry, read_role_secret, write_role_secret
+from retention.stamps import utc_stamp
 
 
-class RoleKeys(WriterKeys):
+class RoleKeys(ArchiveKeys):
     """One role's view of the keyring: public halves, plus the private halves sealed to this role."""
 
     def __init__(self, directory: str | os.PathLike, role: str, secret: bytes):
@@ -89,7 +90,7 @@ def add_role(directory: str | os.PathLike, role: str, key_file: str | os.PathLik
             path = write_role_secret(key_file, secret)
         except RoleError as error:
             raise KeyringError(str(error)) from None
-    record = registry.add(role, sealing.public_key_of(secret), now_utc())
+    record = registry.add(role, sealing.public_key_of(secret), utc_stamp())
     return NewRole(record, path, secret)
 
 

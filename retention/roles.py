@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import json
 import os
 import re
@@ -33,14 +32,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from retention import sealing
+from retention.secret_files import create_secret_file
 
 ROLE_KEY_ENV_PREFIX = "LOGWARDEN_ROLE_KEY_"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _CONTEXT = "logwarden role seals "
-
-
-def now_utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class RoleError(Exception):
@@ -227,15 +223,10 @@ def read_role_secret(role: str, key_file: str | os.PathLike | None, environ: Map
 
 def write_role_secret(path: str | os.PathLike, secret: bytes) -> Path:
     """A new owner-only key file for a role; never overwrites one."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return create_secret_file(path, (sealing.encode_key(secret) + "\n").encode())
     except FileExistsError:
-        raise RoleError(f"{path} already exists; refusing to overwrite a role key") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(sealing.encode_key(secret) + "\n")
-    return path
+        raise RoleError(f"{Path(path).expanduser()} already exists; refusing to overwrite a role key") from None
 
 
 def copy_public(source: str | os.PathLike, target: str | os.PathLike) -> None:

@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from retention.secret_files import create_secret_file
+
 ALGORITHM = "ed25519"
 _CUSTODIAN_INFO = b"logwarden custodian signing key v1"
 
@@ -138,14 +140,10 @@ def read_signer(path: str | os.PathLike) -> Signer:
 
 def write_signer(path: str | os.PathLike, signer: Signer) -> None:
     """A new owner-only key file; never overwrites one."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        create_secret_file(path, (_b64(signer.seed) + "\n").encode())
     except FileExistsError:
         raise SigningError(f"{path} already exists; refusing to overwrite a signing key") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(_b64(signer.seed) + "\n")
 
 
 def load_or_create_signer(path: str | os.PathLike) -> tuple[Signer, bool]:

@@ -29,6 +29,7 @@ only by its owner, like the keyring's root key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -40,6 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from retention import commit, layout
 from retention.parquet_files import WrittenFile
+from retention.secret_files import create_secret_file
 from retention.signing import Signer
 
 JOURNAL = "commit-pending"
@@ -83,13 +85,9 @@ def load_state_key(path: str | os.PathLike) -> bytes:
     """The job's state key, created (mode 0600) on first use."""
     path = Path(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(AESGCM.generate_key(bit_length=256))
-            fh.flush()
-            os.fsync(fh.fileno())
-        fsync_dir(path.parent)
+        with contextlib.suppress(FileExistsError):  # another process made it a moment ago: use that one
+            create_secret_file(path, AESGCM.generate_key(bit_length=256))
+            fsync_dir(path.parent)
     key = path.read_bytes()
     if len(key) != 32:
         raise CheckpointError(f"{path}: not a stream state key (expected 32 bytes, found {len(key)})")

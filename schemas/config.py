@@ -329,7 +329,7 @@ DEFAULT_ROLES = {
     "security": ("search",),
     "planner": ("reports",),
     "privacy": ("subject", "search"),
-    "custodian": ("keys", "audit"),
+    "custodian": ("keys", "audit", "verify"),
 }
 
 

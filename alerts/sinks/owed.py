@@ -28,6 +28,20 @@ class DeliveryOutcome:
     errors: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
+def owe_alerts(outbox: Outbox, sinks: list[Sink], alerts: list[dict[str, Any]]) -> None:
+    """Record ``alerts`` as owed to every sink that has not confirmed them, before the run that raised them
+    completes: a run killed after completing, before delivering, leaves them for the next run to send."""
+    names = {sink.name for sink in sinks}
+    delivered = {name: outbox.delivered(name) for name in names}
+    owed = {alert["alert_id"]: (alert, set(sinks_)) for alert, sinks_ in outbox.pending()}
+    for alert in alerts:
+        token = outbox.id_token(alert["alert_id"])
+        missing = {name for name in names if token not in delivered[name]}
+        if missing:
+            owed.setdefault(alert["alert_id"], (alert, set()))[1].update(missing)
+    outbox.set_pending([(alert, sorted(names_)) for alert, names_ in owed.values()])
+
+
 def deliver_with_retry(
     outbox: Outbox,
     sinks: list[Sink],
@@ -39,14 +53,17 @@ def deliver_with_retry(
     outcome = DeliveryOutcome()
     names = {sink.name for sink in sinks}
     wanted: dict[str, tuple[dict[str, Any], set[str]]] = {}
+    delivered_before = {name: outbox.delivered(name) for name in names}
+    this_run = {alert["alert_id"] for alert in run_alerts}
     for alert, owed_to in outbox.pending():
-        still = set(owed_to) & names
+        token = outbox.id_token(alert["alert_id"])
+        # a sink that confirmed it before a crash kept the pending list from being rewritten has it already
+        still = {name for name in set(owed_to) & names if token not in delivered_before[name]}
         if set(owed_to) - names:
             _LOG.warning("alert %s was owed to sinks no longer configured: %s", alert["alert_id"], set(owed_to) - names)
         if still:
             wanted[alert["alert_id"]] = (alert, still)
-            outcome.retried += 1
-    delivered_before = {name: outbox.delivered(name) for name in names}
+            outcome.retried += alert["alert_id"] not in this_run
     for alert in run_alerts:
         token = outbox.id_token(alert["alert_id"])
         owed = {name for name in names if token not in delivered_before[name]}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.commands.audited import audited_action
+import dataclasses
+
+from pipelines.commands.authorize import add_access_arguments, authorized_action, keys_of
 from pipelines.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -13,15 +15,17 @@ from pipelines.commands.common import (
     error,
     load_or_report,
 )
-from retention.audit import AuditError
-from retention.keyring import Keyring, KeyringError, reader_keys
+from retention.audit import AuditError, AuditRefusal
+from retention.keyring import Keyring, KeyringError
 from retention.verify import INFO, verify_tiers
 
 EPILOG = """\
 examples:
   logwarden archive verify out/              # manifests, checksums, encrypted footers, key ids (no key needed)
-  logwarden archive verify out/ --deep       # also decrypt every file (needs the root key; audited)
-  logwarden archive verify out/ --deep --keyring /srv/keyring --root-key-file /secure/root.key
+  logwarden archive verify out/ --deep --role ops --reason weekly-check   # also decrypt every file
+      (audited; with the keys sealed to the role, see 'logwarden keys add-role')
+  logwarden archive verify out/ --deep --role custodian --reason restore-test \
+      --keyring /srv/keyring --root-key-file /secure/root.key               # the custodian, with the root key
   logwarden archive verify out/ --repair     # first remove what killed runs left (files no manifest lists)
 
 Exit status: 0 when everything checks out, 1 when something is damaged,
@@ -37,9 +41,13 @@ def _verify(args) -> int:
         config = full_config.keys
         keyring_dir = args.keyring or config.keyring
         keyring = Keyring(keyring_dir)
-        if args.deep:  # decrypts every row, personal columns included: an audited read
-            reader = reader_keys(keyring_dir, args.root_key_file or config.root_key_file)
-            with audited_action(full_config, args.archive, "archive verify", args, args.role, args.reason) as act:
+        if args.deep:  # decrypts every row, personal columns included: an audited read, by a role's own keys
+            keys = dataclasses.replace(
+                config, keyring=keyring_dir, root_key_file=args.root_key_file or config.root_key_file
+            )
+            full_config = dataclasses.replace(full_config, keys=keys)
+            with authorized_action(full_config, args.archive, "archive verify", args, "verify") as (grant, act):
+                reader = keys_of(full_config, grant)
                 report = verify_tiers(args.archive, keyring, reader, repair=args.repair)
                 act.rows = report.rows
                 act.detail = f"{report.decrypted_files} files decrypted, {len(report.errors)} problem(s)"
@@ -47,6 +55,8 @@ def _verify(args) -> int:
             report = verify_tiers(args.archive, keyring if keyring.exists() else None, None, repair=args.repair)
     except (UsageError, KeyringError, AuditError) as problem:
         return error(str(problem))
+    except AuditRefusal as refusal:
+        return error(str(refusal))
     if report.repaired is not None:
         print(f"{args.archive}: repaired: {report.repaired.summary()}")
     for finding in report.findings:
@@ -72,16 +82,17 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     verify = actions.add_parser("verify", help="check manifests, checksums and (--deep) decryptability")
     verify.add_argument("archive", metavar="DIR", help="the archive (the --output of logwarden batch)")
-    verify.add_argument("--deep", action="store_true", help="decrypt every file with the reader role's keys")
+    verify.add_argument("--deep", action="store_true", help="decrypt every file with --role's keys (action verify)")
     verify.add_argument(
         "--repair", action="store_true", help="remove files of killed runs first (those no manifest lists)"
     )
     verify.add_argument("--keyring", metavar="DIR", help="keyring directory (default: keys.keyring)")
     verify.add_argument(
-        "--root-key-file", metavar="FILE", help="root key for --deep (default: $LOGWARDEN_ROOT_KEY, keys.root_key_file)"
+        "--root-key-file",
+        metavar="FILE",
+        help="root key, for a role that holds it (default: $LOGWARDEN_ROOT_KEY, keys.root_key_file)",
     )
-    verify.add_argument("--role", default="ops", help="role acting, for the audit trail of --deep (ops)")
-    verify.add_argument("--reason", metavar="TEXT", help="why, for the audit trail of --deep")
+    add_access_arguments(verify)
     verify.add_argument("--show-shredded", dest="verbose_findings", action="store_true", help="list shredded months")
     add_config_argument(verify)
     verify.set_defaults(run=_verify)

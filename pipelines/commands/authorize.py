@@ -18,7 +18,7 @@ from pipelines.commands.audited import audited_action
 from pipelines.commands.common import UsageError, check_archive_dir
 from retention.access.policy import AccessDenied, Authorization, check, role_keys_for
 from retention.audit import AuditedAction, AuditRefusal
-from retention.keyring import KeyringError, WriterKeys
+from retention.keyring import ArchiveKeys, KeyringError
 from schemas.config import Config
 
 #: Arguments whose values identify a person: the audit trail gets how many were given, not what they were.
@@ -57,7 +57,7 @@ def authorized_action(
         yield grant, act
 
 
-def keys_of(config: Config, grant: Authorization, environ: Mapping[str, str] = os.environ) -> WriterKeys:
+def keys_of(config: Config, grant: Authorization, environ: Mapping[str, str] = os.environ) -> ArchiveKeys:
     try:
         return role_keys_for(config, grant.role, environ)
     except KeyringError as problem:

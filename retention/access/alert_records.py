@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from retention.access.catalog import published_files
 from retention.access.search import Window
 from retention.encryption import ArchiveDecryptor
-from retention.keyring import WriterKeys
+from retention.keyring import ArchiveKeys
 from retention.layout import ALERTS_DIR
 
 
@@ -40,7 +40,7 @@ def _time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _archived_alerts(archive: str | Path, keys: WriterKeys, rule_id: str) -> Iterator[dict]:
+def _archived_alerts(archive: str | Path, keys: ArchiveKeys, rule_id: str) -> Iterator[dict]:
     """Alerts of ``rule_id`` in the encrypted alerts dataset (only their key and time columns are decrypted)."""
     decryptor = ArchiveDecryptor(keys)
     columns = ["rule_id", "source_ip", "user_name", "first_seen", "last_seen"]
@@ -51,7 +51,7 @@ def _archived_alerts(archive: str | Path, keys: WriterKeys, rule_id: str) -> Ite
 
 
 def alerts_of_rule(
-    archive: str | Path, rule_id: str, start: dt.date, end: dt.date, keys: WriterKeys | None = None
+    archive: str | Path, rule_id: str, start: dt.date, end: dt.date, keys: ArchiveKeys | None = None
 ) -> Iterator[dict]:
     """Alerts of ``rule_id`` whose sightings overlap the days [start, end]."""
     legacy = (alert for path in alert_files(archive) for alert in read_alerts(path))
@@ -65,7 +65,7 @@ def alerts_of_rule(
 
 
 def rule_windows(
-    archive: str | Path, rule_id: str, start: dt.date, end: dt.date, keys: WriterKeys | None = None
+    archive: str | Path, rule_id: str, start: dt.date, end: dt.date, keys: ArchiveKeys | None = None
 ) -> tuple[Window, ...]:
     windows = set()
     for alert in alerts_of_rule(archive, rule_id, start, end, keys):

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from retention.keyring import ReaderKeys, WriterKeys, reader_keys
+from retention.keyring import ArchiveKeys, ReaderKeys, reader_keys
 from retention.role_keys import role_keys
 from schemas.config import ACCESS_ACTIONS, READ_ACTIONS, Config
 
@@ -61,7 +61,7 @@ def role_key_file(config: Config, role: str) -> Path:
     return Path(config.access.role_keys_dir).expanduser() / f"{role}.key"
 
 
-def role_keys_for(config: Config, role: str, environ: Mapping[str, str] = os.environ) -> WriterKeys:
+def role_keys_for(config: Config, role: str, environ: Mapping[str, str] = os.environ) -> ArchiveKeys:
     """The keys ``role`` unlocks: the root key's for the custodian, otherwise only what is sealed to the role."""
     if holds_root_key(config, role):
         keys: ReaderKeys = reader_keys(config.keys.keyring, config.keys.root_key_file, environ)

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from retention.access import blind_index
 from retention.access.catalog import ArchiveFile, published_files
 from retention.encryption import ArchiveDecryptor
-from retention.keyring import WriterKeys
+from retention.keyring import ArchiveKeys
 from retention.layout import ACCESS_DIR
 
 log = logging.getLogger("logwarden")
@@ -190,7 +190,7 @@ class SearchStats:
 class IndexKeys:
     """Index keys per ``personal`` key version, derived once from the role's private halves."""
 
-    def __init__(self, keys: WriterKeys):
+    def __init__(self, keys: ArchiveKeys):
         self._keys = keys
         self._cache: dict[str, blind_index.IndexKey] = {}
 
@@ -204,7 +204,7 @@ class IndexKeys:
 class IndexStore:
     """Opening and (re)building the blind index of an archive file."""
 
-    def __init__(self, keys: WriterKeys, build: bool = True):
+    def __init__(self, keys: ArchiveKeys, build: bool = True):
         self.index_keys = IndexKeys(keys)
         self.build = build
         self._write_failed = False
@@ -245,7 +245,7 @@ def open_file(file: ArchiveFile, decryptor: ArchiveDecryptor) -> pq.ParquetFile:
 
 def search_events(
     archive: str | Path,
-    keys: WriterKeys,
+    keys: ArchiveKeys,
     query: EventQuery,
     *,
     tier: str = "online",
@@ -307,7 +307,7 @@ def search_events(
                 return
 
 
-def build_indexes(archive: str | Path, keys: WriterKeys, tier: str = "all") -> tuple[int, int]:
+def build_indexes(archive: str | Path, keys: ArchiveKeys, tier: str = "all") -> tuple[int, int]:
     """Index every event file that has no valid index yet; returns (files indexed, files already indexed)."""
     store = IndexStore(keys, True)
     decryptor = ArchiveDecryptor(keys)

@@ -41,7 +41,7 @@ from retention.access import alert_records, blind_index
 from retention.access.catalog import ArchiveFile, half_compacted, published_files
 from retention.access.search import IndexStore, open_file
 from retention.encryption import ArchiveDecryptor, ArchiveEncryptor
-from retention.keyring import WriterKeys, default_signing_key_file
+from retention.keyring import ArchiveKeys, default_signing_key_file
 from retention.parquet_files import ParquetFileWriter
 from retention.signing import Signer, read_signer
 from schemas.config import ArchiveConfig
@@ -183,7 +183,7 @@ def _file_mask(subject: Subject, parquet: pq.ParquetFile) -> np.ndarray:
     return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
 
 
-def find(archive: str | Path, keys: WriterKeys, subject: Subject, searched: dict | None = None) -> Iterator[Found]:
+def find(archive: str | Path, keys: ArchiveKeys, subject: Subject, searched: dict | None = None) -> Iterator[Found]:
     """Every file (all datasets, both tiers) holding the subject's records; ``searched`` counts what was read."""
     decryptor = ArchiveDecryptor(keys)
     destroyed = set(keys.keyring.destroyed())
@@ -198,7 +198,7 @@ def find(archive: str | Path, keys: WriterKeys, subject: Subject, searched: dict
                 yield Found(file, mask)
 
 
-def read_matches(found: Found, keys: WriterKeys) -> pa.Table:
+def read_matches(found: Found, keys: ArchiveKeys) -> pa.Table:
     """The subject's rows of one file, decrypted whole."""
     return open_file(found.file, ArchiveDecryptor(keys)).read().filter(pa.array(found.mask))
 
@@ -260,7 +260,7 @@ def drop_stale_indexes(root: str, dataset: str, day: str) -> None:
 
 
 def rewrite(
-    keys: WriterKeys,
+    keys: ArchiveKeys,
     found: list[Found],
     transform: Transform,
     run_id: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pyarrow.parquet as pq
 import pytest
@@ -104,3 +105,25 @@ def test_a_role_secret_comes_from_its_environment_variable(archive):
     with pytest.raises(KeyAccessError, match="not valid"):
         role_keys(archive.config.keys.keyring, "security", None, {role_key_env("security"): "short"})
     assert encode_key(new_private_key()) != env[role_key_env("security")]
+
+
+def test_deep_verify_decrypts_with_the_roles_own_keys_and_refusals_are_audited(archive):
+    from retention.audit import AuditLog
+    from tests.access.test_search import _cli
+
+    verify = ["archive", "verify", str(archive.root), "--deep"]
+    ok = _cli(archive, *verify, "--role", "ops", "--reason", "weekly check")
+    assert ok.returncode == 0 and "files decrypted: ok" in ok.stdout, ok.stdout + ok.stderr
+    os.remove(archive.config.keys.root_key_file)
+    again = _cli(archive, *verify, "--role", "ops", "--reason", "without the root key on this host")
+    assert again.returncode == 0, again.stdout + again.stderr  # ops never needed it: its keys are sealed to it
+
+    refused = _cli(archive, *verify, "--role", "planner", "--reason", "curious")
+    assert refused.returncode == 2 and "role 'planner' may not verify" in refused.stderr
+    no_reason = _cli(archive, *verify, "--role", "ops")
+    assert no_reason.returncode == 2 and "--reason is required" in no_reason.stderr
+    trail = [
+        (e["command"], e["role"], e["result"])
+        for e in AuditLog(archive.root / "_audit" / "audit.jsonl", None).entries()
+    ]
+    assert ("archive verify", "ops", "ok") in trail and ("archive verify", "planner", "refused") in trail

@@ -94,3 +94,34 @@ def test_an_outbox_key_others_can_read_is_refused_before_any_work(tmp_path, arch
     code = main(["batch", "-c", config, "-i", str(_write_attack(tmp_path)), "-o", str(tmp_path / "out")])
     assert code == 2 and "chmod 600" in capsys.readouterr().err
     assert not (tmp_path / "out" / "events").exists()
+
+
+def test_a_run_killed_after_completing_but_before_delivering_has_its_alerts_sent_by_the_next(
+    tmp_path, archive_config, monkeypatch
+):
+    """The run's archive and ledger record are complete, so its rerun reads nothing and raises nothing new:
+    the alerts it owed the sinks must still reach them, each once."""
+    import pipelines.batch
+
+    named = tmp_path / "sink" / "alerts.jsonl"
+    sinks = dataclasses.replace(archive_config.alerts.sinks, jsonl=str(named))
+    config = dataclasses.replace(archive_config, alerts=dataclasses.replace(archive_config.alerts, sinks=sinks))
+    log, out, options = str(_write_attack(tmp_path)), str(tmp_path / "out"), pipeline_options([], config.runner)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies here: after complete_transaction, before any sink is called
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipelines.batch, "deliver_run_alerts", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_batch([log], out, config, options)
+    assert not named.exists() or not named.read_text()
+
+    rerun = run_batch([log], out, config, options)
+    assert rerun.counts.lines_read == 0 and rerun.alerts == []  # already archived: nothing read, nothing raised
+    sent = [json.loads(line)["alert_id"] for line in named.read_text().splitlines()]
+    assert sent and len(sent) == len(set(sent))
+    assert rerun.delivery.undelivered == 0 and rerun.delivery.retried == len(sent)
+
+    run_batch([log], out, config, options)  # and never again
+    assert [json.loads(line)["alert_id"] for line in named.read_text().splitlines()] == sent

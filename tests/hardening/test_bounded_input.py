@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import os
 import socket
@@ -13,6 +14,7 @@ import pytest
 
 from parsers.reader import iter_chunks
 from parsers.registry import parse_chunk
+from parsers.splits import FileRange, read_range
 from pipelines.batch import run_batch
 from pipelines.inputs import InputError, list_files, open_local
 from pipelines.options import pipeline_options
@@ -48,6 +50,22 @@ def test_long_line_is_cut_kept_as_dead_letter_and_offsets_stay_exact():
     assert "5000 bytes" in dead[0]["reason"] and "max_line_bytes" in dead[0]["reason"]
     offsets = [o for r in results for o in r.events.column("log_offset").to_pylist()]
     assert offsets == [0, len(LINE), 2 * len(LINE), 3 * len(LINE) + 5001]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_range_resumed_past_the_start_cuts_long_lines_too_plain_or_gzip(tmp_path, compressed):
+    """The ledger resumes a grown file at an offset (a .gz one by skipping decompressed bytes): same limit."""
+    data = LINE * 3 + b"x" * 5000 + b"\n" + LINE
+    path = tmp_path / ("a.log.gz" if compressed else "a.log")
+    path.write_bytes(gzip.compress(data) if compressed else data)
+    start = len(LINE)
+    with open(path, "rb") as raw:
+        chunks = list(read_range(raw, FileRange(str(path), start, None, 2, "combined"), 256, max_line_bytes=100))
+    results = [parse_chunk(c) for c in chunks]
+    assert sum(r.lines_read for r in results) == 4 and sum(r.lines_truncated for r in results) == 1
+    assert sum(c.span for c in chunks) == len(data) - start  # what the ledger records as read
+    offsets = [o for r in results for o in r.events.column("log_offset").to_pylist()]
+    assert offsets == [len(LINE), 2 * len(LINE), 3 * len(LINE) + 5001]
 
 
 def _peak_rss_mib_reading_one_line(size: int) -> float:

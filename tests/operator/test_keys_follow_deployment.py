@@ -155,6 +155,10 @@ def test_keys_destroy_refuses_a_month_with_no_keys_and_writes_no_tombstone(tmp_p
     assert twice.returncode == 2 and "already destroyed" in twice.stderr
 
 
+#: Deep verification with the root key is the custodian's (it holds that key); audited like any read.
+CUSTODIAN = ("--role", "custodian", "--reason", "restore test")
+
+
 def test_archive_verify_names_the_root_key_file_and_says_each_problem_once(tmp_path):
     home = {"LOGWARDEN_HOME": str(tmp_path / "home")}
     out = tmp_path / "out"
@@ -162,14 +166,18 @@ def test_archive_verify_names_the_root_key_file_and_says_each_problem_once(tmp_p
     moved = tmp_path / "custodian.key"
     (tmp_path / "home" / "root.key").rename(moved)
     keyring = tmp_path / "home" / "keyring"
-    deep = logwarden("archive", "verify", out, "--deep", "--keyring", keyring, "--root-key-file", moved, extra_env=home)
+    deep = logwarden(
+        "archive", "verify", out, "--deep", *CUSTODIAN, "--keyring", keyring, "--root-key-file", moved, extra_env=home
+    )
     assert deep.returncode == 0, deep.stdout + deep.stderr
     assert "2 files decrypted" in deep.stdout  # the events and the alert the log raises (alerts are archived)
     other = tmp_path / "other"
     logwarden(
         "keys", "init", "--archive", tmp_path / "archive", "--keyring", other, "--root-key-file", tmp_path / "other.key"
     )
-    wrong = logwarden("archive", "verify", out, "--deep", "--keyring", other, "--root-key-file", tmp_path / "other.key")
+    wrong = logwarden(
+        "archive", "verify", out, "--deep", *CUSTODIAN, "--keyring", other, "--root-key-file", tmp_path / "other.key"
+    )
     errors = [line for line in wrong.stdout.splitlines() if line.startswith("error:")]
     # another keyring trusts none of this archive's writers: that one problem is what it says (signed manifests),
     # once per file (events, alerts), not three times each
@@ -218,13 +226,13 @@ def test_an_ingest_host_is_told_its_files_stay_unread_until_the_custodian_trusts
     assert done.returncode == 0, done.stderr
     hint = [line for line in done.stderr.splitlines() if "is not trusted by the keyring's custodian" in line]
     assert len(hint) == 1, done.stderr
-    untrusted = logwarden("archive", "verify", archive, "--deep", *ring)
+    untrusted = logwarden("archive", "verify", archive, "--deep", *CUSTODIAN, *ring)
     assert untrusted.returncode == 1 and "not signed by a trusted writer" in untrusted.stdout
     trust = hint[0].split("until the custodian runs: logwarden ", 1)[1].split()
     assert logwarden(*trust, *ring).returncode == 0  # the command exactly as printed, where the root key is
     assert logwarden("keys", "import", "--archive", archive, ingest, "--keyring", keyring).returncode == 0  # 2026-11
     shutil.copytree(keyring / "signers", ingest / "signers", dirs_exist_ok=True)  # the custodian ships the trust
-    verified = logwarden("archive", "verify", archive, "--deep", *ring)
+    verified = logwarden("archive", "verify", archive, "--deep", *CUSTODIAN, *ring)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     again = logwarden("batch", "-c", config, "--input", ACCESS_LOG, "--output", archive, "--reprocess")
     assert again.returncode == 0 and "not trusted" not in again.stderr, again.stderr

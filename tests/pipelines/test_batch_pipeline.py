@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 
@@ -42,6 +43,18 @@ def test_parse_chunks_routes_events_and_dead_letters():
         )
         assert_that(urls, equal_to(["/page/1", "/page/2"]), label="events")
         assert_that(reasons, equal_to([(2, len(LINE.format(n=1, d=1)) + 1)]), label="dead letters")
+
+
+def test_every_parsed_batch_carries_its_earliest_event_time_as_its_beam_timestamp():
+    """Windowing and watermarks downstream follow the log's clock (the same graph serves the stream)."""
+    chunks = [
+        LineChunk("/a.log", 0, 1, (LINE.format(n=3, d=2) + "\n" + LINE.format(n=1, d=1) + "\n").encode(), "combined"),
+        LineChunk("/a.log", 500, 3, b"no time here\n", "combined"),
+    ]
+    with TestPipeline(runner="FnApiRunner") as p:
+        parsed = p | beam.Create(chunks) | ParseChunks()
+        stamped = parsed[ACCESS] | "When" >> beam.Map(lambda b, t=beam.DoFn.TimestampParam: t.to_utc_datetime())
+        assert_that(stamped, equal_to([dt.datetime(2026, 11, 1, 23, 59, 51)]), label="events")
 
 
 def test_sample_logs_are_archived_by_day_with_nothing_lost(examples, tmp_path, archive_config, reader):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -22,8 +23,23 @@ LINES = 1_000_000
 
 
 def _start(tmp_path: Path, log: Path, out: Path) -> subprocess.Popen:
+    config = tmp_path / "logwarden.yaml"
+    config.write_text(f"alerts:\n  sinks:\n    jsonl: {tmp_path / 'sink.jsonl'}\n")
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "batch", "-i", str(log), "-o", str(out), "-f", "combined"],
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "batch",
+            "-i",
+            str(log),
+            "-o",
+            str(out),
+            "-f",
+            "combined",
+            "-c",
+            config,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -70,6 +86,8 @@ def test_kill_9_at_random_moments_then_rerun_archives_every_line_exactly_once(tm
     assert len(pc.unique(offsets)) == LINES, f"killed at {kills}: duplicates"
     alert_ids = open_archive(out, keys, "alerts").to_table(columns=["alert_id"])["alert_id"].to_pylist()
     assert alert_ids and len(alert_ids) == len(set(alert_ids)), f"killed at {kills}: an alert raised twice"
+    sent = [json.loads(line)["alert_id"] for line in (tmp_path / "sink.jsonl").read_text().splitlines()]
+    assert sorted(sent) == sorted(alert_ids), f"killed at {kills}: each alert must reach the sink exactly once"
     report = verify_archive(out, reader=keys)
     assert report.ok and not [f for f in report.findings if f.level == "warning"], report.findings
     assert report.rows == LINES + len(alert_ids)

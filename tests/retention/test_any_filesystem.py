@@ -1,4 +1,4 @@
-"""Commits, recovery, manifests, the ledger and ``archive verify --deep`` on a non-local Beam filesystem.
+"""Commits, recovery, manifests, the ledger, the reader and ``archive verify --deep`` on a non-local Beam filesystem.
 
 The archive lives in ``memlw://`` (``tests/retention/memory_filesystem.py``: object-store semantics, no folders,
 no fsync, no locks); the keyring stays local.
@@ -10,6 +10,7 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 
 from retention import commit, layout
+from retention.archive_reader import open_archive, query_archive
 from retention.encryption import ArchiveEncryptor
 from retention.ledger import FileIdentity, FileOutcome, FilePlan, Ledger
 from retention.parquet_files import ParquetFileWriter
@@ -77,3 +78,15 @@ def test_transactions_replace_commits_and_the_ledger_on_filesystems(writer, read
     history = next(iter(Ledger.load(ROOT).histories.values()))
     assert history.archived() == (1000, 20) and history.runs == ["r2"]
     assert verify_archive(ROOT, reader=reader).rows == 40
+
+
+def test_the_reader_decrypts_an_archive_on_a_beam_filesystem_and_skips_what_no_manifest_lists(writer, reader):
+    signer = signer_of(writer)
+    commit.commit(ROOT, "events", DAY, "r1", [_stage(writer, "r1")], signer=signer)
+    staged = _stage(writer, "killed")  # an orphan a killed run left: never read
+    FileSystems.rename([staged.path], [f"{ROOT}/events/dt={DAY}/{layout.data_file_name('killed', 0)}"])
+    table = open_archive(ROOT, reader, "events").to_table()
+    assert table.num_rows == 20 and set(table.column("dt").to_pylist()) == {DAY}
+    assert open_archive(f"{ROOT}/events", reader).count_rows() == 20  # a dataset directory works too
+    counted = query_archive("SELECT count(*) AS n FROM events", ROOT, reader)
+    assert counted.column("n").to_pylist() == [20]

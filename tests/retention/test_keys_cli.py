@@ -66,7 +66,8 @@ def test_first_batch_creates_a_keyring_loudly_and_writes_an_encrypted_archive(tm
         for e in AuditLog(tmp_path / "out" / "_audit" / "audit.jsonl", None).entries()
     ]
     assert trail == [("keys init", "started", "ops"), ("keys init", "ok", "ops")]  # the automatic init is audited
-    assert main(["archive", "verify", str(tmp_path / "out"), "--deep", "--config", str(config)]) == 0
+    deep = ["archive", "verify", str(tmp_path / "out"), "--deep", "--config", str(config)]
+    assert main([*deep, "--role", "custodian", "--reason", "first look"]) == 0
 
 
 def test_batch_without_a_keyring_and_auto_init_off_says_what_to_do(tmp_path, examples, capsys):

@@ -73,7 +73,7 @@ def test_missing_keys_fail_and_shredded_months_do_not(archive, writer, reader):
 def test_the_cli_verifies_and_exits_1_on_damage(archive, archive_config, capsys, monkeypatch):
     monkeypatch.setenv("LOGWARDEN_ROOT_KEY", (Path(archive_config.keys.root_key_file)).read_text().strip())
     ring = ["--keyring", archive_config.keys.keyring]
-    assert main(["archive", "verify", str(archive), "--deep", *ring]) == 0
+    assert main(["archive", "verify", str(archive), "--deep", "--role", "custodian", "--reason", "t", *ring]) == 0
     assert "2 files, 40 rows, 2 files decrypted: ok" in capsys.readouterr().out
     [path] = archive.glob("events/dt=2026-02-05/*.parquet")
     path.write_bytes(path.read_bytes()[:-10])

@@ -127,7 +127,7 @@ def test_each_cut_is_a_ledger_transaction_and_a_batch_over_the_same_files_archiv
 
 def test_verify_deep_finds_every_manifest_signed_and_every_file_readable(streamed):
     base, out, *_ = streamed
-    done = _cli(base, "archive", "verify", "--deep", str(out))
+    done = _cli(base, "archive", "verify", "--deep", "--role", "ops", "--reason", "stream check", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "not signed" not in done.stdout + done.stderr
     assert not list(out.glob("alerts/*.jsonl")), "no plaintext alerts at rest"
@@ -173,7 +173,7 @@ def test_subject_erase_then_retention_apply_work_on_the_stream_archive(streamed)
     assert five_hundreds() == [] and five_hundreds("--tier", "all") == online
     assert _search(base, out, "--tier", "all", month="2025-01") == [], "past archive_days: deleted and shredded"
     assert "2025-01" in custodian.keyring.destroyed()
-    verify = _cli(base, "archive", "verify", "--deep", str(out))
+    verify = _cli(base, "archive", "verify", "--deep", "--role", "ops", "--reason", "stream check", str(out))
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
