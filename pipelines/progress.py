@@ -161,7 +161,7 @@ class _Display:
         self._started = time.monotonic()
         self._files = len(files)
         self._progress = Progress(
-            BarColumn(bar_width=16),  # short, so an 80-column terminal shows every number whole
+            BarColumn(bar_width=6),  # short, so an 80-column terminal shows every number whole (and the unit)
             DownloadColumn(),
             TextColumn("{task.fields[detail]}"),
             TimeRemainingColumn(),
@@ -177,8 +177,8 @@ class _Display:
     def update(self, totals: Totals) -> None:
         seconds = max(time.monotonic() - self._started, 1e-6)
         detail = (  # compact, so an 80-column terminal shows it whole
-            f"files {len(totals.files)}/{self._files}  {totals.lines:,} lines  {totals.lines / seconds:,.0f} lines/s"
-            f"  {totals.alerts} alerts"
+            f"files {len(totals.files)}/{self._files} {totals.lines:,} lines {totals.lines / seconds:,.0f} lines/s"
+            f" {totals.alerts} alerts"
         )
         self._progress.update(self._task, completed=totals.bytes, detail=detail)
 

@@ -59,7 +59,7 @@ def test_a_pipe_gets_no_progress_display_but_a_fuller_summary(tmp_path):
     config = write_config(tmp_path)
     done = logwarden("batch", "--input", EXAMPLES / "logs", "--output", tmp_path / "out", "-c", config)
     assert done.returncode == 0, done.stderr
-    assert "━" not in done.stderr and not re.search(r"lines/s  \d+ alerts", done.stderr)
+    assert "━" not in done.stderr and not re.search(r"lines/s +\d+ alerts", done.stderr)
     assert "events from       2026-10-31 00:00:00 .. 2026-11-01 23:59:20 UTC" in done.stderr
     assert f"2000 lines  combined         {ACCESS_LOG}" in done.stderr
     assert "dead letters              2 x expected" in done.stderr
