@@ -108,6 +108,49 @@ class Hits:
                 lines[s][offset] = text
         return {int(s): self.take(np.flatnonzero(shard == s), lines[int(s)]) for s in np.unique(shard)}
 
+    @classmethod
+    def concat(cls, parts: list[Hits]) -> Hits:
+        """Several groups of one rule and one file as one, rows in the order given.
+
+        Keys are not deduplicated: a key in two parts is listed twice (``key_index`` points at either), which
+        the fold treats exactly as it treats the parts apart (``alerts.engine._concat`` numbers the listed keys by
+        first appearance).  So folding the concatenation raises what folding the parts raises.
+        """
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        starts = np.cumsum([0] + [len(p.key_names) for p in parts[:-1]])
+        lines: dict[int, str] = {}
+        for p in parts:
+            lines.update(p.lines)
+        return cls(
+            rule_id=first.rule_id,
+            path=first.path,
+            key_names=pa.concat_arrays([p.key_names for p in parts]),
+            key_fields=pa.concat_batches([p.key_fields for p in parts]),
+            key_index=np.concatenate([p.key_index + start for p, start in zip(parts, starts.tolist())]),
+            ts=np.concatenate([p.ts for p in parts]),
+            offsets=np.concatenate([p.offsets for p in parts]),
+            values=np.concatenate([p.values for p in parts]) if first.values is not None else None,
+            lines=lines,
+        )
+
+
+def merge_hits(found: list) -> list:
+    """Many batches' hits as one group per rule and file (first-seen order); health cells are passed on as they are.
+
+    What crosses to the stateful step is then a few large groups instead of one small group per rule, batch and
+    shard: pickling, Beam's state and the fold each cost per group far more than per row.
+    """
+    groups: dict[tuple[str, str], list[Hits]] = {}
+    others = []
+    for hits in found:
+        if isinstance(hits, Hits):
+            groups.setdefault((hits.rule_id, hits.path), []).append(hits)
+        else:
+            others.append(hits)
+    return [Hits.concat(parts) for parts in groups.values()] + others
+
 
 _PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime: odd, so invertible modulo 2**64
 _PRIME_INVERSE = np.uint64(pow(0x100000001B3, -1, 2**64))

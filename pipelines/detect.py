@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import pickle
+from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.coders import BytesCoder, PickleCoder
@@ -23,9 +24,10 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from alerts.engine import Detector
-from alerts.observe import Observer, kept_whole
+from alerts.observe import Observer, kept_whole, merge_hits
 from alerts.outbox import Outbox, default_key_file, load_outbox_key
 from alerts.rules import RuleSet
 from alerts.sinks import build_sinks
@@ -64,12 +66,36 @@ class ObserveFn(beam.DoFn):
         self._whole = kept_whole(self._rules, self._dataset)
 
     def process(self, batch):
+        yield from self._by_shard(self._observer.observe(batch))
+
+    def _by_shard(self, found) -> Iterator[ShardHits]:
         by_shard = collections.defaultdict(list)
-        for hits in self._observer.observe(batch):
+        for hits in found:
             for shard, part in hits.by_shard(self._shards, hits.rule_id in self._whole).items():
                 by_shard[shard].append(part)
         for shard, parts in by_shard.items():
             yield shard, (max(int(h.ts.max()) for h in parts), _dumps(parts))
+
+
+class BundledObserveFn(ObserveFn):
+    """``ObserveFn`` for a bounded replay: a bundle's hits leave at its end, one group per rule and file
+    (``alerts.observe.merge_hits``), so the stateful step gets a few large elements per shard instead of one per
+    batch.  The folds see the same rows in the same order; a stream keeps ``ObserveFn``'s element-by-element
+    output so its alerts are not held back."""
+
+    def start_bundle(self):
+        self._held = {}  # window -> (earliest input timestamp, hits)
+
+    def process(self, batch, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+        earliest, found = self._held.get(window, (timestamp, []))
+        found.extend(self._observer.observe(batch))
+        self._held[window] = (min(earliest, timestamp), found)
+
+    def finish_bundle(self):
+        held, self._held = self._held, {}
+        for window, (earliest, found) in held.items():
+            for element in self._by_shard(merge_hits(found)):
+                yield WindowedValue(element, earliest, [window])
 
 
 class EvaluateOverTimeFn(beam.DoFn):
@@ -159,10 +185,11 @@ class Detect(beam.PTransform):
     def expand(self, events):
         if not isinstance(events, dict):
             events = {"access": events}
+        observe = BundledObserveFn if self.bounded else ObserveFn
         observed = [
             batches
             | f"Observe{dataset.capitalize()}"
-            >> beam.ParDo(ObserveFn(self.rules, dataset, self.shards)).with_output_types(ShardHits)
+            >> beam.ParDo(observe(self.rules, dataset, self.shards)).with_output_types(ShardHits)
             for dataset, batches in sorted(events.items())
             if self.rules.for_dataset(dataset)
         ]
