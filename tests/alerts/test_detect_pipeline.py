@@ -180,3 +180,9 @@ def test_a_bounded_replay_sends_each_shard_one_element_per_bundle(default_rules)
                       if hasattr(h, "offsets") for t, o in zip(h.ts, h.offsets))  # fmt: skip
 
     assert rows(value.value for value in out) == rows(one_by_one)
+    # ...each rule whole on one shard: it is folded once, not once per shard
+    shard_of_rule = {}
+    for value in out:
+        shard, (_, pickled) = value.value
+        for hits in pickle.loads(pickled):
+            assert shard_of_rule.setdefault(hits.rule_id, shard) == shard

@@ -61,3 +61,46 @@ def test_hits_merged_across_batches_fold_to_the_alerts_of_the_batches_apart(defa
     # ...and split by shard after merging, as the bounded pipeline does
     sharded = [part for h in merged for part in h.by_shard(4).values()]
     assert _comparable(replay(default_rules, sharded)) == _comparable(apart)
+
+
+def test_batches_observed_joined_give_the_hits_and_evidence_of_each_batch_observed_alone(default_rules):
+    """``observe_many`` joins consecutive batches to spread the per-batch cost; which rows quote their line stays
+    per batch (each key's first rows in each batch, busy keys only for a flood rule), so the alerts' evidence
+    lines are those of reading the batches one by one."""
+    from alerts.engine import replay
+    from alerts.observe import merge_hits, observe_many
+
+    rows = []
+    for i in range(4000):
+        t = i * 0.05
+        rows.append(access(t, ip="192.0.2.50", url=f"/page/{i % 40}"))  # a flood: a wide rule's busy key
+        if i % 2:
+            rows.append(access(t, ip=f"198.51.100.{i % 60}", url=f"/gone/{i % 25}", status=404))  # many probers
+        if i % 97 == 0:
+            rows.append(access(t, ip="192.0.2.66", url=f"/item?id={i}%27%20UNION%20SELECT%20pw%20FROM%20t--"))
+    pieces, start = [], 0
+    for size in (1500, 2200, 900, 1400):
+        piece = batch(rows[start : start + size])
+        offsets = pa.array([100 * (start + i) for i in range(piece.num_rows)], pa.int64())
+        pieces.append(piece.set_column(piece.schema.get_field_index("log_offset"), "log_offset", offsets))
+        start += size
+    one_by_one = [h for p in pieces for h in Observer(default_rules, "access").observe(p)]
+    apart = []
+    observer = Observer(default_rules, "access")
+    for p in pieces:
+        apart += observer.observe(p)
+    joined = observe_many(Observer(default_rules, "access"), pieces)
+
+    def quoted(found):
+        return {(h.rule_id, o, t) for h in found if hasattr(h, "lines") for o, t in h.lines.items()}
+
+    def hit_rows(found):
+        return sorted((h.rule_id, int(o)) for h in found if hasattr(h, "offsets") for o in h.offsets)
+
+    assert quoted(joined) == quoted(apart) and hit_rows(joined) == hit_rows(apart)
+    assert {h.rule_id for h in apart} >= {"http-request-flood", "http-probing", "http-sqli"}
+    assert len(quoted([h for h in apart if h.rule_id == "http-request-flood"])) < 4 * 3 * 10  # busy keys only
+    alerts = replay(default_rules, joined)
+    assert _comparable(alerts) == _comparable(replay(default_rules, merge_hits(apart)))
+    assert _comparable(alerts) == _comparable(replay(default_rules, one_by_one))
+    assert any(e["line"] for a in alerts for e in a["evidence"])
