@@ -40,22 +40,21 @@ def parent(path: str) -> str:
     return os.path.dirname(path) if is_local(path) else path.rstrip("/").rsplit("/", 1)[0]
 
 
-def fsync_file(path: str) -> None:
+def _fsync(path: str, flags: int) -> None:
     if is_local(path):
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, flags)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def fsync_file(path: str) -> None:
+    _fsync(path, os.O_RDONLY)
 
 
 def fsync_dir(path: str) -> None:
-    if is_local(path):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def mkdirs(path: str) -> None:
