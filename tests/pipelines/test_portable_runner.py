@@ -202,3 +202,33 @@ def test_the_batch_graph_on_the_portable_runner_with_workers_from_the_sdist_matc
         parsed_by[pid] = parsed_by.get(pid, 0) + lines
     assert set(parsed_by) <= {r["pid"] for r in reports} and parsed_by, parsed_by
     assert sum(parsed_by.values()) == int(re.search(r"read (\d+) =", _balance(local_summary)).group(1))
+
+
+def _readme_cluster_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Running on a cluster") :]
+    section = section[: section.index("\n## ", 1)]
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL):
+        for command in block.replace("\\\n", " ").splitlines():
+            if command.startswith("logwarden batch"):
+                commands.append(shlex.split(command)[1:])
+    return commands
+
+
+def test_the_readme_cluster_commands_pass_their_runner_flags_through_to_beam():
+    from pipelines.cli import build_parser
+    from pipelines.commands.common import unknown_flags_message
+    from pipelines.options import beam_flags, pipeline_options
+    from schemas.config import RunnerConfig
+
+    commands = _readme_cluster_commands()
+    runners = set()
+    for argv in commands:
+        args, extra = build_parser().parse_known_args(argv)
+        assert args.command == "batch" and extra, argv
+        assert unknown_flags_message(extra, build_parser(), beam_flags()) is None, argv
+        runners.add(pipeline_options(extra, RunnerConfig()).get_all_options()["runner"])
+    assert runners == {"DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner"}
+    problem = unknown_flags_message(["--environment_typ=EXTERNAL"], build_parser(), beam_flags())
+    assert "did you mean --environment_type?" in problem
