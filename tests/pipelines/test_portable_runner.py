@@ -134,6 +134,16 @@ def _batch(inputs: list[Path], output: Path, config: Path, *beam_flags: str, fai
     return err
 
 
+def _packaging_copy(into: Path) -> Path:
+    """What ``setup.py sdist`` reads, copied: Beam's build writes ``logwarden.egg-info`` beside ``setup.py``, and
+    ``test_setup_file`` builds from the checkout, maybe at the same moment on another pytest worker."""
+    for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md"):
+        shutil.copy(ROOT / name, into / name)
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, into / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return into / "setup.py"
+
+
 def _archived(output: Path, reader) -> dict:
     alerts = open_archive(output, reader, "alerts").to_table(columns=["alert_id", "rule_id", "count"]).to_pylist()
     return {
@@ -163,6 +173,8 @@ def test_the_batch_graph_on_the_portable_runner_with_workers_from_the_sdist_matc
         f"enrich:\n  geoip_databases: {json.dumps(geoip)}\n"
     )
     inputs = sorted(logs.iterdir())
+    (tmp_path / "src").mkdir()
+    setup_file = _packaging_copy(tmp_path / "src")
 
     local_summary = _batch(inputs, tmp_path / "local", config, "--runner=FnApiRunner")
     with worker_pool(tmp_path / "workers") as address:
@@ -174,7 +186,7 @@ def test_the_batch_graph_on_the_portable_runner_with_workers_from_the_sdist_matc
             "--job_endpoint=embed",
             "--environment_type=EXTERNAL",
             f"--environment_config={address}",
-            f"--setup_file={ROOT / 'setup.py'}",
+            f"--setup_file={setup_file}",
             failed=lambda: _worker_failure(tmp_path / "workers"),
         )
 
@@ -192,6 +204,7 @@ def test_the_batch_graph_on_the_portable_runner_with_workers_from_the_sdist_matc
         assert "workflow.tar.gz" in report["artifacts"]
         site_dir = Path(report["site"])
         assert site_dir.is_relative_to(tmp_path / "workers") and not site_dir.is_relative_to(ROOT)
+        assert not any(Path(p).is_relative_to(tmp_path / "src") for p in report["sys_path"])
         for name, file in report["files"].items():
             assert Path(file) == site_dir / name / "__init__.py", (name, file)
         assert str(ROOT) not in report["sys_path"] and "" not in report["sys_path"]
