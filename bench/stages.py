@@ -60,6 +60,10 @@ class Timers:
         self.calls: collections.Counter = collections.Counter()
         self._local = threading.local()
 
+    def __reduce__(self):
+        # Wrapped functions are pickled into the graph (in this process): they refer to the one instance.
+        return _timers, ()
+
     def _stack(self) -> list[float]:
         stack = getattr(self._local, "stack", None)
         if stack is None:
@@ -103,6 +107,13 @@ class Timers:
         return timed
 
 
+TIMERS = Timers()
+
+
+def _timers() -> Timers:
+    return TIMERS
+
+
 #: (stage, module, attribute path, generator?): what is timed as each stage.
 TIMED = [
     ("read", "pipelines.read", "read_range", True),
@@ -139,7 +150,10 @@ def install(timers: Timers) -> None:
     import importlib
 
     for stage, module_name, path, is_generator in TIMED:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue  # not in this version of the code
         owner_name, _, attribute = path.rpartition(".")
         owner = getattr(module, owner_name) if owner_name else module
         original = getattr(owner, attribute, None)
@@ -152,7 +166,8 @@ def install(timers: Timers) -> None:
 class RunnerProbe:
     """Patches FnApiRunner's bundle execution: per fused stage, time, RSS and what stays buffered after it."""
 
-    def __init__(self):
+    def __init__(self, trace: int = 0):
+        self.trace = trace  # with tracemalloc: this many top allocation sites after each fused stage
         self.rows: list[dict] = []
         self.run_started = self.run_ended = None
         self._peak = 0
@@ -187,6 +202,15 @@ class RunnerProbe:
                 "peak": max(probe._peak, rss_bytes()),
             }
             row.update(held_by_runner(context))
+            import pyarrow as pa
+
+            row["arrow"] = pa.total_allocated_bytes()
+            if probe.trace:
+                import tracemalloc
+
+                snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+                row["python"] = sum(stat.size for stat in snapshot.statistics("filename"))
+                row["top"] = snapshot.statistics("lineno")[: probe.trace]
             probe.rows.append(row)
             return result
 
@@ -211,15 +235,29 @@ class RunnerProbe:
 
 
 def held_by_runner(context) -> dict:
-    """Bytes (or values) the runner holds for later stages: PCollection buffers and user state."""
+    """Bytes (or values) the runner holds for later stages: buffered inputs of stages to come and user state."""
     from apache_beam.runners.portability.fn_api_runner.execution import GroupingBuffer, ListBuffer
 
     buffered = grouped_values = 0
-    for buffer in list(context.pcoll_buffers.values()):
+    seen: set[int] = set()
+
+    def count(buffer) -> None:
+        nonlocal buffered, grouped_values
+        if id(buffer) in seen:
+            return
+        seen.add(id(buffer))
         if isinstance(buffer, ListBuffer) and not buffer.cleared:
             buffered += sum(len(b) for b in buffer._inputs)
         elif isinstance(buffer, GroupingBuffer):
             grouped_values += sum(len(v) for v in buffer._table.values())
+
+    for buffer in list(context.pcoll_buffers.values()):
+        count(buffer)
+    queues = context.queues
+    for queue in (queues.ready_inputs, queues.watermark_pending_inputs, queues.time_pending_inputs):
+        for _, data_input in list(queue._q):
+            for buffer in [*data_input.data.values(), *data_input.timers.values()]:
+                count(buffer)
     state = context.worker_handler_manager.state_servicer._state
     state_bytes = sum(len(b) for values in list(getattr(state, "_underlying", state).values()) for b in values)
     return {"buffered": buffered, "grouped_values": grouped_values, "state": state_bytes}
@@ -262,6 +300,15 @@ def report(timers: Timers, probe: RunnerProbe, started: float, ended: float, lin
             f"{_mib(row['buffered']):>9} {row['grouped_values']:>8} {_mib(row['state']):>6}"
         )
     print("(buffered, state: MiB the runner holds for later stages when the stage ends; grouped: values)")
+    for row in probe.rows:
+        print(f"{row['stage'][-60:]}: Arrow allocated {_mib(row['arrow'])} MiB", end="")
+        if "python" in row:
+            print(f", Python (tracemalloc) {_mib(row['python'])} MiB; top:")
+            for stat in row["top"]:
+                frame = stat.traceback[0]
+                print(f"    {_mib(stat.size):>6} MiB {stat.count:>9} blocks  {frame.filename}:{frame.lineno}")
+        else:
+            print()
 
 
 def main(argv: list[str]) -> int:
@@ -271,7 +318,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", help="logwarden config file")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "logwarden-bench"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--trace-memory",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trace Python allocations (slow) and list the N largest sites after each fused stage",
+    )
     args = parser.parse_args(argv)
+    if args.trace_memory:
+        import tracemalloc
+
+        tracemalloc.start()
     if bool(args.file) == bool(args.lines):
         parser.error("give a FILE or --lines (not both)")
     from bench.throughput import bench_config, generated_log
@@ -279,7 +337,7 @@ def main(argv: list[str]) -> int:
     log = Path(args.file) if args.file else generated_log(Path(args.data_dir), args.lines, args.seed)
     lines = count_lines(str(log))
     started = process_started()
-    timers, probe = Timers(), RunnerProbe()
+    timers, probe = TIMERS, RunnerProbe(args.trace_memory)
     install(timers)
     probe.install()
     from pipelines.cli import main as cli
