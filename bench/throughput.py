@@ -223,6 +223,13 @@ def main(argv: list[str]) -> int:
         for log, lines in inputs:
             for n in cores:
                 cells.append(run_cell(log, lines, n, Path(tmp), args))
+                c = cells[-1]  # as it comes: a long invocation shows its progress
+                print(
+                    f"  {lines} lines, {n} core(s): goaccess {c.goaccess.seconds or 0:.1f} s, "
+                    f"logwarden {c.logwarden.seconds or 0:.1f} s, {c.logwarden.peak_rss_mib or 0:.0f} MiB "
+                    f"(load {load_average()})",
+                    flush=True,
+                )
     print(f"load average after:  {load_average()}")
     print_cells(cells)
     return 1 if compare_alerts(cells, args.reference_alerts) else 0
