@@ -36,8 +36,9 @@ $(PUBSUB_STAMP): setup.py pyproject.toml
 test-pubsub: $(PUBSUB_STAMP)
 	$(PUBSUB_VENV)/bin/python -m pytest -q tests/stream/test_stream_sources.py
 
+# One pytest worker per core (pytest-xdist), each test file on one worker so module fixtures are built once.
 test: $(STAMP) $(PUBSUB_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 	$(PUBSUB_VENV)/bin/python -m pytest -q tests/stream/test_stream_sources.py
 
 test-all: $(STAMP)

@@ -46,6 +46,7 @@ setup(
         "pubsub": ["apache-beam[gcp]>=2.77,<2.78"],
         "dev": [
             "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",  # make test runs one worker per core
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",
             "mmdb-writer>=0.2,<1",

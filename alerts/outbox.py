@@ -36,6 +36,7 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 
 from retention import layout, sealing
+from retention.keyring import beside_keyring
 from schemas.json_rows import row_to_json_dict
 
 OUTBOX_KEY_ENV = "LOGWARDEN_OUTBOX_KEY"
@@ -49,7 +50,7 @@ class OutboxError(Exception):
 
 def default_key_file(keyring: str) -> str:
     """``outbox.key`` beside the keyring directory (not inside it: the keyring is safe to copy, this key is not)."""
-    return str(Path(keyring).expanduser().parent / "outbox.key")
+    return str(beside_keyring(keyring, "outbox.key"))
 
 
 def load_outbox_key(path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> bytes:

@@ -16,7 +16,6 @@ import collections
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from alerts.engine import Detector
 from alerts.observe import Observer
 from alerts.replay import detect_files
 from alerts.rules import load_rules
+from bench.measure import batch_job_cost
 from parsers.files import parse_file
 from pipelines.read import open_raw
 
@@ -140,19 +140,7 @@ def fail2ban_quality(rules, corpora: Path) -> list[tuple]:
 
 def batch_run_cost(log: str, alerts_enabled: bool) -> tuple[float, float]:
     """``(wall s, CPU s)`` of one ``logwarden batch`` run over ``log``: the whole job, start-up included."""
-    with tempfile.TemporaryDirectory() as out:
-        config = Path(out) / "config.yaml"
-        config.write_text(f"alerts:\n  enabled: {'true' if alerts_enabled else 'false'}\n")
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        command = [sys.executable, "-m", "pipelines.cli", "batch", "--input", log, "--output", f"{out}/run"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        subprocess.run(
-            [*command, "-c", str(config)], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return batch_job_cost(log, f"alerts:\n  enabled: {'true' if alerts_enabled else 'false'}\n")
 
 
 def detection_overhead(log: str, rounds: int) -> dict[bool, list[tuple[float, float]]]:

@@ -10,11 +10,6 @@ compared on CPU time (the issue 13 goal: all detection at most 25 % over a run w
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +19,7 @@ import pyarrow as pa
 from alerts.engine import Detector
 from alerts.observe import Observer
 from alerts.rules import RuleSet, load_rules
+from bench.measure import batch_job_cost
 from parsers.files import parse_file
 from pipelines.read import open_raw
 
@@ -62,23 +58,6 @@ def detection_cpu(rules: RuleSet, batches: list[pa.RecordBatch], repeat: int = 2
     return best, len(alerts)
 
 
-def batch_run_cpu(log: str, config_text: str) -> tuple[float, float]:
-    """``(wall s, CPU s)`` of one ``logwarden batch`` run over ``log``, start-up included."""
-    with tempfile.TemporaryDirectory() as out:
-        config = Path(out) / "config.yaml"
-        config.write_text(config_text)
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        command = [sys.executable, "-m", "pipelines.cli", "batch", "--input", log, "--output", f"{out}/run"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        subprocess.run(
-            [*command, "-c", str(config)], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench health", description=__doc__.splitlines()[0])
     parser.add_argument("log", nargs="?", default=DEFAULT_LOG, help=f"access log (default {DEFAULT_LOG})")
@@ -112,7 +91,7 @@ def main(argv: list[str]) -> int:
     runs: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
     for _ in range(args.rounds):
         for mode, text in modes.items():
-            runs[mode].append(batch_run_cpu(args.log, text))
+            runs[mode].append(batch_job_cost(args.log, text))
     print(f"\n== logwarden batch over {args.log} (FnApiRunner, whole job; best of {args.rounds} alternated runs)")
     print(f"{'':14} {'wall s':>7} {'CPU s':>7} {'CPU over alerts off':>20}")
     off_cpu = min(c for _, c in runs["alerts off"])

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
 import shutil
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -154,3 +158,20 @@ def print_table(rows: list[Measurement], baseline: str) -> None:
             f"{r.name:34} {r.lines:>10} {r.seconds:>8.2f} {r.lines_per_second:>10,.0f} "
             f"{r.peak_rss_mib:>9.0f} {ratio:>14}  {r.note}"
         )
+
+
+def batch_job_cost(log: str, config_text: str) -> tuple[float, float]:
+    """``(wall s, CPU s)`` of one ``logwarden batch`` run over ``log`` with this config, start-up included."""
+    with tempfile.TemporaryDirectory() as out:
+        config = Path(out) / "config.yaml"
+        config.write_text(config_text)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        command = [sys.executable, "-m", "pipelines.cli", "batch", "--input", log, "--output", f"{out}/run"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(
+            [*command, "-c", str(config)], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

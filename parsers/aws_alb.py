@@ -21,39 +21,50 @@ def _label(key: str, what: str, body: str | None = None) -> Field:
 
 
 _SIGNED_DECIMAL = r"-?[0-9]+(?:\.[0-9]+)?"
+_TIME = Field("time_iso8601", "time (ISO 8601)", "time", r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ \"]+", fills=("timestamp",))
+_CLIENT = Field("address_port", "client:port", "client", fills=("source_address", "source_ip", "source_port"))
+
+
+def _http_fields(upstream: str, upstream_status: str, upstream_status_body: str, request: str) -> list:
+    """The run of fields ALB and classic ELB share, from the processing times to the SSL protocol; they name the
+    server behind the balancer differently (``target`` / ``backend``)."""
+    return [
+        _label("request_processing_time", "request processing time", _SIGNED_DECIMAL),
+        " ",
+        _label(f"{upstream}_processing_time", f"{upstream} processing time", _SIGNED_DECIMAL),
+        " ",
+        _label("response_processing_time", "response processing time", _SIGNED_DECIMAL),
+        " ",
+        Field("http_response_status_code", "ELB status code", "elb_status_code", STATUS + "|-"),
+        " ",
+        _label(f"{upstream}_status_code", upstream_status, upstream_status_body),
+        " ",
+        Field("http_request_bytes", "received bytes", "received_bytes", NUMBER_OR_DASH),
+        " ",
+        Field("http_response_bytes", "sent bytes", "sent_bytes", NUMBER_OR_DASH),
+        ' "',
+        Field("request_line", request, "request"),
+        '" "',
+        Field("user_agent_original", "user agent in quotes", "user_agent"),
+        '" ',
+        Field("tls_cipher", "SSL cipher", "ssl_cipher"),
+        " ",
+        Field("tls_protocol", "SSL protocol", "ssl_protocol", fills=("tls_version",)),
+    ]
+
 
 ALB_PARTS = [
     _label("type", "request type (http, https, h2, grpcs, ws, wss)", r"[a-z0-9]+"),
     " ",
-    Field("time_iso8601", "time (ISO 8601)", "time", r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ \"]+", fills=("timestamp",)),
+    _TIME,
     " ",
     _label("elb", "load balancer id"),
     " ",
-    Field("address_port", "client:port", "client", fills=("source_address", "source_ip", "source_port")),
+    _CLIENT,
     " ",
     _label("target", "target:port"),
     " ",
-    _label("request_processing_time", "request processing time", _SIGNED_DECIMAL),
-    " ",
-    _label("target_processing_time", "target processing time", _SIGNED_DECIMAL),
-    " ",
-    _label("response_processing_time", "response processing time", _SIGNED_DECIMAL),
-    " ",
-    Field("http_response_status_code", "ELB status code", "elb_status_code", STATUS + "|-"),
-    " ",
-    _label("target_status_code", "target status code", STATUS + "|-"),
-    " ",
-    Field("http_request_bytes", "received bytes", "received_bytes", NUMBER_OR_DASH),
-    " ",
-    Field("http_response_bytes", "sent bytes", "sent_bytes", NUMBER_OR_DASH),
-    ' "',
-    Field("request_line", "request in quotes", "request"),
-    '" "',
-    Field("user_agent_original", "user agent in quotes", "user_agent"),
-    '" ',
-    Field("tls_cipher", "SSL cipher", "ssl_cipher"),
-    " ",
-    Field("tls_protocol", "SSL protocol", "ssl_protocol", fills=("tls_version",)),
+    *_http_fields("target", "target status code", STATUS + "|-", "request in quotes"),
     " ",
     _label("target_group_arn", "target group ARN"),
     ' "',
@@ -74,9 +85,6 @@ ALB = RegexFormat(
     description="AWS Application Load Balancer access log",
 )
 
-_TIME = Field("time_iso8601", "time (ISO 8601)", "time", r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ \"]+", fills=("timestamp",))
-_CLIENT = Field("address_port", "client:port", "client", fills=("source_address", "source_ip", "source_port"))
-
 #: Classic Load Balancer: an HTTP(S) listener logs the request; a TCP/SSL one logs ``"- - - "`` and ``-`` statuses.
 ELB_PARTS = [
     _TIME,
@@ -87,27 +95,12 @@ ELB_PARTS = [
     " ",
     _label("backend", "backend:port (- when none answered)"),
     " ",
-    _label("request_processing_time", "request processing time", _SIGNED_DECIMAL),
-    " ",
-    _label("backend_processing_time", "backend processing time", _SIGNED_DECIMAL),
-    " ",
-    _label("response_processing_time", "response processing time", _SIGNED_DECIMAL),
-    " ",
-    Field("http_response_status_code", "ELB status code", "elb_status_code", STATUS + "|-"),
-    " ",
-    _label("backend_status_code", "backend status code (0 when none answered)", r"[0-9]{1,3}|-"),
-    " ",
-    Field("http_request_bytes", "received bytes", "received_bytes", NUMBER_OR_DASH),
-    " ",
-    Field("http_response_bytes", "sent bytes", "sent_bytes", NUMBER_OR_DASH),
-    ' "',
-    Field("request_line", "request in quotes (- - - on a TCP listener)", "request"),
-    '" "',
-    Field("user_agent_original", "user agent in quotes", "user_agent"),
-    '" ',
-    Field("tls_cipher", "SSL cipher", "ssl_cipher"),
-    " ",
-    Field("tls_protocol", "SSL protocol", "ssl_protocol", fills=("tls_version",)),
+    *_http_fields(
+        "backend",
+        "backend status code (0 when none answered)",
+        r"[0-9]{1,3}|-",
+        "request in quotes (- - - on a TCP listener)",
+    ),
 ]
 
 ELB = RegexFormat(
@@ -124,7 +117,7 @@ NLB_PARTS = [
     " ",
     _label("version", "log version", r"[0-9]+\.[0-9]+"),
     " ",
-    Field("time_iso8601", "time (ISO 8601)", "time", r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ \"]+", fills=("timestamp",)),
+    _TIME,
     " ",
     _label("elb", "load balancer id"),
     " ",

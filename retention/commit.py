@@ -33,21 +33,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import errno
 import json
 import os
-import shutil
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 
-from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from retention import layout, signing
+from retention import layout, signing, storage
 from retention.parquet_files import WrittenFile
 from retention.stamps import utc_stamp
+from retention.storage import create, file_size, is_local, list_paths, mkdirs, read_bytes
 from schemas import SCHEMA_VERSION
 
 STAGED = "staged"
@@ -80,100 +78,15 @@ def _no_hook(step: str, detail: str) -> None:
     pass
 
 
-# --- filesystem helpers ---------------------------------------------------------------------------------------
-
-
-def is_local(path: str) -> bool:
-    return FileSystems.get_scheme(path) is None
-
-
-def _fsync_file(path: str) -> None:
-    if is_local(path):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    if is_local(path):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def mkdirs(path: str) -> None:
-    if is_local(path):
-        os.makedirs(path, exist_ok=True)
-    elif not FileSystems.exists(path):
-        with contextlib.suppress(OSError):
-            FileSystems.mkdirs(path)
-
-
-def create(path: str):
-    """A new file for writing (its folder made first), as ``ParquetFileWriter`` wants its opener."""
-    mkdirs(path.rsplit("/", 1)[0])
-    return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
-def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return handle.read()
-
-
-def file_size(path: str) -> int | None:
-    """Size in bytes, or None when there is no such file."""
-    if is_local(path):
-        try:
-            return os.stat(path).st_size
-        except FileNotFoundError:
-            return None
-    matched = FileSystems.match([path])[0].metadata_list
-    return matched[0].size_in_bytes if matched else None
-
-
-def _delete(paths: Sequence[str]) -> None:
-    for path in paths:
-        if is_local(path):
-            with contextlib.suppress(FileNotFoundError):
-                if os.path.isdir(path):
-                    shutil.rmtree(path)
-                else:
-                    os.unlink(path)
-        elif FileSystems.exists(path):
-            FileSystems.delete([path])
+# --- filesystem helpers (see retention.storage) ------------------------------------------------------------------
 
 
 def _publish(source: str, target: str) -> None:
     """Rename ``source`` to ``target``, never over an existing ``target`` where the filesystem lets us check."""
-    if is_local(source):
-        try:
-            os.link(source, target)  # fails if target exists: a taken name is never overwritten
-        except FileExistsError:
-            raise CommitError(f"{target} already exists; refusing to overwrite it") from None
-        except OSError as error:
-            if error.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP):
-                raise
-            if os.path.exists(target):
-                raise CommitError(f"{target} already exists; refusing to overwrite it") from None
-            os.rename(source, target)
-            return
-        os.unlink(source)
-        return
-    if FileSystems.exists(target):
-        raise CommitError(f"{target} already exists; refusing to overwrite it")
-    FileSystems.rename([source], [target])
-
-
-def list_paths(pattern: str) -> list[str]:
-    """Paths matching a glob (files only), sorted; nothing when its folder does not exist."""
     try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except BeamIOError:  # some filesystems refuse a pattern under a folder that does not exist
-        return []
+        storage.publish(source, target)
+    except FileExistsError:
+        raise CommitError(f"{target} already exists; refusing to overwrite it") from None
 
 
 # --- manifests and partitions ---------------------------------------------------------------------------------
@@ -376,7 +289,7 @@ class RunLease:
                 handle.write(json.dumps(self._doc()).encode())
 
     def __exit__(self, *exc) -> None:
-        _delete([self.path])
+        storage.delete([self.path])
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -434,7 +347,7 @@ def staging_path(root: str, run_id: str, suffix: str = ".parquet") -> str:
 def clear_staging(root: str, run_id: str) -> None:
     """End of a run: its staging folder (files it wrote but never committed, and empty folders) goes."""
     staging = layout.staging_dir(root, run_id)
-    _delete([staging] if is_local(staging) else list_paths(FileSystems.join(staging, "**")))
+    storage.delete([staging] if is_local(staging) else list_paths(FileSystems.join(staging, "**")))
 
 
 def commit(
@@ -479,13 +392,13 @@ def commit(
             size = file_size(written.path)
             if size != written.size:
                 raise CommitError(f"staged file {written.path}: {size} bytes, expected {written.size}")
-            _fsync_file(written.path)
+            storage.fsync_file(written.path)
         hook(STAGED, commit_id)
         mkdirs(directory)
         for written, name in zip(add, names, strict=True):
             _publish(written.path, FileSystems.join(directory, name))
             hook(FILE_PUBLISHED, name)
-        _fsync_dir(directory)
+        storage.fsync_dir(directory)
         manifest = Manifest(
             dataset=dataset,
             day=day,
@@ -500,14 +413,14 @@ def commit(
         )
         with create(staged_manifest) as handle:
             handle.write(manifest.to_bytes(signer))
-        _fsync_file(staged_manifest)
+        storage.fsync_file(staged_manifest)
         hook(MANIFEST_STAGED, commit_id)
         _publish(staged_manifest, manifest_path)
-        _fsync_dir(directory)
+        storage.fsync_dir(directory)
         hook(COMMITTED, commit_id)
         if remove:
-            _delete([FileSystems.join(directory, name) for name in remove])
-            _fsync_dir(directory)
+            storage.delete([FileSystems.join(directory, name) for name in remove])
+            storage.fsync_dir(directory)
             hook(RETIRED, commit_id)
     return manifest
 
@@ -530,10 +443,10 @@ def _write_json(path: str, doc: dict, staging: str) -> None:
     staged = FileSystems.join(staging, f"record-{uuid.uuid4().hex}.json")
     with create(staged) as handle:
         handle.write((json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
-    _fsync_file(staged)
+    storage.fsync_file(staged)
     mkdirs(path.rsplit("/", 1)[0])
     _publish(staged, path)
-    _fsync_dir(path.rsplit("/", 1)[0])
+    storage.fsync_dir(path.rsplit("/", 1)[0])
 
 
 def begin_transaction(root: str, txn: str, record: dict | None = None) -> None:
@@ -552,7 +465,7 @@ def complete_transaction(root: str, txn: str, record: dict) -> None:
     _write_json(
         layout.transaction_record(root, txn, completed=True), doc, layout.staging_dir(root, layout.run_of_commit(txn))
     )
-    _delete([layout.transaction_record(root, txn, completed=False)])
+    storage.delete([layout.transaction_record(root, txn, completed=False)])
 
 
 def transaction_completed(root: str, txn: str) -> bool:
@@ -594,9 +507,9 @@ def _withdraw(root: str, txn: str) -> list[str]:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             directory = path.rsplit("/", 1)[0]
             files += [FileSystems.join(directory, e["file"]) for e in json.loads(read_bytes(path))["files"]]
-    _delete(manifests)
-    _delete(files)
-    _delete([layout.transaction_record(root, txn, completed=False)])
+    storage.delete(manifests)
+    storage.delete(files)
+    storage.delete([layout.transaction_record(root, txn, completed=False)])
     return files
 
 
@@ -670,10 +583,10 @@ def recover(root: str, *, dry_run: bool = False, own_run: str | None = None) -> 
         if not live(run):
             report.staging.append(FileSystems.join(staging, run))
             if not dry_run:
-                _delete([FileSystems.join(staging, run)] if is_local(staging) else paths)
-                _delete([layout.lease_path(root, run)] if _valid_run_id(run) else [])
+                storage.delete([FileSystems.join(staging, run)] if is_local(staging) else paths)
+                storage.delete([layout.lease_path(root, run)] if _valid_run_id(run) else [])
     if not dry_run:
-        _delete(report.orphans + report.retired)
+        storage.delete(report.orphans + report.retired)
     return report
 
 
@@ -703,12 +616,12 @@ def prune_partition(root: str, dataset: str, day: str) -> bool:
         if view.live or view.problems:
             return False
         present = {layout.base_name(p) for p in list_paths(FileSystems.join(directory, "*"))}
-        _delete([view.path(name) for name in sorted(view.retired & present)])
+        storage.delete([view.path(name) for name in sorted(view.retired & present)])
         manifests = {commit_id: view.path(layout.manifest_file_name(commit_id)) for commit_id in view.manifests}
         adders = [path for commit_id, path in manifests.items() if view.manifests[commit_id].files]
-        _delete(adders)
-        _fsync_dir(directory)
-        _delete([path for path in manifests.values() if path not in adders])
+        storage.delete(adders)
+        storage.fsync_dir(directory)
+        storage.delete([path for path in manifests.values() if path not in adders])
         if is_local(directory):
             with contextlib.suppress(OSError):  # not empty: a writer is adding to it right now
                 os.rmdir(directory)

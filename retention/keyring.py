@@ -1,4 +1,4 @@
-"""The local keyring: per-month master keys with versions, a root key, and the writer and reader roles.
+"""The keyring: per-month master keys with versions, a root key, and the writer and reader roles.
 
 Layout of the keyring directory (everything in it is safe to copy without the root key)::
 
@@ -23,6 +23,9 @@ its ``keys/`` files must be copied back to the readers' keyring.
 ``ReaderKeys`` also holds the root private key, from ``$LOGWARDEN_ROOT_KEY`` or
 an owner-only key file, and unseals private halves on demand.
 
+The directory may be local or on any Beam filesystem (``retention.storage``); on an object store, creating a
+key version cannot be exclusive, so one process at a time should change a remote keyring.
+
 Destroying a month deletes the key files of every version of both purposes and
 leaves a tombstone; every copy of that month's Parquet files, backups included,
 is then unreadable.  That holds for keyring backups only once they expire too:
@@ -32,7 +35,6 @@ or keep master keys in a cloud KMS whose key deletion covers its own copies.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -43,9 +45,10 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from retention import roles, sealing, signing
-from retention.layout import month_of_day
+from retention import roles, sealing, signing, storage
+from retention.layout import base_name, month_of_day
 from retention.stamps import utc_stamp
+from schemas.config import user_data_dir
 
 PURPOSES = ("personal", "data")
 ROOT_KEY_ENV = "LOGWARDEN_ROOT_KEY"
@@ -127,52 +130,51 @@ def parse_key_id(key_id: str) -> tuple[str, str, int]:
     return match["purpose"], match["period"], int(match["version"])
 
 
-def _write_json_exclusive(path: Path, doc: dict) -> bool:
+def _json_bytes(doc: dict) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _write_json_exclusive(path: str, doc: dict) -> bool:
     """Create ``path`` with ``doc`` atomically; False if it already exists (another writer won)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        os.unlink(tmp)
+    return storage.write_new(path, _json_bytes(doc))
+
+
+def _read_json(path: str) -> dict:
+    return json.loads(storage.read_text(path))
 
 
 class Keyring:
     """A keyring directory; reads and changes key files, never holds a private key in the clear."""
 
     def __init__(self, directory: str | os.PathLike):
-        self.directory = Path(directory).expanduser()
+        self.directory = storage.normalise(directory)
 
     def __repr__(self) -> str:
-        return f"Keyring({str(self.directory)!r})"
+        return f"Keyring({self.directory!r})"
+
+    def _file(self, *parts: str) -> str:
+        return storage.join(self.directory, *parts)
 
     @property
-    def _root_file(self) -> Path:
-        return self.directory / "root.json"
+    def _root_file(self) -> str:
+        return self._file("root.json")
 
     def exists(self) -> bool:
-        return self._root_file.is_file()
+        return storage.exists(self._root_file)
 
     def create(self, root_public: bytes) -> None:
         """Start an empty keyring whose private halves will be sealed to ``root_public``."""
         if self.exists():
             raise KeyringError(f"a keyring already exists in {self.directory}")
-        (self.directory / "keys").mkdir(parents=True, exist_ok=True)
-        (self.directory / "destroyed").mkdir(exist_ok=True)
+        storage.mkdirs(self._file("keys"))
+        storage.mkdirs(self._file("destroyed"))
         doc = {"public_key": sealing.encode_key(root_public), "created": utc_stamp(), "sealing": sealing.FORMAT}
         if not _write_json_exclusive(self._root_file, doc):
             raise KeyringError(f"a keyring already exists in {self.directory}")
 
     def root_public(self) -> bytes:
         try:
-            doc = json.loads(self._root_file.read_text(encoding="utf-8"))
+            doc = _read_json(self._root_file)
             return sealing.decode_key(doc["public_key"])
         except FileNotFoundError:
             raise KeyringError(
@@ -186,21 +188,21 @@ class Keyring:
         """Every key version still in the keyring, sorted by period, purpose and version."""
         self.root_public()  # a clear error when there is no keyring at all
         records = []
-        for path in sorted((self.directory / "keys").glob("*.json")):
+        for path in storage.list_paths(self._file("keys", "*.json")):
             try:
-                records.append(KeyRecord.from_json(json.loads(path.read_text(encoding="utf-8"))))
+                records.append(KeyRecord.from_json(_read_json(path)))
             except (ValueError, KeyError) as error:
                 raise KeyringError(f"{path}: damaged key record ({error})") from None
         return sorted(records, key=lambda r: (r.period, r.purpose, r.version))
 
-    def _path(self, purpose: str, period: str, version: int) -> Path:
-        return self.directory / "keys" / f"{key_name(purpose, period)}@v{version}.json"
+    def _path(self, purpose: str, period: str, version: int) -> str:
+        return self._file("keys", f"{key_name(purpose, period)}@v{version}.json")
 
     def record(self, key_id: str) -> KeyRecord:
         purpose, period, version = parse_key_id(key_id)
         path = self._path(purpose, period, version)
         try:
-            return KeyRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+            return KeyRecord.from_json(_read_json(path))
         except FileNotFoundError:
             tombstone = self.destroyed().get(period)
             if tombstone is not None:
@@ -221,8 +223,8 @@ class Keyring:
     def destroyed(self) -> dict[str, dict]:
         """Tombstones of crypto-shredded months, by period."""
         found = {}
-        for path in sorted((self.directory / "destroyed").glob("*.json")):
-            doc = json.loads(path.read_text(encoding="utf-8"))
+        for path in storage.list_paths(self._file("destroyed", "*.json")):
+            doc = _read_json(path)
             found[doc["period"]] = doc
         return found
 
@@ -288,17 +290,15 @@ class Keyring:
         check_period(period)
         self.root_public()
         victims = [r for r in self.records() if r.period == period]
-        tombstone = self.directory / "destroyed" / f"{period}.json"
-        if not tombstone.exists():
+        tombstone = self._file("destroyed", f"{period}.json")
+        if not storage.exists(tombstone):
             _write_json_exclusive(
                 tombstone, {"period": period, "destroyed": utc_stamp(), "key_ids": [r.key_id for r in victims]}
             )
-        recorded = json.loads(tombstone.read_text(encoding="utf-8")).get("key_ids", [])
+        recorded = _read_json(tombstone).get("key_ids", [])
         roles.RoleRegistry(self.directory).forget(sorted({r.key_id for r in victims} | set(recorded)))
         for record in victims:
-            path = self._path(record.purpose, record.period, record.version)
-            with contextlib.suppress(FileNotFoundError):
-                _overwrite_and_unlink(path)
+            storage.wipe(self._path(record.purpose, record.period, record.version))
         return [r.key_id for r in victims]
 
     def export_public(self, target: str | os.PathLike) -> int:
@@ -309,13 +309,12 @@ class Keyring:
         for record in records:
             _write_json_exclusive(out._path(record.purpose, record.period, record.version), record.to_json(False))
         for period, doc in self.destroyed().items():
-            _write_json_exclusive(out.directory / "destroyed" / f"{period}.json", doc)
+            _write_json_exclusive(out._file("destroyed", f"{period}.json"), doc)
         roles.copy_public(self.directory, out.directory)  # so months first met there are sealed to the roles too
-        for name in ("custodian.json",):
-            if (self.directory / name).is_file():
-                _write_json_exclusive(out.directory / name, json.loads((self.directory / name).read_text()))
-        for path in sorted((self.directory / "signers").glob("*.json")):
-            _write_json_exclusive(out.directory / "signers" / path.name, json.loads(path.read_text()))
+        if storage.exists(self._file("custodian.json")):
+            _write_json_exclusive(out._file("custodian.json"), _read_json(self._file("custodian.json")))
+        for path in storage.list_paths(self._file("signers", "*.json")):
+            _write_json_exclusive(out._file("signers", base_name(path)), _read_json(path))
         return len(records)
 
     # --- who may write: the custodian and the signers it trusts ---------------------------------------------------
@@ -330,13 +329,13 @@ class Keyring:
             "public_key": signing.encode_public(custodian.public_key),
             "created": utc_stamp(),
         }
-        _write_json_exclusive(self.directory / "custodian.json", doc)
+        _write_json_exclusive(self._file("custodian.json"), doc)
         return custodian
 
     def custodian_public(self) -> bytes | None:
         """The custodian's public key as this directory says (only readers holding the root key can be sure)."""
         try:
-            doc = json.loads((self.directory / "custodian.json").read_text(encoding="utf-8"))
+            doc = _read_json(self._file("custodian.json"))
             return signing.decode_public(doc["public_key"])
         except (FileNotFoundError, ValueError, KeyError):
             return None
@@ -350,22 +349,21 @@ class Keyring:
         doc = custodian.sign(
             {"signer": signer, "name": name, "public_key": signing.encode_public(public_key), "trusted": utc_stamp()}
         )
-        path = self.directory / "signers" / f"{signer}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._file("signers", f"{signer}.json")
         if not _write_json_exclusive(path, doc):
-            path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            storage.replace(path, _json_bytes(doc))
         return signer
 
     def trusted_signers(self, custodian_public: bytes) -> dict[str, bytes]:
         """Signer id -> public key of every registration ``custodian_public`` signed, and the custodian itself."""
         custodian = signing.signer_id(custodian_public)
         trusted = {custodian: custodian_public}
-        for path in sorted((self.directory / "signers").glob("*.json")):
+        for path in storage.list_paths(self._file("signers", "*.json")):
             try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
+                doc = _read_json(path)
             except ValueError:
                 continue
-            if signing.verify(doc, {custodian: custodian_public}) and doc.get("signer") == path.stem:
+            if signing.verify(doc, {custodian: custodian_public}) and f"{doc.get('signer')}.json" == base_name(path):
                 public = signing.decode_public(doc["public_key"])
                 if signing.signer_id(public) == doc["signer"]:
                     trusted[doc["signer"]] = public
@@ -418,16 +416,6 @@ def months_from(start: dt.date, count: int) -> list[str]:
         months.append(f"{year:04d}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
-
-
-def _overwrite_and_unlink(path: Path) -> None:
-    """Zero the sealed key before unlinking: best effort against undelete (SSDs and CoW filesystems keep copies)."""
-    size = path.stat().st_size
-    with open(path, "r+b") as fh:
-        fh.write(b"\0" * size)
-        fh.flush()
-        os.fsync(fh.fileno())
-    path.unlink()
 
 
 # --- the root key -------------------------------------------------------------------------------------------------
@@ -485,7 +473,7 @@ def write_root_key_file(path: str | os.PathLike, root_key: bytes) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class InitResult:
-    keyring: Path
+    keyring: str
     root_key_file: Path | None  # None when the root key came from the environment
     created_root_key: bool
     periods: tuple[str, ...] = ()
@@ -538,9 +526,18 @@ def init_keyring(
     return InitResult(keyring.directory, None if from_env else Path(root_key_file), created, periods)
 
 
+def beside_keyring(keyring_directory: str | os.PathLike, name: str) -> Path:
+    """Where a host's own key file lives unless the config names it: beside a local keyring directory; for a
+    keyring on an object store, in ``$LOGWARDEN_HOME`` (a secret never goes to shared storage by default)."""
+    directory = storage.normalise(keyring_directory)
+    if storage.is_local(directory):
+        return Path(directory).parent / name
+    return user_data_dir() / name
+
+
 def default_signing_key_file(keyring_directory: str | os.PathLike) -> Path:
     """Where the ingest signing key lives unless ``keys.signing_key_file`` says otherwise: beside the keyring."""
-    return Path(keyring_directory).expanduser().parent / "signing.key"
+    return beside_keyring(keyring_directory, "signing.key")
 
 
 # --- roles -------------------------------------------------------------------------------------------------------

@@ -21,17 +21,16 @@ data is written under keys it never held.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from retention import sealing
+from retention import sealing, storage
+from retention.layout import base_name
 from retention.secret_files import create_secret_file
 
 ROLE_KEY_ENV_PREFIX = "LOGWARDEN_ROLE_KEY_"
@@ -74,58 +73,42 @@ class RoleRecord:
         return cls(doc["role"], sealing.decode_key(doc["public_key"]), bool(doc["reads"]), doc.get("created", ""))
 
 
-def _replace_json(path: Path, doc: dict) -> None:
-    """Write ``path`` whole or not at all (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _replace_json(path: str, doc: dict) -> None:
+    """Write ``path`` whole or not at all."""
+    storage.replace(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def _wipe(path: Path) -> None:
-    """Zero a sealed key before unlinking it (best effort, as the keyring does for destroyed months)."""
-    with contextlib.suppress(FileNotFoundError):
-        size = path.stat().st_size
-        with open(path, "r+b") as fh:
-            fh.write(b"\0" * size)
-            fh.flush()
-            os.fsync(fh.fileno())
-        path.unlink()
+def _read_json(path: str) -> dict:
+    return json.loads(storage.read_text(path))
 
 
 class RoleRegistry:
     """The roles of one keyring directory and the private halves sealed to them."""
 
     def __init__(self, keyring_directory: str | os.PathLike):
-        self.directory = Path(keyring_directory).expanduser()
+        self.directory = storage.normalise(keyring_directory)
 
-    def _role_file(self, role: str) -> Path:
-        return self.directory / "roles" / f"{check_role_name(role)}.json"
+    def _role_file(self, role: str) -> str:
+        return storage.join(self.directory, "roles", f"{check_role_name(role)}.json")
 
-    def _grant_file(self, role: str, key_id: str) -> Path:
-        return self.directory / "grants" / check_role_name(role) / f"{key_id}.json"
+    def _grant_file(self, role: str, key_id: str) -> str:
+        return storage.join(self.directory, "grants", check_role_name(role), f"{key_id}.json")
+
+    def _grants(self, role: str) -> list[str]:
+        return storage.list_paths(storage.join(self.directory, "grants", check_role_name(role), "*.json"))
 
     def roles(self) -> list[RoleRecord]:
         found = []
-        for path in sorted((self.directory / "roles").glob("*.json")):
+        for path in storage.list_paths(storage.join(self.directory, "roles", "*.json")):
             try:
-                found.append(RoleRecord.from_json(json.loads(path.read_text(encoding="utf-8"))))
+                found.append(RoleRecord.from_json(_read_json(path)))
             except (ValueError, KeyError) as error:
                 raise RoleError(f"{path}: damaged role record ({error})") from None
         return found
 
     def get(self, role: str) -> RoleRecord:
         try:
-            return RoleRecord.from_json(json.loads(self._role_file(role).read_text(encoding="utf-8")))
+            return RoleRecord.from_json(_read_json(self._role_file(role)))
         except FileNotFoundError:
             raise RoleError(
                 f"role {role!r} has no key in the keyring {self.directory}: "
@@ -134,7 +117,7 @@ class RoleRegistry:
 
     def add(self, role: str, public_key: bytes, created: str) -> RoleRecord:
         path = self._role_file(role)
-        if path.exists():
+        if storage.exists(path):
             raise RoleError(f"role {role!r} already has a key in {self.directory}")
         record = RoleRecord(role, public_key, False, created)
         _replace_json(path, record.to_json())
@@ -154,12 +137,12 @@ class RoleRegistry:
 
     def sealed(self, role: str, key_id: str) -> str | None:
         try:
-            return json.loads(self._grant_file(role, key_id).read_text(encoding="utf-8"))["sealed"]
+            return _read_json(self._grant_file(role, key_id))["sealed"]
         except FileNotFoundError:
             return None
 
     def granted_ids(self, role: str) -> list[str]:
-        return sorted(p.stem for p in (self.directory / "grants" / check_role_name(role)).glob("*.json"))
+        return sorted(base_name(path).removesuffix(".json") for path in self._grants(role))
 
     def unseal(self, role: str, key_id: str, secret: bytes) -> bytes:
         sealed = self.sealed(role, key_id)
@@ -175,16 +158,16 @@ class RoleRegistry:
 
     def forget(self, key_ids: list[str]) -> None:
         """Delete every role's seal of these key versions (the month is being destroyed)."""
-        for grants in (self.directory / "grants").glob("*"):
-            for key_id in key_ids:
-                _wipe(grants / f"{key_id}.json")
+        for key_id in key_ids:
+            for path in storage.list_paths(storage.join(self.directory, "grants", "*", f"{key_id}.json")):
+                storage.wipe(path)
 
     def revoke(self, role: str) -> int:
         """Stop sealing to ``role`` and delete its seals; returns how many were deleted."""
         self.set_reads(role, False)
         deleted = 0
-        for path in sorted((self.directory / "grants" / check_role_name(role)).glob("*.json")):
-            _wipe(path)
+        for path in self._grants(role):
+            storage.wipe(path)
             deleted += 1
         return deleted
 

@@ -8,18 +8,28 @@ from pipelines.commands.common import EXIT_OK, UsageError, add_command, error, l
 from schemas.config import config_to_dict
 
 
+def _file(args) -> str | None:
+    """FILE, or ``-c FILE`` as every other command takes it (both given: they must agree)."""
+    if args.file and args.config and args.file != args.config:
+        raise UsageError(f"two config files given ({args.file} and -c {args.config}); give one")
+    return args.file or args.config
+
+
 def _check(args) -> int:
     try:
-        load_or_report(args.file)
+        path = _file(args)
+        if path is None:
+            raise UsageError("config check needs a FILE (or -c FILE)")
+        load_or_report(path)
     except UsageError as problem:
         return error(str(problem))
-    print(f"{args.file}: ok")
+    print(f"{path}: ok")
     return EXIT_OK
 
 
 def _show(args) -> int:
     try:
-        config = load_or_report(args.file)
+        config = load_or_report(_file(args))
     except UsageError as problem:
         return error(str(problem))
     print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
@@ -36,8 +46,8 @@ def register(subparsers) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate FILE; exit 2 naming the bad key")
-    check.add_argument("file", metavar="FILE")
-    check.set_defaults(run=_check)
     show = actions.add_parser("show", help="print the effective config (defaults when FILE is omitted)")
-    show.add_argument("file", metavar="FILE", nargs="?")
-    show.set_defaults(run=_show)
+    for action, run in ((check, _check), (show, _show)):
+        action.add_argument("file", metavar="FILE", nargs="?")
+        action.add_argument("-c", "--config", metavar="FILE", help="the same FILE, spelled as other commands take it")
+        action.set_defaults(run=run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -51,7 +52,7 @@ def test_the_writer_role_and_a_wrong_secret_open_nothing(archive):
 
 def test_a_seal_copied_from_another_role_does_not_open_with_this_roles_secret(archive):
     ring = archive.config.keys.keyring
-    grants = RoleRegistry(ring).directory / "grants"
+    grants = Path(RoleRegistry(ring).directory) / "grants"
     for path in (grants / "security").glob("*.json"):
         target = grants / "planner" / path.name
         target.parent.mkdir(exist_ok=True)

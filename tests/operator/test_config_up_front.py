@@ -67,3 +67,15 @@ def test_a_good_config_still_passes(tmp_path):
     path = write_config(tmp_path, "input:\n  timezone: Europe/Berlin\nalerts:\n  cooldowns: [http-sqli=30m]\n")
     done = logwarden("config", "check", path)
     assert done.returncode == 0 and "ok" in done.stdout
+
+
+def test_config_check_takes_c_like_every_other_command_and_refuses_two_different_files(tmp_path):
+    good = write_config(tmp_path, "input:\n  timezone: Europe/Berlin\n")
+    assert logwarden("config", "check", "-c", good).returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input:\n  format: combinedd\n")
+    done = logwarden("config", "check", "-c", bad)
+    assert done.returncode == 2 and "input.format" in done.stderr
+    both = logwarden("config", "check", good, "-c", bad)
+    assert both.returncode == 2 and "two config files" in both.stderr and "Traceback" not in both.stderr
+    assert "needs a FILE" in logwarden("config", "check").stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_rotation_adds_versions_and_destruction_leaves_only_a_tombstone(archive_
     destroyed = keyring.destroy_period("2026-01")
     assert sorted(destroyed) == ["data-2026-01@v1", "personal-2026-01@v1", "personal-2026-01@v2"]
     assert {r.period for r in keyring.records()} == {"2026-02"}
-    assert not list((keyring.directory / "keys").glob("*2026-01*"))
+    assert not list((Path(keyring.directory) / "keys").glob("*2026-01*"))
     with pytest.raises(KeyAccessError, match=r"destroyed on .*crypto-shredded"):
         keyring.record("personal-2026-01@v1")
     with pytest.raises(KeyAccessError, match="refusing to write new 2026-01 data"):

@@ -90,14 +90,14 @@ def test_a_signer_registration_forged_without_the_root_key_is_not_trusted(tmp_pa
     from retention.signing import encode_public
 
     forged = fake_custodian.sign({"signer": outsider.id, "name": "x", "public_key": encode_public(outsider.public_key)})
-    (ring.directory / "signers" / f"{outsider.id}.json").write_text(json.dumps(forged))
+    (Path(ring.directory) / "signers" / f"{outsider.id}.json").write_text(json.dumps(forged))
     assert outsider.id not in reader.trusted_signers()
 
 
 def test_a_key_record_whose_public_half_was_swapped_is_refused(tmp_path, archive_config, reader, writer):
     writer.current_ids("2026-01")
     ring = Keyring(archive_config.keys.keyring)
-    [path] = (ring.directory / "keys").glob("personal-2026-01@v1.json")
+    [path] = (Path(ring.directory) / "keys").glob("personal-2026-01@v1.json")
     doc = json.loads(path.read_text())
     other = Keyring(tmp_path / "attacker-ring")
     from retention.sealing import new_private_key, public_key_of

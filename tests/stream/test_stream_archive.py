@@ -185,7 +185,8 @@ def test_a_stream_over_files_a_batch_archived_reads_on_from_where_the_batch_stop
     (logs / "access.log").write_text("".join(lines[:500]))
     out = tmp_path / "out"
     config = dataclasses.replace(
-        archive_config, stream=StreamConfig(state_key_file=str(tmp_path / "state.key"), progress_seconds=60)
+        archive_config,
+        stream=StreamConfig(state_key_file=str(tmp_path / "state.key"), cut_seconds=1.0, progress_seconds=60),
     )
     run_batch([str(logs / "access.log")], str(out), config, pipeline_options([], config.runner))
     with open(logs / "access.log", "a") as fh:
