@@ -23,7 +23,7 @@ class Measurement:
     peak_rss_mib: float | None
     lines: int
     note: str = ""
-    #: The command's standard output (``run_measured(..., keep_stdout=True)``).
+    #: The command's standard output and error (``run_measured(..., keep_stdout=True)``).
     stdout: str = ""
 
     @property
@@ -132,7 +132,7 @@ def run_measured(
     if process.returncode != 0:
         return Measurement(name, None, None, lines, f"failed ({process.returncode}): {stderr.strip()[-200:]}", stdout)
     peak = max(usage.ru_maxrss * 1024, tree_peak)
-    return Measurement(name, seconds, peak / 2**20, lines, stdout=stdout)
+    return Measurement(name, seconds, peak / 2**20, lines, stdout=stdout + stderr if keep_stdout else "")
 
 
 def count_lines(path: str) -> int:
