@@ -35,6 +35,7 @@ from alerts.sinks import build_sinks
 from alerts.sinks.delivery import Delivery
 from alerts.sinks.owed import DeliveryOutcome, deliver_with_retry, owe_alerts
 from pipelines import metrics, progress
+from pipelines import spill as spill_files
 from pipelines.spill import SpilledHits, SpillWriter, fold_order, ordered_records
 from retention.alert_store import write_alerts
 from retention.keyring import writer_keys
@@ -85,9 +86,9 @@ class SpillHitsFn(beam.DoFn):
     """A bounded run's observing: each batch's hits appended to this bundle's spill file of their shard
     (``pipelines.spill``); at the end of the bundle one ``(shard, SpilledHits)`` per file leaves."""
 
-    def __init__(self, rules: RuleSet, dataset: str, shards: int, output: str, run_id: str):
+    def __init__(self, rules: RuleSet, dataset: str, shards: int, output: str, run_id: str, key: bytes):
         self._rules, self._dataset, self._shards = rules, dataset, shards
-        self._output, self._run_id = output, run_id
+        self._output, self._run_id, self._key = output, run_id, key
 
     def setup(self):
         self._observer = Observer(self._rules, self._dataset)
@@ -100,7 +101,7 @@ class SpillHitsFn(beam.DoFn):
         for shard, parts in hits_by_shard(self._observer, self._whole, self._shards, batch).items():
             writer = self._writers.get(shard)
             if writer is None:
-                writer = self._writers[shard] = SpillWriter(self._output, self._run_id)
+                writer = self._writers[shard] = SpillWriter(self._output, self._run_id, self._key)
             writer.append(_dumps(parts), min(int(h.ts.min()) for h in parts), max(int(h.ts.max()) for h in parts))
 
     def finish_bundle(self):
@@ -120,7 +121,9 @@ class FoldStats:
     peak_pending_rows: int = 0
 
 
-def fold_spilled(rules: RuleSet, spills, fold_rows: int = FOLD_ROWS, stats: FoldStats | None = None) -> list[dict]:
+def fold_spilled(
+    rules: RuleSet, spills, key: bytes, fold_rows: int = FOLD_ROWS, stats: FoldStats | None = None
+) -> list[dict]:
     """A bounded run's alerts of one shard from its spilled hits, oldest record first, folded as they come.
 
     The same alerts as buffering every hit and folding once (``alerts.engine``: a fold gives the same result
@@ -130,7 +133,7 @@ def fold_spilled(rules: RuleSet, spills, fold_rows: int = FOLD_ROWS, stats: Fold
     detector = Detector(rules)
     alerts: list[dict] = []
     pending = 0
-    for data, next_earliest in fold_order(ordered_records(spills)):
+    for data, next_earliest in fold_order(ordered_records(spills), key):
         hits = pickle.loads(data)
         detector.add(hits)
         pending += sum(len(h) for h in hits)
@@ -146,14 +149,16 @@ def fold_spilled(rules: RuleSet, spills, fold_rows: int = FOLD_ROWS, stats: Fold
 class FoldShardFn(beam.DoFn):
     """A bounded run's shard: its spill files' hits folded in event-time order; its alerts out."""
 
-    def __init__(self, rules: RuleSet):
-        self._rules = rules
+    def __init__(self, rules: RuleSet, key: bytes):
+        self._rules, self._key = rules, key
         self._late = metrics.counter(metrics.ALERT_LATE_ROWS)
 
     def process(self, shard_and_spills):
         _, spills = shard_and_spills
+        spills = list(spills)
         stats = FoldStats()
-        alerts = fold_spilled(self._rules, list(spills), stats=stats)
+        alerts = fold_spilled(self._rules, spills, self._key, stats=stats)
+        spill_files.delete(spills)
         self._late.inc(stats.late_rows)
         progress.record_alerts(len(alerts))
         for alert in alerts:
@@ -257,17 +262,20 @@ class Detect(beam.PTransform):
             return events[next(iter(events))].pipeline | "NoRules" >> beam.Create([])
         if self.bounded and self.spill is not None:
             output, run_id = self.spill
+            key = spill_files.new_key()  # in the job's memory only: spilled hits are unreadable at rest
             spilled = [
                 batches
                 | f"Spill{dataset.capitalize()}Hits"
-                >> beam.ParDo(SpillHitsFn(self.rules, dataset, self.shards, output, run_id)).with_output_types(
+                >> beam.ParDo(SpillHitsFn(self.rules, dataset, self.shards, output, run_id, key)).with_output_types(
                     tuple[int, SpilledHits]
                 )
                 for dataset, batches in datasets
             ]
             files = spilled[0] if len(spilled) == 1 else tuple(spilled) | "MergeSpills" >> beam.Flatten()
             return (
-                files | "GroupSpillsByShard" >> beam.GroupByKey() | "FoldShards" >> beam.ParDo(FoldShardFn(self.rules))
+                files
+                | "GroupSpillsByShard" >> beam.GroupByKey()
+                | "FoldShards" >> beam.ParDo(FoldShardFn(self.rules, key))
             )
         observed = [
             batches

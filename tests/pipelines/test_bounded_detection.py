@@ -12,11 +12,12 @@ from alerts.observe import Observer, kept_whole
 from alerts.rules import load_rules
 from pipelines.batch import new_run_id
 from pipelines.detect import Detect, FoldStats, fold_spilled, hits_by_shard
-from pipelines.spill import SpillWriter, dumps
+from pipelines.spill import SpillWriter, dumps, new_key
 from retention import layout
 from tests.alerts.test_detect_pipeline import batches_with_offsets, comparable, expected, traffic
 
 RUN_ID = new_run_id()
+KEY = new_key()
 
 
 def test_a_bounded_run_spills_hits_and_raises_the_pure_replays_alerts(tmp_path):
@@ -28,8 +29,14 @@ def test_a_bounded_run_spills_hits_and_raises_the_pure_replays_alerts(tmp_path):
         detect = Detect(rules, shards=4, bounded=True, spill=(str(tmp_path), run_id))
         alerts = p | beam.Create(batches) | detect | beam.Map(lambda a: comparable([a])[0])
         assert_that(alerts, equal_to(comparable(want)))
-    spilled = list(Path(layout.staging_dir(str(tmp_path), run_id)).glob("*.hits"))
-    assert spilled, "the hits went to files in the run's staging folder"
+    assert not list(Path(layout.staging_dir(str(tmp_path), run_id)).glob("*.hits")), "folded shards' files go"
+
+
+def test_spilled_hits_are_sealed_at_rest(tmp_path):
+    rules = load_rules()
+    by_shard = _spill(tmp_path, rules, batches_with_offsets(traffic()), shards=1)
+    data = b"".join(Path(s.path).read_bytes() for s in by_shard.values())
+    assert data and b"192.0.2.66" not in data and b"UNION" not in data
 
 
 def _spill(tmp_path, rules, batches, shards):
@@ -38,7 +45,7 @@ def _spill(tmp_path, rules, batches, shards):
     writers: dict[int, SpillWriter] = {}
     for batch in batches:
         for shard, parts in hits_by_shard(observer, whole, shards, batch).items():
-            writer = writers.setdefault(shard, SpillWriter(str(tmp_path), RUN_ID))
+            writer = writers.setdefault(shard, SpillWriter(str(tmp_path), RUN_ID, KEY))
             writer.append(dumps(parts), min(int(h.ts.min()) for h in parts), max(int(h.ts.max()) for h in parts))
     return {shard: writer.close() for shard, writer in writers.items()}
 
@@ -50,7 +57,7 @@ def test_a_shard_folds_as_its_records_come_and_holds_only_a_stretch_of_hits(tmp_
     want = expected(rules, batches)
     by_shard = _spill(tmp_path, rules, batches, shards=1)
     stats = FoldStats()
-    got = fold_spilled(rules, list(by_shard.values()), fold_rows=30, stats=stats)
+    got = fold_spilled(rules, list(by_shard.values()), KEY, fold_rows=30, stats=stats)
     assert comparable(got) == comparable(want)
     total = sum(len(r) for s in by_shard.values() for r in s.records)
     assert total > 0
@@ -65,5 +72,5 @@ def test_records_are_folded_oldest_first_whatever_order_the_files_came_in(tmp_pa
     want = expected(rules, batches)
     early = _spill(tmp_path, rules, batches[:2], shards=1)
     late = _spill(tmp_path, rules, batches[2:], shards=1)
-    got = fold_spilled(rules, [*late.values(), *early.values()], fold_rows=1)
+    got = fold_spilled(rules, [*late.values(), *early.values()], KEY, fold_rows=1)
     assert comparable(got) == comparable(want)
