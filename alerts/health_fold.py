@@ -1,7 +1,14 @@
 """The stateful half of health rules: per key, cells folded into windows and judged every ``every`` of event time.
 
-Event time, not arrival, decides everything.  A rule's clock is the newest
-event time its batches have shown (``HealthCells.seen_us``); bucket ``b`` is
+Event time, not arrival, decides everything.  A rule's clock is the event time
+its batches have shown (``HealthCells.seen_us``, up to the stream's watermark):
+the newest line's time, unless that line is more than ``LONE_LINE_GAP`` ahead
+of the second-newest (then the second-newest's), and never more than
+``FUTURE_TOLERANCE`` past the wall clock.  One line from the far future (a
+mistyped year, a garbled stamp) would otherwise move the clock past every
+host's traffic, so that every host looks silent and the lines after it come
+too late to count; instead its cell waits until other lines come near its
+time.  (Two such lines together do move it.)  Bucket ``b`` is
 judged once that clock passes the bucket's end ``E``, over the window
 ``(E - window, E]`` and the baseline period just before it.  Cells of a bucket
 all arrive before its end is passed (the stream holds back what is newer than
@@ -24,6 +31,7 @@ import collections
 import dataclasses
 import datetime as dt
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +42,11 @@ from alerts.rules import Rule, RuleSet
 
 US = 1_000_000
 NEVER = -(2**62)
+#: How far past the wall clock event time may move a rule's clock (clock skew, a log in the wrong time zone).
+FUTURE_TOLERANCE = 3600.0
+#: How far ahead of every other line one line may move a rule's clock by itself (a sparse error log's next line
+#: comes hours later; a stamp from the far future years).
+LONE_LINE_GAP = 86400 * US
 FIRING, RESOLVED = "firing", "resolved"
 
 
@@ -65,7 +78,9 @@ class KeyHealth:
 
 @dataclasses.dataclass
 class RuleHealth:
-    seen_us: int = NEVER
+    seen_us: int = NEVER  # the clock
+    newest_us: int = NEVER  # the two newest event times shown (``merge``)
+    second_us: int = NEVER
     keys: dict = dataclasses.field(default_factory=dict)  # key -> KeyHealth
 
 
@@ -92,7 +107,7 @@ class _Sums:
 class HealthFold:
     """How one health rule judges a key's windows; pure functions of a ``KeyHealth``."""
 
-    def __init__(self, rule: Rule, clock: Callable[[], dt.datetime]):
+    def __init__(self, rule: Rule, clock: Callable[[], dt.datetime], wall: Callable[[], float] = time.time):
         self.rule = rule
         self.spec = spec = rule.health
         self.step_us = int(spec.every * US)
@@ -106,12 +121,20 @@ class HealthFold:
         #: A shortage (traffic drop, silence) starts with its window; a surge with its first counted event.
         self.is_shortage = spec.above is None and spec.above_baseline is None
         self._clock = clock
+        self._wall = wall
 
     # -------------------------------------------------------------- merging
 
     def merge(self, state: RuleHealth, parts: list[HealthCells]) -> None:
+        plausible = int((self._wall() + FUTURE_TOLERANCE) * US)
         for part in parts:
-            state.seen_us = max(state.seen_us, part.seen_us)
+            for shown in (min(part.seen_us, plausible), min(part.next_us, plausible)):
+                if shown > state.newest_us:
+                    state.second_us, state.newest_us = state.newest_us, shown
+                elif shown > state.second_us:
+                    state.second_us = shown
+            alone = state.newest_us - state.second_us > LONE_LINE_GAP
+            state.seen_us = max(state.seen_us, state.second_us if alone else state.newest_us)
             none = [None] * len(part.cell_ts)
             sketches = part.sketches if part.sketches is not None else none
             rows = zip(

@@ -49,6 +49,9 @@ class HealthCells:
     evidence: list[list]  # per cell: [(rank, ts, path, offset, line)], smallest rank (best quote) first
     seen_us: int  # newest event time of the batch: event time has reached it
     clients: list | None = None  # per cell: Counter of the counted events' client addresses (``max_client_share``)
+    #: The batch's second-newest event time (-NO_TIME for a one-line batch): with ``seen_us``, what the fold's
+    #: clock is made of, so that no single line moves it (``alerts.health_fold``).
+    next_us: int = -NO_TIME
 
     @classmethod
     def heartbeat(cls, rule_id: str, seen_us: int) -> HealthCells:
@@ -83,7 +86,8 @@ class HealthCells:
         if self.seen_us <= upto_us:
             return self, None
         early = self.cell_ts <= upto_us
-        return self._take(np.flatnonzero(early), upto_us), self._take(np.flatnonzero(~early), self.seen_us)
+        now = dataclasses.replace(self._take(np.flatnonzero(early), upto_us), next_us=min(self.next_us, upto_us))
+        return now, self._take(np.flatnonzero(~early), self.seen_us)
 
     def by_shard(self, shards: int, whole: bool = False) -> dict[int, HealthCells]:
         """Always whole, on the rule's one shard: its heartbeat and its absent keys concern every key at once."""
@@ -146,6 +150,7 @@ class HealthObserver:
         if not self.rules or not view.num_rows:
             return []
         seen = int(ts.max())
+        second = int(np.partition(ts, -2)[-2]) if len(ts) > 1 else -NO_TIME
         found, quoted = [], []
         groupings: dict[tuple, _Grouping | None] = {}
         for compiled, numerator in self.rules:
@@ -160,6 +165,8 @@ class HealthObserver:
             cells, rows = self._cells(compiled.rule, numerator, view, grouping, offsets, seen)
             found.append(cells)
             quoted.append(rows)
+        for cells in found:
+            cells.next_us = second
         wanted = np.unique(np.concatenate(quoted)) if quoted else np.zeros(0, np.int64)
         if len(wanted):
             lines = dict(zip(wanted.tolist(), evidence_lines(view.batch, wanted, self.dataset)))

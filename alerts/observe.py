@@ -108,6 +108,49 @@ class Hits:
                 lines[s][offset] = text
         return {int(s): self.take(np.flatnonzero(shard == s), lines[int(s)]) for s in np.unique(shard)}
 
+    @classmethod
+    def concat(cls, parts: list[Hits]) -> Hits:
+        """Several groups of one rule and one file as one, rows in the order given.
+
+        Keys are not deduplicated: a key in two parts is listed twice (``key_index`` points at either), which
+        the fold treats exactly as it treats the parts apart (``alerts.engine._concat`` numbers the listed keys by
+        first appearance).  So folding the concatenation raises what folding the parts raises.
+        """
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        starts = np.cumsum([0] + [len(p.key_names) for p in parts[:-1]])
+        lines: dict[int, str] = {}
+        for p in parts:
+            lines.update(p.lines)
+        return cls(
+            rule_id=first.rule_id,
+            path=first.path,
+            key_names=pa.concat_arrays([p.key_names for p in parts]),
+            key_fields=pa.concat_batches([p.key_fields for p in parts]),
+            key_index=np.concatenate([p.key_index + start for p, start in zip(parts, starts.tolist())]),
+            ts=np.concatenate([p.ts for p in parts]),
+            offsets=np.concatenate([p.offsets for p in parts]),
+            values=np.concatenate([p.values for p in parts]) if first.values is not None else None,
+            lines=lines,
+        )
+
+
+def merge_hits(found: list) -> list:
+    """Many batches' hits as one group per rule and file (first-seen order); health cells are passed on as they are.
+
+    What crosses to the stateful step is then a few large groups instead of one small group per rule, batch and
+    shard: pickling, Beam's state and the fold each cost per group far more than per row.
+    """
+    groups: dict[tuple[str, str], list[Hits]] = {}
+    others = []
+    for hits in found:
+        if isinstance(hits, Hits):
+            groups.setdefault((hits.rule_id, hits.path), []).append(hits)
+        else:
+            others.append(hits)
+    return [Hits.concat(parts) for parts in groups.values()] + others
+
 
 _PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime: odd, so invertible modulo 2**64
 _PRIME_INVERSE = np.uint64(pow(0x100000001B3, -1, 2**64))
@@ -154,6 +197,31 @@ def rule_shard(rule_id: str, shards: int) -> int:
     return int(_salt(rule_id) % np.uint64(shards))
 
 
+def _quoted(rule, sizes: np.ndarray, starts: np.ndarray, rows: int, batch_rows: int) -> np.ndarray:
+    """Which of a batch's hits of ``rule`` quote their line: keys' rows in order, ``sizes`` per key from ``starts``.
+
+    The first rows of each key (every row of a key, for rare signature hits).  A rule matching most of the batch
+    (a flood rule sees every request) quotes lines only for keys busy enough to matter here; other keys' evidence
+    still names file and offset."""
+    limit = SIGNATURE_EVIDENCE_ROWS if rule.is_signature else rule.evidence
+    position = np.arange(rows) - np.repeat(starts, sizes)
+    wanted = position < limit
+    if not rule.is_signature and rows > max(WIDE_RULE_MIN_ROWS, WIDE_RULE_SHARE * batch_rows):
+        busy = max(BUSY_KEY_ROWS, getattr(rule.threshold, "count", 0) // 4)
+        wanted &= np.repeat(sizes >= busy, sizes)
+    return wanted
+
+
+def observe_many(observer: Observer, batches: list[pa.RecordBatch]) -> list:
+    """``observer.observe`` over several batches of one file read in a row, joined into one: the same hits and
+    evidence as batch by batch (``Observer.observe``'s ``segments``), for a fraction of the per-batch cost of
+    evaluating every rule."""
+    if len(batches) == 1:
+        return observer.observe(batches[0])
+    segments = np.repeat(np.arange(len(batches)), [b.num_rows for b in batches])
+    return observer.observe(pa.concat_batches(batches), segments)
+
+
 def kept_whole(rules: RuleSet, dataset: str) -> frozenset[str]:
     """Ids of the rules whose hits go to one shard whole, each rule to its own: plain sliding counts (many rows,
     folded for all keys at once) and signatures (rare rows, folded with a binary search per key).  Splitting
@@ -183,10 +251,18 @@ class Observer:
         self.shared = shared_fields(self.rules + self.health.compiled)
         self.normalizer = normalizer or NormalizeCache()
         self.memos: dict[str, ValueMemo] = {}  # per text field, kept across batches
+        self._segments: np.ndarray | None = None  # see ``observe``
 
-    def observe(self, batch: pa.RecordBatch) -> list[Hits]:
+    def observe(self, batch: pa.RecordBatch, segments: np.ndarray | None = None) -> list[Hits]:
+        """Each rule's hits in ``batch``.
+
+        ``segments`` (per row, the index of the batch it came from, ascending) marks a batch made of several
+        batches of one file read in a row (``observe_many``): rows and evidence are then exactly those of observing
+        each batch on its own, which quotes the first rows of each key per batch.
+        """
         if not batch.num_rows or not (self.rules or self.health.rules):
             return []
+        self._segments = segments
         view = BatchView(batch, self.normalizer, self.prefilters, self.memos, self.shared)
         ts = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
         offsets = batch.column("log_offset").to_numpy(zero_copy_only=False)
@@ -231,16 +307,27 @@ class Observer:
         order = np.lexsort((offsets[rows], ts[rows], codes))
         rows, codes = rows[order], codes[order]
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        # Evidence: the first rows of each key (every row of a key, for rare signature hits).  A rule matching
-        # most of the batch (a flood rule sees every request) quotes lines only for keys busy enough to matter
-        # here; other keys' evidence still names file and offset.
-        limit = SIGNATURE_EVIDENCE_ROWS if rule.is_signature else rule.evidence
+        # Evidence (``_quoted``): the first rows of each key, per batch read.
         sizes = np.diff(np.r_[starts, len(rows)])
-        position = np.arange(len(rows)) - np.repeat(starts, sizes)
-        wanted = position < limit
-        if not rule.is_signature and len(rows) > max(WIDE_RULE_MIN_ROWS, WIDE_RULE_SHARE * batch.num_rows):
-            busy = max(BUSY_KEY_ROWS, getattr(rule.threshold, "count", 0) // 4)
-            wanted &= np.repeat(sizes >= busy, sizes)
+        if self._segments is None:
+            wanted = _quoted(rule, sizes, starts, len(rows), batch.num_rows)
+        else:  # per batch of the ones joined: each key's first rows in each (rows stay in (ts, offset) order)
+            segment = self._segments[rows]
+            regroup = np.lexsort((segment, codes))  # stable: by key, then batch, then as sorted before
+            in_order = segment[regroup]
+            cut = np.flatnonzero(
+                np.r_[True, (codes[regroup][1:] != codes[regroup][:-1]) | (in_order[1:] != in_order[:-1])]
+            )
+            cut_sizes = np.diff(np.r_[cut, len(rows)])
+            batch_rows = np.bincount(self._segments)
+            wanted = np.zeros(len(rows), dtype=bool)
+            for s in np.unique(segment).tolist():
+                positions = np.flatnonzero(in_order == s)  # the groups of batch s, one after the other
+                group_sizes = cut_sizes[in_order[cut] == s]
+                group_starts = np.r_[0, np.cumsum(group_sizes)[:-1]]
+                wanted[regroup[positions]] = _quoted(
+                    rule, group_sizes, group_starts, len(positions), int(batch_rows[s])
+                )
         evidence_rows = rows[wanted]
         # Keys in first-row order; each key's alert fields come from its first row.
         first_rows = pa.array(rows[starts])

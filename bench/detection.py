@@ -138,20 +138,22 @@ def fail2ban_quality(rules, corpora: Path) -> list[tuple]:
     return rows
 
 
-def batch_run_cost(log: str, alerts_enabled: bool) -> tuple[float, float]:
+def batch_run_cost(log: str, alerts_enabled: bool, cpu: int | None = None) -> tuple[float, float]:
     """``(wall s, CPU s)`` of one ``logwarden batch`` run over ``log``: the whole job, start-up included."""
-    return batch_job_cost(log, f"alerts:\n  enabled: {'true' if alerts_enabled else 'false'}\n")
+    return batch_job_cost(log, f"alerts:\n  enabled: {'true' if alerts_enabled else 'false'}\n", cpu)
 
 
-def detection_overhead(log: str, rounds: int) -> dict[bool, list[tuple[float, float]]]:
-    """Batch runs with alerts off and on, alternated so a busy machine slows both alike."""
+def detection_overhead(log: str, rounds: int, cpu: int | None = None) -> dict[bool, list[tuple[float, float]]]:
+    """Batch runs with alerts off and on, alternated so a busy machine slows both alike, all on core ``cpu``."""
     runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     loads = [os.getloadavg()[0]]
     for _ in range(rounds):
         for enabled in (False, True):
-            runs[enabled].append(batch_run_cost(log, enabled))
+            runs[enabled].append(batch_run_cost(log, enabled, cpu))
         loads.append(os.getloadavg()[0])
-    print(f"\n(1-minute load average during the runs: {', '.join(f'{x:.1f}' for x in loads)}; 2 cores)")
+    where = f"every run on core {cpu}" if cpu is not None else "runs not pinned"
+    print(f"\n(1-minute load average during the runs: {', '.join(f'{x:.1f}' for x in loads)}; "
+          f"{os.cpu_count()} cores; {where})")  # fmt: skip
     return runs
 
 
@@ -175,6 +177,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--corpora", default=str(Path(__file__).resolve().parent.parent.parent / "shared/corpora"))
     parser.add_argument("--no-pipeline", action="store_true", help="skip the logwarden batch runs")
     parser.add_argument("--rounds", type=int, default=2, help="batch runs per mode, alternated (default 2)")
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=min(os.sched_getaffinity(0)),
+        help="core every batch run is pinned to, -1 for none (default: the first one allowed)",
+    )
     args = parser.parse_args(argv)
     rules = load_rules()
     if not Path(f"{args.log}.labels.jsonl").exists():
@@ -206,6 +214,6 @@ def main(argv: list[str]) -> int:
     print(f"fold       {timing['fold_s']:6.2f} s")
     print(f"detection  {detect_s:6.2f} s  = {detect_s / timing['parse_s']:.0%} of parse time")
     if not args.no_pipeline:
-        print_overhead(detection_overhead(args.log, args.rounds))
+        print_overhead(detection_overhead(args.log, args.rounds, args.cpu if args.cpu >= 0 else None))
     print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 0

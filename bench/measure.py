@@ -160,8 +160,9 @@ def print_table(rows: list[Measurement], baseline: str) -> None:
         )
 
 
-def batch_job_cost(log: str, config_text: str) -> tuple[float, float]:
-    """``(wall s, CPU s)`` of one ``logwarden batch`` run over ``log`` with this config, start-up included."""
+def batch_job_cost(log: str, config_text: str, cpu: int | None = None) -> tuple[float, float]:
+    """``(wall s, CPU s)`` of one ``logwarden batch`` run over ``log`` with this config, start-up included; pinned
+    to core ``cpu`` when given, so runs compared with each other ran on the same core."""
     with tempfile.TemporaryDirectory() as out:
         config = Path(out) / "config.yaml"
         config.write_text(config_text)
@@ -170,7 +171,12 @@ def batch_job_cost(log: str, config_text: str) -> tuple[float, float]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(
-            [*command, "-c", str(config)], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*command, "-c", str(config)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None,
         )
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -3,7 +3,8 @@
 Generates an aggregate store the way batch runs leave it (one run per day, hourly
 aggregates per host and source, every breakdown with its visitor sketches) from
 generated events with realistic spreads of paths, agents, referrers and
-countries, each run with its ingest-ledger record, then times ``publish_period``
+countries, and two service-health episodes a day (a 5xx surge and a latency regression, fired and
+resolved), each run with its ingest-ledger record, then times ``publish_period``
 (read the store and the ledger, decide ownership, merge, write Parquet, CSV and
 the HTML page) for the whole span, per hour and per day.
 Peak memory is the process's maximum resident set.  Numbers from a shared machine
@@ -13,6 +14,7 @@ vary; the bench prints, it never asserts.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import resource
 import statistics
 import tempfile
@@ -23,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from alerts.rules import RuleSet, load_rules
 from pipelines.reports.build import ReportOptions
+from pipelines.reports.health import write_run_health
 from pipelines.reports.publish import publish_period
 from pipelines.reports.store import write_run_aggregates
 from pipelines.reports.traffic import TrafficPartial, partials_from_batch
@@ -75,8 +79,32 @@ def day_batch(day: int, hosts: int, per_hour: int, rng: np.random.Generator) -> 
     )
 
 
+def day_episodes(day: int) -> list[dict]:
+    """A 5xx surge on the first host at 14:00 and a latency regression on the last at 20:00, each resolved."""
+
+    def record(rule_id, host, status, begin, end, measure, value, baseline):
+        return {
+            "rule_id": rule_id, "url_domain": host, "group_key": host, "first_seen": begin,
+            "health": {"status": status, "measure": measure, "window_start": end - dt.timedelta(minutes=5),
+                       "window_end": end, "value": value, "baseline": baseline, "threshold": "bench", "events": 100},
+        }  # fmt: skip
+
+    midnight = dt.datetime.fromtimestamp(START + day * DAY, dt.timezone.utc)
+    surge, slow = midnight + dt.timedelta(hours=14), midnight + dt.timedelta(hours=20)
+    minutes = dt.timedelta(minutes=1)
+    return [
+        record("health-5xx-surge", "site0.example.com", "firing", surge, surge + minutes, "ratio", 0.3, None),
+        record("health-5xx-surge", "site0.example.com", "resolved", surge, surge + 25 * minutes, "ratio", 0.0, None),
+        record("health-latency-regression", "site2.example.com", "firing", slow, slow + minutes, "p95", 3e5, 8e4),
+        record(
+            "health-latency-regression", "site2.example.com", "resolved", slow, slow + 40 * minutes, "p95", 8e4, 8e4
+        ),
+    ]
+
+
 def generate_store(output: str, days: int, hosts: int, per_hour: int) -> int:
     rng = np.random.default_rng(15)
+    health_rules = RuleSet(tuple(r for r in load_rules().rules if r.is_health))
     events = 0
     for day in range(days):
         batch = day_batch(day, hosts, per_hour, rng)
@@ -89,6 +117,7 @@ def generate_store(output: str, days: int, hosts: int, per_hour: int) -> int:
                 merged[key].merge(partial)
         run_id = f"2026{day:04d}T000000Z-bench"
         write_run_aggregates(list(merged.items()), output, run_id, "hour", True)
+        write_run_health(output, run_id, day_episodes(day), health_rules)
         # The run's ledger record, as a batch run completes it: what the report's ownership rule reads.
         commit.begin_transaction(output, run_id, {"kind": "batch"})
         inputs = [{"key": ledger_key, "head_bytes": 4096, "path": path, "start": 0, "end": batch.num_rows * 230,

@@ -14,6 +14,11 @@ follower (and a restart from a checkpoint) tell the cases apart:
   the same first bytes once decompressed: only what was not read yet is read;
 - a deleted file is read to its end and then let go.
 
+Only regular files are followed: a FIFO, device or socket that a glob matches is
+left alone with a warning, and so is a symbolic link unless ``follow_symlinks``
+(a link planted in a log directory must not make the stream ingest ``/etc/shadow``);
+files are opened without following links and checked on the open descriptor.
+
 Only whole lines leave: a partial last line is held until its newline arrives,
 or handed out on its own (``Chunk.truncated``) after ``partial_line_seconds``
 without growth.  A position therefore always sits just past a newline (or a
@@ -28,6 +33,7 @@ import glob
 import hashlib
 import logging
 import os
+import stat as stat_module
 import time
 import zlib
 from collections.abc import Callable
@@ -111,9 +117,48 @@ def _is_compressed(path: str) -> bool:
     return compression_of(path) != ""
 
 
-def _read_head(path: str, limit: int = HEAD_BYTES) -> bytes:
+_KINDS = {
+    stat_module.S_IFIFO: "a FIFO (named pipe)",
+    stat_module.S_IFCHR: "a character device",
+    stat_module.S_IFBLK: "a block device",
+    stat_module.S_IFSOCK: "a socket",
+    stat_module.S_IFDIR: "a directory",
+    stat_module.S_IFLNK: "a symbolic link",
+}
+
+
+def _kind(mode: int) -> str:
+    return _KINDS.get(stat_module.S_IFMT(mode), "not a regular file")
+
+
+class NotRegularFile(OSError):
+    """A followed path is (or became) something other than a regular file, or a link not to be followed."""
+
+
+def _open_regular(path: str, follow_symlinks: bool = False):
+    """``open(path, "rb")``, for a regular file only: without following a link (unless ``follow_symlinks``) and
+    checked on the open descriptor, so a file swapped for a link or a FIFO after it was matched is refused too."""
+    extra = os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        handle = open(path, "rb", opener=lambda name, flags: os.open(name, flags | extra))  # noqa: SIM115
+    except OSError as problem:
+        if problem.errno == 40:  # ELOOP: a link, and O_NOFOLLOW refused it
+            raise NotRegularFile(f"{path} is a symbolic link; links are followed only with --follow-symlinks") from None
+        raise
+    try:
+        mode = os.fstat(handle.fileno()).st_mode
+        if not stat_module.S_ISREG(mode):
+            raise NotRegularFile(f"{path} is {_kind(mode)}; only regular files are read")
+        os.set_blocking(handle.fileno(), True)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _read_head(path: str, limit: int = HEAD_BYTES, follow_symlinks: bool = False) -> bytes:
     """The first ``limit`` bytes of a file's content (decompressed for ``.gz`` copies)."""
-    with open(path, "rb") as fh:
+    with _open_regular(path, follow_symlinks) as fh:
         if not _is_compressed(path):
             return fh.read(limit)
         if compression_of(path) != ".gz":
@@ -189,8 +234,11 @@ class Follower:
         clock: Callable[[], float] = time.time,
         read_bytes: int = READ_BYTES,
         archived: Callable[[str], Archived | None] | None = None,
+        follow_symlinks: bool = False,
     ):
         self._patterns = list(patterns)
+        self._follow_symlinks = follow_symlinks
+        self._refused: set[str] = set()  # paths already warned about (a link, a FIFO...): said once
         self._format_spec = format_spec
         self._timezone = timezone
         self._chunk_bytes = chunk_bytes
@@ -273,16 +321,36 @@ class Follower:
         paths: set[str] = set()
         for pattern in self._patterns:
             target = os.path.join(pattern, "*") if os.path.isdir(pattern) else pattern
-            paths.update(p for p in glob.glob(target) if os.path.isfile(p))
+            paths.update(p for p in glob.glob(target) if self._regular(p))
         # Compressed copies last: their uncompressed original, when still there, claims the content first.
         return sorted((os.path.abspath(p) for p in paths), key=lambda p: (_is_compressed(p), p))
+
+    def _regular(self, path: str) -> bool:
+        """Whether to follow ``path``: a regular file (through a link only with ``follow_symlinks``)."""
+        try:
+            mode = os.lstat(path).st_mode
+            if stat_module.S_ISLNK(mode) and self._follow_symlinks:
+                mode = os.stat(path).st_mode
+        except OSError:
+            return False  # vanished, or a dangling link
+        if stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode):
+            return stat_module.S_ISREG(mode)
+        if path not in self._refused:
+            self._refused.add(path)
+            why = (
+                f"is a symbolic link (to {os.readlink(path)!r}); not followed without --follow-symlinks"
+                if stat_module.S_ISLNK(mode)
+                else f"is {_kind(mode)}; only regular files are read"
+            )
+            _LOG.warning("%s %s", path, why)
+        return False
 
     def _pick_up(self, path: str, stat: os.stat_result, now: float) -> _Open | None:
         compressed = _is_compressed(path)
         if compressed and compression_of(path) != ".gz":
             return None  # only gzip copies can be matched to content already read
         try:
-            head = _read_head(path)
+            head = _read_head(path, follow_symlinks=self._follow_symlinks)
         except OSError as problem:
             _LOG.warning("%s: cannot read (%s); will retry", path, problem)
             return None
@@ -310,7 +378,7 @@ class Follower:
             position.touched = now
             self._known.append(position)
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - kept open while the file is followed
+            handle = _open_regular(path, self._follow_symlinks)  # kept open while the file is followed
         except OSError as problem:
             _LOG.warning("%s: cannot open (%s); will retry", path, problem)
             return None
@@ -466,7 +534,7 @@ class Follower:
         size = min(LEDGER_HEAD_BYTES, position.offset)
         try:
             if opened.compressed:
-                head = _read_head(opened.handle.name, size)
+                head = _read_head(opened.handle.name, size, self._follow_symlinks)
             else:
                 head = os.pread(opened.handle.fileno(), size, 0)
         except OSError:

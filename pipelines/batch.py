@@ -11,12 +11,14 @@ import uuid
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from alerts.rules import load_configured_rules
 from alerts.sinks.owed import DeliveryOutcome
 from pipelines.detect import archive_run_alerts, deliver_run_alerts
 from pipelines.graph import GraphOutputs, build_graph, ingest_signer
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
 from pipelines.read import ReadLogChunks, open_raw
+from pipelines.reports.health import run_event_end, write_run_health
 from pipelines.reports.publish import publish_run
 from retention import commit
 from retention.ledger import FileOutcome, FilePlan, Ledger, produced_alert_ids
@@ -122,6 +124,10 @@ def run_batch(
             counts = RunCounts.from_result(result)
         if config.alerts.enabled:
             alerts = archive_run_alerts(output, run_id, config, ingest_signer(config.keys))
+        if config.reports.enabled and any(a.get("health") for a in alerts):
+            # Service-health episodes for the capacity report (no keys, no personal data): part of the transaction.
+            rules = load_configured_rules(config.alerts)
+            write_run_health(output, run_id, alerts, rules, run_event_end(output, run_id))
         outcomes = [FileOutcome(p, counts.input_bytes.get(p.path, 0), counts.input_lines.get(p.path, 0)) for p in plans]
         alert_ids = [a["alert_id"] for a in alerts]
         record = {"kind": "batch", "lines_read": counts.lines_read, "alert_ids": alert_ids, **Ledger.record(outcomes)}

@@ -27,12 +27,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alerts.alert import alert_sort_key
+from alerts.alert import alert_sort_key, from_us
 from alerts.engine import Detector, RuleFold
 from alerts.observe import Hits
 from alerts.rules import RuleSet
 from alerts.sinks.live import LiveDelivery
 from parsers.follow import Position
+from pipelines.reports.health import health_documents
 from pipelines.reports.store import STREAM_RUN, store_documents
 from pipelines.reports.traffic import GRAIN_UNITS, TrafficPartial, partials_from_batch
 from retention import commit, layout
@@ -319,6 +320,9 @@ class LiveStage:
         alerts = sorted(self._alerts, key=alert_sort_key)
         staged_alerts = stage_alerts(self._root, self.settings.run_id, alerts, self._keys, self._archive)
         cut.documents += self._closed_report_windows(txn, close_windows)
+        if self.settings.reports_bucket:  # the cut's service-health episodes, for the capacity report
+            reached = from_us(self.watermark_us()) if self.counts.newest_event_us else None
+            cut.documents += health_documents(alerts, self._rules, self._root, txn, reached)
         self._ledger_names = {}
         inputs, self._ledger = self._ledger_inputs()
         alert_ids = [a["alert_id"] for a in alerts]

@@ -89,9 +89,10 @@ class _Polls(RestrictionProvider):
 class FollowLogsFn(beam.DoFn):
     """Poll the followed files; whole-line chunks out, and after each poll a ``Tick`` with the positions."""
 
-    def __init__(self, patterns: list[str], config: Config, output: str):
+    def __init__(self, patterns: list[str], config: Config, output: str, follow_symlinks: bool = False):
         self._patterns = list(patterns)
         self._config = config
+        self._follow_symlinks = follow_symlinks
         self._output = output
         self._follower: Follower | None = None
 
@@ -117,6 +118,7 @@ class FollowLogsFn(beam.DoFn):
             # before the rest of the backlog is parsed.
             read_bytes=self._full_poll_bytes,
             archived=archived_by_earlier_runs(self._output),
+            follow_symlinks=self._follow_symlinks,
         )
 
     def process(self, element, tracker=beam.DoFn.RestrictionParam(_Polls())):  # noqa: B008 (Beam's injection)
@@ -171,9 +173,9 @@ def archived_by_earlier_runs(output: str):
 class FollowLogs(beam.PTransform):
     """Followed files as ``("chunk" | "truncated", LineChunk)`` and ``("tick", Tick)`` envelopes, in read order."""
 
-    def __init__(self, patterns: list[str], config: Config, output: str):
+    def __init__(self, patterns: list[str], config: Config, output: str, follow_symlinks: bool = False):
         super().__init__()
-        self._fn = FollowLogsFn(patterns, config, output)
+        self._fn = FollowLogsFn(patterns, config, output, follow_symlinks)
 
     def expand(self, pbegin):
         return pbegin | "Start" >> beam.Impulse() | "Follow" >> beam.ParDo(self._fn)
@@ -315,7 +317,9 @@ class LiveSteps(beam.PTransform):
         return steps | "LiveCommit" >> beam.ParDo(LiveCommitFn(config, self._output, self._run_id))
 
 
-def source_envelopes(pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config):
+def source_envelopes(
+    pipeline: beam.Pipeline, patterns: list[str], output: str, config: Config, follow_symlinks: bool = False
+):
     """The configured source as chunk and tick envelopes: followed files, Pub/Sub or Kafka."""
     from pipelines import stream_sources
 
@@ -323,7 +327,7 @@ def source_envelopes(pipeline: beam.Pipeline, patterns: list[str], output: str, 
         return stream_sources.pubsub_envelopes(pipeline, config)
     if config.stream.source == "kafka":
         return stream_sources.kafka_envelopes(pipeline, config)
-    return pipeline | "FollowLogs" >> FollowLogs(patterns, config, output)
+    return pipeline | "FollowLogs" >> FollowLogs(patterns, config, output, follow_symlinks)
 
 
 def build_stream(
@@ -333,10 +337,11 @@ def build_stream(
     config: Config,
     run_id: str,
     live: LiveSteps | None = None,
+    follow_symlinks: bool = False,
 ):
     """The streaming graph: the configured source, then ``live`` (one ``LiveSteps`` whatever the source)."""
     live = live or LiveSteps(output, config, run_id)
-    return source_envelopes(pipeline, patterns, output, config) | "Live" >> live
+    return source_envelopes(pipeline, patterns, output, config, follow_symlinks) | "Live" >> live
 
 
 def _disable_state_cache() -> None:
@@ -352,7 +357,9 @@ class StreamRun:
     seconds: float
 
 
-def run_stream(patterns: list[str], output: str, config: Config, options: PipelineOptions) -> StreamRun:
+def run_stream(
+    patterns: list[str], output: str, config: Config, options: PipelineOptions, follow_symlinks: bool = False
+) -> StreamRun:
     """Follow the files until SIGINT / SIGTERM, then drain: everything read is published before returning."""
     run_id = new_run_id()
     started = time.monotonic()
@@ -367,7 +374,7 @@ def run_stream(patterns: list[str], output: str, config: Config, options: Pipeli
     try:
         _disable_state_cache()
         pipeline = beam.Pipeline(options=options)
-        build_stream(pipeline, patterns, output, config, run_id)
+        build_stream(pipeline, patterns, output, config, run_id, follow_symlinks=follow_symlinks)
         with commit.RunLease(output, run_id):  # other runs' recovery leaves this run's staged files alone
             pipeline.run().wait_until_finish()
     finally:

@@ -6,7 +6,14 @@ module derives its columns, JSON keys and Parquet layout from these objects.
 """
 
 from schemas.access import ACCESS_EVENT
-from schemas.aggregates import BREAKDOWN_STORE, TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN, TRAFFIC_STORE
+from schemas.aggregates import (
+    BREAKDOWN_STORE,
+    HEALTH_EPISODES,
+    HEALTH_STORE,
+    TRAFFIC_AGGREGATE,
+    TRAFFIC_BREAKDOWN,
+    TRAFFIC_STORE,
+)
 from schemas.alerts import ALERT
 from schemas.dead_letters import DEAD_LETTER
 from schemas.errors import ERROR_EVENT
@@ -18,6 +25,8 @@ __all__ = [
     "BREAKDOWN_STORE",
     "DEAD_LETTER",
     "ERROR_EVENT",
+    "HEALTH_EPISODES",
+    "HEALTH_STORE",
     "SCHEMA_VERSION",
     "TRAFFIC_AGGREGATE",
     "TRAFFIC_BREAKDOWN",
@@ -36,6 +45,8 @@ _BY_KIND = {
     "breakdown": TRAFFIC_BREAKDOWN,
     "traffic_store": TRAFFIC_STORE,
     "breakdown_store": BREAKDOWN_STORE,
+    "health_store": HEALTH_STORE,
+    "health_episodes": HEALTH_EPISODES,
 }
 
 

@@ -103,3 +103,57 @@ TRAFFIC_BREAKDOWN = with_version(
     ),
     "breakdown",
 )
+
+# Service-health episodes (``pipelines.reports.health``): when availability and performance alerts fired, per
+# host (and path prefix for per-path rules), never who caused them.  What a run stores: one row per health alert
+# record (firing or resolved); what a report holds: one row per episode in the period.
+_HEALTH_RULE = [
+    pa.field("rule_id", pa.string(), nullable=False),
+    pa.field("rule_title", pa.string()),
+    pa.field("category", pa.string()),  # availability or performance
+    pa.field("severity", pa.string()),
+    pa.field("url_domain", pa.string()),  # the virtual host (null: logs without one)
+    pa.field("path_prefix", pa.string()),  # per-path rules: the generalised top-level path
+]
+_HEALTH_MEASURE = [
+    pa.field("measure", pa.string()),  # count, ratio or pNN
+    pa.field("field", pa.string()),  # what a percentile measures (event_duration_us: microseconds)
+    pa.field("value", pa.float64()),
+    pa.field("baseline", pa.float64()),
+    pa.field("threshold", pa.string()),
+    pa.field("events", pa.int64()),
+]
+
+HEALTH_STORE = with_version(
+    pa.schema(
+        [
+            # A hash of rule, host, path prefix and start: the same episode seen by two readings is one.
+            pa.field("episode_id", pa.string(), nullable=False),
+            pa.field("status", pa.string(), nullable=False),  # firing or resolved
+            *_HEALTH_RULE,
+            pa.field("first_seen", TIMESTAMP_TYPE, nullable=False),  # when the problem began
+            pa.field("window_start", TIMESTAMP_TYPE),  # the window this record judged
+            pa.field("window_end", TIMESTAMP_TYPE),
+            *_HEALTH_MEASURE,
+            pa.field("observed_until", TIMESTAMP_TYPE),  # event time the storing run had reached
+        ]
+    ),
+    "health_store",
+)
+
+HEALTH_EPISODES = with_version(
+    pa.schema(
+        [
+            pa.field("episode_id", pa.string(), nullable=False),
+            *_HEALTH_RULE,
+            pa.field("started", TIMESTAMP_TYPE, nullable=False),  # when the problem began
+            pa.field("fired_at", TIMESTAMP_TYPE),  # end of the window that raised the alert
+            pa.field("resolved_at", TIMESTAMP_TYPE),  # the resolved notice (null: none stored, still open)
+            pa.field("shown_until", TIMESTAMP_TYPE),  # end of the band on the page's charts
+            pa.field("window_start", TIMESTAMP_TYPE),  # the window that raised the alert
+            pa.field("window_end", TIMESTAMP_TYPE),
+            *_HEALTH_MEASURE,
+        ]
+    ),
+    "health_episodes",
+)

@@ -6,6 +6,9 @@ paging or hosted service) receives only ``shared_view``: rule, severity, counts,
 times, a keyed hash of the key and the id to look the alert up with
 ``logwarden alerts show``; never raw lines, query strings, addresses or users.
 ``delivery.Delivery`` sends to the sinks from their own threads within a deadline.
+A sink that talks to the network also has ``in_flight_seconds`` (how long one send
+may still take once begun) and takes ``send(alert, deadline=...)``: past that
+``time.monotonic()`` it starts no new attempt.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class Sink(Protocol):
     #: True when what the sink receives stays inside the company (full alert); False: ``shared_view`` only.
     internal: bool
 
-    def send(self, alert: dict[str, Any]) -> None: ...
+    def send(self, alert: dict[str, Any]) -> None: ...  # network sinks: ``send(alert, deadline=None)``
 
     def close(self) -> None: ...
 

@@ -4,13 +4,23 @@ An alert is owed to a sink until that sink confirmed it.  What a run cannot deli
 (sink down, deadline passed) is sealed into the outbox and tried again by the next
 run; ids a sink already confirmed are never sent to it again, so re-running a day
 over the same logs (which reproduces the same alert ids) sends nothing twice.
+
+On a local output each confirmation is appended to the sink's record the moment the
+sink returns (``Outbox.append_delivered``, on the sink's thread), so a run killed
+in the middle of delivering (``kill -9`` included) leaves the next run to send only
+what was not confirmed; the one window is the instant between a receiver's answer
+and that append.  A remote output's records are written once delivery is over.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
 
 from alerts.outbox import Outbox
 from alerts.sinks import Sink, shared_view
@@ -40,6 +50,20 @@ def owe_alerts(outbox: Outbox, sinks: list[Sink], alerts: list[dict[str, Any]]) 
         if missing:
             owed.setdefault(alert["alert_id"], (alert, set()))[1].update(missing)
     outbox.set_pending([(alert, sorted(names_)) for alert, names_ in owed.values()])
+
+
+def confirm_at_once(outbox: Outbox) -> Callable[[str, str], None] | None:
+    """For ``Delivery(on_delivered=...)``: each confirmation appended to its sink's record as it comes (local
+    outputs; a remote output's records are rewritten whole after delivery, ``None`` here)."""
+    if FileSystems.get_scheme(outbox.root) is not None:
+        return None
+    lock = threading.Lock()
+
+    def record(sink_name: str, alert_id: str) -> None:
+        with lock:
+            outbox.append_delivered(sink_name, [alert_id])
+
+    return record
 
 
 def deliver_with_retry(
@@ -78,7 +102,7 @@ def deliver_with_retry(
     def view(alert: dict[str, Any], sink: Sink) -> dict[str, Any]:
         return alert if sink.internal else shared_view(alert, outbox.key_hash(alert.get("group_key")))
 
-    delivery = Delivery(sinks, deadline_seconds, queue_size, view)
+    delivery = Delivery(sinks, deadline_seconds, queue_size, view, on_delivered=confirm_at_once(outbox))
     for alert, owed in wanted.values():
         delivery.submit(alert, owed)
     report = delivery.finish()

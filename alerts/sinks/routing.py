@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts.sinks.delivery import takes_deadline
+
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 KINDS = ("health", "security")
 
@@ -26,6 +28,9 @@ class RoutedSink:
         self.categories = frozenset(categories)
         self.kinds = frozenset(kinds)
         self.min_rank = SEVERITIES.index(min_severity)
+        self._takes_deadline = takes_deadline(inner)
+        if hasattr(inner, "in_flight_seconds"):
+            self.in_flight_seconds = inner.in_flight_seconds
 
     def takes(self, alert: dict[str, Any]) -> bool:
         if self.kinds and ("health" if alert.get("health") else "security") not in self.kinds:
@@ -35,9 +40,12 @@ class RoutedSink:
         severity = alert.get("severity")
         return severity not in SEVERITIES or SEVERITIES.index(severity) >= self.min_rank
 
-    def send(self, alert: dict[str, Any]) -> None:
+    def send(self, alert: dict[str, Any], deadline: float | None = None) -> None:
         if self.takes(alert):
-            self.inner.send(alert)
+            if self._takes_deadline:
+                self.inner.send(alert, deadline=deadline)
+            else:
+                self.inner.send(alert)
 
     def close(self) -> None:
         self.inner.close()

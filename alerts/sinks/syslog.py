@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import time
 from typing import Any
 
 from alerts.sinks import DeliveryError, alert_json
@@ -52,6 +53,8 @@ class SyslogSink:
         self._address = (host, port)
         self._protocol, self._facility, self._app_name, self._timeout = protocol, facility, app_name, timeout
         self._socket: socket.socket | None = None
+        #: Connecting and sending, each within ``timeout``, and a second for the rest (no reconnect past a deadline).
+        self.in_flight_seconds = 2 * timeout + 1
 
     def _connect(self) -> socket.socket:
         if self._socket is None:
@@ -63,9 +66,11 @@ class SyslogSink:
                 self._socket = socket.create_connection(self._address, timeout=self._timeout)
         return self._socket
 
-    def send(self, alert: dict[str, Any]) -> None:
+    def send(self, alert: dict[str, Any], deadline: float | None = None) -> None:
+        """Send ``alert``, reconnecting once (the receiver may have restarted); past ``deadline``
+        (``time.monotonic()``) the reconnect is not tried."""
         message = rfc5424(alert, self._facility, self._app_name)
-        for attempt in range(2):  # one reconnect: the receiver may have restarted since the last alert
+        for attempt in range(2):
             try:
                 sock = self._connect()
                 if self._protocol == "udp":
@@ -75,7 +80,7 @@ class SyslogSink:
                 return
             except OSError as problem:
                 self.close()
-                if attempt:
+                if attempt or (deadline is not None and time.monotonic() >= deadline):
                     raise DeliveryError(f"{self.name}: {problem}") from None
 
     def close(self) -> None:

@@ -4,7 +4,9 @@
 Teams-compatible incoming webhooks accept.  A busy receiver (503, 429...) is
 retried with backoff; one that does not answer within ``timeout`` is not retried
 (it would cost another timeout per attempt), and ``Delivery`` then takes it as
-down for the run.  Unless ``internal``, it receives only ``shared_view``.
+down for the run.  Past the delivery deadline no retry (and no backoff) begins:
+the attempt in flight is the last, so it ends within ``in_flight_seconds``.
+Unless ``internal``, it receives only ``shared_view``.
 """
 
 from __future__ import annotations
@@ -42,20 +44,29 @@ class WebhookSink:
         self.name = f"webhook:{url}"
         self.internal = internal
         self._url, self._timeout, self._retries, self._backoff, self._format = url, timeout, retries, backoff, format
+        #: One attempt: connecting, then waiting for the answer, each within ``timeout`` (urllib's timeout is per
+        #: socket operation); a second for the rest.  ``Delivery`` waits this long past its deadline at most.
+        self.in_flight_seconds = 2 * timeout + 1
 
     def _post(self, body: bytes) -> None:
         request = urllib.request.Request(
             self._url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "logwarden"}
         )
         with urllib.request.urlopen(request, timeout=self._timeout) as response:
-            response.read()
+            response.read(65536)  # the status is the answer; a receiver's long body is not read
 
-    def send(self, alert: dict[str, Any]) -> None:
+    def send(self, alert: dict[str, Any], deadline: float | None = None) -> None:
+        """POST ``alert``, retrying a busy receiver; past ``deadline`` (``time.monotonic()``) no attempt begins."""
         body = (slack_payload(alert) if self._format == "slack" else alert_json(alert)).encode("utf-8")
-        problem = ""
-        for attempt in range(self._retries + 1):
-            if attempt:
-                time.sleep(self._backoff * 2 ** (attempt - 1))
+        problem, attempts = "", 0
+        while attempts <= self._retries:
+            if attempts:
+                pause = self._backoff * 2 ** (attempts - 1)
+                if deadline is not None and time.monotonic() + pause >= deadline:
+                    problem += " (no retry past the delivery deadline)"
+                    break
+                time.sleep(pause)
+            attempts += 1
             try:
                 self._post(body)
                 return
@@ -68,7 +79,7 @@ class WebhookSink:
                 if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
                     raise DeliveryError(f"no answer within {self._timeout}s") from None
                 problem = str(reason)
-        raise DeliveryError(f"{problem} after {attempt + 1} attempt(s)")
+        raise DeliveryError(f"{problem} after {attempts} attempt(s)")
 
     def close(self) -> None:
         pass

@@ -34,8 +34,10 @@ examples:
 stored.  Every completed run's aggregates for the period are merged, each line
 once: the ingest ledger says which run archived which lines, and a line read
 again (--reprocess, or a stream and a batch over one file) counts in the latest
-reading only.  Runs killed before they completed count nothing.  The report is traffic-<name>.parquet|csv,
-breakdown-<name>.parquet|csv and report-<name>.html in --output.
+reading only.  Runs killed before they completed count nothing.  The page shades
+the windows in which service-health alerts fired.  The report is
+traffic-<name>.parquet|csv, breakdown-<name>.parquet|csv, health-<name>.parquet|csv
+(the service-health episodes) and report-<name>.html in --output.
 Exit status: 0 on success, 1 if nothing could be written, 2 on a usage error.
 """
 
@@ -87,7 +89,7 @@ def run(args) -> int:
     print(
         f"logwarden report: {report.period_start:%Y-%m-%d %H:%M} to {report.period_end:%Y-%m-%d %H:%M} UTC per "
         f"{report.bucket}, {report.runs} run(s), {totals.get('requests', 0):,} requests, "
-        f"{len(report.hosts)} host(s)",
+        f"{len(report.hosts)} host(s), {len(report.episodes)} service-health episode(s)",
         file=sys.stderr,
     )
     if args.host and not report.totals:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
+import os
 import sys
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -19,6 +21,7 @@ from pipelines.commands.common import (
 )
 from pipelines.commands.keys import auto_init
 from pipelines.enrich import check_enrich_config
+from pipelines.inputs import InputError, check_regular_file
 from pipelines.options import pipeline_options
 from retention.audit import AuditError
 from retention.keyring import Keyring, KeyringError
@@ -48,6 +51,9 @@ def run(args) -> int:
             config = dataclasses.replace(config, input=dataclasses.replace(config.input, format=args.format))
         if config.stream.source == "files" and not args.input:
             raise UsageError("--input is required with the files source (stream.source: files)")
+        for path in args.input:  # a named file that is a link, a FIFO or a device: refused now, not ignored
+            if not glob.has_magic(path) and os.path.lexists(path) and not os.path.isdir(path):
+                check_regular_file(path, args.follow_symlinks)
         if "://" in args.output:
             raise UsageError(f"--output {args.output!r}: the stream job writes a local directory (it fsyncs)")
         options = stream_options(args.beam_args, config)
@@ -57,7 +63,7 @@ def run(args) -> int:
             auto_init(config, args.output, args)
         Keyring(config.keys.keyring).root_public()
         load_state_key(config.stream.state_key_file)
-    except (UsageError, UnknownFormatError, KeyringError, CheckpointError, OSError, AuditError) as problem:
+    except (UsageError, UnknownFormatError, KeyringError, CheckpointError, OSError, AuditError, InputError) as problem:
         return error(str(problem))
     except ConfigError as problem:
         return error(f"bad config: {problem}")
@@ -66,7 +72,7 @@ def run(args) -> int:
     try:
         from pipelines.stream import run_stream  # the Beam graph: imported when a stream starts
 
-        result = run_stream(args.input, args.output, config, options)
+        result = run_stream(args.input, args.output, config, options, args.follow_symlinks)
     except Exception as problem:
         from pipelines.stream_sources import SourceError
 
@@ -102,6 +108,11 @@ def register(subparsers) -> None:
         "--input", "-i", nargs="+", default=[], metavar="GLOB", help="files, globs or directories to follow"
     )
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory (the batch layout)")
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="follow symbolic links among the inputs (by default a link is not followed, with a warning)",
+    )
     parser.add_argument(
         "--format",
         "-f",

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.reports.health import episodes as health_episodes
 from pipelines.reports.privacy import OTHER, k_anonymous
 from pipelines.reports.traffic import GRAIN_UNITS, HLL_LG_K, VALUE_HLL_LG_K, per_second_totals
 
@@ -62,6 +63,8 @@ class Report:
     partly_superseded: int  # buckets set aside although a later reading owns only part of their lines
     unfinished: int  # stored runs that never completed (killed, or still running): counted nothing
     unledgered: int  # buckets with lines the ingest ledger gives to no run: not counted
+    #: Service-health episodes overlapping the period (``pipelines.reports.health.episodes``), oldest first.
+    episodes: list[dict] = dataclasses.field(default_factory=list)
 
 
 def bucket_floor(epoch_seconds: np.ndarray, bucket: str) -> np.ndarray:
@@ -261,8 +264,10 @@ def build_report(
     partly_superseded: int = 0,
     unfinished: int = 0,
     unledgered: int = 0,
+    health: pa.Table | None = None,
 ) -> Report:
-    """Merge counted store rows (``store.read_store``) into the report of a period."""
+    """Merge counted store rows (``store.read_store``) into the report of a period; ``health`` holds the
+    counted health store rows (``health.read_health``) whose episodes the report marks."""
     options = options or ReportOptions()
     if options.bucket not in BUCKET_SECONDS:
         raise ReportError(f"unknown bucket {options.bucket!r}; use minute, hour, day or week")
@@ -317,6 +322,14 @@ def build_report(
         for host, by_bucket in groups.items()
     }
     hosts = sorted({h for h in host_of_row if h != OTHER_HOSTS}) + ([OTHER_HOSTS] if OTHER_HOSTS in host_of_row else [])
+    found = []
+    if health is not None and health.num_rows:
+        data_end = dt.datetime.fromtimestamp(last_end, dt.timezone.utc) if len(starts) else None
+        found = health_episodes(
+            health, labels, breakdown, options.min_visitors, period_start, period_end, data_end, OTHER_HOSTS, NO_HOST
+        )
+        if any(e["host_label"] == OTHER_HOSTS for e in found) and OTHER_HOSTS not in hosts:
+            hosts.append(OTHER_HOSTS)
     return Report(
         period_start=period_start,
         period_end=period_end,
@@ -334,6 +347,7 @@ def build_report(
         partly_superseded=partly_superseded,
         unfinished=unfinished,
         unledgered=unledgered,
+        episodes=found,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from pipelines.reports.build import ALL, NO_GEOIP, Report
+from pipelines.reports.health import value_text
 
 HERE = Path(__file__).parent
 TEMPLATE = HERE / "report.html.j2"
@@ -50,6 +51,25 @@ def _epoch(value: dt.datetime) -> int:
     return int(value.timestamp())
 
 
+def _episode(e: dict) -> dict:
+    """One service-health episode as the page shows it: times in epoch seconds, values as ops read them."""
+    return {
+        "host": e["host_label"],
+        "rule": e["rule_id"],
+        "title": e["rule_title"],
+        "category": e["category"],
+        "severity": e["severity"],
+        "path": e["path_prefix"],
+        "start": _epoch(e["started"]),
+        "until": _epoch(e["shown_until"]),
+        "fired": _epoch(e["fired_at"]) if e["fired_at"] else None,
+        "resolved": _epoch(e["resolved_at"]) if e["resolved_at"] else None,
+        "value": value_text(e["measure"], e["field"], e["value"]),
+        "baseline": value_text(e["measure"], e["field"], e["baseline"]) if e["baseline"] is not None else "",
+        "threshold": e["threshold"] or "",
+    }
+
+
 def page_data(report: Report) -> dict:
     """Everything the page script draws, as plain JSON-able data."""
     hosts = {}
@@ -73,6 +93,7 @@ def page_data(report: Report) -> dict:
         "geoip": report.geoip_configured,
         "noGeoip": NO_GEOIP,
         "responseTimes": report.has_response_times,
+        "episodes": [_episode(e) for e in report.episodes],
     }
 
 

@@ -11,9 +11,11 @@ import pyarrow.csv as pacsv
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.reports.build import ALL, Report, ReportOptions, build_report
+from pipelines.reports.health import episodes_table, read_health
 from pipelines.reports.html import render_report
 from pipelines.reports.privacy import escape_csv_strings
 from pipelines.reports.store import make_dirs, parquet_bytes, read_store, run_span, write_file
+from retention import commit
 from retention.layout import reports_dir
 from schemas import TRAFFIC_AGGREGATE, TRAFFIC_BREAKDOWN
 from schemas.config import ReportsConfig
@@ -26,8 +28,9 @@ class PublishedReport:
     files: list[str]
 
 
-def report_tables(report: Report) -> tuple[pa.Table, pa.Table]:
-    """One row per bucket and shown host (plus all-hosts rows, host null, when there are several)."""
+def report_tables(report: Report) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Traffic: one row per bucket and shown host (plus all-hosts rows, host null, when there are several);
+    breakdown: per host, dimension and value; health: one row per service-health episode."""
     names = [*report.hosts, *([ALL] if len(report.hosts) > 1 else [])]
     traffic = [
         {**row, "bucket": report.bucket, "url_domain": host or None}
@@ -53,6 +56,7 @@ def report_tables(report: Report) -> tuple[pa.Table, pa.Table]:
     return (
         pa.Table.from_pylist(traffic, schema=TRAFFIC_AGGREGATE),
         pa.Table.from_pylist(breakdown, schema=TRAFFIC_BREAKDOWN),
+        episodes_table(report.episodes),
     )
 
 
@@ -63,11 +67,12 @@ def _csv_bytes(table: pa.Table) -> bytes:
 
 
 def write_report(report: Report, directory: str, name: str) -> PublishedReport:
-    """``traffic-<name>.parquet|csv``, ``breakdown-<name>.parquet|csv`` and ``report-<name>.html`` in ``directory``."""
+    """``traffic-<name>.parquet|csv``, ``breakdown-<name>.parquet|csv``, ``health-<name>.parquet|csv`` and
+    ``report-<name>.html`` in ``directory``."""
     make_dirs(directory)
-    traffic, breakdown = report_tables(report)
+    traffic, breakdown, health = report_tables(report)
     files = []
-    for kind, table in (("traffic", traffic), ("breakdown", breakdown)):
+    for kind, table in (("traffic", traffic), ("breakdown", breakdown), ("health", health)):
         for suffix, data in (("parquet", parquet_bytes(table)), ("csv", _csv_bytes(table))):
             path = FileSystems.join(directory, f"{kind}-{name}.{suffix}")
             write_file(path, data)
@@ -90,6 +95,7 @@ def publish_period(
     """Merge every run's stored aggregates for ``[start, end)`` (one host if given) and write the report."""
     options = options or ReportOptions()
     traffic, breakdown, ownership = read_store(archive, start, end, host)
+    health = read_health(archive, commit.completed_transactions(archive), host)
     report = build_report(
         traffic,
         breakdown,
@@ -101,6 +107,7 @@ def publish_period(
         partly_superseded=ownership.partial,
         unfinished=len(ownership.unfinished),
         unledgered=ownership.unledgered,
+        health=health,
     )
     return write_report(report, directory, name)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import apache_beam as beam
 import pyarrow as pa
@@ -151,3 +152,37 @@ def test_a_bounded_replay_knows_its_last_fold():
     with beam.Pipeline(runner="FnApiRunner") as p:
         seen = p | beam.Create([(0, "x")]) | beam.ParDo(_FireAtEndOfInput())
         assert_that(seen, equal_to([True]))
+
+
+def test_a_bounded_replay_sends_each_shard_one_element_per_bundle(default_rules):
+    """The stateful step costs per element (state, pickling, Beam's state cache): a bundle of batches leaves a
+    bounded replay's observing step as at most one element per shard, all of its hits in it."""
+    from apache_beam.transforms.window import GlobalWindow
+
+    from pipelines.detect import BundledObserveFn, ObserveFn
+
+    batches = batches_with_offsets(traffic())
+    apart = ObserveFn(default_rules, "access", 4)
+    apart.setup()
+    one_by_one = [element for b in batches for element in apart.process(b)]
+    bundled = BundledObserveFn(default_rules, "access", 4)
+    bundled.setup()
+    bundled.start_bundle()
+    for b in batches:
+        assert bundled.process(b, Timestamp(micros=1), GlobalWindow()) is None  # held until the bundle ends
+    out = list(bundled.finish_bundle())
+    shards = [value.value[0] for value in out]
+    assert len(shards) == len(set(shards)) < len(one_by_one)
+    assert {value.timestamp for value in out} == {Timestamp(micros=1)}
+
+    def rows(elements):
+        return sorted((h.rule_id, int(t), int(o)) for _, (_, b) in elements for h in pickle.loads(b)
+                      if hasattr(h, "offsets") for t, o in zip(h.ts, h.offsets))  # fmt: skip
+
+    assert rows(value.value for value in out) == rows(one_by_one)
+    # ...each rule whole on one shard: it is folded once, not once per shard
+    shard_of_rule = {}
+    for value in out:
+        shard, (_, pickled) = value.value
+        for hits in pickle.loads(pickled):
+            assert shard_of_rule.setdefault(hits.rule_id, shard) == shard

@@ -6,6 +6,7 @@ import datetime as dt
 import pickle
 import random
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from alerts import health_sketch
 from alerts.engine import Detector
 from alerts.observe import Observer
-from alerts.rules import RuleError, load_rule_file, load_rules
+from alerts.rules import RuleError, RuleSet, load_rule_file, load_rules
 from tests.alerts.events import T0, access, batch, error, error_batch
 
 RATIO = """
@@ -249,6 +250,32 @@ def test_piecewise_flushes_on_a_watermark_raise_exactly_what_one_flush_at_the_en
     assert comparable(streamed) == comparable(whole)
 
 
+def test_one_line_from_the_far_future_does_not_make_every_host_look_silent(tmp_path):
+    """A mistyped year moved every rule's clock past all traffic: each host "silent", later lines too late."""
+    rules = rules_of(tmp_path, RATIO, SILENT)
+    rows = traffic(hours=3, wave=("b.example", 7200, 7800))
+    stray = access(0, url_domain="a.example")
+    stray["timestamp"] = dt.datetime(2099, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+    third = len(rows) // 3
+    mixed = [*rows[:third], stray, *rows[third:]]  # early in the log: later lines still count
+    assert (
+        summary(run(rules, mixed))
+        == summary(run(rules, rows))
+        == [
+            ("t-5xx", "b.example", "firing", at(7200), at(7260)),
+            ("t-5xx", "b.example", "resolved", at(7200), at(8400)),
+        ]
+    )
+    # Streamed: flushed up to each batch's newest line, the stray one's included.
+    observer, detector = Observer(rules, "access"), Detector(rules)
+    streamed = []
+    for k in range(0, len(mixed), 700):
+        part = mixed[k : k + 700]
+        detector.add(observer.observe(batch(part)))
+        streamed += detector.flush(max(int(r["timestamp"].timestamp() * 1_000_000) for r in part))
+    assert summary(streamed + detector.flush(None)) == summary(run(rules, rows))
+
+
 def test_a_broken_link_after_a_deploy_fires_but_one_scanners_404s_do_not():
     from alerts.rules import RuleSet
 
@@ -287,3 +314,22 @@ def test_ops_sinks_get_the_measure_and_a_resolved_notice_reads_as_one(tmp_path):
     shared = shared_view(fired, "k")  # what an external webhook or syslog gets
     assert shared["health"]["value"] == pytest.approx(0.2) and "url_domain" not in shared
     assert '"status":"firing"' in alert_json(shared)
+
+
+def test_the_readme_tuning_example_loads_and_splits_the_hosts(tmp_path):
+    """The README's per-host tuning example is a working rules file: the shop gets its own, stricter bar."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("# rules/site-health.yaml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "site-health.yaml"
+    path.write_text(block.split("\n", 1)[1])
+    rules = load_rules([path], disable=["health-5xx-surge"])
+    ids = {r.id for r in rules.rules}
+    assert {"shop-5xx-surge", "other-5xx-surge"} <= ids and "health-5xx-surge" not in ids
+    mine = RuleSet(tuple(r for r in rules.rules if r.id in ("shop-5xx-surge", "other-5xx-surge")))
+    rows = [
+        access(s, ip=f"10.0.0.{s % 50}", status=500 if s % 20 == 0 else 200, url_domain=host)
+        for s in range(0, 1800)
+        for host in ("shop.example.com", "blog.example.com")
+    ]  # 5 % errors on both hosts: over the shop's 2 %, under everyone else's 10 %
+    fired = {(a["rule_id"], a["url_domain"]) for a in run(mine, rows) if a["health"]["status"] == "firing"}
+    assert fired == {("shop-5xx-surge", "shop.example.com")}

@@ -8,12 +8,14 @@ baseline, and one "resolved" record.  The same logs without the incidents raise 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import threading
 import time
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.reports.publish import publish_period
 from pipelines.stream import STOP, run_stream
 from schemas.config import AlertSinksConfig, InputConfig, StreamConfig
 from tests.alerts.health_logs import LOG_FORMAT, write_logs
@@ -34,6 +36,10 @@ EXPECTED_ERROR = [
     ("health-upstream-errors", "shop.example", "firing", "2026-11-01T02:00:00Z", "2026-11-01T02:01:00Z", 11.0, None),
     ("health-upstream-errors", "shop.example", "resolved", "2026-11-01T02:00:00Z", "2026-11-01T02:14:00Z", 0.0, None),
 ]  # fmt: skip
+
+
+def iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def facts(alerts: list[dict]) -> list[tuple]:
@@ -110,3 +116,10 @@ def test_the_stream_raises_the_same_health_alerts_as_a_replay(tmp_path, archive_
     watcher.join()
     streamed = [json.loads(line) for line in sink.read_text().splitlines()]
     assert facts(streamed) == sorted(EXPECTED_ACCESS, key=lambda r: (r[0], r[3], r[4]))
+    # The stream's cuts stored the episodes for the capacity report as a batch run does: one per outage, resolved.
+    report = publish_period(str(tmp_path / "out"), str(tmp_path / "planner"), "stream").report
+    episodes = [(e["rule_id"], e["host_label"], e["started"], e["resolved_at"]) for e in report.episodes]
+    resolved = [r for r in EXPECTED_ACCESS if r[2] == "resolved"]
+    assert sorted(episodes) == sorted(
+        (rule, host, iso(first), iso(end)) for rule, host, _, first, end, _, _ in resolved
+    )

@@ -55,6 +55,23 @@ def test_a_user_rule_file_loads(tmp_path):
     assert rule.id == "my-rule" and rule.is_signature and rule.cooldown == 600
 
 
+def test_a_rule_file_read_again_is_not_parsed_again_but_an_edit_is_seen(tmp_path, monkeypatch):
+    """A batch run loads its rules twice (config check, graph): the second read reuses the first's rules, unless
+    the file changed in between, even to text of the same length."""
+    import alerts.rules as rules_module
+
+    path = write(tmp_path, VALID)
+    (first,) = load_rules([path], default_rules=False).rules
+    parsed = []
+    monkeypatch.setattr(rules_module.yaml, "load", lambda *a, **k: parsed.append(1) or [])
+    (again,) = load_rules([path], default_rules=False).rules
+    assert again == first and not parsed
+    monkeypatch.undo()
+    path.write_text(VALID.replace("title: t", "title: u"))
+    (edited,) = load_rules([path], default_rules=False).rules
+    assert edited.title == "u"
+
+
 @pytest.mark.parametrize(
     ("change", "key", "problem"),
     [

@@ -172,3 +172,42 @@ def test_cli_refuses_a_planted_link_with_a_clear_message(tmp_path):
     )
     assert done.returncode == 2, done.stderr
     assert "symbolic link" in done.stderr and "--follow-symlinks" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_stream_follows_neither_a_planted_link_nor_a_fifo_in_its_directory(tmp_path, caplog):
+    """``logwarden stream -i DIR`` followed a link to a secret (a stand-in for /etc/shadow) and archived it."""
+    from parsers.follow import Follower
+
+    secret = tmp_path / "shadow"
+    secret.write_bytes(b"root:$6$secret:19000:0:99999:7:::\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "access.log").write_bytes(LINE)
+    (logs / "planted.log").symlink_to(secret)
+    os.mkfifo(logs / "trap.log")
+    follower = Follower([str(logs)], format_spec="combined")
+    with caplog.at_level("WARNING", logger="logwarden"):
+        read = b"".join(c.lines.data for c in follower.poll() + follower.poll())
+    assert read == LINE and follower.followed == 1
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum("planted.log is a symbolic link" in w and "--follow-symlinks" in w for w in warnings) == 1  # once
+    assert sum("trap.log is a FIFO" in w for w in warnings) == 1
+    followed = Follower([str(logs)], format_spec="combined", follow_symlinks=True)
+    assert b"root:$6$secret" in b"".join(c.lines.data for c in followed.poll())
+
+
+def test_the_stream_refuses_a_named_link_or_fifo_before_any_work(tmp_path):
+    (tmp_path / "planted.log").symlink_to("/etc/hostname")
+    os.mkfifo(tmp_path / "pipe.log")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name, words in [("planted.log", ["symbolic link", "--follow-symlinks"]), ("pipe.log", ["FIFO"])]:
+        done = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "stream", "-i", str(tmp_path / name), "-o", str(tmp_path / "o")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert all(w in done.stderr for w in words) and "Traceback" not in done.stderr, done.stderr[-2000:]

@@ -88,4 +88,4 @@ def test_no_report_file_holds_an_address_user_email_query_or_name(tmp_path, arch
                 )[0]
         found = sorted(s for s in secrets if s in content)
         assert not found, (path.name, found)
-    assert scanned == 7  # 2 stored aggregates + 5 report files
+    assert scanned == 9  # 2 stored aggregates + 7 report files (traffic, breakdown, health: parquet, csv; html)

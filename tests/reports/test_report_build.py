@@ -111,6 +111,8 @@ def test_a_period_and_a_host_select_their_rows(stored, tmp_path):
     assert sorted(p.rsplit("/", 1)[1] for p in published.files) == [
         "breakdown-p.csv",
         "breakdown-p.parquet",
+        "health-p.csv",
+        "health-p.parquet",
         "report-p.html",
         "traffic-p.csv",
         "traffic-p.parquet",
