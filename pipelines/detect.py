@@ -150,15 +150,36 @@ class SpillHitsFn(beam.DoFn):
 
     def start_bundle(self):
         self._writers: dict[int, SpillWriter] = {}
+        self._unread: dict[str, list] = {}  # file -> batches not observed yet
 
     def process(self, batch):
-        for shard, parts in hits_by_shard(self._observer, self._whole, self._shards, batch).items():
+        # Consecutive batches of one file are observed joined, up to JOINED_ROWS (as ``BundledObserveFn``).
+        paths = batch.column("log_file_path").unique()
+        if len(paths) != 1:
+            self._spill(self._observer.observe(batch))
+            return
+        unread = self._unread.setdefault(paths[0].as_py(), [])
+        unread.append(batch)
+        if sum(b.num_rows for b in unread) >= JOINED_ROWS:
+            self._spill(observe_many(self._observer, unread))
+            unread.clear()
+
+    def _spill(self, found) -> None:
+        by_shard: dict[int, list[Hits]] = collections.defaultdict(list)
+        for hits in found:
+            for shard, part in hits.by_shard(self._shards, hits.rule_id in self._whole).items():
+                by_shard[shard].append(part)
+        for shard, parts in by_shard.items():
             writer = self._writers.get(shard)
             if writer is None:
                 writer = self._writers[shard] = SpillWriter(self._output, self._run_id, self._key)
             writer.append(_dumps(parts), min(int(h.ts.min()) for h in parts), max(int(h.ts.max()) for h in parts))
 
     def finish_bundle(self):
+        for unread in self._unread.values():
+            if unread:
+                self._spill(observe_many(self._observer, unread))
+        self._unread = {}
         for shard, writer in sorted(self._writers.items()):
             yield WindowedValue((shard, writer.close()), GlobalWindow().max_timestamp(), [GlobalWindow()])
         self._writers = {}
