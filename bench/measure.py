@@ -9,8 +9,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclasses.dataclass
@@ -20,25 +23,116 @@ class Measurement:
     peak_rss_mib: float | None
     lines: int
     note: str = ""
+    #: The command's standard output and error (``run_measured(..., keep_stdout=True)``).
+    stdout: str = ""
 
     @property
     def lines_per_second(self) -> float | None:
         return self.lines / self.seconds if self.seconds else None
 
 
-def run_measured(name: str, argv: list[str], lines: int, env: dict | None = None) -> Measurement:
-    """Run ``argv`` to completion; wall seconds and the child's peak RSS (from wait4)."""
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from ``/proc/*/stat`` (the parent pid is the 4th field after the name)."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants, summed (worker processes count too)."""
+    tree, total, todo = _children(), 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/statm", "rb") as handle:
+                total += int(handle.read().split()[1]) * PAGE_BYTES
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(tree.get(current, ()))
+    return total
+
+
+class TreeSampler:
+    """Samples the summed RSS of a process tree in a thread; ``peak`` is the largest sum seen."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_bytes(self.pid))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def pinned(argv: list[str], cpus: str | None) -> list[str]:
+    """``argv`` run on the CPUs ``cpus`` (``"0"``, ``"0,1"``) with taskset; unchanged for None."""
+    return argv if cpus is None else ["taskset", "-c", cpus, *argv]
+
+
+def run_measured(
+    name: str,
+    argv: list[str],
+    lines: int,
+    env: dict | None = None,
+    *,
+    cpus: str | None = None,
+    keep_stdout: bool = False,
+) -> Measurement:
+    """Run ``argv`` to completion (on ``cpus`` if given); wall seconds and peak RSS.
+
+    Peak RSS is the larger of the child's own maximum (wait4) and the largest sampled sum over the
+    whole process tree, so local runner worker processes are counted with their parent.
+    """
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
         return Measurement(name, None, None, lines, f"{argv[0]} not installed")
+    if cpus is not None and shutil.which("taskset") is None:
+        return Measurement(name, None, None, lines, "taskset not installed")
     started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        pinned(argv, cpus),
+        stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    sampler = TreeSampler(process.pid)
+    # Read the pipes in threads, so a chatty child never blocks on a full pipe while we wait.
+    captured: dict[str, bytes] = {}
+    readers = [
+        threading.Thread(target=lambda s=stream, k=key: captured.__setitem__(k, s.read()), daemon=True)
+        for key, stream in (("out", process.stdout), ("err", process.stderr))
+        if stream is not None
+    ]
+    for reader in readers:
+        reader.start()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
+    tree_peak = sampler.stop()
+    for reader in readers:
+        reader.join()
     process.returncode = os.waitstatus_to_exitcode(status)
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    stderr = captured.get("err", b"").decode(errors="replace")
+    stdout = captured.get("out", b"").decode(errors="replace")
     if process.returncode != 0:
-        return Measurement(name, None, None, lines, f"failed ({process.returncode}): {stderr.strip()[-200:]}")
-    return Measurement(name, seconds, usage.ru_maxrss / 1024, lines)
+        return Measurement(name, None, None, lines, f"failed ({process.returncode}): {stderr.strip()[-200:]}", stdout)
+    peak = max(usage.ru_maxrss * 1024, tree_peak)
+    return Measurement(name, seconds, peak / 2**20, lines, stdout=stdout + stderr if keep_stdout else "")
 
 
 def count_lines(path: str) -> int:

@@ -2,34 +2,180 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
+
 import apache_beam as beam
+import datasketches
+import numpy as np
 
 from pipelines import coders
+from pipelines.reports.privacy import OTHER
 from pipelines.reports.store import write_run_aggregates
-from pipelines.reports.traffic import Key, TrafficPartial, partials_from_batch
+from pipelines.reports.traffic import (
+    HLL_LG_K,
+    STORED_VALUES,
+    VALUE_HLL_LG_K,
+    Key,
+    TrafficPartial,
+    partials_from_batch,
+)
+
+
+class LiveTraffic:
+    """A ``TrafficPartial`` being merged into, its sketches kept live until the end.
+
+    ``TrafficPartial.merge`` unions sketches as bytes: two deserialisations, a union and a serialisation per
+    breakdown value per merge (thousands per partial).  Here each value keeps one union (made when a second
+    sketch for it arrives) and is serialised once, by ``materialize``.  Rare values are folded into "(other)"
+    at the same points as ``TrafficPartial.merge`` does.
+    """
+
+    __slots__ = ("partial", "response_ms", "slots", "visitors")
+
+    def __init__(self):
+        self.partial = TrafficPartial()
+        self.visitors = None  # hll_union, once a second visitor sketch arrives
+        self.response_ms = None  # kll_doubles_sketch, once a second one arrives
+        #: dimension -> value -> [requests, bytes, sketch bytes or None, hll_union or None]
+        self.slots: dict[str, dict[str, list]] = {}
+
+    def merge(self, other: TrafficPartial | LiveTraffic) -> LiveTraffic:
+        if isinstance(other, LiveTraffic):
+            other = other.materialize()
+        mine = self.partial
+        mine.requests += other.requests
+        mine.bytes += other.bytes
+        mine.bot_requests += other.bot_requests
+        mine.status_classes.update(other.status_classes)
+        mine.seconds = np.concatenate([mine.seconds, other.seconds])
+        mine.second_requests = np.concatenate([mine.second_requests, other.second_requests])
+        mine.second_bytes = np.concatenate([mine.second_bytes, other.second_bytes])
+        if len(mine.seconds) > 8192:
+            mine.compact_seconds()
+        if other.first_offset >= 0:
+            mine.first_offset = (
+                other.first_offset if mine.first_offset < 0 else min(mine.first_offset, other.first_offset)
+            )
+            mine.last_offset = max(mine.last_offset, other.last_offset)
+        if other.visitors is not None:
+            if mine.visitors is None and self.visitors is None:
+                mine.visitors = other.visitors
+            else:
+                self.visitors = _into_union(self.visitors, mine.visitors, other.visitors, HLL_LG_K)
+                mine.visitors = None
+        if other.response_ms is not None:
+            if mine.response_ms is None and self.response_ms is None:
+                mine.response_ms = other.response_ms
+            else:
+                if self.response_ms is None:
+                    self.response_ms = datasketches.kll_doubles_sketch.deserialize(mine.response_ms)
+                    mine.response_ms = None
+                self.response_ms.merge(datasketches.kll_doubles_sketch.deserialize(other.response_ms))
+        for dimension, values in other.breakdown.items():
+            slots = self.slots.setdefault(dimension, {})
+            for value, (requests, size, sketch) in values.items():
+                slot = slots.get(value)
+                if slot is None:
+                    slots[value] = [requests, size, sketch, None]
+                    continue
+                slot[0] += requests
+                slot[1] += size
+                if sketch is not None:
+                    if slot[2] is None and slot[3] is None:
+                        slot[2] = sketch
+                    else:
+                        slot[3] = _into_union(slot[3], slot[2], sketch, VALUE_HLL_LG_K)
+                        slot[2] = None
+            if len(slots) > STORED_VALUES:
+                self.slots[dimension] = _fold_rare_slots(slots, STORED_VALUES)
+        return self
+
+    def materialize(self) -> TrafficPartial:
+        """The merged partial, sketches serialised (the live state stays usable)."""
+        out = dataclasses.replace(self.partial, status_classes=Counter(self.partial.status_classes))
+        if self.visitors is not None:
+            out.visitors = self.visitors.get_result().serialize_compact()
+        if self.response_ms is not None:
+            out.response_ms = self.response_ms.serialize()
+        out.breakdown = {
+            dimension: {value: [slot[0], slot[1], _slot_sketch(slot)] for value, slot in slots.items()}
+            for dimension, slots in self.slots.items()
+        }
+        return out
+
+
+def _into_union(union, held: bytes | None, incoming: bytes, lg_k: int):
+    if union is None:
+        union = datasketches.hll_union(lg_k)
+        if held is not None:
+            union.update(datasketches.hll_sketch.deserialize(held))
+    union.update(datasketches.hll_sketch.deserialize(incoming))
+    return union
+
+
+def _slot_sketch(slot: list) -> bytes | None:
+    return slot[3].get_result().serialize_compact() if slot[3] is not None else slot[2]
+
+
+def _fold_rare_slots(slots: dict[str, list], keep: int) -> dict[str, list]:
+    """``pipelines.reports.traffic.fold_rare`` on live slots: the ``keep`` most requested values, the rest in
+    "(other)"."""
+    ranked = sorted(((v, s) for v, s in slots.items() if v != OTHER), key=lambda kv: -kv[1][0])
+    kept = dict(ranked[: keep - 1])
+    rest = ranked[keep - 1 :] + ([(OTHER, slots[OTHER])] if OTHER in slots else [])
+    if rest:
+        other = [0, 0, None, None]
+        for _, (requests, size, sketch, union) in rest:
+            other[0] += requests
+            other[1] += size
+            incoming = union.get_result().serialize_compact() if union is not None else sketch
+            if incoming is None:
+                continue
+            if other[2] is None and other[3] is None:
+                other[2] = incoming
+            else:
+                other[3] = _into_union(other[3], other[2], incoming, VALUE_HLL_LG_K)
+                other[2] = None
+        kept[OTHER] = other
+    return kept
+
+
+class _AccumulatorCoder(coders.TrafficPartialCoder):
+    """Accumulators cross the shuffle as plain ``TrafficPartial``s."""
+
+    def encode(self, value) -> bytes:
+        return super().encode(value.materialize() if isinstance(value, LiveTraffic) else value)
+
+    def estimate_size(self, value) -> int:
+        return super().estimate_size(value.partial if isinstance(value, LiveTraffic) else value)
 
 
 class MergeTrafficFn(beam.CombineFn):
     """Merge partials of one (bucket, host, source) in any order."""
 
-    def create_accumulator(self) -> TrafficPartial:
-        return TrafficPartial()
+    def create_accumulator(self) -> LiveTraffic:
+        return LiveTraffic()
 
     def get_accumulator_coder(self):
-        return coders.TrafficPartialCoder()
+        return _AccumulatorCoder()
 
-    def add_input(self, accumulator: TrafficPartial, partial: TrafficPartial) -> TrafficPartial:
+    def add_input(self, accumulator: LiveTraffic, partial: TrafficPartial) -> LiveTraffic:
         return accumulator.merge(partial)
 
-    def merge_accumulators(self, accumulators) -> TrafficPartial:
-        merged = TrafficPartial()
+    def merge_accumulators(self, accumulators) -> LiveTraffic:
+        merged = LiveTraffic()
         for accumulator in accumulators:
             merged.merge(accumulator)
         return merged
 
-    def extract_output(self, accumulator: TrafficPartial) -> TrafficPartial:
-        accumulator.compact_seconds()
-        return accumulator
+    def compact(self, accumulator: LiveTraffic) -> TrafficPartial:
+        return accumulator.materialize() if isinstance(accumulator, LiveTraffic) else accumulator
+
+    def extract_output(self, accumulator: LiveTraffic) -> TrafficPartial:
+        partial = accumulator.materialize() if isinstance(accumulator, LiveTraffic) else accumulator
+        partial.compact_seconds()
+        return partial
 
 
 class AggregateTraffic(beam.PTransform):

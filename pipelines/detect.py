@@ -2,6 +2,8 @@
 
     access / error batches --Observe<dataset>--> (shard, hits)  stateless, vectorised per batch
                            --EvaluateOverTime--> alerts          stateful per shard, event-time timers
+    a bounded run instead: --Spill<dataset>Hits--> (shard, spill file names)  hits to files (pipelines.spill)
+                           --GroupSpillsByShard--FoldShards--> alerts  each shard folded, shards in parallel
     alerts --WriteAlertParts--> sealed parts, archived in the run, then delivered to the sinks (batch)
            --DeliverAlerts--> jsonl / stdout / webhook / syslog sinks                         (stream)
 
@@ -28,13 +30,15 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from alerts.engine import Detector
-from alerts.observe import Observer, kept_whole, merge_hits, observe_many
+from alerts.observe import Hits, Observer, kept_whole, merge_hits, observe_many
 from alerts.outbox import Outbox, default_key_file, load_outbox_key
 from alerts.rules import RuleSet
 from alerts.sinks import build_sinks
 from alerts.sinks.delivery import Delivery
 from alerts.sinks.owed import DeliveryOutcome, deliver_with_retry, owe_alerts
 from pipelines import metrics, progress
+from pipelines import spill as spill_files
+from pipelines.spill import SpilledHits, SpillWriter, fold_order, ordered_records
 from retention.alert_store import write_alerts
 from retention.keyring import writer_keys
 from retention.signing import Signer
@@ -54,6 +58,15 @@ def _dumps(value) -> bytes:
 #: What crosses from observing to the stateful step: ``(shard, (newest event time in µs, pickled [Hits...]))``.
 #: Pickled once here and kept as those very bytes in state: no second pickling in the stateful step.
 ShardHits = tuple[int, tuple[int, bytes]]
+
+
+def hits_by_shard(observer: Observer, whole: frozenset[str], shards: int, batch) -> dict[int, list[Hits]]:
+    """One event batch's hits, split by shard: only rows that some rule cares about leave."""
+    by_shard: dict[int, list[Hits]] = collections.defaultdict(list)
+    for hits in observer.observe(batch):
+        for shard, part in hits.by_shard(shards, hits.rule_id in whole).items():
+            by_shard[shard].append(part)
+    return by_shard
 
 
 class ObserveFn(beam.DoFn):
@@ -121,6 +134,111 @@ class BundledObserveFn(ObserveFn):
         for window, (earliest, found) in held.items():
             for element in self._by_shard(merge_hits(found)):
                 yield WindowedValue(element, earliest, [window])
+
+
+class SpillHitsFn(beam.DoFn):
+    """A bounded run's observing: each batch's hits appended to this bundle's spill file of their shard
+    (``pipelines.spill``); at the end of the bundle one ``(shard, SpilledHits)`` per file leaves."""
+
+    def __init__(self, rules: RuleSet, dataset: str, shards: int, output: str, run_id: str, key: bytes):
+        self._rules, self._dataset, self._shards = rules, dataset, shards
+        self._output, self._run_id, self._key = output, run_id, key
+
+    def setup(self):
+        self._observer = Observer(self._rules, self._dataset)
+        self._whole = kept_whole(self._rules, self._dataset)
+
+    def start_bundle(self):
+        self._writers: dict[int, SpillWriter] = {}
+        self._unread: dict[str, list] = {}  # file -> batches not observed yet
+
+    def process(self, batch):
+        # Consecutive batches of one file are observed joined, up to JOINED_ROWS (as ``BundledObserveFn``).
+        paths = batch.column("log_file_path").unique()
+        if len(paths) != 1:
+            self._spill(self._observer.observe(batch))
+            return
+        unread = self._unread.setdefault(paths[0].as_py(), [])
+        unread.append(batch)
+        if sum(b.num_rows for b in unread) >= JOINED_ROWS:
+            self._spill(observe_many(self._observer, unread))
+            unread.clear()
+
+    def _spill(self, found) -> None:
+        by_shard: dict[int, list[Hits]] = collections.defaultdict(list)
+        for hits in found:
+            for shard, part in hits.by_shard(self._shards, hits.rule_id in self._whole).items():
+                by_shard[shard].append(part)
+        for shard, parts in by_shard.items():
+            writer = self._writers.get(shard)
+            if writer is None:
+                writer = self._writers[shard] = SpillWriter(self._output, self._run_id, self._key)
+            writer.append(_dumps(parts), min(int(h.ts.min()) for h in parts), max(int(h.ts.max()) for h in parts))
+
+    def finish_bundle(self):
+        for unread in self._unread.values():
+            if unread:
+                self._spill(observe_many(self._observer, unread))
+        self._unread = {}
+        for shard, writer in sorted(self._writers.items()):
+            yield WindowedValue((shard, writer.close()), GlobalWindow().max_timestamp(), [GlobalWindow()])
+        self._writers = {}
+
+
+#: Rows a shard's fold buffers before it folds what is ready: fewer, larger folds, memory still bounded.
+FOLD_ROWS = 1 << 18
+
+
+@dataclasses.dataclass
+class FoldStats:
+    late_rows: int = 0
+    #: The most hit rows the detector held unfolded at once (what the fold's memory follows).
+    peak_pending_rows: int = 0
+
+
+def fold_spilled(
+    rules: RuleSet, spills, key: bytes, fold_rows: int = FOLD_ROWS, stats: FoldStats | None = None
+) -> list[dict]:
+    """A bounded run's alerts of one shard from its spilled hits, oldest record first, folded as they come.
+
+    The same alerts as buffering every hit and folding once (``alerts.engine``: a fold gives the same result
+    in one flush or many), holding only the hits of about ``fold_rows`` rows of event time at once.
+    """
+    stats = stats or FoldStats()
+    detector = Detector(rules)
+    alerts: list[dict] = []
+    pending = 0
+    for data, next_earliest in fold_order(ordered_records(spills), key):
+        hits = pickle.loads(data)
+        detector.add(hits)
+        pending += sum(len(h) for h in hits)
+        stats.peak_pending_rows = max(stats.peak_pending_rows, pending)
+        if next_earliest is not None and pending >= fold_rows:
+            alerts.extend(detector.flush(next_earliest - 1))
+            pending = sum(len(h) for h in detector.pending)
+    alerts.extend(detector.finish())
+    stats.late_rows = detector.late_rows
+    return alerts
+
+
+class FoldShardFn(beam.DoFn):
+    """A bounded run's shard: its spill files' hits folded in event-time order; its alerts out."""
+
+    def __init__(self, rules: RuleSet, key: bytes):
+        self._rules, self._key = rules, key
+        self._late = metrics.counter(metrics.ALERT_LATE_ROWS)
+
+    def process(self, shard_and_spills):
+        _, spills = shard_and_spills
+        spills = list(spills)
+        stats = FoldStats()
+        alerts = fold_spilled(self._rules, spills, self._key, stats=stats)
+        spill_files.delete(spills)
+        self._late.inc(stats.late_rows)
+        progress.record_alerts(len(alerts))
+        for alert in alerts:
+            metrics.counter(metrics.alert_counter_name(alert["rule_id"])).inc()
+            yield alert
 
 
 class EvaluateOverTimeFn(beam.DoFn):
@@ -203,6 +321,10 @@ class Detect(beam.PTransform):
     shards: int = 16
     #: True for a finite replay (``logwarden batch``): fold once at the end instead of at every watermark step.
     bounded: bool = False
+    #: A bounded run's ``(output, run_id)``: its hits are spilled to the run's staging folder and only the
+    #: files' names cross the shuffle (``pipelines.spill``); each shard is then folded by a plain DoFn, so the
+    #: shards fold in parallel.  None: hits cross the shuffle into per-shard state (a stream needs that).
+    spill: tuple[str, str] | None = None
 
     def __post_init__(self):
         super().__init__()
@@ -210,16 +332,33 @@ class Detect(beam.PTransform):
     def expand(self, events):
         if not isinstance(events, dict):
             events = {"access": events}
+        datasets = [(d, batches) for d, batches in sorted(events.items()) if self.rules.for_dataset(d)]
+        if not datasets:
+            return events[next(iter(events))].pipeline | "NoRules" >> beam.Create([])
+        if self.bounded and self.spill is not None:
+            output, run_id = self.spill
+            key = spill_files.new_key()  # in the job's memory only: spilled hits are unreadable at rest
+            spilled = [
+                batches
+                | f"Spill{dataset.capitalize()}Hits"
+                >> beam.ParDo(SpillHitsFn(self.rules, dataset, self.shards, output, run_id, key)).with_output_types(
+                    tuple[int, SpilledHits]
+                )
+                for dataset, batches in datasets
+            ]
+            files = spilled[0] if len(spilled) == 1 else tuple(spilled) | "MergeSpills" >> beam.Flatten()
+            return (
+                files
+                | "GroupSpillsByShard" >> beam.GroupByKey()
+                | "FoldShards" >> beam.ParDo(FoldShardFn(self.rules, key))
+            )
         observe = BundledObserveFn if self.bounded else ObserveFn
         observed = [
             batches
             | f"Observe{dataset.capitalize()}"
             >> beam.ParDo(observe(self.rules, dataset, self.shards)).with_output_types(ShardHits)
-            for dataset, batches in sorted(events.items())
-            if self.rules.for_dataset(dataset)
+            for dataset, batches in datasets
         ]
-        if not observed:
-            return events[next(iter(events))].pipeline | "NoRules" >> beam.Create([])
         hits = observed[0] if len(observed) == 1 else tuple(observed) | "MergeHits" >> beam.Flatten()
         return hits | "EvaluateOverTime" >> beam.ParDo(EvaluateOverTimeFn(self.rules, self.bounded)).with_input_types(
             ShardHits

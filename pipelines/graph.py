@@ -109,7 +109,10 @@ def build_graph(
     outputs = GraphOutputs(access, parsed[ERROR], parsed[DEAD_LETTERS], archived)
     if config.alerts.enabled:
         outputs.alerts = {"access": access, "error": parsed[ERROR]} | "Detect" >> Detect(
-            load_configured_rules(config.alerts), config.alerts.shards, bounded=bounded
+            load_configured_rules(config.alerts),
+            config.alerts.shards,
+            bounded=bounded,
+            spill=(output, run_id) if bounded else None,
         )
         if already_raised:
             outputs.alerts = outputs.alerts | "SkipAlertsRaisedBefore" >> beam.Filter(

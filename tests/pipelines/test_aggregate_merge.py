@@ -1,0 +1,94 @@
+"""The aggregate step's live accumulator merges partials as ``TrafficPartial.merge`` does, serialising once."""
+
+from __future__ import annotations
+
+import datasketches
+import numpy as np
+import pytest
+
+from bench.reports import day_batch
+from pipelines.aggregate import LiveTraffic, MergeTrafficFn, _AccumulatorCoder
+from pipelines.reports import traffic
+from pipelines.reports.traffic import TrafficPartial, partials_from_batch
+
+
+def _partials(rows_per_hour: int = 300, pieces: int = 6):
+    batch = day_batch(0, hosts=1, per_hour=rows_per_hour, rng=np.random.default_rng(7))
+    step = batch.num_rows // pieces + 1
+    out = []
+    for start in range(0, batch.num_rows, step):
+        out += partials_from_batch(batch.slice(start, step), "day", {})
+    assert len({key for key, _ in out}) == 1 and len(out) == pieces
+    return [p for _, p in out]
+
+
+def _estimate(sketch: bytes | None) -> float:
+    return datasketches.hll_sketch.deserialize(sketch).get_estimate() if sketch else 0.0
+
+
+def _same(a: dict, b: dict) -> None:
+    """Exact counts; sketch estimates as close as two merge orders of the same sketches give (they are
+    approximate: KLL compacts at random, an HLL union's estimate depends a little on how it was merged)."""
+    assert a["counts"] == b["counts"] and a["seconds"] == b["seconds"]
+    assert a["visitors"] == pytest.approx(b["visitors"], rel=0.01)
+    assert a["response_rank"] == pytest.approx(b["response_rank"], rel=0.05)
+    assert a["breakdown"].keys() == b["breakdown"].keys()
+    for dimension, values in a["breakdown"].items():
+        assert values.keys() == b["breakdown"][dimension].keys()
+        for value, (n, size, estimate) in values.items():
+            assert (n, size) == b["breakdown"][dimension][value][:2]
+            assert estimate == pytest.approx(b["breakdown"][dimension][value][2], rel=0.05)  # lg_k 10: 3 % error
+
+
+def _view(p: TrafficPartial) -> dict:
+    p.compact_seconds()
+    return {
+        "counts": (p.requests, p.bytes, p.bot_requests, dict(p.status_classes), p.first_offset, p.last_offset),
+        "seconds": (p.seconds.tolist(), p.second_requests.tolist(), p.second_bytes.tolist()),
+        "visitors": round(_estimate(p.visitors), 6),
+        "response_rank": datasketches.kll_doubles_sketch.deserialize(p.response_ms).get_quantile(0.5),
+        "breakdown": {
+            d: {v: (n, size, round(_estimate(s), 6)) for v, (n, size, s) in values.items()}
+            for d, values in p.breakdown.items()
+        },
+    }
+
+
+def _plain(partials) -> TrafficPartial:
+    merged = TrafficPartial()
+    for p in partials:
+        merged.merge(p)
+    return merged
+
+
+@pytest.mark.parametrize("stored_values", [traffic.STORED_VALUES, 20])
+def test_merging_live_gives_what_merging_partials_gives(monkeypatch, stored_values):
+    """In the same order, rare values folded into "(other)" at the same points too."""
+    import pipelines.aggregate as aggregate
+
+    monkeypatch.setattr(traffic, "STORED_VALUES", stored_values)
+    monkeypatch.setattr(aggregate, "STORED_VALUES", stored_values)
+    fn = MergeTrafficFn()
+    accumulator = fn.create_accumulator()
+    for p in _partials():
+        accumulator = fn.add_input(accumulator, p)
+    assert isinstance(accumulator, LiveTraffic)
+    merged = fn.extract_output(accumulator)
+    assert "path" in merged.breakdown and len(merged.breakdown["path"]) <= stored_values
+    _same(_view(merged), _view(_plain(_partials())))
+
+
+def test_accumulators_cross_the_shuffle_as_partials_and_merge_in_any_grouping(monkeypatch):
+    """Without folding rare values (which, as in ``TrafficPartial.merge``, depends on the merge order)."""
+    import pipelines.aggregate as aggregate
+
+    monkeypatch.setattr(traffic, "STORED_VALUES", 10**6)
+    monkeypatch.setattr(aggregate, "STORED_VALUES", 10**6)
+    fn, coder = MergeTrafficFn(), _AccumulatorCoder()
+    odd, even = fn.create_accumulator(), fn.create_accumulator()
+    for i, p in enumerate(_partials()):
+        fn.add_input(odd if i % 2 else even, p)
+    shuffled = coder.decode(coder.encode(fn.compact(even)))
+    assert isinstance(shuffled, TrafficPartial)
+    merged = fn.extract_output(fn.merge_accumulators([odd, shuffled]))
+    _same(_view(merged), _view(_plain(_partials())))
