@@ -7,7 +7,6 @@ from collections import Counter
 
 import apache_beam as beam
 import datasketches
-import numpy as np
 
 from pipelines import coders
 from pipelines.reports.privacy import OTHER
@@ -44,20 +43,7 @@ class LiveTraffic:
         if isinstance(other, LiveTraffic):
             other = other.materialize()
         mine = self.partial
-        mine.requests += other.requests
-        mine.bytes += other.bytes
-        mine.bot_requests += other.bot_requests
-        mine.status_classes.update(other.status_classes)
-        mine.seconds = np.concatenate([mine.seconds, other.seconds])
-        mine.second_requests = np.concatenate([mine.second_requests, other.second_requests])
-        mine.second_bytes = np.concatenate([mine.second_bytes, other.second_bytes])
-        if len(mine.seconds) > 8192:
-            mine.compact_seconds()
-        if other.first_offset >= 0:
-            mine.first_offset = (
-                other.first_offset if mine.first_offset < 0 else min(mine.first_offset, other.first_offset)
-            )
-            mine.last_offset = max(mine.last_offset, other.last_offset)
+        mine.merge_counts(other)
         if other.visitors is not None:
             if mine.visitors is None and self.visitors is None:
                 mine.visitors = other.visitors

@@ -54,7 +54,8 @@ class TrafficPartial:
     #: dimension -> value -> [requests, bytes, visitor HLL bytes]
     breakdown: dict[str, dict[str, list]] = dataclasses.field(default_factory=dict)
 
-    def merge(self, other: TrafficPartial) -> TrafficPartial:
+    def merge_counts(self, other: TrafficPartial) -> None:
+        """Add ``other``'s counts, per-second series and offsets (everything but the sketches and breakdowns)."""
         self.requests += other.requests
         self.bytes += other.bytes
         self.bot_requests += other.bot_requests
@@ -64,13 +65,16 @@ class TrafficPartial:
         self.second_bytes = np.concatenate([self.second_bytes, other.second_bytes])
         if len(self.seconds) > 8192:
             self.compact_seconds()
-        self.visitors = merge_hll(self.visitors, other.visitors, HLL_LG_K)
-        self.response_ms = merge_kll(self.response_ms, other.response_ms)
         if other.first_offset >= 0:
             self.first_offset = (
                 other.first_offset if self.first_offset < 0 else min(self.first_offset, other.first_offset)
             )
             self.last_offset = max(self.last_offset, other.last_offset)
+
+    def merge(self, other: TrafficPartial) -> TrafficPartial:
+        self.merge_counts(other)
+        self.visitors = merge_hll(self.visitors, other.visitors, HLL_LG_K)
+        self.response_ms = merge_kll(self.response_ms, other.response_ms)
         for dimension, values in other.breakdown.items():
             mine = self.breakdown.setdefault(dimension, {})
             for value, (requests, size, sketch) in values.items():
