@@ -124,13 +124,19 @@ def test_directory_with_a_fifo_is_refused_before_any_work(tmp_path):
         list_files([str(tmp_path / "logs")])
 
 
-def test_symlinks_are_not_followed_unless_asked(tmp_path, archive_config):
+def _planted_link(tmp_path):
+    """A log folder holding one real log and ``planted.log``, a link to a secret (a stand-in for /etc/shadow)."""
     secret = tmp_path / "shadow"
     secret.write_bytes(b"root:$6$secret:19000:0:99999:7:::\n")
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "access.log").write_bytes(LINE)
     (logs / "planted.log").symlink_to(secret)
+    return logs
+
+
+def test_symlinks_are_not_followed_unless_asked(tmp_path, archive_config):
+    logs = _planted_link(tmp_path)
     with pytest.raises(InputError, match="symbolic link"):
         list_files([str(logs)])
     with pytest.raises(InputError, match="symbolic link"):
@@ -178,12 +184,7 @@ def test_the_stream_follows_neither_a_planted_link_nor_a_fifo_in_its_directory(t
     """``logwarden stream -i DIR`` followed a link to a secret (a stand-in for /etc/shadow) and archived it."""
     from parsers.follow import Follower
 
-    secret = tmp_path / "shadow"
-    secret.write_bytes(b"root:$6$secret:19000:0:99999:7:::\n")
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    (logs / "access.log").write_bytes(LINE)
-    (logs / "planted.log").symlink_to(secret)
+    logs = _planted_link(tmp_path)
     os.mkfifo(logs / "trap.log")
     follower = Follower([str(logs)], format_spec="combined")
     with caplog.at_level("WARNING", logger="logwarden"):
