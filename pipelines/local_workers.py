@@ -58,17 +58,19 @@ class _Child:
             os.close(self._pipe)
             self._pipe = -1
 
-    def wait(self, timeout: float = EXIT_SECONDS) -> int:
+    def wait(self, timeout: float | None = EXIT_SECONDS) -> int:
         """The child's exit status (0 if already reaped); killed if it has not ended within ``timeout`` seconds."""
-        killer = threading.Timer(timeout, _kill, (self.pid,))
-        killer.daemon = True
-        killer.start()
+        killer = threading.Timer(timeout, _kill, (self.pid,)) if timeout is not None else None
+        if killer is not None:
+            killer.daemon = True
+            killer.start()
         try:
             _, status = os.waitpid(self.pid, 0)
         except ChildProcessError:
             return 0
         finally:
-            killer.cancel()
+            if killer is not None:
+                killer.cancel()
         return os.waitstatus_to_exitcode(status)
 
 
@@ -178,12 +180,31 @@ class ForkedSdkWorkerHandler(worker_handlers.SubprocessSdkWorkerHandler):
         self._watcher.start()
 
     def _watch(self) -> None:
-        status = self._child.wait(timeout=float("inf"))
-        if status or not self._stopping:
-            problem = RuntimeError(f"local worker {self.worker_id} (process {self._child.pid}) ended with {status}")
-            if not self._stopping:
-                self.control_conn.abort(problem)
-            _LOG.warning("%s", problem)
+        status = self._child.wait(timeout=None)
+        if self._stopping and not status:
+            return
+        how = f"it was killed by signal {-status}" if status < 0 else f"its exit status was {status}"
+        problem = RuntimeError(f"local worker process {self._child.pid} ended before the job did: {how}")
+        if not self._stopping:
+            self._fail(problem)
+        _LOG.warning("%s", problem)
+
+    def _fail(self, problem: Exception) -> None:
+        """Make whatever the runner waits for from this worker raise ``problem``, now and from now on.
+
+        Aborting the pending control futures is not enough: the runner also blocks reading the worker's data.
+        """
+        self.data_conn._exception = problem  # what a broken data stream sets: its readers raise it within 1 s
+        control, push = self.control_conn, self.control_conn.push
+
+        def push_failed(request):
+            future = push(request)
+            if future is not None:
+                future.abort(problem)
+            return future
+
+        control.push = push_failed
+        control.abort(problem)
 
     def stop_worker(self) -> None:
         if self._child is None:

@@ -158,7 +158,8 @@ class ReadLogChunks(beam.PTransform):
             )
         return (
             files
-            | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes, self._follow, self._workers))
+            | "PlanRanges"
+            >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes, self._follow, self._workers))
             | "SpreadRanges" >> beam.Reshuffle()
             | "ReadRanges"
             >> beam.ParDo(
