@@ -145,8 +145,3 @@ def sketches(groups: np.ndarray, count: int, coupons_: np.ndarray, lg_k: int) ->
         out.append(union.get_result().serialize_compact())
         start = end
     return out
-
-
-def sketch_of(coupons_: np.ndarray, lg_k: int) -> bytes:
-    """The sketch of one group of coupons (see ``sketches``)."""
-    return sketches(np.zeros(len(coupons_), np.int64), 1, coupons_, lg_k)[0]

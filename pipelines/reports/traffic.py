@@ -174,8 +174,11 @@ def _through(fn, *columns: pa.Array) -> Coded:
         codes, values = _codes(column, nulls=True)
         combined = combined * len(values) + codes
         distinct.append(values)
-    combination, combinations = _codes(pa.array(combined))
-    index = combinations.to_numpy()
+    if len(columns) == 1:
+        combination, index = combined, np.arange(len(distinct[0]))
+    else:
+        combination, combinations = _codes(pa.array(combined))
+        index = combinations.to_numpy()
     arguments = []
     for values in reversed(distinct):
         index, own = np.divmod(index, len(values))
