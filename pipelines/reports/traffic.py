@@ -167,6 +167,19 @@ def _codes(values: pa.Array, nulls: bool = False) -> Coded:
     return encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
 
 
+def _dense(codes: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """``codes`` (ints in ``0 .. space - 1``) renumbered densely by first appearance, and the code of each."""
+    if space > 4 * len(codes) + 1024:
+        dense, distinct = _codes(pa.array(codes, pa.int64()))
+        return dense, distinct.to_numpy()
+    first = np.full(space, len(codes), np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    distinct = np.argsort(first, kind="stable")[: np.count_nonzero(first < len(codes))]
+    rank = np.empty(space, np.int64)
+    rank[distinct] = np.arange(len(distinct))
+    return rank[codes], distinct
+
+
 def _through(fn, *columns: pa.Array) -> Coded:
     """``fn`` of the columns (null in, null out: -1), computed once per distinct combination of their values."""
     combined, distinct = np.zeros(len(columns[0]), np.int64), []
@@ -177,8 +190,7 @@ def _through(fn, *columns: pa.Array) -> Coded:
     if len(columns) == 1:
         combination, index = combined, np.arange(len(distinct[0]))
     else:
-        combination, combinations = _codes(pa.array(combined))
-        index = combinations.to_numpy()
+        combination, index = _dense(combined, int(np.prod([len(v) for v in distinct])))
     arguments = []
     for values in reversed(distinct):
         index, own = np.divmod(index, len(values))
@@ -251,9 +263,11 @@ def partials_from_batch(
     bucket_code, buckets = _codes(pc.divide(pc.cast(pc.floor_temporal(ts, 1, unit=grain), pa.int64()), 1_000_000))
     host_code, hosts = _codes(pc.fill_null(_column(table, "url_domain"), ""))
     source_code, source_names = _codes(pc.fill_null(pc.take(fingerprints, pc.index_in(paths, distinct_paths)), ""))
-    key_of_row, key_codes = _codes(pa.array((bucket_code * len(hosts) + host_code) * len(source_names) + source_code))
+    key_of_row, key_codes = _dense(
+        (bucket_code * len(hosts) + host_code) * len(source_names) + source_code,
+        len(buckets) * len(hosts) * len(source_names),
+    )
     n = len(key_codes)
-    key_codes = key_codes.to_numpy()
     bucket_of, rest = np.divmod(key_codes, len(hosts) * len(source_names))
     host_of, source_of = np.divmod(rest, len(source_names))
     buckets, hosts, source_names = buckets.to_pylist(), hosts.to_pylist(), source_names.to_pylist()
@@ -305,11 +319,11 @@ def partials_from_batch(
 
     for dimension, (value_code, names) in _dimension_codes(table, status, bot).items():
         counted = value_code >= 0
-        group_of_row, group_codes = _codes(pa.array(key_of_row[counted] * len(names) + value_code[counted]))
+        group_of_row, group_codes = _dense(key_of_row[counted] * len(names) + value_code[counted], n * len(names))
         if not len(group_codes):
             continue
         groups = len(group_codes)
-        key_of, value_of = np.divmod(group_codes.to_numpy(), len(names))
+        key_of, value_of = np.divmod(group_codes, len(names))
         value_requests = np.bincount(group_of_row, minlength=groups).tolist()
         value_bytes = _sums(group_of_row, groups, size[counted]).tolist()
         sketches = hll_coupons.sketches(group_of_row, groups, coupon[counted], VALUE_HLL_LG_K)
