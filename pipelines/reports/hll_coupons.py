@@ -44,7 +44,6 @@ def _bit_length32(x: np.ndarray) -> np.ndarray:
 def _words(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes of each string zero-padded to whole 16-byte blocks (one more than its full blocks), as
     little-endian 64-bit words (one row per string), and the byte lengths (0 for null)."""
-    values = values.cast(pa.large_string()) if values.type != pa.large_string() else values
     n = len(values)
     _, offsets_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offsets_buffer, np.int64, n + 1, values.offset * 8)
@@ -60,10 +59,27 @@ def _words(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def coupons(values: pa.Array) -> np.ndarray:
-    """The HLL coupon of each string of ``values`` (0 for null or empty: ``update`` ignores those)."""
-    n = len(values)
-    if n == 0:
+    """The HLL coupon of each string of ``values`` (0 for null or empty: ``update`` ignores those).
+
+    Strings are hashed in classes of similar length, so that one long string does not pad all the others.
+    """
+    values = values.cast(pa.large_string()) if values.type != pa.large_string() else values
+    if len(values) == 0:
         return np.zeros(0, np.uint32)
+    offsets = np.frombuffer(values.buffers()[1], np.int64, len(values) + 1, values.offset * 8)
+    width_class = np.ceil(np.log2(np.diff(offsets) // 16 + 1)).astype(np.int64)
+    classes = np.unique(width_class)
+    if len(classes) == 1:
+        return _coupons(values)
+    out = np.zeros(len(values), np.uint32)
+    for width in classes.tolist():
+        rows = np.flatnonzero(width_class == width)
+        out[rows] = _coupons(values.take(pa.array(rows)))
+    return out
+
+
+def _coupons(values: pa.Array) -> np.ndarray:
+    n = len(values)
     words, lengths = _words(values)
     blocks = lengths // 16
     h1 = np.full(n, _SEED, np.uint64)
