@@ -137,6 +137,8 @@ class _AccumulatorCoder(coders.TrafficPartialCoder):
         return super().estimate_size(value.partial if isinstance(value, LiveTraffic) else value)
 
 
+@beam.typehints.with_input_types(TrafficPartial)
+@beam.typehints.with_output_types(TrafficPartial)
 class MergeTrafficFn(beam.CombineFn):
     """Merge partials of one (bucket, host, source) in any order."""
 
@@ -198,7 +200,13 @@ class WriteAggregates(beam.PTransform):
     def expand(self, results):
         output, run_id, grain, geoip = self._args
 
-        def write(all_results):
-            return write_run_aggregates(all_results, output, run_id, grain, geoip) if all_results else []
+        def write(keyed):
+            return write_run_aggregates(list(keyed[1]), output, run_id, grain, geoip)
 
-        return results | "Collect" >> beam.combiners.ToList() | "Write" >> beam.FlatMap(write)
+        # One group under one key (not ``ToList``, whose accumulators would cross as pickled lists).
+        return (
+            results
+            | "OneKey" >> beam.Map(lambda result: (0, result)).with_output_types(tuple[int, tuple[Key, TrafficPartial]])
+            | "Collect" >> beam.GroupByKey()
+            | "Write" >> beam.FlatMap(write)
+        )

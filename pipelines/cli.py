@@ -24,16 +24,17 @@ Run 'logwarden COMMAND --help' for each command's options and examples.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: with ``argv``, only the command it names is loaded (all when it names none)."""
     parser = argparse.ArgumentParser(
         prog="logwarden", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for Beam's own)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Imported here so logging is set up before Beam's import-time warnings (apitools, …) fire.
-    from pipelines.commands import COMMANDS
+    from pipelines import commands
 
-    for module in COMMANDS:
+    for module in commands.load(commands.named_in(argv) if argv is not None else commands.NAMES):
         module.register(subparsers)
     return parser
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.commands.common import run_command, unknown_flags_message
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()

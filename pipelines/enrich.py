@@ -64,4 +64,4 @@ class Enrich(beam.PTransform):
         self._config = config
 
     def expand(self, events):
-        return events | "EnrichBatch" >> beam.ParDo(EnrichBatchFn(self._config))
+        return events | "EnrichBatch" >> beam.ParDo(EnrichBatchFn(self._config)).with_output_types(pa.RecordBatch)

@@ -34,6 +34,24 @@ def test_help_lists_commands_with_examples():
     assert "examples:" in logwarden("batch", "--help").stdout
 
 
+def test_a_command_loads_only_its_own_module_and_help_still_lists_every_command():
+    """``logwarden batch`` starts without importing search, audit or subject (start-up time of every batch job)."""
+    from pipelines import commands
+
+    probe = (
+        "import sys; from pipelines.cli import build_parser; build_parser(sys.argv[1:]); "
+        "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('pipelines.commands.')))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe, "-v", "batch", "-i", "x.log"], capture_output=True, text=True, env=env
+    )
+    assert "'batch'" in loaded.stdout and "'search'" not in loaded.stdout and "'subject'" not in loaded.stdout
+    listed = logwarden("--help").stdout
+    assert all(name in listed for name in commands.NAMES)
+    assert "invalid choice" in logwarden("bach").stderr
+
+
 def test_version():
     done = logwarden("version")
     assert done.returncode == 0 and done.stdout.startswith("logwarden ")

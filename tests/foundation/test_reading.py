@@ -79,6 +79,15 @@ def test_windows_line_endings_and_missing_final_newline():
     assert lines.starts.tolist() == [0, 3, 5, 7]
 
 
+def test_newline_only_chunks_split_the_same_as_mixed_ones():
+    """Bare-newline chunks take a faster path; its lines and offsets match the general one's."""
+    plain = split_lines(b"a\n\nbc\n")
+    mixed = split_lines(b"a\n\nbc\r\n")
+    assert plain.raw.to_pylist() == mixed.raw.to_pylist() == [b"a", b"", b"bc"]
+    assert plain.starts.tolist() == mixed.starts.tolist() == [0, 2, 3]
+    assert plain.text.to_pylist() == ["a", "", "bc"]
+
+
 def test_a_line_larger_than_a_chunk_stays_whole():
     big = b"x" * (1024 * 1024)
     chunks, _ = read_all(b"short\n" + big + b"\nafter\n", "big.log", chunk_bytes=64 * 1024)

@@ -102,6 +102,45 @@ def test_fast_path_and_exact_path_agree(name, fields):
     assert fast.dead_letters.to_pylist() == exact.dead_letters.to_pylist()
 
 
+_SHAPED = {
+    "common": GOOD.rsplit(b' "-"', 1)[0],
+    "combined": GOOD,
+    "vhost_combined": b"www.example.org:443 " + GOOD,
+    "combinedio": GOOD + b" 10 20",
+    "nginx_main": GOOD + b' "-"',
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(sorted(_SHAPED)),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["insert", "delete", "replace", "append"]), st.integers(0, 200), st.sampled_from('" -[]x0')
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_fast_path_rejects_what_the_exact_path_rejects(name, edits):
+    """Lines one stray quote, bracket, space or field away from the format: the fast path takes exactly the lines
+    the exact regex takes (it checks each quote-separated piece, not the whole line at once)."""
+    line = _SHAPED[name].decode()
+    for kind, at, char in edits:
+        at %= len(line) + 1
+        edited = {
+            "insert": line[:at] + char + line[at:],
+            "delete": line[:at] + line[at + 1 :],
+            "replace": line[:at] + char + line[at + 1 :],
+            "append": line + char * 3,
+        }
+        line = edited[kind]
+    chunk = LineChunk("/f.log", 0, 1, (line + "\n" + _SHAPED[name].decode() + "\n").encode(), name)
+    fast, exact = get_format(name).parse(chunk), _without_fast_path(name).parse(chunk)
+    assert fast.events.to_pylist() == exact.events.to_pylist()
+    assert fast.dead_letters.to_pylist() == exact.dead_letters.to_pylist()
+
+
 ALL_NAMES = sorted(FORMATS)
 
 
