@@ -216,10 +216,15 @@ def observe_many(observer: Observer, batches: list[pa.RecordBatch]) -> list:
     """``observer.observe`` over several batches of one file read in a row, joined into one: the same hits and
     evidence as batch by batch (``Observer.observe``'s ``segments``), for a fraction of the per-batch cost of
     evaluating every rule."""
+    return observer.observe(*join_batches(batches))
+
+
+def join_batches(batches: list[pa.RecordBatch]) -> tuple[pa.RecordBatch, np.ndarray | None]:
+    """Batches of one file read in a row as one batch and, per row, the index of the batch it came from."""
     if len(batches) == 1:
-        return observer.observe(batches[0])
+        return batches[0], None
     segments = np.repeat(np.arange(len(batches)), [b.num_rows for b in batches])
-    return observer.observe(pa.concat_batches(batches), segments)
+    return pa.concat_batches(batches), segments
 
 
 def kept_whole(rules: RuleSet, dataset: str) -> frozenset[str]:

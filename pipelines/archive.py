@@ -54,6 +54,7 @@ class WriteTempFilesFn(beam.DoFn):
             encryption=self._encryptor.for_day(self._schema, day),
             compression=self._config.compression,
             row_group_rows=self._config.row_group_rows,
+            row_group_bytes=self._config.row_group_bytes,
         )
 
     def process(self, day_and_batch):

@@ -62,6 +62,9 @@ def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argpars
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipelines.allocators import hand_back_freed_memory
+
+    hand_back_freed_memory()
     logging.getLogger().addHandler(logging.NullHandler())
     from pipelines.commands.common import run_command, unknown_flags_message
 

@@ -30,7 +30,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from alerts.engine import Detector
-from alerts.observe import Hits, Observer, kept_whole, merge_hits, observe_many
+from alerts.observe import Hits, Observer, join_batches, kept_whole, merge_hits
 from alerts.outbox import Outbox, default_key_file, load_outbox_key
 from alerts.rules import RuleSet
 from alerts.sinks import build_sinks
@@ -91,6 +91,15 @@ class ObserveFn(beam.DoFn):
             yield shard, (max(int(h.ts.max()) for h in parts), _dumps(parts))
 
 
+def observe_unread(observer: Observer, unread: list) -> list[Hits]:
+    """``alerts.observe.observe_many`` of a file's batches held unread, emptying ``unread`` once they are joined:
+    the joined copy is all observing needs, so the batches are not held twice while the rules run (at the
+    4 MiB default chunk that was a third of the batch job's Arrow memory at its peak)."""
+    joined = join_batches(unread)
+    unread.clear()
+    return observer.observe(*joined)
+
+
 #: A bounded replay observes consecutive batches of one file joined up to about this many rows: evaluating every
 #: rule has a fixed cost per batch (a third of observing, at the 4 MiB default chunk) that joining spreads.
 JOINED_ROWS = 65_536
@@ -100,7 +109,7 @@ class BundledObserveFn(ObserveFn):
     """``ObserveFn`` for a bounded replay: a bundle's hits leave at its end, one group per rule and file
     (``alerts.observe.merge_hits``), each rule on its shard, so the stateful step gets a few large elements per
     shard instead of one per batch, rule and shard.  Consecutive batches of a file are observed joined
-    (``alerts.observe.observe_many``: the same hits and evidence as one by one).  The folds see the same rows in
+    (``observe_unread``: the same hits and evidence as one by one).  The folds see the same rows in
     the same order; a stream keeps ``ObserveFn``'s element-by-element output so its alerts are not held back."""
 
     def setup(self):
@@ -123,13 +132,12 @@ class BundledObserveFn(ObserveFn):
         unread = self._unread.setdefault((window, paths[0].as_py()), [])
         unread.append(batch)
         if sum(b.num_rows for b in unread) >= JOINED_ROWS:
-            found.extend(observe_many(self._observer, unread))
-            unread.clear()
+            found.extend(observe_unread(self._observer, unread))
 
     def finish_bundle(self):
         for (window, _), unread in self._unread.items():
             if unread:
-                self._held[window][1].extend(observe_many(self._observer, unread))
+                self._held[window][1].extend(observe_unread(self._observer, unread))
         held, self._held, self._unread = self._held, {}, {}
         for window, (earliest, found) in held.items():
             for element in self._by_shard(merge_hits(found)):
@@ -161,8 +169,7 @@ class SpillHitsFn(beam.DoFn):
         unread = self._unread.setdefault(paths[0].as_py(), [])
         unread.append(batch)
         if sum(b.num_rows for b in unread) >= JOINED_ROWS:
-            self._spill(observe_many(self._observer, unread))
-            unread.clear()
+            self._spill(observe_unread(self._observer, unread))
 
     def _spill(self, found) -> None:
         by_shard: dict[int, list[Hits]] = collections.defaultdict(list)
@@ -178,7 +185,7 @@ class SpillHitsFn(beam.DoFn):
     def finish_bundle(self):
         for unread in self._unread.values():
             if unread:
-                self._spill(observe_many(self._observer, unread))
+                self._spill(observe_unread(self._observer, unread))
         self._unread = {}
         for shard, writer in sorted(self._writers.items()):
             yield WindowedValue((shard, writer.close()), GlobalWindow().max_timestamp(), [GlobalWindow()])

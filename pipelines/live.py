@@ -225,6 +225,7 @@ class LiveStage:
             encryption=self._encryptor.for_day(schema, day),
             compression=self._archive.compression,
             row_group_rows=self._archive.row_group_rows,
+            row_group_bytes=self._archive.row_group_bytes,
         )
 
     def add_hits(self, hits: list[Hits]) -> None:

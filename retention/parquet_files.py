@@ -25,6 +25,8 @@ from retention.layout import day_of_epoch_days
 from schemas import SCHEMA_VERSION
 
 WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+#: Arrow bytes of rows a writer holds before it writes them as a row group, even short of ``row_group_rows``.
+ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
 class PlaintextFileError(RuntimeError):
@@ -126,6 +128,11 @@ def _iso(value) -> str | None:
 class ParquetFileWriter:
     """One Parquet file being written; batches in, a ``WrittenFile`` out on ``close``.
 
+    Rows wait in memory until ``row_group_rows`` of them or ``row_group_bytes`` of Arrow data are pending,
+    and are then written as row groups: a wide schema (enriched access events) gets row groups of about
+    ``row_group_bytes`` rather than holding ``row_group_rows`` rows per open file (one per day and dataset)
+    in memory, while narrow ones still get full row groups.
+
     ``encryption`` is required: ``None`` (plaintext) must be asked for, as only benches do.
     """
 
@@ -139,6 +146,7 @@ class ParquetFileWriter:
         compression: str = "zstd",
         row_group_rows: int = 128 * 1024,
         compression_level: int | None = None,
+        row_group_bytes: int = ROW_GROUP_BYTES,
     ):
         self.path = path
         self._encryption = encryption
@@ -153,8 +161,9 @@ class ParquetFileWriter:
             encryption_properties=encryption.properties if encryption else None,
         )
         self._row_group_rows = row_group_rows
+        self._row_group_bytes = row_group_bytes
         self._pending: list[pa.RecordBatch] = []
-        self._pending_rows = 0
+        self._pending_rows = self._pending_bytes = 0
         self.rows = 0
         self._min = None
         self._max = None
@@ -170,15 +179,16 @@ class ParquetFileWriter:
             self._max = high.as_py() if self._max is None else max(self._max, high.as_py())
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
+        self._pending_bytes += batch.nbytes
         self.rows += batch.num_rows
-        if self._pending_rows >= self._row_group_rows:
+        if self._pending_rows >= self._row_group_rows or self._pending_bytes >= self._row_group_bytes:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
             table = pa.Table.from_batches(self._pending)
             self._writer.write_table(table, row_group_size=self._row_group_rows)
-            self._pending, self._pending_rows = [], 0
+            self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
     def close(self) -> WrittenFile:
         self._flush()

@@ -124,6 +124,9 @@ def _codec(value: str) -> str | None:
 class ArchiveConfig:
     #: Target rows per Parquet row group.
     row_group_rows: int = dataclasses.field(default=128 * 1024, metadata=_check(_positive))
+    #: A row group is written once this many bytes of rows are pending, short of ``row_group_rows``: what an open
+    #: file holds in memory (the batch job keeps one open per day and dataset).
+    row_group_bytes: int = dataclasses.field(default=16 * 1024 * 1024, metadata=_check(_positive))
     #: A file is closed and a new one started past this many rows.
     max_file_rows: int = dataclasses.field(default=4 * 1024 * 1024, metadata=_check(_positive))
     #: Parquet compression codec.

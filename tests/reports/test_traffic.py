@@ -8,11 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pipelines.aggregate import MergeTrafficFn
 from pipelines.reports.build import build_report
 from pipelines.reports.privacy import escape_csv_strings, generalise_path, referrer_domains
 from pipelines.reports.publish import report_tables
 from pipelines.reports.store import store_tables
-from pipelines.reports.traffic import HLL_LG_K, TrafficPartial, partials_from_batch
+from pipelines.reports.traffic import HLL_LG_K, VALUE_HLL_LG_K, TrafficPartial, partials_from_batch
 from schemas import ACCESS_EVENT
 from tests.reports.support import events, line, small_log
 
@@ -73,6 +74,66 @@ def test_sketches_stay_within_their_stated_error_on_a_large_generated_log():
         true_rank = np.searchsorted(durations, kll.get_quantile(q), side="right") / rows
         assert abs(true_rank - q) <= kll.normalized_rank_error(False), q
     assert partial.requests == rows
+
+
+def _estimate(sketch: bytes) -> float:
+    return datasketches.hll_sketch.deserialize(sketch).get_estimate()
+
+
+def _updated_estimate(addresses, lg_k: int) -> float:
+    sketch = datasketches.hll_sketch(lg_k)
+    for address in addresses:
+        sketch.update(address)
+    return sketch.get_estimate()
+
+
+def test_each_visitor_sketch_estimates_what_updating_with_its_events_addresses_gives():
+    """Per bucket and per breakdown value, in HLL mode too (a sketch's estimate depends on what it was fed)."""
+    batch = generated_batch(20_000, 6_000)
+    [(_, partial)] = partials_from_batch(batch)
+    rows = batch.to_pylist()
+    assert _estimate(partial.visitors) == _updated_estimate([r["source_ip"] for r in rows], HLL_LG_K)
+    by_path, by_status = defaultdict(list), defaultdict(list)
+    for row in rows:
+        by_path[generalise_path(row["url_path"])].append(row["source_ip"])
+        by_status[str(row["http_response_status_code"])].append(row["source_ip"])
+    for dimension, expected in (("path", by_path), ("status", by_status)):
+        got = partial.breakdown[dimension]
+        assert got.keys() == expected.keys()
+        for value, addresses in expected.items():
+            assert got[value][0] == len(addresses)
+            assert _estimate(got[value][2]) == _updated_estimate(addresses, VALUE_HLL_LG_K), (dimension, value)
+
+
+def test_one_batch_and_the_same_events_in_many_batches_merge_to_the_same_counts_and_estimates():
+    """Through the aggregate step's live merge; few visitors, so every sketch stays exact (coupon mode) and
+    its estimate cannot depend on how the events were cut."""
+    batch = generated_batch(6_000, 60)
+    views = []
+    for step in (batch.num_rows, 701):
+        fn = MergeTrafficFn()
+        accumulators: dict = {}
+        for start in range(0, batch.num_rows, step):
+            for key, partial in partials_from_batch(batch.slice(start, step)):
+                accumulators[key] = fn.add_input(accumulators.get(key) or fn.create_accumulator(), partial)
+        merged_partials = {key: fn.extract_output(a) for key, a in accumulators.items()}
+        views.append(
+            {
+                key: (
+                    (p.requests, p.bytes, p.bot_requests, dict(p.status_classes), p.first_offset, p.last_offset),
+                    (p.seconds.tolist(), p.second_requests.tolist(), p.second_bytes.tolist()),
+                    _estimate(p.visitors),
+                    {
+                        d: {v: (n, size, _estimate(h)) for v, (n, size, h) in values.items()}
+                        for d, values in p.breakdown.items()
+                    },
+                )
+                for key, p in merged_partials.items()
+            }
+        )
+    assert views[0] == views[1]
+    [(_, _, visitors, breakdown)] = views[0].values()
+    assert round(visitors) == 60 and len(breakdown["status"]) == 4
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,163 @@
+"""Standard DataSketches HLL sketches of many values at once, without one Python call per value.
+
+``hll_sketch.update`` costs ~0.2 us per call from Python, and a batch feeds its visitor sketches millions of
+values.  Here the values are hashed as the library hashes them (MurmurHash3_x64_128, seed 9001, of the UTF-8
+bytes) with numpy, turned into the library's 32-bit coupons, and handed to the library in the serialised form
+of a coupon hash set; an ``hll_union`` of that set replays the coupons into an ordinary sketch of the wanted
+``lg_k`` (list, set and HLL modes, promotions and HIP estimator all the library's own).  The results are plain
+``hll_sketch`` bytes: a value hashed here and the same value given to ``update`` set the same coupon.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+
+import datasketches
+import numpy as np
+import pyarrow as pa
+
+_SEED = 9001
+_C1 = np.uint64(0x87C37B91114253D5)
+_C2 = np.uint64(0x4CF5AD432745937F)
+_KEY_MASK_26 = (1 << 26) - 1
+#: The coupon-set image's own lg_k: large enough that no set of a batch is promoted while it is read.
+_CARRIER_LG_K = 21
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+def _fmix(k: np.ndarray) -> np.ndarray:
+    k = k ^ (k >> np.uint64(33))
+    k = k * np.uint64(0xFF51AFD7ED558CCD)
+    k = k ^ (k >> np.uint64(33))
+    k = k * np.uint64(0xC4CEB9FE1A85EC53)
+    return k ^ (k >> np.uint64(33))
+
+
+def _bit_length32(x: np.ndarray) -> np.ndarray:
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64)  # exact: a uint32 fits a float64
+
+
+def _words(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of each string zero-padded to whole 16-byte blocks (one more than its full blocks), as
+    little-endian 64-bit words (one row per string), and the byte lengths (0 for null)."""
+    n = len(values)
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64, n + 1, values.offset * 8)
+    raw = np.diff(offsets)
+    width = 16 * (int(raw.max()) // 16 + 1)
+    padded = np.zeros(n * width, np.uint8)
+    if data_buffer is not None and offsets[-1] > offsets[0]:
+        data = np.frombuffer(data_buffer, np.uint8, int(offsets[-1] - offsets[0]), int(offsets[0]))
+        shift = np.arange(n, dtype=np.int64) * width - (offsets[:-1] - offsets[0])
+        padded[np.arange(len(data), dtype=np.int64) + np.repeat(shift, raw)] = data
+    lengths = np.where(np.asarray(values.is_valid()), raw, 0) if values.null_count else raw
+    return padded.view("<u8").reshape(n, width // 8).astype(np.uint64), lengths
+
+
+def coupons(values: pa.Array) -> np.ndarray:
+    """The HLL coupon of each string of ``values`` (0 for null or empty: ``update`` ignores those).
+
+    Strings are hashed in classes of similar length, so that one long string does not pad all the others.
+    """
+    values = values.cast(pa.large_string()) if values.type != pa.large_string() else values
+    if len(values) == 0:
+        return np.zeros(0, np.uint32)
+    offsets = np.frombuffer(values.buffers()[1], np.int64, len(values) + 1, values.offset * 8)
+    width_class = np.ceil(np.log2(np.diff(offsets) // 16 + 1)).astype(np.int64)
+    classes = np.unique(width_class)
+    if len(classes) == 1:
+        return _coupons(values)
+    out = np.zeros(len(values), np.uint32)
+    for width in classes.tolist():
+        rows = np.flatnonzero(width_class == width)
+        out[rows] = _coupons(values.take(pa.array(rows)))
+    return out
+
+
+def _coupons(values: pa.Array) -> np.ndarray:
+    n = len(values)
+    words, lengths = _words(values)
+    blocks = lengths // 16
+    h1 = np.full(n, _SEED, np.uint64)
+    h2 = np.full(n, _SEED, np.uint64)
+    with np.errstate(over="ignore"):
+        for block in range(int(blocks.max())):
+            rows = np.flatnonzero(blocks > block)
+            a, b = h1[rows], h2[rows]
+            a ^= _rotl(words[rows, 2 * block] * _C1, 31) * _C2
+            a = (_rotl(a, 27) + b) * np.uint64(5) + np.uint64(0x52DCE729)
+            b ^= _rotl(words[rows, 2 * block + 1] * _C2, 33) * _C1
+            b = (_rotl(b, 31) + a) * np.uint64(5) + np.uint64(0x38495AB5)
+            h1[rows], h2[rows] = a, b
+        rows = np.arange(n)
+        # The tail (the bytes after the last full block) is zero-padded: a zero word mixes to nothing.
+        h2 ^= _rotl(words[rows, 2 * blocks + 1] * _C2, 33) * _C1
+        h1 ^= _rotl(words[rows, 2 * blocks] * _C1, 31) * _C2
+        length = lengths.astype(np.uint64)
+        h1 ^= length
+        h2 ^= length
+        h1 += h2
+        h2 += h1
+        h1, h2 = _fmix(h1), _fmix(h2)
+        h1 += h2
+        h2 += h1
+    high, low = (h2 >> np.uint64(32)).astype(np.uint32), (h2 & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    leading_zeros = np.where(high > 0, 32 - _bit_length32(high), 64 - _bit_length32(low))
+    value = np.minimum(leading_zeros, 62) + 1
+    out = ((value.astype(np.uint64) << np.uint64(26)) | (h1 & np.uint64(_KEY_MASK_26))).astype(np.uint32)
+    return np.where(lengths > 0, out, np.uint32(0))
+
+
+_CARRIER = struct.Struct("<BBBBBBBBi")  # preamble ints, serial version, family, lg_k, lg_arr, flags, -, mode, count
+_SET_MODE = 1
+#: Coupons per carrier (its array must stay within the 2^18 slots a set of lg_k 21 may have).
+_CARRIED = 1 << 17
+_PADDING = bytes(4 * _CARRIED)
+
+
+def _carrier(coupons_: memoryview) -> bytes:
+    """An updatable coupon-hash-set image holding ``coupons_`` (32-bit ints) in their order.
+
+    The library reads such an image as it is (no hashing), and ``hll_union`` replays its coupons in array
+    order into its own sketch (the set's lg_k differs from the union's), skipping the empty (0) slots.
+    """
+    count = len(coupons_) // 4
+    lg_arr = max(5, (count - 1).bit_length())
+    header = _CARRIER.pack(3, 1, 7, _CARRIER_LG_K, lg_arr, 0, 0, _SET_MODE, count)
+    return header + coupons_ + _PADDING[: 4 * ((1 << lg_arr) - count)]
+
+
+def group_order(groups: np.ndarray, count: int) -> np.ndarray:
+    """Indices that sort ``groups`` (ints in ``0 .. count - 1``) keeping row order within a group (a radix
+    sort when the groups fit 16 bits)."""
+    return np.argsort(groups.astype(np.uint16) if count <= 1 << 16 else groups, kind="stable")
+
+
+@functools.cache
+def empty_sketch(lg_k: int) -> bytes:
+    return datasketches.hll_sketch(lg_k).serialize_compact()
+
+
+def sketches(groups: np.ndarray, count: int, coupons_: np.ndarray, lg_k: int) -> list[bytes]:
+    """Compact ``hll_sketch(lg_k)`` bytes per group ``0 .. count - 1``: the sketch that ``update`` with the
+    values of the group, in row order, gives (coupons 0 are values ``update`` ignores)."""
+    kept = coupons_ != 0
+    groups = groups[kept]
+    ends = np.cumsum(np.bincount(groups, minlength=count)).tolist()
+    image = memoryview(coupons_[kept][group_order(groups, count)].astype("<u4").tobytes())
+    out, start = [], 0
+    for end in ends:
+        if end == start:
+            out.append(empty_sketch(lg_k))
+            continue
+        union = datasketches.hll_union(lg_k)
+        for begin in range(start, end, _CARRIED):
+            carried = image[4 * begin : 4 * min(end, begin + _CARRIED)]
+            union.update(datasketches.hll_sketch.deserialize(_carrier(carried)))
+        out.append(union.get_result().serialize_compact())
+        start = end
+    return out

@@ -1,0 +1,50 @@
+"""Sketches built from coupons hashed with numpy are the sketches ``hll_sketch.update`` builds."""
+
+import random
+import string
+
+import datasketches
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipelines.reports import hll_coupons
+
+
+def _updated(values, lg_k: int) -> datasketches.hll_sketch:
+    sketch = datasketches.hll_sketch(lg_k)
+    for value in values:
+        if value is not None:
+            sketch.update(value)
+    return sketch
+
+
+def test_each_string_gets_the_coupon_the_library_gives_it():
+    rng = random.Random(3)
+    alphabet = string.printable + "éü€😀ß"
+    values = ["", "1.2.3.4", "2001:db8:4049:193d::6505", None] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 70))) for _ in range(2000)
+    ]
+    got = hll_coupons.coupons(pa.array(values, pa.string()))
+    for value, coupon in zip(values, got.tolist()):
+        image = _updated([value], 21).serialize_compact()  # list mode: the coupons follow an 8-byte preamble
+        assert coupon == (int.from_bytes(image[8:12], "little") if len(image) > 8 else 0), value
+    sliced = pa.array(values, pa.string()).slice(3, 50)
+    assert hll_coupons.coupons(sliced).tolist() == got[3:53].tolist()
+
+
+@pytest.mark.parametrize("distinct", [1, 7, 8, 96, 97, 500, 5000])
+@pytest.mark.parametrize("lg_k", [10, 12])
+def test_a_group_sketch_estimates_what_updating_with_its_values_in_row_order_gives(monkeypatch, distinct, lg_k):
+    """List, set and HLL mode, with repeats, and a group carried in several images."""
+    monkeypatch.setattr(hll_coupons, "_CARRIED", 64)
+    rng = np.random.default_rng(distinct)
+    addresses = [f"10.{i >> 8 & 255}.{i & 255}.{lg_k}" for i in rng.integers(0, 1 << 16, distinct).tolist()]
+    values = [*addresses, None, "", *addresses[: distinct // 2]]
+    groups = rng.integers(0, 3, len(values))
+    got = hll_coupons.sketches(groups, 4, hll_coupons.coupons(pa.array(values, pa.string())), lg_k)
+    for group, sketch in enumerate(got):
+        expected = _updated([v for v, g in zip(values, groups.tolist()) if g == group], lg_k)
+        ours = datasketches.hll_sketch.deserialize(sketch)
+        assert (ours.lg_config_k, ours.get_estimate()) == (lg_k, expected.get_estimate())
+    assert got[3] == datasketches.hll_sketch(lg_k).serialize_compact()  # a group without values
