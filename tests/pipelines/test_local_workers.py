@@ -17,7 +17,7 @@ import pytest
 from bench.generate import generate
 from parsers.splits import MIN_RANGE_BYTES, plan_ranges, range_size
 from pipelines.local_workers import can_fork, forked_workers
-from pipelines.options import MAX_DEFAULT_WORKERS, default_local_workers, local_worker_processes, pipeline_options
+from pipelines.options import MAX_DEFAULT_WORKERS, local_worker_processes, pipeline_options
 from schemas.config import RunnerConfig
 from tests.operator.helpers import ACCESS_LOG, env, keys_yaml
 
@@ -184,17 +184,26 @@ def test_the_default_workers_apply_only_when_nobody_said(flags, configured, expe
     assert local_worker_processes(options) == expected
 
 
-def test_the_default_is_one_worker_per_usable_core():
-    script = "from pipelines.options import default_local_workers; print(default_local_workers())"
+def test_the_default_is_one_worker_per_usable_core_in_a_process_without_threads():
+    script = (
+        "import threading\n"
+        "from pipelines.options import default_local_workers\n"
+        "print(default_local_workers())\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "print(default_local_workers())\n"
+    )
     one_core = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", script], capture_output=True, env=env())
-    assert one_core.stdout.strip() == b"1", one_core.stderr
+    assert one_core.stdout.split() == [b"1", b"1"], one_core.stderr
+    every_core = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env())
     cores = len(os.sched_getaffinity(0))
-    assert default_local_workers() == (min(cores, MAX_DEFAULT_WORKERS) if cores > 1 else 1)
+    expected = str(min(cores, MAX_DEFAULT_WORKERS) if cores > 1 else 1).encode()
+    assert every_core.stdout.split() == [expected, b"1"], every_core.stderr  # with a thread: no fork, one worker
 
 
 def test_a_plain_batch_command_forks_the_default_workers(tmp_path):
     job = start_batch(ACCESS_LOG, tmp_path, "plain")
     pids = pool_pids(job)
     _, err = finish(job)
-    assert len(pids) == (default_local_workers() if default_local_workers() > 1 else 0)
+    cores = len(os.sched_getaffinity(0))
+    assert len(pids) == (min(cores, MAX_DEFAULT_WORKERS) if cores > 1 else 0)
     assert job_result(tmp_path, "plain", err)[0] == (2000, 0)
