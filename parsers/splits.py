@@ -5,6 +5,10 @@ it at line boundaries near every ``range_bytes``; each range knows its first
 byte offset and first line number, so offsets and line numbers stay exact
 however the work is spread.  Compressed files cannot be entered in the middle
 and stay whole, as do formats whose lines depend on earlier ones.
+
+With N local workers a file is cut into a multiple of N ranges of equal size
+(``range_size``): the local runner hands each worker every N-th range, so equal
+ranges give equal shares and no worker waits for the other at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +22,17 @@ from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStat
 
 DEFAULT_RANGE_BYTES = 64 * 1024 * 1024
 _SCAN_BYTES = 8 * 1024 * 1024
+#: Ranges cut for balance are never smaller than this (or than ``range_bytes``, when that is smaller).
+MIN_RANGE_BYTES = 1024 * 1024
+
+
+def range_size(size: int, range_bytes: int = DEFAULT_RANGE_BYTES, workers: int = 1) -> int:
+    """Where to cut ``size`` bytes: at most ``range_bytes`` a range, and with ``workers`` > 1 a multiple of
+    ``workers`` ranges of equal size (a 200 MB file on 2 workers: 4 ranges of 50 MB, not 64 + 64 + 64 + 8)."""
+    if workers <= 1:
+        return range_bytes
+    count = workers * -(-size // (workers * range_bytes))
+    return min(range_bytes, max(-(-size // count), MIN_RANGE_BYTES))
 
 
 @dataclasses.dataclass(frozen=True)

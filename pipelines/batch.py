@@ -17,6 +17,7 @@ from pipelines.detect import archive_run_alerts, deliver_run_alerts
 from pipelines.graph import GraphOutputs, build_graph, ingest_signer
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
+from pipelines.options import local_worker_processes
 from pipelines.read import ReadLogChunks, open_raw
 from pipelines.reports.health import run_event_end, write_run_health
 from pipelines.reports.publish import publish_run
@@ -54,6 +55,7 @@ def build_batch_pipeline(
         config.input.max_line_bytes,
         follow_symlinks,
         plans=plans,
+        workers=local_worker_processes(pipeline.options) or 1,
     )
     # Aggregates name each file by its ledger key, so reports can tell which run owns which of its lines.
     sources = {p.path: p.identity.key for p in plans or () if not p.nothing_to_read} if config.reports.enabled else None

@@ -33,6 +33,14 @@ def pipeline_options(beam_args: list[str], runner: RunnerConfig) -> PipelineOpti
     return options
 
 
+def local_worker_processes(options: PipelineOptions) -> int:
+    """How many worker processes the local runner starts (0: it runs the job in its own process)."""
+    values = options.get_all_options()
+    if values.get("runner") not in LOCAL_RUNNERS or values.get("direct_running_mode") != "multi_processing":
+        return 0
+    return values.get("direct_num_workers") or os.cpu_count() or 1
+
+
 class _FlagParser(_BeamArgumentParser):
     """Beam's own option parser, raising instead of exiting on a bad value."""
 

@@ -13,7 +13,7 @@ from parsers import w3c
 from parsers.lines import LineChunk
 from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, head_lines
 from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
-from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, read_range
+from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, range_size, read_range
 from pipelines import coders, metrics
 from pipelines.inputs import open_local
 from retention.ledger import FilePlan
@@ -57,12 +57,14 @@ class PlanRangesFn(beam.DoFn):
     """Decide one file's format, then cut what is to be read of it into line-aligned ranges for parallel reading.
 
     Takes a matched file (read whole) or a ``FilePlan`` of the ingest ledger (read from where earlier runs stopped).
+    With ``workers`` local workers, each file is cut into equal shares for them (``parsers.splits.range_size``).
     """
 
-    def __init__(self, format_spec: str, range_bytes: int, follow_symlinks: bool = False):
+    def __init__(self, format_spec: str, range_bytes: int, follow_symlinks: bool = False, workers: int = 1):
         self._format_spec = format_spec
         self._range_bytes = range_bytes
         self._follow = follow_symlinks
+        self._workers = workers
         self._files = metrics.counter(metrics.FILES_READ)
 
     def process(self, item):
@@ -73,11 +75,12 @@ class PlanRangesFn(beam.DoFn):
             path, start, first_line, end, size = item.path, 0, 1, None, item.size_in_bytes
         format_spec = format_for_file(path, self._format_spec, self._follow)
         self._files.inc()
-        if not splittable(format_spec) or size <= self._range_bytes:
+        range_bytes = range_size(size, self._range_bytes, self._workers)
+        if not splittable(format_spec) or size <= range_bytes:
             yield FileRange(path, start, end, first_line, format_spec)
             return
         with open_raw(path, self._follow) as raw:
-            yield from plan_ranges(raw, path, format_spec, self._range_bytes, start, first_line, end)
+            yield from plan_ranges(raw, path, format_spec, range_bytes, start, first_line, end)
 
 
 class ReadRangeFn(beam.DoFn):
@@ -117,6 +120,7 @@ class ReadLogChunks(beam.PTransform):
     """Match file patterns and read every file as chunks of whole lines, large files in parallel ranges.
 
     With ``plans`` (the ingest ledger's) instead of patterns, each file is read from where earlier runs stopped.
+    ``workers``: how many local workers share the ranges (equal shares for each; 1 on any other runner).
     """
 
     def __init__(
@@ -129,8 +133,10 @@ class ReadLogChunks(beam.PTransform):
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         follow_symlinks: bool = False,
         plans: list[FilePlan] | None = None,
+        workers: int = 1,
     ):
         super().__init__()
+        self._workers = workers
         self._max_line_bytes = max_line_bytes
         self._follow = follow_symlinks
         self._patterns = list(patterns or ())
@@ -152,7 +158,8 @@ class ReadLogChunks(beam.PTransform):
             )
         return (
             files
-            | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes, self._follow))
+            | "PlanRanges"
+            >> beam.ParDo(PlanRangesFn(self._format_spec, self._range_bytes, self._follow, self._workers))
             | "SpreadRanges" >> beam.Reshuffle()
             | "ReadRanges"
             >> beam.ParDo(

@@ -23,7 +23,8 @@ from pipelines.commands.common import (
 from pipelines.commands.keys import auto_init
 from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
-from pipelines.options import pipeline_options, quiet_local_workers
+from pipelines.local_workers import forked_workers
+from pipelines.options import local_worker_processes, pipeline_options, quiet_local_workers
 from pipelines.validate import runner_problem
 from retention import signing
 from retention.keyring import Keyring, default_signing_key_file
@@ -216,7 +217,11 @@ def run(args) -> int:
             file=sys.stderr,
         )
     try:
-        with progress.watch(files) as collector, quiet_local_workers(options, args.verbose):
+        with (
+            forked_workers(local_worker_processes(options)),
+            progress.watch(files) as collector,
+            quiet_local_workers(options, args.verbose),
+        ):
             result = run_batch(
                 files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks, args.reprocess
             )

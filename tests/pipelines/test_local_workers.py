@@ -1,0 +1,180 @@
+"""Forked local workers: the same job as one worker, no child outliving the command, a dead child failing the job."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.generate import generate
+from parsers.splits import MIN_RANGE_BYTES, plan_ranges, range_size
+from pipelines.local_workers import can_fork, forked_workers
+from pipelines.options import local_worker_processes, pipeline_options
+from schemas.config import RunnerConfig
+from tests.operator.helpers import ACCESS_LOG, env, keys_yaml
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="forked workers are Linux only")
+FORKED_BATCH = Path(__file__).with_name("forked_batch.py")
+WRITTEN = re.compile(r"files written\s+\d+ \((\d+) events, (\d+) dead letters")
+TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+@pytest.fixture(scope="module")
+def attack_log(tmp_path_factory) -> Path:
+    log = tmp_path_factory.mktemp("log") / "access.log"
+    generate(log, lines=4000, attack_ratio=0.05, days=1, seed=5)
+    with log.open("a") as handle:
+        handle.write("not a log line\nnor this one\n")
+    return log
+
+
+def start_batch(log: Path, tmp_path: Path, name: str, *flags: str) -> subprocess.Popen:
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(keys_yaml(tmp_path) + f"alerts:\n  sinks:\n    jsonl: {tmp_path / name}.jsonl\n")
+    argv = [sys.executable, str(FORKED_BATCH), "batch", "-i", str(log), "-o", str(tmp_path / name), "-f", "combined"]
+    return subprocess.Popen(
+        [*argv, "-c", str(config), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env()
+    )
+
+
+def pool_pids(job: subprocess.Popen) -> list[int]:
+    return json.loads(job.stdout.readline())["pids"]
+
+
+def finish(job: subprocess.Popen) -> tuple[str, str]:
+    out, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err[-3000:]
+    return out, err
+
+
+def alive(pid: int) -> bool:
+    """Running, or ended but not yet reaped by anyone (a zombie still counts: nobody waited for it)."""
+    return Path(f"/proc/{pid}").exists()
+
+
+def job_result(tmp_path: Path, name: str, err: str) -> tuple[tuple[int, int], list[str]]:
+    written = WRITTEN.search(err)
+    assert written is not None, err[-3000:]
+    alerts = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+    return (int(written.group(1)), int(written.group(2))), sorted(a["alert_id"] for a in alerts)
+
+
+def test_two_forked_workers_do_the_same_job_as_one_and_end_with_it(attack_log, tmp_path):
+    one = start_batch(attack_log, tmp_path, "one", "--direct_num_workers=1")
+    assert pool_pids(one) == []  # one worker runs inside the command: nothing to fork
+    _, one_err = finish(one)
+    two = start_batch(attack_log, tmp_path, "two", *TWO_WORKERS)
+    pids = pool_pids(two)
+    assert len(pids) == 2
+    _, two_err = finish(two)
+    (one_rows, one_alerts), (two_rows, two_alerts) = (
+        job_result(tmp_path, "one", one_err),
+        job_result(tmp_path, "two", two_err),
+    )
+    assert one_rows == two_rows and one_rows[0] == 4000 and one_rows[1] == 2
+    assert one_alerts and one_alerts == two_alerts
+    assert not [pid for pid in pids if alive(pid)]  # the forked children never outlive the command
+
+
+def test_children_nobody_asked_for_exit_when_the_pool_closes(tmp_path):
+    script = (
+        "import json, pathlib\n"
+        "from pipelines.local_workers import forked_workers\n"
+        "with forked_workers(2) as pool:\n"
+        "    pids = pool.pids\n"
+        "print(json.dumps([pid for pid in pids if pathlib.Path(f'/proc/{pid}').exists()] + [len(pids)]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [2]  # two forked, none left once the pool closed
+
+
+def test_a_process_with_threads_forks_nothing():
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        with forked_workers(2) as pool:
+            assert pool.pids == []
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_worker_that_dies_fails_the_job_with_a_clear_error(tmp_path):
+    log = tmp_path / "big.log"
+    generate(log, lines=60_000, attack_ratio=0.01, days=1, seed=9)
+    job = start_batch(log, tmp_path, "killed", *TWO_WORKERS)
+    victim = pool_pids(job)[0]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.poll() is None:  # until it serves the runner (gRPC threads)
+        status = Path(f"/proc/{victim}/status").read_text()
+        if int(re.search(r"Threads:\s+(\d+)", status).group(1)) > 1:
+            break
+        time.sleep(0.01)
+    subprocess.run(["kill", "-KILL", str(victim)], check=True)
+    _, err = job.communicate(timeout=180)  # it fails; it does not hang
+    assert job.returncode != 0
+    assert f"local worker process {victim} ended before the job did: it was killed by signal 9" in err, err[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("size", "workers", "expected"),
+    [
+        (200 * 2**20, 2, 50 * 2**20),  # 4 ranges of 50 MiB, not 64 + 64 + 64 + 8
+        (100 * 2**20, 2, 50 * 2**20),
+        (10 * 2**20, 2, 5 * 2**20),  # smaller than one range: still one for each worker
+        (10 * 2**20, 3, -(-10 * 2**20 // 3)),
+        (200 * 2**20, 1, 64 * 2**20),  # one worker: the configured ranges
+        (MIN_RANGE_BYTES, 2, MIN_RANGE_BYTES),  # never tiny ranges
+    ],
+)
+def test_range_size_gives_each_worker_an_equal_share(size, workers, expected):
+    assert range_size(size, 64 * 2**20, workers) == expected
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_a_file_is_cut_into_a_multiple_of_the_workers_in_equal_ranges(workers):
+    line = b'198.51.100.7 - - [01/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 "-" "agent"\n'
+    data = line * (9 * 2**20 // len(line))
+    cut = range_size(len(data), 64 * 2**20, workers)
+    ranges = list(plan_ranges(io.BytesIO(data), "a.log", "combined", cut))
+    sizes = [(r.end if r.end is not None else len(data)) - r.start for r in ranges]
+    assert len(ranges) % workers == 0
+    assert max(sizes) - min(sizes) <= 2 * len(line)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], 0),  # in the command's own process
+        (["--direct_num_workers=1"], 0),
+        (TWO_WORKERS, 2),
+        (["--direct_num_workers=3", "--direct_running_mode=multi_processing"], 3),
+        (["--direct_num_workers=2", "--direct_running_mode=multi_threading"], 0),  # threads, no processes
+        (["--runner=PortableRunner", *TWO_WORKERS], 0),  # not the local runner
+    ],
+)
+def test_local_worker_processes_reads_the_options(flags, expected):
+    assert local_worker_processes(pipeline_options(flags, RunnerConfig(direct_num_workers=1))) == expected
+
+
+def test_a_plain_batch_command_runs_in_one_process(tmp_path):
+    """One worker stays the default: two were not faster on a shared 2-core machine (docs/runners.md)."""
+    job = start_batch(ACCESS_LOG, tmp_path, "plain")
+    assert pool_pids(job) == []
+    _, err = finish(job)
+    assert job_result(tmp_path, "plain", err)[0] == (2000, 0)
+
+
+def test_configured_workers_are_forked(tmp_path):
+    config = RunnerConfig(direct_num_workers=2)
+    assert local_worker_processes(pipeline_options([], config)) == 2
+    assert local_worker_processes(pipeline_options(["--direct_num_workers=1"], config)) == 0
