@@ -101,8 +101,9 @@ def bench_config(tmp: Path, name: str, user_config: str | None) -> tuple[Path, P
 def logwarden_argv(log: Path, output: Path, config: Path, workers: int) -> list[str]:
     argv = [sys.executable, "-m", "pipelines.cli", "batch", "-i", str(log), "-o", str(output), "-f", "combined"]
     argv += ["-c", str(config)]
+    argv.append(f"--direct_num_workers={workers}")  # one worker on one core, whatever the default
     if workers != 1:
-        argv += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+        argv.append("--direct_running_mode=multi_processing")
     return argv
 
 

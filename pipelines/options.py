@@ -14,23 +14,51 @@ from schemas.config import RunnerConfig
 # Beam's plain "DirectRunner" first tries to download the Prism runner binary at run
 # time; offline that fails slowly.  These local runners run in-process instead.
 LOCAL_RUNNERS = {"FnApiRunner", "BundleBasedDirectRunner"}
+#: Flags that say how to run: with any of them ``pipeline_options`` adds no default workers of its own.
+_RUN_FLAGS = ("--runner", "--direct_num_workers", "--direct_running_mode")
+#: At most this many local workers by default: measured here with 2; each holds its share of the job in memory.
+MAX_DEFAULT_WORKERS = 2
 
 
 def _given(beam_args: list[str], flag: str) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for arg in beam_args)
 
 
-def pipeline_options(beam_args: list[str], runner: RunnerConfig) -> PipelineOptions:
-    """Options from ordinary Beam flags (``--runner``, ``--project``…), the config filling the gaps."""
+def pipeline_options(beam_args: list[str], runner: RunnerConfig, default_workers: int = 1) -> PipelineOptions:
+    """Options from ordinary Beam flags (``--runner``, ``--project``…), the config filling the gaps.
+
+    ``default_workers``: the local runner's worker processes when neither the config
+    (``runner.direct_num_workers``) nor a ``--runner`` / ``--direct_*`` flag says how to run.
+    """
     args = list(beam_args)
+    workers = runner.direct_num_workers
+    if workers is None and not any(_given(args, flag) for flag in _RUN_FLAGS):
+        workers = default_workers
     if not _given(args, "--runner"):
         args.append(f"--runner={runner.name}")
     options = PipelineOptions(args)
     local = options.get_all_options()["runner"] in LOCAL_RUNNERS
-    if local and runner.direct_num_workers != 1 and not _given(args, "--direct_num_workers"):
-        args += [f"--direct_num_workers={runner.direct_num_workers}", "--direct_running_mode=multi_processing"]
+    if local and workers not in (None, 1) and not _given(args, "--direct_num_workers"):
+        args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
         options = PipelineOptions(args)
     return options
+
+
+def default_local_workers() -> int:
+    """``logwarden batch``'s local workers when nobody says: one per usable core, at most
+    ``MAX_DEFAULT_WORKERS``, where they are forked ready (``pipelines.local_workers``); else 1, in-process.
+
+    Two forked workers beat one on the 2-core machine when the second core is free (docs/runners.md);
+    fresh interpreters (off Linux) cost ~1.5 s of CPU each and were not measured to pay off.
+    """
+    import threading
+
+    from pipelines.local_workers import can_fork
+
+    if not can_fork() or threading.active_count() > 1:  # a process with threads cannot fork them
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, MAX_DEFAULT_WORKERS)
 
 
 def local_worker_processes(options: PipelineOptions) -> int:

@@ -59,6 +59,10 @@ def _non_negative(value: int) -> str | None:
     return None if value >= 0 else "must be >= 0"
 
 
+def _unset_or_non_negative(value: int | None) -> str | None:
+    return None if value is None else _non_negative(value)
+
+
 def _networks(values: tuple[str, ...]) -> str | None:
     for value in values:
         try:
@@ -371,8 +375,9 @@ class AuditConfig:
 class RunnerConfig:
     #: Beam runner used when --runner is not given; never one that downloads binaries at run time.
     name: str = "FnApiRunner"
-    #: Worker processes for the local runner (0: one per core).
-    direct_num_workers: int = dataclasses.field(default=1, metadata=_check(_non_negative))
+    #: Worker processes for the local runner (0: one per core; 1: none, the job runs in the command's process).
+    #: Unset: ``logwarden batch`` picks (``pipelines.options.default_local_workers``), everything else runs in 1.
+    direct_num_workers: int | None = dataclasses.field(default=None, metadata=_check(_unset_or_non_negative))
 
 
 def _start_at(value: str) -> str | None:

@@ -24,7 +24,7 @@ from pipelines.commands.keys import auto_init
 from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
 from pipelines.local_workers import forked_workers
-from pipelines.options import local_worker_processes, pipeline_options, quiet_local_workers
+from pipelines.options import default_local_workers, local_worker_processes, pipeline_options, quiet_local_workers
 from pipelines.validate import runner_problem
 from retention import signing
 from retention.keyring import Keyring, default_signing_key_file
@@ -160,7 +160,7 @@ def _prepare(args):
         check_output_dir(args.dead_letter_jsonl, "--dead-letter-jsonl")
     files = list_files(args.input, args.follow_symlinks)
     try:
-        options = pipeline_options(args.beam_args, config.runner)
+        options = pipeline_options(args.beam_args, config.runner, default_local_workers())
     except (ValueError, SystemExit) as problem:
         raise UsageError(f"bad Beam option: {problem}") from None
     if config.keys.auto_init and not Keyring(config.keys.keyring).exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from bench.generate import generate
 from parsers.splits import MIN_RANGE_BYTES, plan_ranges, range_size
 from pipelines.local_workers import can_fork, forked_workers
-from pipelines.options import local_worker_processes, pipeline_options
+from pipelines.options import MAX_DEFAULT_WORKERS, local_worker_processes, pipeline_options
 from schemas.config import RunnerConfig
 from tests.operator.helpers import ACCESS_LOG, env, keys_yaml
 
@@ -166,15 +167,43 @@ def test_local_worker_processes_reads_the_options(flags, expected):
     assert local_worker_processes(pipeline_options(flags, RunnerConfig(direct_num_workers=1))) == expected
 
 
-def test_a_plain_batch_command_runs_in_one_process(tmp_path):
-    """One worker stays the default: two were not faster on a shared 2-core machine (docs/runners.md)."""
+@pytest.mark.parametrize(
+    ("flags", "configured", "expected"),
+    [
+        ([], None, 2),  # nobody said: the command's default
+        (["--direct_num_workers=1"], None, 0),  # one worker, in-process
+        (["--runner=FnApiRunner"], None, 0),  # a named runner runs as Beam runs it
+        (["--direct_running_mode=in_memory"], None, 0),
+        ([], 1, 0),  # the config said
+        ([], 3, 3),
+        (["--direct_num_workers=1"], 3, 0),  # the flag wins over the config
+    ],
+)
+def test_the_default_workers_apply_only_when_nobody_said(flags, configured, expected):
+    options = pipeline_options(flags, RunnerConfig(direct_num_workers=configured), default_workers=2)
+    assert local_worker_processes(options) == expected
+
+
+def test_the_default_is_one_worker_per_usable_core_in_a_process_without_threads():
+    script = (
+        "import threading\n"
+        "from pipelines.options import default_local_workers\n"
+        "print(default_local_workers())\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "print(default_local_workers())\n"
+    )
+    one_core = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", script], capture_output=True, env=env())
+    assert one_core.stdout.split() == [b"1", b"1"], one_core.stderr
+    every_core = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env())
+    cores = len(os.sched_getaffinity(0))
+    expected = str(min(cores, MAX_DEFAULT_WORKERS) if cores > 1 else 1).encode()
+    assert every_core.stdout.split() == [expected, b"1"], every_core.stderr  # with a thread: no fork, one worker
+
+
+def test_a_plain_batch_command_forks_the_default_workers(tmp_path):
     job = start_batch(ACCESS_LOG, tmp_path, "plain")
-    assert pool_pids(job) == []
+    pids = pool_pids(job)
     _, err = finish(job)
+    cores = len(os.sched_getaffinity(0))
+    assert len(pids) == (min(cores, MAX_DEFAULT_WORKERS) if cores > 1 else 0)
     assert job_result(tmp_path, "plain", err)[0] == (2000, 0)
-
-
-def test_configured_workers_are_forked(tmp_path):
-    config = RunnerConfig(direct_num_workers=2)
-    assert local_worker_processes(pipeline_options([], config)) == 2
-    assert local_worker_processes(pipeline_options(["--direct_num_workers=1"], config)) == 0
