@@ -6,9 +6,10 @@ byte offset and first line number, so offsets and line numbers stay exact
 however the work is spread.  Compressed files cannot be entered in the middle
 and stay whole, as do formats whose lines depend on earlier ones.
 
-With N local workers a file is cut into a multiple of N ranges of equal size
-(``range_size``): the local runner hands each worker every N-th range, so equal
-ranges give equal shares and no worker waits for the other at the end.
+A large file is cut into a multiple of 4 ranges of equal size (of N, with N
+local workers other than 1, 2 or 4; ``range_size``): the local runner hands each
+worker every N-th range, so equal ranges give equal shares and no worker waits
+for the other at the end, and 1, 2 or 4 workers read the same ranges.
 """
 
 from __future__ import annotations
@@ -26,12 +27,23 @@ _SCAN_BYTES = 8 * 1024 * 1024
 MIN_RANGE_BYTES = 1024 * 1024
 
 
+#: A file larger than one range is cut into a multiple of this many equal ranges when 1, 2 or 4 workers read it:
+#: they then read the very same ranges, so the same chunks and batches, and raise byte-identical alerts (which
+#: lines an alert quotes depends on the batches).
+RANGE_SHARES = 4
+
+
 def range_size(size: int, range_bytes: int = DEFAULT_RANGE_BYTES, workers: int = 1) -> int:
-    """Where to cut ``size`` bytes: at most ``range_bytes`` a range, and with ``workers`` > 1 a multiple of
-    ``workers`` ranges of equal size (a 200 MB file on 2 workers: 4 ranges of 50 MB, not 64 + 64 + 64 + 8)."""
-    if workers <= 1:
-        return range_bytes
-    count = workers * -(-size // (workers * range_bytes))
+    """Where to cut ``size`` bytes: at most ``range_bytes`` a range, in a multiple of ``RANGE_SHARES`` (or of
+    ``workers``, for other counts) ranges of equal size (200 MB: 4 ranges of 50 MB, not 64 + 64 + 64 + 8).
+    A file within one range stays whole on one worker and is shared equally between several."""
+    if size <= range_bytes:
+        if workers <= 1:
+            return range_bytes
+        shares = workers
+    else:
+        shares = RANGE_SHARES if RANGE_SHARES % max(workers, 1) == 0 else workers
+    count = shares * -(-size // (shares * range_bytes))
     return min(range_bytes, max(-(-size // count), MIN_RANGE_BYTES))
 
 

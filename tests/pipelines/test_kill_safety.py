@@ -61,18 +61,10 @@ sys.exit(main(sys.argv[3:]))
 
 def _batch(tmp_path, log, out, kill_at=None):
     prefix = [sys.executable, "-c", KILLED_BATCH, *kill_at] if kill_at else [sys.executable, "-m", "pipelines.cli"]
+    # One in-process worker: the kill hook must fire in this process, never in a forked worker.
+    argv = [*prefix, "batch", "-i", str(log), "-o", str(out), "-f", "combined", "--direct_num_workers=1"]
     return subprocess.run(
-        [
-            *prefix,
-            "batch",
-            "-i",
-            str(log),
-            "-o",
-            str(out),
-            "-f",
-            "combined",
-            "--direct_num_workers=1",
-        ],  # hook in-process
+        argv,
         capture_output=True,
         text=True,
         cwd=tmp_path,

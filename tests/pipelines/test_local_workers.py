@@ -130,15 +130,22 @@ def test_a_worker_that_dies_fails_the_job_with_a_clear_error(tmp_path):
     ("size", "workers", "expected"),
     [
         (200 * 2**20, 2, 50 * 2**20),  # 4 ranges of 50 MiB, not 64 + 64 + 64 + 8
-        (100 * 2**20, 2, 50 * 2**20),
+        (100 * 2**20, 2, 25 * 2**20),  # larger than one range: a multiple of 4, as on 1 or 4 workers
         (10 * 2**20, 2, 5 * 2**20),  # smaller than one range: still one for each worker
         (10 * 2**20, 3, -(-10 * 2**20 // 3)),
-        (200 * 2**20, 1, 64 * 2**20),  # one worker: the configured ranges
+        (200 * 2**20, 1, 50 * 2**20),  # one worker: the same ranges as two
+        (60 * 2**20, 1, 64 * 2**20),  # within one range: whole on one worker
         (MIN_RANGE_BYTES, 2, MIN_RANGE_BYTES),  # never tiny ranges
     ],
 )
 def test_range_size_gives_each_worker_an_equal_share(size, workers, expected):
     assert range_size(size, 64 * 2**20, workers) == expected
+
+
+@pytest.mark.parametrize("size", [65 * 2**20, 212 * 2**20, 1061 * 2**20])
+def test_one_two_or_four_workers_read_a_large_file_in_the_same_ranges(size):
+    """The same ranges, so the same batches: alerts do not depend on how many workers ran."""
+    assert range_size(size, 64 * 2**20, 1) == range_size(size, 64 * 2**20, 2) == range_size(size, 64 * 2**20, 4)
 
 
 @pytest.mark.parametrize("workers", [2, 3, 4])
