@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from parsers.lines import LineChunk
 from parsers.registry import parse_chunk
 from tests.conftest import ROOT
+from tests.hardening.commands import batch_command
 from tests.hardening.hostile import hostile_log
 from tests.hardening.samples import TEMPLATES, fields, render
 
@@ -49,20 +49,7 @@ def test_hostile_file_exits_0_with_exact_accounting(tmp_path, fmt):
     config.write_text(f"keys:\n  keyring: {tmp_path / 'keyring'}\n  root_key_file: {tmp_path / 'root.key'}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "batch",
-            "-c",
-            str(config),
-            "-i",
-            str(log),
-            "-o",
-            str(tmp_path / "o"),
-            "--format",
-            fmt,
-        ],
+        batch_command(config, log, tmp_path / "o", "--format", fmt),
         capture_output=True,
         text=True,
         env=env,

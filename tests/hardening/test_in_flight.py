@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -24,6 +23,7 @@ from alerts.sinks.owed import deliver_with_retry
 from alerts.sinks.webhook import WebhookSink
 from tests.alerts.test_sinks import ALERT
 from tests.conftest import ROOT
+from tests.hardening.commands import batch_command
 
 
 def _alert(n: int) -> dict:
@@ -158,18 +158,7 @@ def test_a_send_still_in_flight_past_its_bound_is_left_behind_and_counted_undeli
 def _command(tmp_path, config_text: str, log) -> list[str]:
     config = tmp_path / "logwarden.yaml"
     config.write_text(config_text)
-    return [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "batch",
-        "-c",
-        str(config),
-        "-i",
-        str(log),
-        "-o",
-        str(tmp_path / "out"),
-    ]
+    return batch_command(config, log, tmp_path / "out")
 
 
 _ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
