@@ -431,7 +431,6 @@ class Detector:
         alerts = []
         if slow:
             bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
-            fields = key_fields.to_pylist()
             for a, b in itertools.pairwise(bounds):
                 key_id = int(keys[a])
                 if key_id not in slow:
@@ -456,7 +455,11 @@ class Detector:
                             )
                             for j in list(window)[: fold.rule.evidence]
                         ]
-                        field_values = fields[key_id] if key_id < len(fields) else tails.fields.get(key, {})
+                        field_values = (  # only alerting keys' fields are read: a flood rule has thousands of keys
+                            key_fields.slice(key_id, 1).to_pylist()[0]
+                            if key_id < len(key_fields)
+                            else tails.fields.get(key, {})
+                        )
                         alerts.append(
                             build_alert(fold.rule, key, field_values, int(ts[window[0]]), t, len(window), [],
                                         evidence, self._clock())

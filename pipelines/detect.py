@@ -130,7 +130,7 @@ class BundledObserveFn(ObserveFn):
             found.extend(self._observer.observe(batch))
             return
         unread = self._unread.setdefault((window, paths[0].as_py()), [])
-        unread.append(batch)
+        unread.append(self._observer.trim(batch))
         if sum(b.num_rows for b in unread) >= JOINED_ROWS:
             found.extend(observe_unread(self._observer, unread))
 
@@ -167,7 +167,7 @@ class SpillHitsFn(beam.DoFn):
             self._spill(self._observer.observe(batch))
             return
         unread = self._unread.setdefault(paths[0].as_py(), [])
-        unread.append(batch)
+        unread.append(self._observer.trim(batch))
         if sum(b.num_rows for b in unread) >= JOINED_ROWS:
             self._spill(observe_unread(self._observer, unread))
 
