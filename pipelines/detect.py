@@ -154,7 +154,9 @@ class SpillHitsFn(beam.DoFn):
 
     def setup(self):
         self._observer = Observer(self._rules, self._dataset)
-        self._whole = kept_whole(self._rules, self._dataset)
+        # Each rule whole on its own shard (as ``BundledObserveFn``): split by key, every rule's hits of a batch
+        # became up to one pickled group per shard, and every shard folded every rule.
+        self._whole = frozenset(r.id for r in self._rules.for_dataset(self._dataset))
 
     def start_bundle(self):
         self._writers: dict[int, SpillWriter] = {}
