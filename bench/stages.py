@@ -141,6 +141,7 @@ TIMED = [
     ("after the job: alerts", "pipelines.batch", "archive_run_alerts", False),
     ("after the job: alerts", "pipelines.batch", "deliver_run_alerts", False),
     ("after the job: report", "pipelines.batch", "publish_run", False),
+    ("after the job: report", "pipelines.reports.publish", "publish_run", False),  # imported when the job is done
     ("after the job: commit", "retention.commit", "complete_transaction", False),
 ]
 IN_RUN = ("read", "parse", "enrich", "detect: observe", "detect: fold", "aggregate", "archive")
@@ -338,6 +339,9 @@ def main(argv: list[str]) -> int:
     lines = count_lines(str(log))
     started = process_started()
     timers, probe = TIMERS, RunnerProbe(args.trace_memory)
+    from pipelines.lean_beam import import_beam
+
+    import_beam()  # Beam as the command line imports it, before the timed modules import it whole
     install(timers)
     probe.install()
     from pipelines.cli import main as cli
