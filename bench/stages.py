@@ -339,9 +339,11 @@ def main(argv: list[str]) -> int:
     lines = count_lines(str(log))
     started = process_started()
     timers, probe = TIMERS, RunnerProbe(args.trace_memory)
+    from pipelines import dofn_specs
     from pipelines.lean_beam import import_beam
 
-    import_beam()  # Beam as the command line imports it, before the timed modules import it whole
+    import_beam()  # Beam as the command line imports and sets it up, before the timed modules import it whole
+    dofn_specs.install()
     install(timers)
     probe.install()
     from pipelines.cli import main as cli
