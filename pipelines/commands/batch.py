@@ -20,7 +20,6 @@ from pipelines.commands.common import (
     load_or_report,
     nothing_parsed_hint,
 )
-from pipelines.commands.keys import auto_init
 from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
 from pipelines.local_workers import forked_workers
@@ -165,6 +164,8 @@ def _prepare(args):
     except (ValueError, SystemExit) as problem:
         raise UsageError(f"bad Beam option: {problem}") from None
     if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
+        from pipelines.commands.keys import auto_init  # first run only: key commands are not every run's to import
+
         auto_init(config, args.output, args)
     Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
     if config.alerts.enabled:
