@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -27,6 +28,21 @@ from schemas import SCHEMA_VERSION
 WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 #: Arrow bytes of rows a writer holds before it writes them as a row group, even short of ``row_group_rows``.
 ROW_GROUP_BYTES = 16 * 1024 * 1024
+#: Integer columns whose values seldom repeat (times, offsets, sizes, durations), written delta-encoded instead of
+#: with a dictionary: building a dictionary of a million distinct offsets cost more than the rest of their column
+#: and made it larger, while near-sorted times and offsets take a few bits a row as deltas.
+DELTA_COLUMNS = frozenset(
+    {
+        "timestamp",
+        "log_offset",
+        "line_number",
+        "http_request_bytes",
+        "http_response_body_bytes",
+        "http_response_bytes",
+        "event_duration_us",
+        "http_upstream_response_time_us",
+    }
+)
 
 
 class PlaintextFileError(RuntimeError):
@@ -125,6 +141,31 @@ def _iso(value) -> str | None:
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+@functools.lru_cache(maxsize=32)
+def _leaf_columns(schema: pa.Schema) -> tuple[str, ...]:
+    """The Parquet leaf columns of ``schema`` as the writer names them (``labels.key_value.key``)."""
+    empty = pa.BufferOutputStream()
+    pq.ParquetWriter(empty, schema).close()
+    parquet_schema = pq.read_metadata(pa.BufferReader(empty.getvalue())).schema
+    return tuple(parquet_schema.column(i).path for i in range(len(parquet_schema)))
+
+
+def column_options(schema: pa.Schema) -> dict:
+    """``ParquetWriter`` arguments: ``DELTA_COLUMNS`` delta-encoded, every other leaf column with a dictionary."""
+    delta = sorted(
+        field.name
+        for field in schema
+        if field.name in DELTA_COLUMNS and (pa.types.is_integer(field.type) or pa.types.is_timestamp(field.type))
+    )
+    if not delta:
+        return {}
+    # Naming columns turns dictionaries off for every leaf not named, nested ones included: name them all.
+    return {
+        "use_dictionary": [leaf for leaf in _leaf_columns(schema) if leaf not in delta],
+        "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
+    }
+
+
 class ParquetFileWriter:
     """One Parquet file being written; batches in, a ``WrittenFile`` out on ``close``.
 
@@ -159,6 +200,7 @@ class ParquetFileWriter:
             compression=None if compression == "none" else compression,
             compression_level=compression_level,  # None: the codec's default (the archive tier asks for more)
             encryption_properties=encryption.properties if encryption else None,
+            **column_options(schema),
         )
         self._row_group_rows = row_group_rows
         self._row_group_bytes = row_group_bytes
