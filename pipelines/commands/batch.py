@@ -24,6 +24,7 @@ from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
 from pipelines.local_workers import forked_workers
 from pipelines.options import default_local_workers, local_worker_processes, pipeline_options, quiet_local_workers
+from pipelines.stage_memory import free_finished_stages
 from pipelines.validate import runner_problem
 from retention import signing
 from retention.keyring import Keyring, default_signing_key_file
@@ -219,6 +220,7 @@ def run(args) -> int:
         )
     try:
         with (
+            free_finished_stages(),  # before forking: the workers inherit it
             forked_workers(local_worker_processes(options)),
             progress.watch(files) as collector,
             quiet_local_workers(options, args.verbose),
