@@ -175,8 +175,7 @@ def convert_request_line(columns: Columns, request: pa.Array) -> None:
     simple = pc.fill_null(simple, False)
     version = _version(protocol)
     if not pc.all(simple).as_py():
-        other = pc.if_else(simple, _NULL_STRING, request)
-        parsed = pc.extract_regex(other, _REQUEST_LINE)
+        parsed = pc.extract_regex(null_where(request, simple), _REQUEST_LINE)
         method = pc.if_else(simple, method, pc.struct_field(parsed, [0]))
         url = pc.if_else(simple, url, pc.struct_field(parsed, [1]))
         version = pc.if_else(simple, version, empty_to_null(pc.struct_field(parsed, [3])))
