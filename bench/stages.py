@@ -133,6 +133,8 @@ TIMED = [
     ("aggregate", "pipelines.reports.traffic", "TrafficPartial.merge", False),
     ("aggregate", "pipelines.reports.traffic", "TrafficPartial.compact_seconds", False),
     ("aggregate", "pipelines.aggregate", "write_run_aggregates", False),
+    ("aggregate", "pipelines.aggregate", "store_rows", False),
+    ("aggregate", "pipelines.aggregate", "write_run_rows", False),
     ("archive", "pipelines.archive", "split_by_day", False),
     ("archive", "retention.parquet_files", "ParquetFileWriter.__init__", False),
     ("archive", "retention.parquet_files", "ParquetFileWriter.write", False),

@@ -7,10 +7,11 @@ from collections import Counter
 
 import apache_beam as beam
 import datasketches
+import pyarrow as pa
 
 from pipelines import coders
 from pipelines.reports.privacy import OTHER
-from pipelines.reports.store import write_run_aggregates
+from pipelines.reports.store import KeyRows, store_rows, write_run_rows
 from pipelines.reports.traffic import (
     HLL_LG_K,
     STORED_VALUES,
@@ -191,22 +192,29 @@ class AggregateTraffic(beam.PTransform):
 
 
 class WriteAggregates(beam.PTransform):
-    """All of a run's partials into the aggregate store in one step (a run's aggregates are small)."""
+    """A run's merged partials into the aggregate store.
+
+    Each key's rows are built where it was merged (on every worker); one step then gathers them under one
+    key (a run's rows are small) and writes the run's two store files.
+    """
 
     def __init__(self, output: str, run_id: str, grain: str, geoip_configured: bool):
         super().__init__()
-        self._args = (output, run_id, grain, geoip_configured)
+        self._output, self._run_id, self._grain, self._geoip = output, run_id, grain, geoip_configured
 
     def expand(self, results):
-        output, run_id, grain, geoip = self._args
+        coders.register()
+        run_id, grain, geoip = self._run_id, self._grain, self._geoip
+        output = self._output
 
-        def write(keyed):
-            return write_run_aggregates(list(keyed[1]), output, run_id, grain, geoip)
+        def rows(result: tuple[Key, TrafficPartial]) -> tuple[int, KeyRows]:
+            key, partial = result
+            return 0, (key, *store_rows(key, partial, run_id, grain, geoip))
 
         # One group under one key (not ``ToList``, whose accumulators would cross as pickled lists).
         return (
             results
-            | "OneKey" >> beam.Map(lambda result: (0, result)).with_output_types(tuple[int, tuple[Key, TrafficPartial]])
+            | "StoreRows" >> beam.Map(rows).with_output_types(tuple[int, tuple[Key, pa.RecordBatch, pa.RecordBatch]])
             | "Collect" >> beam.GroupByKey()
-            | "Write" >> beam.FlatMap(write)
+            | "Write" >> beam.FlatMap(lambda keyed: write_run_rows(keyed[1], output, run_id))
         )

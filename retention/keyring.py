@@ -41,12 +41,12 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from retention import roles, sealing, signing, storage
 from retention.layout import base_name, month_of_day
+from retention.secret_files import create_secret_file
 from retention.stamps import utc_stamp
 from schemas.config import user_data_dir
 
@@ -450,25 +450,11 @@ def read_root_key(root_key_file: str | os.PathLike | None, environ: Mapping[str,
 
 
 def write_root_key_file(path: str | os.PathLike, root_key: bytes) -> None:
-    """Write a new root key file readable by its owner only; never overwrites one.
-
-    Written whole under a temporary name and linked into place, so a process starting at
-    the same moment sees no key file or a complete one, never a half-written key.
-    """
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-root-")  # mkstemp creates it 0600
+    """Write a new root key file readable by its owner only, whole or not at all; never overwrites one."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(sealing.encode_key(root_key) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise KeyringError(f"{path} already exists; refusing to overwrite a root key") from None
-    finally:
-        os.unlink(tmp)
+        create_secret_file(path, (sealing.encode_key(root_key) + "\n").encode())
+    except FileExistsError:
+        raise KeyringError(f"{Path(path).expanduser()} already exists; refusing to overwrite a root key") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -79,53 +79,83 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+def store_rows(
+    key: Key, partial: TrafficPartial, run_id: str, grain: str, geoip_configured: bool
+) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """The store's ``traffic`` row and ``breakdown`` rows of one (bucket, host, source) of a run.
+
+    Built where the key was merged, so that writing a run's store files only concatenates them.
+    """
+    start, host, source = key
+    partial.compact_seconds()
+    bucket_start = dt.datetime.fromtimestamp(start, dt.timezone.utc)
+    traffic = pa.RecordBatch.from_pylist(
+        [
+            {
+                "run_id": run_id,
+                "source": source,
+                "bucket_start": bucket_start,
+                "bucket": grain,
+                "url_domain": host or None,
+                "source_first_offset": partial.first_offset,
+                "source_last_offset": partial.last_offset,
+                "requests": partial.requests,
+                "bytes": partial.bytes,
+                "bot_requests": partial.bot_requests,
+                **{f"status_{c}xx": partial.status_classes.get(f"{c}xx", 0) for c in range(1, 6)},
+                "seconds": partial.seconds,
+                "second_requests": partial.second_requests,
+                "second_bytes": partial.second_bytes,
+                "visitors_hll": partial.visitors,
+                "response_ms_kll": partial.response_ms,
+                "geoip_configured": geoip_configured,
+            }
+        ],
+        schema=TRAFFIC_STORE,
+    )
+    dimensions, values, requests, sizes, sketches = [], [], [], [], []
+    for dimension, slots in sorted(partial.breakdown.items()):
+        dimensions += [dimension] * len(slots)
+        values += slots
+        for count, size, sketch in slots.values():
+            requests.append(count)
+            sizes.append(size)
+            sketches.append(sketch)
+    rows = len(values)
+    columns = {
+        "run_id": pa.array([run_id] * rows, pa.string()),
+        "source": pa.array([source] * rows, pa.string()),
+        "bucket_start": pa.array([bucket_start] * rows, BREAKDOWN_STORE.field("bucket_start").type),
+        "bucket": pa.array([grain] * rows, pa.string()),
+        "url_domain": pa.array([host or None] * rows, pa.string()),
+        "dimension": pa.array(dimensions, pa.string()),
+        "value": pa.array(values, pa.string()),
+        "requests": pa.array(requests, pa.int64()),
+        "bytes": pa.array(sizes, pa.int64()),
+        "visitors_hll": pa.array(sketches, pa.binary()),
+    }
+    breakdown = pa.RecordBatch.from_arrays([columns[name] for name in BREAKDOWN_STORE.names], schema=BREAKDOWN_STORE)
+    return traffic, breakdown
+
+
+#: One key's rows as ``store_rows`` makes them: ``(key, traffic row, breakdown rows)``.
+KeyRows = tuple[Key, pa.RecordBatch, pa.RecordBatch]
+
+
+def run_tables(rows: Iterable[KeyRows]) -> tuple[pa.Table, pa.Table]:
+    """A run's ``traffic`` and ``breakdown`` tables from the rows of its keys, in key order."""
+    ordered = sorted(rows, key=lambda r: r[0])
+    return (
+        pa.Table.from_batches([traffic for _, traffic, _ in ordered], TRAFFIC_STORE),
+        pa.Table.from_batches([breakdown for _, _, breakdown in ordered], BREAKDOWN_STORE),
+    )
+
+
 def store_tables(
     results: Iterable[tuple[Key, TrafficPartial]], run_id: str, grain: str, geoip_configured: bool
 ) -> tuple[pa.Table, pa.Table]:
     """The store's ``traffic`` and ``breakdown`` rows of one run."""
-    traffic, breakdown = [], []
-    for (start, host, source), p in sorted(results, key=lambda kv: kv[0]):
-        p.compact_seconds()
-        key = {
-            "run_id": run_id,
-            "source": source,
-            "bucket_start": dt.datetime.fromtimestamp(start, dt.timezone.utc),
-            "bucket": grain,
-            "url_domain": host or None,
-        }
-        traffic.append(
-            {
-                **key,
-                "source_first_offset": p.first_offset,
-                "source_last_offset": p.last_offset,
-                "requests": p.requests,
-                "bytes": p.bytes,
-                "bot_requests": p.bot_requests,
-                **{f"status_{c}xx": p.status_classes.get(f"{c}xx", 0) for c in range(1, 6)},
-                "seconds": p.seconds.tolist(),
-                "second_requests": p.second_requests.tolist(),
-                "second_bytes": p.second_bytes.tolist(),
-                "visitors_hll": p.visitors,
-                "response_ms_kll": p.response_ms,
-                "geoip_configured": geoip_configured,
-            }
-        )
-        for dimension, values in sorted(p.breakdown.items()):
-            for value, (requests, size, sketch) in values.items():
-                breakdown.append(
-                    {
-                        **key,
-                        "dimension": dimension,
-                        "value": value,
-                        "requests": requests,
-                        "bytes": size,
-                        "visitors_hll": sketch,
-                    }
-                )
-    return (
-        pa.Table.from_pylist(traffic, schema=TRAFFIC_STORE),
-        pa.Table.from_pylist(breakdown, schema=BREAKDOWN_STORE),
-    )
+    return run_tables((key, *store_rows(key, p, run_id, grain, geoip_configured)) for key, p in results)
 
 
 #: The run id of every stream part (its owner in ``ownership``): report windows span cuts and restarts.
@@ -141,7 +171,10 @@ def store_documents(
     run_id: str | None = None,
 ) -> list[tuple[str, bytes]]:
     """``(path, bytes)`` of one run's (or one stream cut's) store files, breakdown first, traffic last."""
-    traffic, breakdown = store_tables(results, run_id or file_id, grain, geoip_configured)
+    return table_documents(*store_tables(results, run_id or file_id, grain, geoip_configured), output, file_id)
+
+
+def table_documents(traffic: pa.Table, breakdown: pa.Table, output: str, file_id: str) -> list[tuple[str, bytes]]:
     directory = aggregates_dir(output)
     return [
         (FileSystems.join(directory, f"breakdown-{file_id}.parquet"), parquet_bytes(breakdown)),
@@ -149,16 +182,25 @@ def store_documents(
     ]
 
 
-def write_run_aggregates(
-    results: Iterable[tuple[Key, TrafficPartial]], output: str, run_id: str, grain: str, geoip_configured: bool
-) -> list[str]:
-    """Store one run's aggregates (breakdown first, traffic last: the traffic file commits the run)."""
+def write_documents(output: str, documents: list[tuple[str, bytes]]) -> list[str]:
+    """Write store files in order (breakdown first, traffic last: the traffic file commits the run)."""
     make_dirs(reports_dir(output))
     make_dirs(aggregates_dir(output))
-    documents = store_documents(results, output, run_id, grain, geoip_configured)
     for path, data in documents:
         write_file(path, data)
     return [path for path, _ in documents]
+
+
+def write_run_aggregates(
+    results: Iterable[tuple[Key, TrafficPartial]], output: str, run_id: str, grain: str, geoip_configured: bool
+) -> list[str]:
+    """Store one run's aggregates."""
+    return write_documents(output, store_documents(results, output, run_id, grain, geoip_configured))
+
+
+def write_run_rows(rows: Iterable[KeyRows], output: str, run_id: str) -> list[str]:
+    """Store one run's aggregates from the ``store_rows`` of its keys."""
+    return write_documents(output, table_documents(*run_tables(rows), output, run_id))
 
 
 class StoreError(Exception):

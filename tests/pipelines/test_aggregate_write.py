@@ -1,0 +1,95 @@
+"""A run's aggregates: each key's store rows built where it was merged, on one worker or two; one store file pair."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import apache_beam as beam
+import datasketches
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+
+from bench.reports import day_batch
+from pipelines.aggregate import AggregateTraffic, WriteAggregates
+from pipelines.reports.store import store_tables
+from pipelines.reports.traffic import TrafficPartial, partials_from_batch
+from retention.layout import aggregates_dir
+
+SOURCES = {"/logs/access-0.log": "ledger-key-0"}
+
+
+@pytest.fixture(scope="module")
+def batches() -> list[pa.RecordBatch]:
+    """A day of three hosts (up to 72 keys), in batches whose keys overlap."""
+    batch = day_batch(0, hosts=3, per_hour=40, rng=np.random.default_rng(3))
+    return [batch.slice(start, 1000) for start in range(0, batch.num_rows, 1000)]
+
+
+def expected_tables(batches) -> tuple[pa.Table, pa.Table]:
+    merged: dict = defaultdict(TrafficPartial)
+    for batch in batches:
+        for key, partial in partials_from_batch(batch, "hour", SOURCES):
+            merged[key].merge(partial)
+    return store_tables(list(merged.items()), "r1", "hour", False)
+
+
+def run_and_read(batches, output: str, options: PipelineOptions | None = None) -> tuple[pa.Table, pa.Table]:
+    with TestPipeline(options=options) as p:
+        (
+            p
+            | beam.Create(batches)
+            | AggregateTraffic("hour", SOURCES)
+            | WriteAggregates(output, "r1", "hour", geoip_configured=False)
+        )
+    directory = aggregates_dir(output)
+    files = sorted(f.name for f in Path(directory).iterdir())
+    assert files == ["breakdown-r1.parquet", "traffic-r1.parquet"]  # one pair per run, however many keys
+    return pq.read_table(f"{directory}/traffic-r1.parquet"), pq.read_table(f"{directory}/breakdown-r1.parquet")
+
+
+def estimates(column: pa.ChunkedArray, kind) -> list:
+    return [kind.deserialize(b).get_estimate() if b else None for b in column.to_pylist()]
+
+
+def assert_same_store(got: tuple[pa.Table, pa.Table], want: tuple[pa.Table, pa.Table], in_order: bool) -> None:
+    """Rows and counts exact (the order of a key's breakdown values is the order they were merged in);
+    visitor estimates equal; response-time quantiles within KLL's rank error."""
+    for table, expected in zip(got, want):
+        assert table.schema.metadata == expected.schema.metadata
+        table = table.cast(expected.schema)  # Parquet names list items "element"
+        if not in_order:
+            by = [
+                (n, "ascending")
+                for n in ("bucket_start", "url_domain", "dimension", "value")
+                if n in table.schema.names
+            ]
+            table, expected = table.sort_by(by), expected.sort_by(by)
+        exact = [n for n in table.column_names if not n.endswith(("_hll", "_kll"))]
+        assert table.select(exact).equals(expected.select(exact))
+        assert estimates(table["visitors_hll"], datasketches.hll_sketch) == pytest.approx(
+            estimates(expected["visitors_hll"], datasketches.hll_sketch), rel=1e-3
+        )
+    medians = [
+        [datasketches.kll_doubles_sketch.deserialize(b).get_quantile(0.5) for b in t["response_ms_kll"].to_pylist()]
+        for t in (got[0], want[0])
+    ]
+    assert medians[0] == pytest.approx(medians[1], rel=0.05)
+
+
+def test_every_key_lands_in_the_run_s_one_store_file_pair_in_key_order(batches, tmp_path):
+    got = run_and_read(batches, str(tmp_path / "out"))
+    want = expected_tables(batches)
+    assert got[0].num_rows > 24 * 2 and got[1].num_rows > got[0].num_rows
+    assert_same_store(got, want, in_order=True)
+
+
+def test_two_worker_processes_store_what_one_stores(batches, tmp_path):
+    """The keys are merged and turned into store rows on both workers; the run's files hold them all."""
+    two = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    got = run_and_read(batches, str(tmp_path / "two"), two)
+    assert_same_store(got, run_and_read(batches, str(tmp_path / "one")), in_order=False)
