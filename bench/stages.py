@@ -143,6 +143,7 @@ TIMED = [
     ("after the job: alerts", "pipelines.batch", "archive_run_alerts", False),
     ("after the job: alerts", "pipelines.batch", "deliver_run_alerts", False),
     ("after the job: report", "pipelines.batch", "publish_run", False),
+    ("after the job: report", "pipelines.reports.publish", "publish_run", False),  # imported when the job is done
     ("after the job: commit", "retention.commit", "complete_transaction", False),
 ]
 IN_RUN = ("read", "parse", "enrich", "detect: observe", "detect: fold", "aggregate", "archive")
@@ -340,6 +341,11 @@ def main(argv: list[str]) -> int:
     lines = count_lines(str(log))
     started = process_started()
     timers, probe = TIMERS, RunnerProbe(args.trace_memory)
+    from pipelines import dofn_specs
+    from pipelines.lean_beam import import_beam
+
+    import_beam()  # Beam as the command line imports and sets it up, before the timed modules import it whole
+    dofn_specs.install()
     install(timers)
     probe.install()
     from pipelines.cli import main as cli

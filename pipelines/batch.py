@@ -20,7 +20,6 @@ from pipelines.metrics import RunCounts
 from pipelines.options import local_worker_processes
 from pipelines.read import ReadLogChunks, open_raw
 from pipelines.reports.health import run_event_end, write_run_health
-from pipelines.reports.publish import publish_run
 from retention import commit
 from retention.ledger import FileOutcome, FilePlan, Ledger, produced_alert_ids
 from schemas.config import Config
@@ -138,6 +137,10 @@ def run_batch(
         delivery = deliver_run_alerts(output, run_id, config, alerts) if config.alerts.enabled else DeliveryOutcome()
         # After the commit point: reports count only completed runs' aggregates (``pipelines.reports.ownership``).
         if config.reports.enabled and counts.lines_read:
+            # Imported here: the report's libraries (jinja2, pyarrow.dataset) load once the job has handed back
+            # its memory, not on top of its peak.
+            from pipelines.reports.publish import publish_run
+
             page = publish_run(output, run_id, config.reports)
         seconds = time.monotonic() - started
         commit.clear_staging(output, run_id)

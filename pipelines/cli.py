@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
 
     hand_back_freed_memory()
     logging.getLogger().addHandler(logging.NullHandler())
+    from pipelines.lean_beam import import_beam
+
+    import_beam()  # before any command imports Beam whole
+    from pipelines import dofn_specs
+
+    dofn_specs.install()
     from pipelines.commands.common import run_command, unknown_flags_message
 
     argv = sys.argv[1:] if argv is None else list(argv)

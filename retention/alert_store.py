@@ -22,7 +22,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from retention import commit, layout
-from retention.archive_reader import ArchiveReadError, open_archive
 from retention.encryption import ArchiveEncryptor
 from retention.keyring import ArchiveKeys, WriterKeys
 from retention.parquet_files import ParquetFileWriter, WrittenFile
@@ -74,6 +73,8 @@ def write_alerts(
 
 def read_alerts(root: str | os.PathLike, keys: ArchiveKeys, alert_id: str | None = None) -> list[dict[str, Any]]:
     """The archive's alerts (those of shredded months excluded), oldest first; one id's only if given."""
+    from retention.archive_reader import ArchiveReadError, open_archive  # readers only: pyarrow.dataset, ~15 MiB
+
     try:
         dataset = open_archive(root, keys, layout.ALERTS_DIR)
     except ArchiveReadError:

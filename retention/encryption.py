@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet.encryption as pe
 
 from retention.keyring import ArchiveKeys, period_of_day
 from retention.kms import crypto_factory
 from schemas.personal import other_columns, personal_columns
+
+if TYPE_CHECKING:  # pyarrow.dataset (~15 MiB of libraries) is for readers; writers never load it
+    import pyarrow.dataset as ds
 
 ALGORITHM = "AES_GCM_V1"  # authenticates every page too: a flipped byte fails the read
 DATA_KEY_BITS = 256
@@ -107,4 +110,6 @@ class ArchiveDecryptor:
         return self._factory.file_decryption_properties(self._connection, self._config)
 
     def dataset_config(self) -> ds.ParquetDecryptionConfig:
+        import pyarrow.dataset as ds
+
         return ds.ParquetDecryptionConfig(self._factory, self._connection, self._config)

@@ -20,11 +20,11 @@ from pipelines.commands.common import (
     load_or_report,
     nothing_parsed_hint,
 )
-from pipelines.commands.keys import auto_init
 from pipelines.detect import outbox_key_file
 from pipelines.inputs import list_files
 from pipelines.local_workers import forked_workers
 from pipelines.options import default_local_workers, local_worker_processes, pipeline_options, quiet_local_workers
+from pipelines.stage_memory import free_finished_stages
 from pipelines.validate import runner_problem
 from retention import signing
 from retention.keyring import Keyring, default_signing_key_file
@@ -164,6 +164,8 @@ def _prepare(args):
     except (ValueError, SystemExit) as problem:
         raise UsageError(f"bad Beam option: {problem}") from None
     if config.keys.auto_init and not Keyring(config.keys.keyring).exists():
+        from pipelines.commands.keys import auto_init  # first run only: key commands are not every run's to import
+
         auto_init(config, args.output, args)
     Keyring(config.keys.keyring).root_public()  # a clear error now rather than in a worker
     if config.alerts.enabled:
@@ -218,6 +220,7 @@ def run(args) -> int:
         )
     try:
         with (
+            free_finished_stages(),  # before forking: the workers inherit it
             forked_workers(local_worker_processes(options)),
             progress.watch(files) as collector,
             quiet_local_workers(options, args.verbose),

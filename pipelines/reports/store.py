@@ -22,7 +22,6 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
@@ -221,6 +220,8 @@ def _stored_runs(output: str) -> dict[str, tuple[str, str]]:
 
 
 def _read(path: str, schema: pa.Schema, condition=None) -> pa.Table:
+    import pyarrow.dataset as ds  # for reports only: the job that writes the store never loads it (~15 MiB)
+
     if _is_local(path):
         return ds.dataset(path, schema=schema, format="parquet").to_table(filter=condition)
     with FileSystems.open(path) as handle:
@@ -229,6 +230,8 @@ def _read(path: str, schema: pa.Schema, condition=None) -> pa.Table:
 
 def _read_all(files: dict[str, str], schema: pa.Schema, condition) -> pa.Table:
     """Rows of every file, each with a ``publisher`` column: the id of the transaction that stored it."""
+    import pyarrow.dataset as ds  # as in _read
+
     by_path = {path: publisher for publisher, path in files.items()}
     if by_path and all(_is_local(p) for p in by_path):
         dataset = ds.dataset(sorted(by_path), schema=schema, format="parquet")
