@@ -71,7 +71,9 @@ class BatchView:
             column = self.column(name)
             if column.type != pa.string():
                 column = column.cast(pa.string())
-            memo = self._memos.setdefault(name, ValueMemo())
+            memo = self._memos.get(name)
+            if memo is None:
+                memo = self._memos[name] = ValueMemo()
             self._positions[name], self._present[name] = memo.positions_and_present(column)
         return self._positions[name]
 

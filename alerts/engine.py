@@ -431,7 +431,6 @@ class Detector:
         alerts = []
         if slow:
             bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
-            fields = key_fields.to_pylist()
             for a, b in itertools.pairwise(bounds):
                 key_id = int(keys[a])
                 if key_id not in slow:
@@ -439,14 +438,14 @@ class Detector:
                 key = names[key_id]
                 window: collections.deque = collections.deque()
                 until = cooling.get(key, NEVER)
-                for i in range(a, b):
-                    t = int(ts[i])
-                    if fresh[i] and t < until:
+                key_ts = ts[a:b].tolist()  # Python ints: this loop walks every row of a flooding key
+                for i, t, is_fresh in zip(range(a, b), key_ts, fresh[a:b].tolist()):
+                    if is_fresh and t < until:
                         continue  # absorbed by the cool-down
-                    while window and int(ts[window[0]]) <= t - fold.period_us:
+                    while window and key_ts[window[0] - a] <= t - fold.period_us:
                         window.popleft()
                     window.append(i)
-                    if fresh[i] and len(window) >= fold.count:
+                    if is_fresh and len(window) >= fold.count:
                         evidence = [
                             (
                                 int(ts[j]),
@@ -456,9 +455,13 @@ class Detector:
                             )
                             for j in list(window)[: fold.rule.evidence]
                         ]
-                        field_values = fields[key_id] if key_id < len(fields) else tails.fields.get(key, {})
+                        field_values = (  # only alerting keys' fields are read: a flood rule has thousands of keys
+                            key_fields.slice(key_id, 1).to_pylist()[0]
+                            if key_id < len(key_fields)
+                            else tails.fields.get(key, {})
+                        )
                         alerts.append(
-                            build_alert(fold.rule, key, field_values, int(ts[window[0]]), t, len(window), [],
+                            build_alert(fold.rule, key, field_values, key_ts[window[0] - a], t, len(window), [],
                                         evidence, self._clock())
                         )  # fmt: skip
                         until = t + fold.cooldown_us

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,8 +33,7 @@ def access_lines(rows: pa.Table) -> list[str]:
     """Combined-log lines (with the virtual host in front when known), built column-wise for all ``rows`` at once."""
     column = rows.column
     source = pc.if_else(_truthy(column("source_address")), column("source_address"), column("source_ip"))
-    stamp = column("timestamp").cast(pa.timestamp("s", tz="UTC"), safe=False)  # whole seconds, like strftime's %S
-    when = pc.strftime(stamp, format="%d/%b/%Y:%H:%M:%S +0000", locale="C").fill_null("-")
+    when = _log_times(column("timestamp"))
     rebuilt = pc.binary_join_element_wise(
         _dashed(column("http_request_method")), _dashed(column("url_original")), _dashed(column("http_version")), " "
     )
@@ -46,8 +46,29 @@ def access_lines(rows: pa.Table) -> list[str]:
         _dashed(column("http_response_status_code")), " ", _dashed(column("http_response_body_bytes")), ' "',
         _dashed(column("http_request_referrer")), '" "', _dashed(column("user_agent_original")), '"',
     ]  # fmt: skip
-    parts = [pa.array([p] * rows.num_rows, pa.string()) if isinstance(p, str) else p for p in parts]
     return pc.binary_join_element_wise(*parts, "").to_pylist()
+
+
+#: ``00`` .. ``59``: hours, minutes and seconds as ``strftime`` writes them.
+_TWO_DIGITS = pa.array([f"{i:02d}" for i in range(60)], pa.string())
+
+
+def _log_times(timestamps) -> pa.Array:
+    """Each time as a log line writes it (``31/Oct/2026:23:59:07 +0000``, ``-`` for none), in whole seconds.
+
+    ``strftime`` formats only the few distinct days (about a µs a row, a third of building a line); the clock
+    is whole seconds taken from a table."""
+    stamp = timestamps.cast(pa.timestamp("s", tz="UTC"), safe=False)  # whole seconds, like strftime's %S
+    seconds = pc.cast(stamp, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    days, clock = np.divmod(seconds, 86_400)
+    distinct, day_of_row = np.unique(days, return_inverse=True)
+    day_starts = pa.array(distinct * 86_400, pa.timestamp("s", tz="UTC"))
+    day_texts = pc.strftime(day_starts, format="%d/%b/%Y", locale="C")
+    parts = [day_texts.take(pa.array(day_of_row))]
+    for unit in (clock // 3600, clock // 60 % 60, clock % 60):
+        parts.append(_TWO_DIGITS.take(pa.array(unit)))
+    joined = pc.binary_join_element_wise(parts[0], ":", parts[1], ":", parts[2], ":", parts[3], " +0000", "")
+    return pc.if_else(pc.is_valid(timestamps), joined, pa.scalar("-"))
 
 
 def error_line(row: dict[str, Any]) -> str:

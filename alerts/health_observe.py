@@ -170,7 +170,11 @@ class HealthObserver:
         wanted = np.unique(np.concatenate(quoted)) if quoted else np.zeros(0, np.int64)
         if len(wanted):
             lines = dict(zip(wanted.tolist(), evidence_lines(view.batch, wanted, self.dataset)))
-            paths = dict(zip(wanted.tolist(), view.batch.column("log_file_path").take(pa.array(wanted)).to_pylist()))
+            # One string per file, not per quote: the cells are pickled into the spill, which writes a repeated
+            # object once.
+            names: dict[str, str] = {}
+            taken = view.batch.column("log_file_path").take(pa.array(wanted)).to_pylist()
+            paths = {row: names.setdefault(path, path) for row, path in zip(wanted.tolist(), taken)}
             for cells in found:
                 cells.evidence = [
                     [(rank, t, paths[row], o, lines[row]) for rank, t, row, o in cell] for cell in cells.evidence

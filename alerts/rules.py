@@ -214,6 +214,8 @@ class Rule:
                     names.add(item.field)
 
         walk(self.conditions)
+        for step in self.steps:
+            walk(step.conditions)
         if self.health is not None:
             walk(self.health.of)
             names.update(["url_path"] if self.health.path_segments else [])

@@ -34,6 +34,23 @@ def test_missing_fields_become_dashes_and_the_request_is_rebuilt_from_its_parts(
     ]
 
 
+def test_an_access_line_shows_the_whole_second_its_event_happened_on_any_day():
+    utc = dt.timezone.utc
+    times = [
+        dt.datetime(2026, 10, 31, 23, 59, 59, 999_999, tzinfo=utc),  # a fraction of a second does not round up
+        dt.datetime(2027, 1, 1, 0, 0, 0, tzinfo=utc),
+        dt.datetime(1969, 12, 31, 23, 59, 58, 500_000, tzinfo=utc),  # before 1970, as strftime shows it
+        None,
+    ]
+    rows = [{**access(0), "timestamp": t} for t in times]
+    assert [line.split("[")[1].split("]")[0] for line in lines(rows)] == [
+        "31/Oct/2026:23:59:59 +0000",
+        "01/Jan/2027:00:00:00 +0000",
+        "31/Dec/1969:23:59:59 +0000",
+        "-",
+    ]
+
+
 def test_an_error_line_keeps_the_error_log_shape():
     events = error_batch([error(0, "AH01618: user bob not found", log_logger="auth_basic")])
     when = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc).strftime("%a %b %d %H:%M:%S.%f %Y")

@@ -3,6 +3,7 @@ folded oldest record first with a bounded number of unfolded hits, and the same 
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import apache_beam as beam
@@ -74,3 +75,20 @@ def test_records_are_folded_oldest_first_whatever_order_the_files_came_in(tmp_pa
     late = _spill(tmp_path, rules, batches[2:], shards=1)
     got = fold_spilled(rules, [*late.values(), *early.values()], KEY, fold_rows=1)
     assert comparable(got) == comparable(want)
+
+
+def test_a_fold_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    """Folding pauses Python's cyclic collector (its bursts of small objects set off costly collections) and
+    hands it back on or off as the worker had it."""
+    rules = load_rules()
+    batches = batches_with_offsets(traffic())
+    spills = list(_spill(tmp_path, rules, batches, shards=1).values())
+    assert gc.isenabled()
+    assert comparable(fold_spilled(rules, spills, KEY)) == comparable(expected(rules, batches))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        fold_spilled(rules, spills, KEY)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
