@@ -24,8 +24,10 @@ _REQUEST_LINE = (
     r"^(?P<http_request_method>[A-Za-z][A-Za-z0-9_-]*) (?P<url_original>.*?)"
     r"(?: (?P<protocol>[A-Za-z]+)/(?P<http_version>[0-9][0-9.]*))?$"
 )
-#: The shape of almost every request line; such rows are split on spaces instead of a regex.
-_SIMPLE_REQUEST = r"^[A-Za-z][A-Za-z0-9_-]* [^ ]+ [A-Za-z]+/[0-9][0-9.]*$"
+#: The shape of almost every request line, ``METHOD TARGET PROTOCOL/VERSION``: such rows are split on spaces
+#: instead of a regex, once their method and protocol pieces match these.
+_METHOD = r"^[A-Za-z][A-Za-z0-9_-]*$"
+_PROTOCOL = r"^[A-Za-z]+/[0-9][0-9.]*$"
 _IP_LIKE = r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[^\]]+)?\]?)$"
 _NULL_STRING = pa.scalar(None, pa.string())
 
@@ -64,13 +66,30 @@ class Columns:
         return "; ".join(reason(row) for rows, reason in self.failures if rows[row])
 
 
+def null_where(values: pa.Array, mask: pa.Array) -> pa.Array:
+    """``values`` with null where ``mask`` is true.
+
+    Strings keep their buffers and get a new validity bitmap only: ``if_else`` copied every
+    string of a column to blank a few, and most columns go through here.  The bytes of a
+    blanked value stay in the data buffer, where no reader of a null looks.
+    """
+    blank = pc.fill_null(mask, False)
+    if not pc.any(blank).as_py():
+        return values
+    keep = pc.invert(blank) if not values.null_count else pc.and_not(values.is_valid(), blank)
+    if values.type != pa.string() or keep.offset or keep.null_count:
+        return pc.if_else(blank, pa.scalar(None, values.type), values)
+    offsets = values.buffers()[1].slice(values.offset * 4, (len(values) + 1) * 4)
+    return pa.Array.from_buffers(values.type, len(values), [keep.buffers()[1], offsets, values.buffers()[2]])
+
+
 def dash_to_null(values: pa.Array) -> pa.Array:
     """Apache and nginx write ``-`` for an absent value; make it a real null."""
-    return pc.if_else(pc.equal(values, "-"), pa.scalar(None, values.type), values)
+    return null_where(values, pc.equal(values, "-"))
 
 
 def empty_to_null(values: pa.Array) -> pa.Array:
-    return pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
+    return null_where(values, pc.equal(values, ""))
 
 
 _ESCAPE = re.compile(rb"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|.)", re.S)
@@ -100,6 +119,11 @@ def unescape(values: pa.Array) -> pa.Array:
     return pa.array(python, pa.string())
 
 
+def _piece(parts: pa.ListArray, index: int) -> pa.Array:
+    """Element ``index`` of each list, null where a list is shorter (``list_element`` would raise)."""
+    return pc.list_element(pc.list_slice(parts, index, index + 1, return_fixed_size_list=True), 0)
+
+
 def split_url(columns: Columns, url: pa.Array) -> None:
     """``url_original`` kept exactly; ``url_path`` and ``url_query`` split off it (not decoded).
 
@@ -107,23 +131,25 @@ def split_url(columns: Columns, url: pa.Array) -> None:
     absolute URL (a proxy request, AWS ALB) also gives ``url_scheme`` and ``url_domain``.
     """
     columns.derive("url_original", url)
-    absolute = pc.fill_null(pc.match_substring_regex(url, r"^[A-Za-z][A-Za-z0-9+.-]*://"), False)
-    if pc.any(absolute).as_py():
-        parts = pc.extract_regex(url, r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/?#]*)(?P<rest>.*)$")
-        columns.derive("url_scheme", pc.if_else(absolute, pc.struct_field(parts, [0]), _NULL_STRING))
-        host = pc.replace_substring_regex(pc.struct_field(parts, [1]), r"^[^@]*@|:[0-9]*$", "")
-        columns.derive("url_domain", pc.if_else(absolute, empty_to_null(host), _NULL_STRING))
-        url = pc.if_else(absolute, pc.struct_field(parts, [2]), url)
-    has_query = pc.match_substring(url, "?")
-    if not pc.any(has_query).as_py():
-        columns.derive("url_path", url)
-        columns.derive("url_query", pa.nulls(len(url), pa.string()))
-        return
-    # Appending "?" guarantees two pieces; the appended one is sliced off the query again.
-    parts = pc.split_pattern(pc.binary_join_element_wise(url, "?", ""), "?", max_splits=1)
+    # A URL that starts with "/" has no scheme: one byte compared per row instead of a regex when all do.
+    if not pc.all(pc.fill_null(pc.starts_with(url, "/"), True)).as_py():
+        absolute = pc.fill_null(pc.match_substring_regex(url, r"^[A-Za-z][A-Za-z0-9+.-]*://"), False)
+        if pc.any(absolute).as_py():
+            parts = pc.extract_regex(url, r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/?#]*)(?P<rest>.*)$")
+            columns.derive("url_scheme", pc.if_else(absolute, pc.struct_field(parts, [0]), _NULL_STRING))
+            host = pc.replace_substring_regex(pc.struct_field(parts, [1]), r"^[^@]*@|:[0-9]*$", "")
+            columns.derive("url_domain", pc.if_else(absolute, empty_to_null(host), _NULL_STRING))
+            url = pc.if_else(absolute, pc.struct_field(parts, [2]), url)
+    parts = pc.split_pattern(url, "?", max_splits=1)
     columns.derive("url_path", pc.list_element(parts, 0))
-    query = pc.utf8_slice_codeunits(pc.list_element(parts, 1), 0, -1)
-    columns.derive("url_query", pc.if_else(has_query, query, _NULL_STRING))
+    columns.derive("url_query", _piece(parts, 1))
+
+
+def _version(protocol: pa.Array) -> pa.Array:
+    """``1.1`` of ``HTTP/1.1``: sliced off when every protocol is HTTP, else split at the first ``/``."""
+    if pc.all(pc.fill_null(pc.starts_with(protocol, "HTTP/"), True)).as_py():
+        return pc.utf8_slice_codeunits(protocol, 5)
+    return _piece(pc.split_pattern(protocol, "/", max_splits=1), 1)
 
 
 def convert_request_line(columns: Columns, request: pa.Array) -> None:
@@ -131,23 +157,28 @@ def convert_request_line(columns: Columns, request: pa.Array) -> None:
 
     Rows shaped like ``METHOD TARGET PROTO/VERSION`` are split on spaces; the rest
     go through a regex.  A request line that is not HTTP at all gets a null method.
+    The shape is checked on the pieces, not the whole line: the method and protocol are
+    short, while a regex anchored at both ends reads the whole target too.
     """
     request = columns.unescape(dash_to_null(request))
     columns.derive("http_request_line", request)
-    simple = pc.fill_null(pc.match_substring_regex(request, _SIMPLE_REQUEST), False)
-    if pc.all(simple).as_py():
-        parts = pc.split_pattern(request, " ")
+    parts = pc.split_pattern(request, " ")
+    three = pc.fill_null(pc.equal(pc.list_value_length(parts), 3), False)
+    if pc.all(three).as_py():
         method, url, protocol = (pc.list_element(parts, i) for i in range(3))
-        version = pc.list_element(pc.split_pattern(protocol, "/", max_splits=1), 1)
     else:
-        other = pc.if_else(simple, _NULL_STRING, request)
-        parsed = pc.extract_regex(other, _REQUEST_LINE)
-        placeholder = pc.if_else(simple, request, "- - -/-")
-        parts = pc.split_pattern(placeholder, " ")
-        split_version = pc.list_element(pc.split_pattern(pc.list_element(parts, 2), "/", max_splits=1), 1)
-        method = pc.if_else(simple, pc.list_element(parts, 0), pc.struct_field(parsed, [0]))
-        url = pc.if_else(simple, pc.list_element(parts, 1), pc.struct_field(parsed, [1]))
-        version = pc.if_else(simple, split_version, empty_to_null(pc.struct_field(parsed, [3])))
+        method, url, protocol = (_piece(parts, i) for i in range(3))
+    simple = pc.and_(
+        pc.and_(three, pc.greater(pc.utf8_length(url), 0)),
+        pc.and_(pc.match_substring_regex(method, _METHOD), pc.match_substring_regex(protocol, _PROTOCOL)),
+    )
+    simple = pc.fill_null(simple, False)
+    version = _version(protocol)
+    if not pc.all(simple).as_py():
+        parsed = pc.extract_regex(null_where(request, simple), _REQUEST_LINE)
+        method = pc.if_else(simple, method, pc.struct_field(parsed, [0]))
+        url = pc.if_else(simple, url, pc.struct_field(parsed, [1]))
+        version = pc.if_else(simple, version, empty_to_null(pc.struct_field(parsed, [3])))
     columns.derive("http_request_method", method)
     columns.derive("http_version", version)
     split_url(columns, url)

@@ -56,6 +56,8 @@ class FastPath:
     pieces: int | None = None
     #: (piece index, anchored regex) for the pieces no segment regex checks.
     checks: tuple[tuple[int, str], ...] = ()
+    #: (piece index, text) for the pieces of literals only (``" "`` between two quoted fields): compared as bytes.
+    literals: tuple[tuple[int, bytes], ...] = ()
 
     def extract(self, text: pa.Array) -> tuple[np.ndarray, dict[str, pa.Array]]:
         """Rows of ``text`` the fast path parsed, and the captured text of those rows."""
@@ -91,6 +93,8 @@ class FastPath:
                 values[capture.name] = pc.struct_field(parts, [i])
         for index, regex in self.checks:
             fits &= pc.fill_null(pc.match_substring_regex(piece(index), regex), False).to_numpy(zero_copy_only=False)
+        if self.literals:
+            fits &= _pieces_equal(pieces, self.pieces, self.literals)
         if not fits.all():
             mask = pa.array(fits)
             rows = rows[fits]
@@ -98,11 +102,34 @@ class FastPath:
         return rows, values
 
 
+def _pieces_equal(pieces: pa.ListArray, count: int, literals: tuple[tuple[int, bytes], ...]) -> np.ndarray:
+    """Rows whose pieces at the given indexes are exactly the given bytes (every row has ``count`` pieces).
+
+    Read off the pieces' offsets and bytes: no array of each piece is built, no regex run.
+    """
+    flat = pieces.values
+    first = pieces.offsets[0].as_py()
+    rows = len(pieces)
+    offsets = np.frombuffer(flat.buffers()[1], np.int32, len(flat) + 1, flat.offset * 4)
+    data = flat.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    fits = np.ones(rows, dtype=bool)
+    for index, text in literals:
+        which = first + index + count * np.arange(rows)
+        starts = offsets[which]
+        fits &= offsets[which + 1] - starts == len(text)
+        for position, byte in enumerate(text):
+            fits &= data[np.where(fits, starts + position, 0)] == byte if len(data) else False
+    return fits
+
+
 def plan_fast_path(pattern: LinePattern) -> FastPath | None:
     """The fast path for ``pattern``, or None when its fields could contain quotes."""
     segments: list[Segment] = []
     checks: list[tuple[int, str]] = []
+    literals: list[tuple[int, bytes]] = []
     current: list[str] = []
+    texts: list[str] | None = []  # the piece's literal text, None once it holds a field
     captures: list[Capture] = []
     index = 0
     fixed = True  # False once trailing skipped fields may hold quotes
@@ -110,7 +137,10 @@ def plan_fast_path(pattern: LinePattern) -> FastPath | None:
     def close() -> None:
         anchored = "^" + "".join(current) + "$"
         if not captures:
-            checks.append((index, anchored))
+            if texts is not None:
+                literals.append((index, "".join(texts).encode()))
+            else:
+                checks.append((index, anchored))
             return
         single = len(captures) == 1 and current == [captures[0].regex(True)]
         segments.append(Segment(index, tuple(captures), None if single else anchored))
@@ -122,15 +152,17 @@ def plan_fast_path(pattern: LinePattern) -> FastPath | None:
             first, *rest = token.text.split('"')
             if first:
                 current.append(Literal(first).regex(True))
+                texts = None if texts is None else [*texts, first]
             for part in rest:
                 close()
                 index += 1
-                current, captures = ([Literal(part).regex(True)] if part else []), []
+                current, captures, texts = ([Literal(part).regex(True)] if part else []), [], [part]
         elif isinstance(token, Capture):
             if _may_match_quote(token.body(fast=True)):
                 return None
             current.append(token.regex(True))
             captures.append(token)
+            texts = None
         elif isinstance(token, Skip):
             if '"' in token.regex(True):
                 if captures or any(isinstance(t, Capture) for t in pattern.tokens[pattern.tokens.index(token) :]):
@@ -138,6 +170,7 @@ def plan_fast_path(pattern: LinePattern) -> FastPath | None:
                 fixed = False
                 break  # trailing extra quoted fields: every capture is already placed
             current.append(token.regex(True))
+            texts = None
     if fixed:
         close()
     if not segments:
@@ -145,4 +178,4 @@ def plan_fast_path(pattern: LinePattern) -> FastPath | None:
     validate = drop_names(pattern.regex(fast=True))
     if not fixed:
         return FastPath(validate, index > 0, tuple(segments))
-    return FastPath(validate, index > 0, tuple(segments), index + 1, tuple(checks))
+    return FastPath(validate, index > 0, tuple(segments), index + 1, tuple(checks), tuple(literals))

@@ -200,12 +200,11 @@ class WriteAggregates(beam.PTransform):
 
     def __init__(self, output: str, run_id: str, grain: str, geoip_configured: bool):
         super().__init__()
-        self._output, self._run_id, self._grain, self._geoip = output, run_id, grain, geoip_configured
+        self._args = (output, run_id, grain, geoip_configured)
 
     def expand(self, results):
         coders.register()
-        run_id, grain, geoip = self._run_id, self._grain, self._geoip
-        output = self._output
+        output, run_id, grain, geoip = self._args
 
         def rows(result: tuple[Key, TrafficPartial]) -> tuple[int, KeyRows]:
             key, partial = result

@@ -142,9 +142,25 @@ def empty_sketch(lg_k: int) -> bytes:
     return datasketches.hll_sketch(lg_k).serialize_compact()
 
 
+#: The compact image of a sketch in list mode, as the library writes it: preamble ints, serial version, family,
+#: lg_k, lg_arr (the list's first size), flags (compact), coupon count, mode (list, target HLL_4), then the
+#: distinct coupons in the order they came.
+_LIST = struct.Struct("<BBBBBBBB")
+#: The most coupons a list holds: an eighth promotes the sketch to a set.
+_LIST_MAX = 7
+
+
+def _list_image(lg_k: int, distinct: dict[int, None]) -> bytes:
+    return _LIST.pack(2, 1, 7, lg_k, 3, 8, len(distinct), 0) + struct.pack(f"<{len(distinct)}I", *distinct)
+
+
 def sketches(groups: np.ndarray, count: int, coupons_: np.ndarray, lg_k: int) -> list[bytes]:
     """Compact ``hll_sketch(lg_k)`` bytes per group ``0 .. count - 1``: the sketch that ``update`` with the
-    values of the group, in row order, gives (coupons 0 are values ``update`` ignores)."""
+    values of the group, in row order, gives (coupons 0 are values ``update`` ignores).
+
+    A group of at most ``_LIST_MAX`` values (most breakdown values of a batch) is written as the list image
+    directly: a union per group costs ~6 us of library calls.
+    """
     kept = coupons_ != 0
     groups = groups[kept]
     ends = np.cumsum(np.bincount(groups, minlength=count)).tolist()
@@ -153,6 +169,10 @@ def sketches(groups: np.ndarray, count: int, coupons_: np.ndarray, lg_k: int) ->
     for end in ends:
         if end == start:
             out.append(empty_sketch(lg_k))
+            continue
+        if end - start <= _LIST_MAX:
+            out.append(_list_image(lg_k, dict.fromkeys(struct.unpack_from(f"<{end - start}I", image, 4 * start))))
+            start = end
             continue
         union = datasketches.hll_union(lg_k)
         for begin in range(start, end, _CARRIED):

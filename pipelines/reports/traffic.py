@@ -254,15 +254,16 @@ def partials_from_batch(
     if batch.num_rows == 0:
         return []
     table = pa.Table.from_batches([batch])
-    ts = _column(table, "timestamp")
+    # Epoch seconds; UTC buckets are whole multiples of their length, so flooring is integer division.
+    second = _column(table, "timestamp").cast(pa.int64()).to_numpy() // 1_000_000
     status = _column(table, "http_response_status_code", pa.int16())
     bot = pc.fill_null(_column(table, "user_agent_is_bot", pa.bool_()), False).to_numpy(zero_copy_only=False)
-    paths = _column(table, "log_file_path")
-    distinct_paths = pc.unique(paths)
-    fingerprints = pa.array([(sources or {}).get(p, p) for p in distinct_paths.to_pylist()], pa.string())
-    bucket_code, buckets = _codes(pc.divide(pc.cast(pc.floor_temporal(ts, 1, unit=grain), pa.int64()), 1_000_000))
+    bucket_code, buckets = _codes(pa.array(second // GRAIN_UNITS[grain] * GRAIN_UNITS[grain]))
     host_code, hosts = _codes(pc.fill_null(_column(table, "url_domain"), ""))
-    source_code, source_names = _codes(pc.fill_null(pc.take(fingerprints, pc.index_in(paths, distinct_paths)), ""))
+    path_code, paths = _codes(_column(table, "log_file_path"), nulls=True)
+    fingerprint_code, fingerprints = _codes(pa.array([(sources or {}).get(p, p) or "" for p in paths.to_pylist()]))
+    source_code, first_seen = _dense(fingerprint_code[path_code], len(fingerprints))
+    source_names = fingerprints.take(pa.array(first_seen))
     key_of_row, key_codes = _dense(
         (bucket_code * len(hosts) + host_code) * len(source_names) + source_code,
         len(buckets) * len(hosts) * len(source_names),
@@ -305,7 +306,6 @@ def partials_from_batch(
         if count:
             partials[k][1].status_classes[f"{classes[c].as_py()}xx"] += count
 
-    second = pc.cast(pc.floor_temporal(ts, 1, unit="second"), pa.int64()).to_numpy() // 1_000_000
     base = int(second.min())
     span = int(second.max()) - base + 1
     key_seconds, where = np.unique(key_of_row * span + (second - base), return_inverse=True)

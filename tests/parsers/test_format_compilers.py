@@ -102,6 +102,27 @@ def test_url_query_is_null_without_question_mark_and_empty_with_one():
     assert [(e["url_path"], e["url_query"]) for e in events] == [("/a", None), ("/a", ""), ("/a", "b=1")]
 
 
+def test_request_lines_of_every_shape_in_one_chunk_keep_what_fits():
+    """Usual lines are split on spaces, the others read by a regex; mixed in one chunk, each gets its own."""
+    cases = {
+        "GET /a?b=1 HTTP/1.1": ("GET", "/a", "b=1", "1.1", None),
+        "-": (None, None, None, None, None),
+        "GET /": ("GET", "/", None, None, None),
+        "CONNECT example.org:443 HTTP/1.1": ("CONNECT", "example.org:443", None, "1.1", None),
+        "GET http://proxy.example/x?y HTTP/1.0": ("GET", "/x", "y", "1.0", "proxy.example"),
+        "GET  /double HTTP/1.1": ("GET", " /double", None, "1.1", None),
+        "GET /a b HTTP/1.1": ("GET", "/a b", None, "1.1", None),
+        "get /lower SPDY/3": ("get", "/lower", None, "3", None),
+        r"\x16\x03\x01": (None, None, None, None, None),
+    }
+    data = "".join(f'1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "{r}" 200 1 "-" "-"\n' for r in cases).encode()
+    events = parse_chunk(LineChunk("/x.log", 0, 1, data, "combined")).events.to_pylist()
+    got = [
+        (e["http_request_method"], e["url_path"], e["url_query"], e["http_version"], e["url_domain"]) for e in events
+    ]
+    assert got == list(cases.values())
+
+
 def test_named_formats_are_compiled_from_their_config_lines():
     assert apache.COMBINED.source == apache.COMBINED_LOGFORMAT
     assert nginx.NGINX_MAIN.source == nginx.MAIN_LOG_FORMAT

@@ -48,3 +48,17 @@ def test_a_group_sketch_estimates_what_updating_with_its_values_in_row_order_giv
         ours = datasketches.hll_sketch.deserialize(sketch)
         assert (ours.lg_config_k, ours.get_estimate()) == (lg_k, expected.get_estimate())
     assert got[3] == datasketches.hll_sketch(lg_k).serialize_compact()  # a group without values
+
+
+def test_small_groups_written_directly_are_the_bytes_the_library_writes(monkeypatch):
+    """Groups of up to seven values (repeats included) skip the library; their images must be its own."""
+    rng = np.random.default_rng(11)
+    values = [f"192.0.2.{i}" for i in rng.integers(0, 12, 430).tolist()]
+    groups = np.concatenate([rng.integers(0, 120, 400), np.full(30, 120)])  # mostly small groups, one large
+    assert set(range(1, 9)) <= set(np.bincount(groups).tolist())
+    coupons = hll_coupons.coupons(pa.array(values, pa.string()))
+    for lg_k in (10, 12):
+        direct = hll_coupons.sketches(groups, 122, coupons, lg_k)
+        monkeypatch.setattr(hll_coupons, "_LIST_MAX", 0)
+        assert direct == hll_coupons.sketches(groups, 122, coupons, lg_k)
+        monkeypatch.undo()
