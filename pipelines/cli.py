@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
+import os
 import sys
+import threading
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -92,8 +96,28 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(args.run, args)
 
 
+def exit_without_teardown(code: int) -> None:
+    """End the process the way the interpreter would, less freeing its objects and modules one by one.
+
+    That teardown cost 0.3-0.45 s of CPU at the end of every batch job (1,000 lines or 1M alike).  What it
+    would do that anyone can see is done first: other threads finish (``threading._shutdown``, as the
+    interpreter calls it at exit), exit handlers run (logging, temporary files), the standard streams are
+    flushed.  Where this Python has no ``threading._shutdown`` (or ``code`` is not a number), the interpreter exits
+    the ordinary way.
+    """
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is None or not isinstance(code, int):
+        sys.exit(code)
+    shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def entry_point() -> None:
-    sys.exit(main())
+    exit_without_teardown(main())
 
 
 if __name__ == "__main__":
