@@ -13,6 +13,9 @@ setup: $(STAMP)
 $(STAMP): setup.py pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# Bytecode for our own packages too (pip compiles only site-packages): every command starts ~0.1 s sooner
+	@# where PYTHONDONTWRITEBYTECODE is set.
+	$(PY) -m compileall -q alerts parsers pipelines retention schemas bench >/dev/null
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
+    # What is loaded by now (Beam, pyarrow, the command) lives until exit: out of the collector's sight, full
+    # collections stop walking it again and again, and forked workers share its pages instead of copying them.
+    gc.freeze()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.operator.helpers import env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -116,3 +118,11 @@ def test_batch_usage_errors_exit_2_without_traceback(examples, tmp_path, args, w
     args = [a.replace("EXAMPLES", str(examples / "logs")).replace("OUT", str(tmp_path)) for a in args]
     done = logwarden("batch", *args)
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_what_a_command_loads_is_kept_out_of_the_garbage_collectors_walks(tmp_path):
+    """Beam, pyarrow and the command's modules are frozen once loaded: full collections skip them, forks share them."""
+    code = "import gc, sys; from pipelines.cli import main; main(['version']); print(gc.get_freeze_count())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) > 10_000  # the loaded modules' objects, not a handful
