@@ -482,10 +482,18 @@ def init_keyring(
     """
     keyring = Keyring(directory)
     from_env = bool(environ.get(ROOT_KEY_ENV))
+    kept_in = None if from_env else Path(root_key_file)
     if keyring.exists():
-        if exist_ok:
-            return InitResult(keyring.directory, None if from_env else Path(root_key_file), False)
-        raise KeyringError(f"a keyring already exists in {keyring.directory}")
+        if not exist_ok:
+            raise KeyringError(f"a keyring already exists in {keyring.directory}")
+        if not (from_env or Path(root_key_file).expanduser().exists()):
+            return InitResult(keyring.directory, kept_in, False)  # made elsewhere, its root key kept off this host
+        root_key = read_root_key(root_key_file, environ)
+        if sealing.public_key_of(root_key) != keyring.root_public():
+            return InitResult(keyring.directory, kept_in, False)
+        # Another process may have made the keyring a moment ago and not yet its signing key or trust record:
+        # finish them here too (each step takes what is there), so this one never starts half initialised.
+        return _finish_init(keyring, root_key, signing_key_file, periods, kept_in, created=False)
     created = False
     if from_env or Path(root_key_file).expanduser().exists():
         root_key = read_root_key(root_key_file, environ)
@@ -503,13 +511,25 @@ def init_keyring(
     except KeyringError:
         if not (exist_ok and keyring.root_public() == sealing.public_key_of(root_key)):
             raise
-    signer, _ = signing.load_or_create_signer(signing_key_file or default_signing_key_file(directory))
+    return _finish_init(keyring, root_key, signing_key_file, periods, kept_in, created)
+
+
+def _finish_init(
+    keyring: Keyring,
+    root_key: bytes,
+    signing_key_file: str | os.PathLike | None,
+    periods: Iterable[str],
+    kept_in: Path | None,
+    created: bool,
+) -> InitResult:
+    """The ingest signing key (made if missing), trusted, and the periods' keys: each step takes what exists."""
+    signer, _ = signing.load_or_create_signer(signing_key_file or default_signing_key_file(keyring.directory))
     # this host's writer, trusted from the start (the custodian record is made with it, exclusively)
     keyring.trust_signer(signer.public_key, "ingest (keys init)", root_key)
     periods = tuple(check_period(p) for p in periods)
     for period in periods:
         keyring.ensure_period(period)
-    return InitResult(keyring.directory, None if from_env else Path(root_key_file), created, periods)
+    return InitResult(keyring.directory, kept_in, created, periods)
 
 
 def beside_keyring(keyring_directory: str | os.PathLike, name: str) -> Path:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import multiprocessing
 
-from retention.keyring import Keyring, init_keyring, read_root_key, reader_keys
+from retention import sealing, signing
+from retention.keyring import (
+    Keyring,
+    default_signing_key_file,
+    init_keyring,
+    read_root_key,
+    reader_keys,
+    write_root_key_file,
+)
 
 
 def _init(directory: str, key_file: str, barrier, results) -> None:
@@ -30,3 +38,20 @@ def test_processes_initialising_at_once_all_get_one_whole_keyring(tmp_path):
         outcomes = [results.get(timeout=5) for _ in workers]
         assert outcomes == ["ok"] * 6, outcomes
         assert Keyring(directory).exists() and len(read_root_key(key_file, environ={})) == 32
+
+
+def test_a_process_that_finds_a_keyring_just_made_finishes_its_signing_key_and_trust(tmp_path):
+    """The moment the race test hits now and then: another process has made the root key and the keyring, not yet
+    the signing key nor its trust record. ``exist_ok`` must not return a keyring this host cannot write to."""
+    directory, key_file = tmp_path / "keyring", tmp_path / "root.key"
+    root_key = sealing.new_private_key()
+    write_root_key_file(key_file, root_key)
+    Keyring(directory).create(sealing.public_key_of(root_key))
+    signing_key = default_signing_key_file(directory)
+    assert not signing_key.exists()
+
+    init_keyring(directory, key_file, environ={}, exist_ok=True)
+
+    signer = signing.read_signer(signing_key)
+    keyring = Keyring(directory)
+    assert signer.id in keyring.trusted_signers(keyring.custodian_public())
