@@ -10,21 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator.helpers import env
+from tests.operator.helpers import env, logwarden
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def logwarden(*args, cwd=None):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env=env,
-    )
 
 
 def test_help_lists_commands_with_examples():
