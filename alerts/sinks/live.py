@@ -22,7 +22,8 @@ failed for the next run) becomes, per sink:
 
 An alert whose sink accepted it in the instant before a ``kill -9``, before the
 confirmation was appended, is sent again after the restart (same
-``alert_id``): delivery is at least once, with that one window.
+``alert_id``): delivery to a webhook or syslog is at least once, with that one
+window; the JSON-lines file sink skips ids already at its end (``alerts.sinks.files``).
 """
 
 from __future__ import annotations

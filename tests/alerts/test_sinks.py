@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
 import re
 import socket
 import threading
@@ -174,6 +175,40 @@ def test_one_broken_sink_does_not_stop_the_others(tmp_path, receiver):
     report = delivery.finish()
     assert json.loads(path.read_text())["alert_id"] == "abc123" and json.loads(stream.getvalue())["count"] == 1
     assert report.failed == {"webhook:http://127.0.0.1:9/": 1}
+
+
+def test_jsonl_file_gets_an_alert_written_just_before_a_kill_once_and_no_torn_line(tmp_path):
+    """A kill between writing an alert and recording its confirmation makes the next run send it again; the file
+    must still hold it once, and a line cut short by the kill must not stay behind as broken JSON."""
+    path = tmp_path / "alerts.jsonl"
+    first, second, third = ({**ALERT, "alert_id": i} for i in ("a1", "a2", "a3"))
+    sink = JsonLinesSink(str(path))
+    sink.send(first)
+    sink.send(second)
+    sink.close()
+    with open(path, "a") as killed_mid_line:
+        killed_mid_line.write('{"alert_id":"a3","rule_id":"http-sq')
+    rerun = JsonLinesSink(str(path))
+    for alert in (second, third):  # both unconfirmed: the rerun sends them again
+        rerun.send(alert)
+    rerun.close()
+    assert [json.loads(line)["alert_id"] for line in path.read_text().splitlines()] == ["a1", "a2", "a3"]
+
+
+def test_jsonl_file_looks_only_at_its_end_for_alerts_already_written(tmp_path):
+    from alerts.sinks.files import ids_at_end
+
+    path = tmp_path / "alerts.jsonl"
+    lines = [json.dumps({"alert_id": f"id{i}"}) for i in range(100)]
+    path.write_text("not json\n" + "\n".join(lines) + "\n")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        near_end = ids_at_end(fd, tail_bytes=len(lines[-1]) * 3 + 3)
+        everything = ids_at_end(fd)
+    finally:
+        os.close(fd)
+    assert "id99" in near_end and "id98" in near_end and "id0" not in near_end
+    assert everything == {f"id{i}" for i in range(100)}
 
 
 def test_sinks_from_config(tmp_path, receiver):
