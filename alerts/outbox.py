@@ -119,7 +119,11 @@ def alert_from_json(text: str) -> dict[str, Any]:
 def _write_atomically(path: str, data: bytes) -> None:
     directory = path.rsplit("/", 1)[0]
     if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
+        try:
+            FileSystems.mkdirs(directory)
+        except OSError:  # another worker's bundle made it in between
+            if not FileSystems.exists(directory):
+                raise
     staging = f"{directory}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
     with FileSystems.create(staging) as handle:
         handle.write(data)

@@ -289,3 +289,25 @@ def test_an_outbox_reads_back_what_it_owed_without_unsealing_it_yet_sees_what_an
     assert [a["alert_id"] for a, _ in outbox.pending()] == ["id-0003"]
     other.set_pending([])
     assert outbox.pending() == []
+
+
+RUN = "20261202T185706Z-e026a0"
+
+
+def test_a_part_is_written_when_another_worker_made_its_folder_in_between(tmp_path, outbox, monkeypatch):
+    """Two bundles sealing their first parts at once both see no folder; the second's mkdirs must not fail the run."""
+    import alerts.outbox
+
+    (tmp_path / "out" / ".tmp" / RUN / "alerts").mkdir(parents=True)
+    exists, looked = alerts.outbox.FileSystems.exists, []
+
+    def not_yet(path):  # the folder looked for before the other worker made it
+        if path.endswith("alerts") and not looked:
+            looked.append(path)
+            return False
+        return exists(path)
+
+    monkeypatch.setattr(alerts.outbox.FileSystems, "exists", not_yet)
+    path = outbox.write_part(RUN, [_alert(1)])
+    monkeypatch.undo()
+    assert path.startswith(str(tmp_path / "out" / ".tmp" / RUN / "alerts")) and outbox.run_alerts(RUN)
