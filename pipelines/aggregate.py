@@ -10,14 +10,15 @@ import datasketches
 import pyarrow as pa
 
 from pipelines import coders
+from pipelines.reports import traffic
 from pipelines.reports.privacy import OTHER
 from pipelines.reports.store import KeyRows, store_rows, write_run_rows
 from pipelines.reports.traffic import (
     HLL_LG_K,
-    STORED_VALUES,
     VALUE_HLL_LG_K,
     Key,
     TrafficPartial,
+    by_requests,
     partials_from_batch,
 )
 
@@ -28,7 +29,7 @@ class LiveTraffic:
     ``TrafficPartial.merge`` unions sketches as bytes: two deserialisations, a union and a serialisation per
     breakdown value per merge (thousands per partial).  Here each value keeps one union (made when a second
     sketch for it arrives) and is serialised once, by ``materialize``.  Rare values are folded into "(other)"
-    at the same points as ``TrafficPartial.merge`` does.
+    at the same points as ``TrafficPartial.merge`` does (beyond ``MERGE_VALUES`` only).
     """
 
     __slots__ = ("partial", "response_ms", "slots", "visitors")
@@ -74,8 +75,8 @@ class LiveTraffic:
                     else:
                         slot[3] = _into_union(slot[3], slot[2], sketch, VALUE_HLL_LG_K)
                         slot[2] = None
-            if len(slots) > STORED_VALUES:
-                self.slots[dimension] = _fold_rare_slots(slots, STORED_VALUES)
+            if len(slots) > traffic.MERGE_VALUES:
+                self.slots[dimension] = _fold_rare_slots(slots, traffic.MERGE_VALUES // 2)
         return self
 
     def materialize(self) -> TrafficPartial:
@@ -108,7 +109,7 @@ def _slot_sketch(slot: list) -> bytes | None:
 def _fold_rare_slots(slots: dict[str, list], keep: int) -> dict[str, list]:
     """``pipelines.reports.traffic.fold_rare`` on live slots: the ``keep`` most requested values, the rest in
     "(other)"."""
-    ranked = sorted(((v, s) for v, s in slots.items() if v != OTHER), key=lambda kv: -kv[1][0])
+    ranked = sorted(((v, s) for v, s in slots.items() if v != OTHER), key=by_requests)
     kept = dict(ranked[: keep - 1])
     rest = ranked[keep - 1 :] + ([(OTHER, slots[OTHER])] if OTHER in slots else [])
     if rest:

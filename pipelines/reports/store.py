@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.reports.ownership import STREAM_OWNER, Ownership, decide
-from pipelines.reports.traffic import GRAIN_UNITS, Key, TrafficPartial
+from pipelines.reports.traffic import GRAIN_UNITS, Key, TrafficPartial, stored_breakdown
 from retention import commit
 from retention.layout import aggregates_dir, reports_dir
 from schemas import BREAKDOWN_STORE, TRAFFIC_STORE
@@ -113,7 +113,7 @@ def store_rows(
         schema=TRAFFIC_STORE,
     )
     dimensions, values, requests, sizes, sketches = [], [], [], [], []
-    for dimension, slots in sorted(partial.breakdown.items()):
+    for dimension, slots in stored_breakdown(partial.breakdown):
         dimensions += [dimension] * len(slots)
         values += slots
         for count, size, sketch in slots.values():

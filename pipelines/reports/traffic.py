@@ -30,8 +30,13 @@ HLL_LG_K = 12
 VALUE_HLL_LG_K = 10
 #: Response-time quantiles: normalised rank error about 1.65 % (KLL, k = 200).
 KLL_K = 200
-#: Distinct values a partial keeps per dimension; the rarest beyond it are merged into "(other)".
+#: Distinct values the store keeps per key and dimension; the rarest beyond it are merged into "(other)".
 STORED_VALUES = 1000
+#: Distinct values a partial keeps per dimension while being merged.  Folding only once, over a key's whole
+#: counts (``stored_breakdown``), makes the store independent of how a run's partials were cut and merged (so
+#: of the worker count); only a key with more values than this folds early, its rarest in an order-dependent
+#: way, so that memory stays bounded.
+MERGE_VALUES = 16 * STORED_VALUES
 UNKNOWN = "(unknown)"
 
 DIMENSIONS = ("browser", "crawler", "os", "device", "country", "status", "path", "missing_path", "referrer")
@@ -86,8 +91,8 @@ class TrafficPartial:
                     slot[0] += requests
                     slot[1] += size
                     slot[2] = merge_hll(slot[2], sketch, VALUE_HLL_LG_K)
-            if len(mine) > STORED_VALUES:
-                self.breakdown[dimension] = fold_rare(mine, STORED_VALUES)
+            if len(mine) > MERGE_VALUES:
+                self.breakdown[dimension] = fold_rare(mine, MERGE_VALUES // 2)
         return self
 
     def compact_seconds(self) -> None:
@@ -97,9 +102,16 @@ class TrafficPartial:
         )
 
 
+def by_requests(item: tuple[str, list]) -> tuple[int, str]:
+    """Most requested first, equal counts by value: a ranking that depends on the counts only, never on the
+    order in which values arrived."""
+    return -item[1][0], item[0]
+
+
 def fold_rare(values: dict[str, list], keep: int) -> dict[str, list]:
-    """The ``keep`` most requested values, the others summed into "(other)" (nothing is dropped)."""
-    ranked = sorted(((v, c) for v, c in values.items() if v != OTHER), key=lambda kv: -kv[1][0])
+    """The ``keep`` most requested values (``by_requests``, in that order), the others summed into "(other)"
+    (nothing is dropped)."""
+    ranked = sorted(((v, c) for v, c in values.items() if v != OTHER), key=by_requests)
     kept = dict(ranked[: keep - 1])
     rest = ranked[keep - 1 :] + ([(OTHER, values[OTHER])] if OTHER in values else [])
     if rest:
@@ -110,6 +122,19 @@ def fold_rare(values: dict[str, list], keep: int) -> dict[str, list]:
             other[2] = merge_hll(other[2], sketch, VALUE_HLL_LG_K)
         kept[OTHER] = other
     return kept
+
+
+def stored_breakdown(breakdown: dict[str, dict[str, list]]) -> list[tuple[str, dict[str, list]]]:
+    """What the store keeps of a key's merged breakdown: per dimension (by name) at most ``STORED_VALUES``
+    values ranked ``by_requests``, "(other)" last."""
+    out = []
+    for dimension, values in sorted(breakdown.items()):
+        if len(values) > STORED_VALUES:
+            values = fold_rare(values, STORED_VALUES)
+        else:
+            values = dict(sorted(values.items(), key=lambda kv: (kv[0] == OTHER, *by_requests(kv))))
+        out.append((dimension, values))
+    return out
 
 
 def per_second_totals(seconds: np.ndarray, requests: np.ndarray, sizes: np.ndarray):
@@ -247,7 +272,7 @@ def partials_from_batch(
 
     ``sources`` maps a log file path to its ingest-ledger key (``retention.ledger.FileIdentity.key``);
     a path missing from it stands for itself.  Partials, and the breakdown values of each, come in the order
-    of their first event (folding rare values breaks ties between equally requested ones by that order).
+    of their first event; rare values are folded only beyond ``MERGE_VALUES`` (the store folds them).
     Everything is counted with numpy over dense codes, and every visitor sketch is built from the coupons of
     its values at once (``hll_coupons``): no Python work per event or per visitor.
     """
@@ -336,6 +361,6 @@ def partials_from_batch(
             ]
     for _, p in partials:
         for dimension, values in p.breakdown.items():
-            if len(values) > STORED_VALUES:
-                p.breakdown[dimension] = fold_rare(values, STORED_VALUES)
+            if len(values) > MERGE_VALUES:
+                p.breakdown[dimension] = fold_rare(values, MERGE_VALUES // 2)
     return partials

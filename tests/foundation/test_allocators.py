@@ -44,3 +44,25 @@ def test_a_pool_and_threshold_the_user_chose_are_kept(monkeypatch, restore_pool)
     assert (os.environ[POOL_ENV], os.environ[MMAP_ENV]) == ("system", "131072")
     worker = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True, check=True)
     assert worker.stdout.split() == ["system", "131072"]
+
+
+FRESH_COMMAND = """
+import io, os
+os.environ.pop('ARROW_DEFAULT_MEMORY_POOL', None)
+from pipelines.allocators import hand_back_freed_memory
+hand_back_freed_memory()
+import pyarrow as pa, pyarrow.parquet as pq
+pq.write_table(pa.table({'n': list(range(100_000))}), io.BytesIO())
+print(pa.mimalloc_memory_pool().max_memory(), pa.jemalloc_memory_pool().max_memory())
+"""
+
+
+def test_parquet_a_command_writes_allocates_from_jemalloc_too():
+    """The Parquet writer takes libarrow's own default pool, not pyarrow's: it must be jemalloc as well."""
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        pytest.skip("this pyarrow is built without jemalloc")
+    command = subprocess.run([sys.executable, "-c", FRESH_COMMAND], capture_output=True, text=True, check=True)
+    mimalloc, jemalloc = (int(n) for n in command.stdout.split())
+    assert mimalloc == 0 and jemalloc > 0
