@@ -30,6 +30,7 @@ from pipelines.archive import WriteArchive
 from pipelines.dead_letters import WriteDeadLetters
 from pipelines.detect import DeliverAlerts, Detect, WriteAlertParts, has_sinks, run_outbox
 from pipelines.enrich import Enrich
+from pipelines.options import local_worker_processes
 from pipelines.parse import ACCESS, DEAD_LETTERS, ERROR, ParseChunks
 from retention.keyring import WriterKeys, default_signing_key_file, writer_keys
 from retention.layout import ACCESS_DIR, ERROR_DIR
@@ -113,6 +114,7 @@ def build_graph(
             config.alerts.shards,
             bounded=bounded,
             spill=(output, run_id) if bounded else None,
+            workers=local_worker_processes(chunks.pipeline.options) or 1,
         )
         if already_raised:
             outputs.alerts = outputs.alerts | "SkipAlertsRaisedBefore" >> beam.Filter(

@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from apache_beam.portability import python_urns
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
@@ -79,13 +79,19 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _serve(pipe: int, parent: int) -> int:
-    """In the child: wait for the runner's request, then be its SDK worker until the runner closes the connection."""
+def _serve(pipe: int, parent: int, prepare: Callable[[], None] | None = None) -> int:
+    """In the child: ``prepare``, wait for the runner's request, then be its SDK worker until the runner closes
+    the connection."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle; it then closes its workers
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the command died before the death signal was armed
         return 0
+    if prepare is not None:
+        try:
+            prepare()
+        except Exception:  # only ahead of time: the stage that needs it does it again, and says what is wrong
+            _LOG.debug("local worker process %d could not prepare", os.getpid(), exc_info=True)
     with os.fdopen(pipe, "r") as reader:
         line = reader.readline()
     if not line:  # the runner did not need this worker
@@ -104,7 +110,7 @@ def _serve(pipe: int, parent: int) -> int:
     return 0
 
 
-def _fork(siblings: list[_Child]) -> _Child:
+def _fork(siblings: list[_Child], prepare: Callable[[], None] | None = None) -> _Child:
     read_end, write_end = os.pipe()
     parent = os.getpid()
     sys.stdout.flush()
@@ -118,7 +124,7 @@ def _fork(siblings: list[_Child]) -> _Child:
         os.close(write_end)
         for sibling in siblings:  # the copies of earlier children's pipes, or they would never see end of file
             sibling.close_pipe()
-        status = _serve(read_end, parent)
+        status = _serve(read_end, parent, prepare)
     except BaseException:
         _LOG.exception("local worker process %d failed", os.getpid())
     finally:
@@ -218,11 +224,13 @@ class ForkedSdkWorkerHandler(worker_handlers.SubprocessSdkWorkerHandler):
 
 
 @contextlib.contextmanager
-def forked_workers(count: int) -> Iterator[WorkerPool]:
+def forked_workers(count: int, prepare: Callable[[], None] | None = None) -> Iterator[WorkerPool]:
     """Fork ``count`` workers now, for the local runner's ``multi_processing`` mode while this lasts.
 
     Call it while the command has no other thread and no gRPC channel (before the progress display, the
     runner or any sink start); otherwise, or off Linux, it forks nothing and Beam starts its workers itself.
+    Each child first calls ``prepare`` (what the job's stages would otherwise build in every worker at the
+    start of a stage, on the job's critical path), while the command still builds the job on the other core.
     Children the runner did not take exit when this ends.
     """
     global _POOL
@@ -233,7 +241,7 @@ def forked_workers(count: int) -> Iterator[WorkerPool]:
         count = 0
     children: list[_Child] = []
     for _ in range(count if can_fork() else 0):
-        children.append(_fork(children))
+        children.append(_fork(children, prepare))
     pool = WorkerPool(children)
     registry = worker_handlers.WorkerHandler._registered_environments
     previous = registry[python_urns.SUBPROCESS_SDK]

@@ -7,6 +7,7 @@ import socket
 import sys
 
 from alerts.outbox import OutboxError, load_outbox_key
+from parsers.enrich import user_agent
 from parsers.registry import FORMATS, get_format
 from pipelines import progress
 from pipelines.batch import run_batch
@@ -221,7 +222,7 @@ def run(args) -> int:
     try:
         with (
             free_finished_stages(),  # before forking: the workers inherit it
-            forked_workers(local_worker_processes(options)),
+            forked_workers(local_worker_processes(options), user_agent.prepare if config.enrich.enabled else None),
             progress.watch(files) as collector,
             quiet_local_workers(options, args.verbose),
         ):

@@ -76,3 +76,15 @@ def test_garbage_user_agents_do_not_raise(parser):
     for header in ["\ufffd\ufffd", "\x00\x01\x02", "() ; / ;;;", "Mozilla/5.0 (", "é" * 5000, "${jndi:ldap://x/a}"]:
         info = parser.parse(header)
         assert info.device_type in DEVICE_TYPES
+
+
+def test_a_parser_takes_the_matchers_prepared_ahead_and_the_next_builds_its_own():
+    from parsers.enrich import user_agent
+
+    user_agent.prepare()
+    prepared = user_agent._prepared[0][0]
+    first, second = user_agent.UserAgentParser(), user_agent.UserAgentParser()
+    assert first._resolve is prepared and second._resolve is not prepared
+    assert user_agent._prepared == []  # taken, not kept: the matchers go with the parser that took them
+    text = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+    assert first.parse(text) == second.parse(text)

@@ -16,8 +16,8 @@ _forked_workers = local_workers.forked_workers
 
 
 @contextlib.contextmanager
-def _announced(count: int):
-    with _forked_workers(count) as pool:
+def _announced(count: int, prepare=None):
+    with _forked_workers(count, prepare) as pool:
         print(json.dumps({"pids": pool.pids}), flush=True)
         yield pool
 

@@ -12,8 +12,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from alerts.observe import Observer, kept_whole
 from alerts.rules import load_rules
 from pipelines.batch import new_run_id
-from pipelines.detect import Detect, FoldStats, fold_spilled, hits_by_shard
-from pipelines.spill import SpillWriter, dumps, new_key
+from pipelines.detect import SHARD_WEIGHT_BYTES, Detect, FoldStats, fold_spilled, hits_by_shard, spread_shards
+from pipelines.spill import SpilledHits, SpillWriter, dumps, new_key
 from retention import layout
 from tests.alerts.test_detect_pipeline import batches_with_offsets, comparable, expected, traffic
 
@@ -92,3 +92,56 @@ def test_a_fold_leaves_the_garbage_collector_as_it_found_it(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _spilled(path: str, size: int) -> SpilledHits:
+    return SpilledHits(path, ((0, size, 0, 0),))
+
+
+def test_local_workers_fold_groups_of_shards_of_about_equal_size():
+    heavy, rest = 28 << 20, [10 << 20, 7 << 20, 4 << 20, 2 << 20, 1 << 20, 1 << 19, 1 << 18]
+    spills = [(14, _spilled("a14", heavy // 2)), (14, _spilled("b14", heavy // 2))]
+    spills += [(shard, _spilled(f"s{shard}", size)) for shard, size in enumerate(rest)]
+    groups = spread_shards(spills, 2)
+    assert [slot for slot, _ in groups] == [0, 1]
+    folded = [shard for _, group in groups for shard, _ in group]
+    assert sorted(folded) == sorted({shard for shard, _ in spills}), "every shard folded once"
+    assert [f.path for _, group in groups for shard, files in group if shard == 14 for f in files] == ["a14", "b14"]
+    loads = [sum(SHARD_WEIGHT_BYTES + f.size for _, files in group for f in files) for _, group in groups]
+    assert max(loads) / min(loads) < 1.15, loads  # by shard number in turn: 35.7 MiB against 17.6
+    assert spread_shards(spills, 2) == groups  # the same groups whatever the run
+    assert len(spread_shards(spills[:1], 2)) == 1  # no empty group to fold
+
+
+def test_the_local_runner_hands_each_worker_one_key_when_there_are_as_many_keys_as_workers():
+    """Beam internal (``GroupingBuffer.partition``, apache-beam 2.77): keys go to the workers in turn, so one
+    group of shards per worker lands one on each, in whatever order the groups reached the shuffle."""
+    from apache_beam import coders
+    from apache_beam.runners.portability.fn_api_runner.execution import GroupingBuffer
+    from apache_beam.transforms import core
+    from apache_beam.transforms.window import GlobalWindow, GlobalWindows
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    kv = coders.TupleCoder([coders.VarIntCoder(), coders.BytesCoder()])
+    pre = coders.WindowedValueCoder(kv, coders.coders.GlobalWindowCoder())
+    post = coders.WindowedValueCoder(
+        coders.TupleCoder([coders.VarIntCoder(), coders.IterableCoder(coders.BytesCoder())]),
+        coders.coders.GlobalWindowCoder(),
+    )
+    for order in ([0, 1], [1, 0]):
+        buffer = GroupingBuffer(pre, post, core.Windowing(GlobalWindows()))
+        for slot in order:
+            buffer.append(pre.encode(WindowedValue((slot, b"group"), 0, [GlobalWindow()])))
+        parts = buffer.partition(2)
+        keys = [[post.decode(data).value[0] for data in part] for part in parts]
+        assert sorted(map(len, keys)) == [1, 1], keys
+
+
+def test_a_bounded_run_on_local_workers_folds_groups_of_shards_into_the_same_alerts(tmp_path):
+    rules = load_rules()
+    batches = batches_with_offsets(traffic())
+    want = expected(rules, batches)
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        detect = Detect(rules, shards=4, bounded=True, spill=(str(tmp_path), new_run_id()), workers=2)
+        alerts = p | beam.Create(batches) | detect | beam.Map(lambda a: comparable([a])[0])
+        assert_that(alerts, equal_to(comparable(want)))

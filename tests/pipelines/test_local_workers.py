@@ -84,6 +84,13 @@ def test_two_forked_workers_do_the_same_job_as_one_and_end_with_it(attack_log, t
     assert not [pid for pid in pids if alive(pid)]  # the forked children never outlive the command
 
 
+def _script_result(script: str):
+    """What a Python ``script`` run in a process of its own (one thread: it may fork) prints, as JSON."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def test_children_nobody_asked_for_exit_when_the_pool_closes(tmp_path):
     script = (
         "import json, pathlib\n"
@@ -92,9 +99,25 @@ def test_children_nobody_asked_for_exit_when_the_pool_closes(tmp_path):
         "    pids = pool.pids\n"
         "print(json.dumps([pid for pid in pids if pathlib.Path(f'/proc/{pid}').exists()] + [len(pids)]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env(), timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [2]  # two forked, none left once the pool closed
+    assert _script_result(script) == [2]  # two forked, none left once the pool closed
+
+
+def test_each_child_prepares_before_the_runner_asks_for_it(tmp_path):
+    script = (
+        "import json, os, pathlib, time\n"
+        "from pipelines.local_workers import forked_workers\n"
+        f"folder = pathlib.Path({str(tmp_path)!r})\n"
+        "def prepare():\n"
+        "    (folder / str(os.getpid())).write_text('ready')\n"
+        "with forked_workers(2, prepare) as pool:\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while len(list(folder.iterdir())) < 2 and time.monotonic() < deadline:\n"
+        "        time.sleep(0.01)\n"
+        "    prepared = sorted(int(p.name) for p in folder.iterdir())\n"
+        "print(json.dumps([prepared, sorted(pool.pids)]))\n"
+    )
+    prepared, pids = _script_result(script)
+    assert len(pids) == 2 and prepared == pids  # while waiting, before any runner asked
 
 
 def test_a_process_with_threads_forks_nothing():
