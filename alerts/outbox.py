@@ -31,7 +31,7 @@ import stat
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -119,13 +119,29 @@ def alert_from_json(text: str) -> dict[str, Any]:
 def _write_atomically(path: str, data: bytes) -> None:
     directory = path.rsplit("/", 1)[0]
     if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
+        try:
+            FileSystems.mkdirs(directory)
+        except OSError:  # another worker's bundle made it in between
+            if not FileSystems.exists(directory):
+                raise
     staging = f"{directory}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
     with FileSystems.create(staging) as handle:
         handle.write(data)
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([staging], [path])
+
+
+def _identity(path: str) -> tuple | None:
+    """A local file's identity and version (inode, size, modification time): it changes whenever another
+    process replaces (``_write_atomically`` renames a new file in) or appends to it.  None for a remote file."""
+    if FileSystems.get_scheme(path) is not None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
 
 
 def _read(path: str) -> bytes | None:
@@ -146,6 +162,9 @@ class Outbox:
         self.root = layout.state_dir(output, *self.folder)
         self._public = public
         self._private = private
+        #: ``pending()``'s alerts as this outbox last wrote or read them, with the file's identity then
+        #: (``_identity``): a batch run delivers what it owed moments ago without unsealing and parsing it again.
+        self._pending_seen: tuple[tuple, list] | None = None
 
     @classmethod
     def with_key(cls, output: str, private: bytes, folder: tuple[str, ...] = (OUTBOX_DIR,)) -> Outbox:
@@ -197,7 +216,12 @@ class Outbox:
         return FileSystems.join(self.root, "pending.bin")
 
     def pending(self) -> list[tuple[dict[str, Any], list[str]]]:
-        """Alerts not yet delivered to every sink, with the names of the sinks that still owe them."""
+        """Alerts not yet delivered to every sink, with the names of the sinks that still owe them.
+
+        The alert dicts may be those this outbox last read or wrote (``set_pending``): not to be changed."""
+        identity = _identity(self._pending_path)
+        if identity is not None and self._pending_seen is not None and self._pending_seen[0] == identity:
+            return [(alert, list(sinks)) for alert, sinks in self._pending_seen[1]]
         data = _read(self._pending_path)
         if not data:
             return []
@@ -206,15 +230,23 @@ class Outbox:
             if line:
                 doc = json.loads(line)
                 out.append((alert_from_json(doc["alert"]), doc["sinks"]))
-        return out
+        self._remember_pending(identity, out)
+        return [(alert, list(sinks)) for alert, sinks in out]
 
     def set_pending(self, owed: list[tuple[Mapping[str, Any], list[str]]]) -> None:
-        lines = "".join(json.dumps({"sinks": sinks, "alert": alert_to_json(a)}) + "\n" for a, sinks in owed if sinks)
-        if not lines:
+        owed = [(alert, list(sinks)) for alert, sinks in owed if sinks]
+        self._pending_seen = None
+        if not owed:
             if FileSystems.exists(self._pending_path):
                 FileSystems.delete([self._pending_path])
             return
+        lines = "".join(json.dumps({"sinks": sinks, "alert": alert_to_json(a)}) + "\n" for a, sinks in owed)
         _write_atomically(self._pending_path, _seal(self._public, lines.encode("utf-8"), "pending"))
+        self._remember_pending(_identity(self._pending_path), owed)
+
+    def _remember_pending(self, identity: tuple | None, owed: list) -> None:
+        # Only with the private key: a worker's outbox (public half) must not answer what it could not read.
+        self._pending_seen = (identity, owed) if identity is not None and self._private is not None else None
 
     # --- what each sink has received ------------------------------------------------------------------------
 
@@ -250,12 +282,17 @@ class Outbox:
         confirmations (those alerts are sent again); an fsync per confirmation held a busy stream up to 0.5 s.
         Local outputs only (the stream writes a local directory)."""
         tokens = [self.id_token(i) for i in alert_ids]
-        if not tokens:
-            return
+        if tokens:
+            with self.delivered_log(sink_name) as log:
+                log.write("".join(t + "\n" for t in tokens))
+
+    def delivered_log(self, sink_name: str) -> TextIO:
+        """The sink's record opened for appending tokens (``id_token``), each line written through to the kernel
+        as it ends (as ``append_delivered``): for recording a run's confirmations one by one without opening the
+        file for each.  Local outputs only."""
         path = self._ids_path(sink_name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="ascii") as fh:
-            fh.write("".join(t + "\n" for t in tokens))
+        return open(path, "a", encoding="ascii", buffering=1)
 
     def forget_delivered(self, sink_name: str, alert_ids: Iterable[str]) -> None:
         """Drop ids from a sink's record (rewritten whole): what keeps a stream's record bounded."""

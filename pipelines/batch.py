@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from alerts.rules import load_configured_rules
 from alerts.sinks.owed import DeliveryOutcome
-from pipelines.detect import archive_run_alerts, deliver_run_alerts
+from pipelines.detect import archive_run_alerts, deliver_run_alerts, run_outbox
 from pipelines.graph import GraphOutputs, build_graph, ingest_signer
 from pipelines.inputs import list_files
 from pipelines.metrics import RunCounts
@@ -123,8 +123,9 @@ def run_batch(
             result = pipeline.run()
             result.wait_until_finish()
             counts = RunCounts.from_result(result)
-        if config.alerts.enabled:
-            alerts = archive_run_alerts(output, run_id, config, ingest_signer(config.keys))
+        outbox = run_outbox(output, config) if config.alerts.enabled else None
+        if outbox is not None:
+            alerts = archive_run_alerts(output, run_id, config, ingest_signer(config.keys), outbox)
         if config.reports.enabled and any(a.get("health") for a in alerts):
             # Service-health episodes for the capacity report (no keys, no personal data): part of the transaction.
             rules = load_configured_rules(config.alerts)
@@ -134,7 +135,7 @@ def run_batch(
         record = {"kind": "batch", "lines_read": counts.lines_read, "alert_ids": alert_ids, **Ledger.record(outcomes)}
         commit.complete_transaction(output, run_id, record)
         # Delivered only once the run is complete: a run killed before that raises them again on its rerun.
-        delivery = deliver_run_alerts(output, run_id, config, alerts) if config.alerts.enabled else DeliveryOutcome()
+        delivery = deliver_run_alerts(output, run_id, config, alerts, outbox) if outbox else DeliveryOutcome()
         # After the commit point: reports count only completed runs' aggregates (``pipelines.reports.ownership``).
         if config.reports.enabled and counts.lines_read:
             # Imported here: the report's libraries (jinja2, pyarrow.dataset) load once the job has handed back

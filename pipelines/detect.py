@@ -495,19 +495,26 @@ class WriteAlertParts(beam.PTransform):
         return alerts | "WriteParts" >> beam.ParDo(WriteAlertPartsFn(self._outbox, self._run_id))
 
 
-def archive_run_alerts(output: str, run_id: str, config: Config, signer: Signer | None = None) -> list[dict]:
+def archive_run_alerts(
+    output: str, run_id: str, config: Config, signer: Signer | None = None, outbox: Outbox | None = None
+) -> list[dict]:
     """After a batch job: the run's alerts into the encrypted ``alerts`` dataset, inside the run's transaction,
-    and owed to the sinks in the outbox (so a kill between completing and delivering loses no delivery)."""
-    outbox = run_outbox(output, config)
+    and owed to the sinks in the outbox (so a kill between completing and delivering loses no delivery).
+
+    ``outbox`` (``run_outbox``'s) is best the one ``deliver_run_alerts`` gets next: it remembers what it owes
+    the sinks, and delivery need not unseal and parse that again."""
+    outbox = outbox or run_outbox(output, config)
     alerts = outbox.run_alerts(run_id)
     write_alerts(output, run_id, alerts, writer_keys(config.keys.keyring), config.archive, signer)
     owe_alerts(outbox, build_sinks(config.alerts.sinks), alerts)
     return alerts
 
 
-def deliver_run_alerts(output: str, run_id: str, config: Config, alerts: list[dict]) -> DeliveryOutcome:
+def deliver_run_alerts(
+    output: str, run_id: str, config: Config, alerts: list[dict], outbox: Outbox | None = None
+) -> DeliveryOutcome:
     """Once the run is complete: its alerts to the sinks, with what earlier runs still owe (kept if undelivered)."""
-    outbox = run_outbox(output, config)
+    outbox = outbox or run_outbox(output, config)
     sinks_config = config.alerts.sinks
     outcome = deliver_with_retry(
         outbox, build_sinks(sinks_config), alerts, sinks_config.deadline_seconds, sinks_config.queue_size

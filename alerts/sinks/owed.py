@@ -6,7 +6,7 @@ run; ids a sink already confirmed are never sent to it again, so re-running a da
 over the same logs (which reproduces the same alert ids) sends nothing twice.
 
 On a local output each confirmation is appended to the sink's record the moment the
-sink returns (``Outbox.append_delivered``, on the sink's thread), so a run killed
+sink returns (``Outbox.delivered_log``, on the sink's thread), so a run killed
 in the middle of delivering (``kill -9`` included) leaves the next run to send only
 what was not confirmed; the one window is the instant between a receiver's answer
 and that append (closed for the JSON-lines file, which skips ids already at its end).  A remote output's records are written once delivery is over.
@@ -14,11 +14,12 @@ and that append (closed for the JSON-lines file, which skips ids already at its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -52,18 +53,36 @@ def owe_alerts(outbox: Outbox, sinks: list[Sink], alerts: list[dict[str, Any]]) 
     outbox.set_pending([(alert, sorted(names_)) for alert, names_ in owed.values()])
 
 
-def confirm_at_once(outbox: Outbox) -> Callable[[str, str], None] | None:
-    """For ``Delivery(on_delivered=...)``: each confirmation appended to its sink's record as it comes (local
-    outputs; a remote output's records are rewritten whole after delivery, ``None`` here)."""
+@contextlib.contextmanager
+def confirmed_at_once(outbox: Outbox) -> Iterator[Callable[[str, str], None] | None]:
+    """For ``Delivery(on_delivered=...)``: each confirmation appended to its sink's record as it comes, through
+    one open record per sink (``Outbox.delivered_log``), closed on leaving; a remote output's records are
+    rewritten whole after delivery (``None`` here)."""
     if FileSystems.get_scheme(outbox.root) is not None:
-        return None
+        yield None
+        return
     lock = threading.Lock()
+    logs: dict[str, TextIO] = {}
+    closed = False
 
     def record(sink_name: str, alert_id: str) -> None:
         with lock:
-            outbox.append_delivered(sink_name, [alert_id])
+            if closed:  # a send that outlived the delivery (never counted): recorded all the same
+                outbox.append_delivered(sink_name, [alert_id])
+                return
+            log = logs.get(sink_name)
+            if log is None:
+                log = logs[sink_name] = outbox.delivered_log(sink_name)
+            log.write(outbox.id_token(alert_id) + "\n")
 
-    return record
+    try:
+        yield record
+    finally:
+        with lock:
+            closed = True
+            for log in logs.values():
+                log.close()
+            logs.clear()
 
 
 def deliver_with_retry(
@@ -102,10 +121,11 @@ def deliver_with_retry(
     def view(alert: dict[str, Any], sink: Sink) -> dict[str, Any]:
         return alert if sink.internal else shared_view(alert, outbox.key_hash(alert.get("group_key")))
 
-    delivery = Delivery(sinks, deadline_seconds, queue_size, view, on_delivered=confirm_at_once(outbox))
-    for alert, owed in wanted.values():
-        delivery.submit(alert, owed)
-    report = delivery.finish()
+    with confirmed_at_once(outbox) as on_delivered:
+        delivery = Delivery(sinks, deadline_seconds, queue_size, view, on_delivered=on_delivered)
+        for alert, owed in wanted.values():
+            delivery.submit(alert, owed)
+        report = delivery.finish()
     for name, ids in report.delivered.items():
         outbox.record_delivered(name, ids)
         outcome.sent += len(ids)

@@ -125,3 +125,22 @@ def test_a_run_killed_after_completing_but_before_delivering_has_its_alerts_sent
 
     run_batch([log], out, config, options)  # and never again
     assert [json.loads(line)["alert_id"] for line in named.read_text().splitlines()] == sent
+
+
+def test_a_run_delivers_the_alerts_it_owed_without_unsealing_them_again(tmp_path, archive_config, monkeypatch):
+    """One outbox from archiving to delivering: what the run sealed as owed is delivered from memory, while the
+    sealed copy stays on disk for a rerun should the run be killed before delivering."""
+    import alerts.outbox
+
+    named = tmp_path / "sink" / "alerts.jsonl"
+    sinks = dataclasses.replace(archive_config.alerts.sinks, jsonl=str(named))
+    config = dataclasses.replace(archive_config, alerts=dataclasses.replace(archive_config.alerts, sinks=sinks))
+    unsealed = []
+    unseal = alerts.outbox._unseal
+    monkeypatch.setattr(alerts.outbox, "_unseal", lambda *args: unsealed.append(args[2]) or unseal(*args))
+    run = run_batch([str(_write_attack(tmp_path))], str(tmp_path / "out"), config, pipeline_options([], config.runner))
+    assert run.alerts and run.delivery.undelivered == 0
+    assert sorted(json.loads(line)["alert_id"] for line in named.read_text().splitlines()) == sorted(
+        a["alert_id"] for a in run.alerts
+    )
+    assert "pending" not in unsealed and "part" in unsealed

@@ -18,7 +18,7 @@ from alerts.outbox import Outbox, load_outbox_key
 from alerts.sinks import shared_view
 from alerts.sinks.delivery import Delivery
 from alerts.sinks.files import JsonLinesSink
-from alerts.sinks.owed import deliver_with_retry
+from alerts.sinks.owed import deliver_with_retry, owe_alerts
 from alerts.sinks.syslog import SyslogSink
 from alerts.sinks.webhook import WebhookSink
 from retention import sealing
@@ -237,3 +237,77 @@ def test_batch_with_a_dead_webhook_exits_1_and_the_next_run_delivers_each_alert_
     ids = [body["alert_id"] for body in server.bodies]
     assert ids and len(ids) == len(set(ids)), "each alert id reaches the sink exactly once across reruns"
     assert all("source_ip" not in body and "evidence" not in body for body in server.bodies)
+
+
+class _Checking:
+    """A sink that, as each alert reaches it, notes what a second process would read of its delivery record."""
+
+    name, internal = "checking", True
+
+    def __init__(self, reader: Outbox):
+        self.reader, self.records = reader, []
+
+    def send(self, alert):
+        self.records.append(self.reader.delivered(self.name))
+
+    def close(self):
+        pass
+
+
+def test_each_confirmation_is_on_record_before_the_next_send_through_one_open_record_per_sink(
+    tmp_path, outbox, monkeypatch
+):
+    """What makes a ``kill -9`` in the middle of delivering resend only the unconfirmed: each confirmation is in
+    the sink's record the moment the sink returns; the record is opened once for the run, not once per alert."""
+    reader = Outbox.with_key(outbox.output, load_outbox_key(tmp_path / "outbox.key", environ={}))
+    sink = _Checking(reader)
+    opened = []
+    delivered_log = Outbox.delivered_log
+    monkeypatch.setattr(Outbox, "delivered_log", lambda self, name: opened.append(name) or delivered_log(self, name))
+    outcome = deliver_with_retry(outbox, [sink], [_alert(n) for n in range(3)], 10)
+    tokens = [outbox.id_token(f"id-{n:04d}") for n in range(3)]
+    assert outcome.sent == 3 and sink.records == [set(), {tokens[0]}, {tokens[0], tokens[1]}]
+    assert reader.delivered(sink.name) == set(tokens) and opened == [sink.name]
+
+
+def test_an_outbox_reads_back_what_it_owed_without_unsealing_it_yet_sees_what_another_process_wrote(
+    tmp_path, outbox, monkeypatch
+):
+    """A batch run delivers what it owed a moment ago from memory; the outbox on disk stays the truth."""
+    import alerts.outbox
+
+    sink = JsonLinesSink(str(tmp_path / "alerts.jsonl"))
+    owe_alerts(outbox, [sink], [_alert(1), _alert(2)])
+    with monkeypatch.context() as patch:
+        patch.setattr(alerts.outbox, "_unseal", lambda *args: pytest.fail("unsealed what it had just written"))
+        assert [(a["alert_id"], names) for a, names in outbox.pending()] == [
+            ("id-0001", [sink.name]),
+            ("id-0002", [sink.name]),
+        ]
+    other = Outbox.with_key(outbox.output, load_outbox_key(tmp_path / "outbox.key", environ={}))
+    other.set_pending([(_alert(3), [sink.name])])
+    assert [a["alert_id"] for a, _ in outbox.pending()] == ["id-0003"]
+    other.set_pending([])
+    assert outbox.pending() == []
+
+
+RUN = "20261202T185706Z-e026a0"
+
+
+def test_a_part_is_written_when_another_worker_made_its_folder_in_between(tmp_path, outbox, monkeypatch):
+    """Two bundles sealing their first parts at once both see no folder; the second's mkdirs must not fail the run."""
+    import alerts.outbox
+
+    (tmp_path / "out" / ".tmp" / RUN / "alerts").mkdir(parents=True)
+    exists, looked = alerts.outbox.FileSystems.exists, []
+
+    def not_yet(path):  # the folder looked for before the other worker made it
+        if path.endswith("alerts") and not looked:
+            looked.append(path)
+            return False
+        return exists(path)
+
+    monkeypatch.setattr(alerts.outbox.FileSystems, "exists", not_yet)
+    path = outbox.write_part(RUN, [_alert(1)])
+    monkeypatch.undo()
+    assert path.startswith(str(tmp_path / "out" / ".tmp" / RUN / "alerts")) and outbox.run_alerts(RUN)
