@@ -9,7 +9,8 @@ On a local output each confirmation is appended to the sink's record the moment 
 sink returns (``Outbox.delivered_log``, on the sink's thread), so a run killed
 in the middle of delivering (``kill -9`` included) leaves the next run to send only
 what was not confirmed; the one window is the instant between a receiver's answer
-and that append (closed for the JSON-lines file, which skips ids already at its end).  A remote output's records are written once delivery is over.
+and that append (closed for the JSON-lines file, which skips ids already at its
+end).  A remote output's records are written once delivery is over.
 """
 
 from __future__ import annotations
