@@ -21,7 +21,9 @@ import collections
 import contextlib
 import dataclasses
 import gc
+import hashlib
 import pickle
+import zlib
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
@@ -74,6 +76,50 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+#: Rule sets by the digest of their pickle, in this process: what ``PackedRules`` packed or unpacked.
+_RULES_BY_DIGEST: dict[bytes, RuleSet] = {}
+#: ``id(rules)`` to ``(rules, digest, packed)``: each rule set is pickled once, however often Beam pickles a DoFn.
+_PACKED: dict[int, tuple[RuleSet, bytes, bytes]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedRules:
+    """A rule set as the detect DoFns pickle it: one plain pickle, compressed, made once per rule set.
+
+    Beam pickles each DoFn (cloudpickle, then bzip2) when its ParDo is made (a round trip) and again into the
+    job's graph, and unpickles it in each worker: with the rule set inside, about 45 ms per DoFn.  As packed
+    bytes it is pickled once, and unpacked once per process (the process that built the graph unpacks nothing).
+    """
+
+    digest: bytes
+    data: bytes
+
+    @classmethod
+    def of(cls, rules: RuleSet) -> PackedRules:
+        known = _PACKED.get(id(rules))
+        if known is None or known[0] is not rules:
+            data = zlib.compress(pickle.dumps(rules, protocol=pickle.HIGHEST_PROTOCOL), 1)
+            known = _PACKED[id(rules)] = (rules, hashlib.sha256(data).digest(), data)
+        _RULES_BY_DIGEST[known[1]] = rules
+        return cls(known[1], known[2])
+
+    def unpack(self) -> RuleSet:
+        rules = _RULES_BY_DIGEST.get(self.digest)
+        if rules is None:
+            rules = _RULES_BY_DIGEST[self.digest] = pickle.loads(zlib.decompress(self.data))
+        return rules
+
+
+class _CarriesRules:
+    """For a DoFn holding its rule set in ``self._rules``: pickled as ``PackedRules``."""
+
+    def __getstate__(self):
+        return {**self.__dict__, "_rules": PackedRules.of(self._rules)}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _rules=state["_rules"].unpack())
+
+
 #: What crosses from observing to the stateful step: ``(shard, (newest event time in µs, pickled [Hits...]))``.
 #: Pickled once here and kept as those very bytes in state: no second pickling in the stateful step.
 ShardHits = tuple[int, tuple[int, bytes]]
@@ -88,7 +134,7 @@ def hits_by_shard(observer: Observer, whole: frozenset[str], shards: int, batch)
     return by_shard
 
 
-class ObserveFn(beam.DoFn):
+class ObserveFn(_CarriesRules, beam.DoFn):
     """One event batch to ``(shard, (newest, pickled hits))`` pairs: only rows that some rule cares about leave."""
 
     def __init__(self, rules: RuleSet, dataset: str, shards: int):
@@ -163,7 +209,7 @@ class BundledObserveFn(ObserveFn):
                 yield WindowedValue(element, earliest, [window])
 
 
-class SpillHitsFn(beam.DoFn):
+class SpillHitsFn(_CarriesRules, beam.DoFn):
     """A bounded run's observing: each batch's hits appended to this bundle's spill file of their shard
     (``pipelines.spill``); at the end of the bundle one ``(shard, SpilledHits)`` per file leaves."""
 
@@ -256,7 +302,7 @@ def fold_spilled(
     return alerts
 
 
-class FoldShardFn(beam.DoFn):
+class FoldShardFn(_CarriesRules, beam.DoFn):
     """A bounded run's shard: its spill files' hits folded in event-time order; its alerts out."""
 
     def __init__(self, rules: RuleSet, key: bytes):
@@ -314,7 +360,7 @@ class FoldSlotFn(FoldShardFn):
                 yield from self._fold(spills)
 
 
-class EvaluateOverTimeFn(beam.DoFn):
+class EvaluateOverTimeFn(_CarriesRules, beam.DoFn):
     """Per shard: buffer hits, and when the watermark passes them fold them in event-time order.
 
     One timer per shard: in a stream, set at the newest buffered time when none is

@@ -186,3 +186,28 @@ def test_a_bounded_replay_sends_each_shard_one_element_per_bundle(default_rules)
         shard, (_, pickled) = value.value
         for hits in pickle.loads(pickled):
             assert shard_of_rule.setdefault(hits.rule_id, shard) == shard
+
+
+def test_detect_dofns_carry_their_rule_set_packed_once_and_unpack_it_once_per_process(monkeypatch):
+    """Beam pickles each DoFn when its ParDo is made and again into the graph, and each worker unpickles it: the
+    rule set inside is packed once for all the DoFns, and a process unpacks it once (the building one never)."""
+    from apache_beam.internal import pickler
+
+    from alerts.rules import load_configured_rules
+    from pipelines import detect
+    from schemas.config import AlertsConfig
+
+    rules = load_configured_rules(AlertsConfig())
+    fns = [
+        detect.SpillHitsFn(rules, "access", 4, "out", "run", b"k" * 32),
+        detect.SpillHitsFn(rules, "error", 4, "out", "run", b"k" * 32),
+        detect.FoldShardFn(rules, b"k" * 32),
+        detect.EvaluateOverTimeFn(rules, bounded=True),
+    ]
+    pickled = [pickler.dumps(fn) for fn in fns]
+    assert {detect.PackedRules.of(rules)} == {fn.__getstate__()["_rules"] for fn in fns}
+    assert all(pickler.loads(data)._rules is rules for data in pickled), "the building process unpacks nothing"
+
+    monkeypatch.setattr(detect, "_RULES_BY_DIGEST", {})  # as in a worker process of its own
+    copies = [pickler.loads(data) for data in pickled]
+    assert copies[0]._rules == rules and all(copy._rules is copies[0]._rules for copy in copies)
