@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench.live_writer import ATTACK_RULE, LiveWriter
+from pipelines.local_workers import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +64,7 @@ def _start(work: Path, config: Path, log: Path) -> subprocess.Popen:
         stderr=open(work / "stream.err", "ab"),
         start_new_session=True,
         env=env,
+        preexec_fn=die_with_parent,  # a harness killed mid-test leaves no stream job running for ever
     )
 
 

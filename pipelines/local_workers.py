@@ -40,6 +40,12 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
+def die_with_parent() -> None:
+    """Linux: this process is killed when the one that started it dies (no-op elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class _Child:
     """A forked process waiting on a pipe for the runner's control address."""
 
@@ -83,8 +89,7 @@ def _serve(pipe: int, parent: int, prepare: Callable[[], None] | None = None) ->
     """In the child: ``prepare``, wait for the runner's request, then be its SDK worker until the runner closes
     the connection."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle; it then closes its workers
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    die_with_parent()
     if os.getppid() != parent:  # the command died before the death signal was armed
         return 0
     if prepare is not None:

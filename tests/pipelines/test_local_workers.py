@@ -237,3 +237,31 @@ def test_a_plain_batch_command_forks_the_default_workers(tmp_path):
     cores = len(os.sched_getaffinity(0))
     assert len(pids) == (min(cores, MAX_DEFAULT_WORKERS) if cores > 1 else 0)
     assert job_result(tmp_path, "plain", err)[0] == (2000, 0)
+
+
+@pytest.mark.skipif(not can_fork(), reason="the parent-death signal is Linux's")
+def test_a_process_started_with_die_with_parent_ends_when_its_parent_is_killed(tmp_path):
+    """A harness or command killed with -9 must not leave its stream job or worker running for ever."""
+    parent = (
+        "import subprocess, sys\n"
+        "from pipelines.local_workers import die_with_parent\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], preexec_fn=die_with_parent)\n"
+        "print(child.pid, flush=True)\n"
+        "import time; time.sleep(120)\n"
+    )
+    started = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=env())
+    child = int(started.stdout.readline())
+    started.kill()
+    started.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie has ended, only its parent may not have reaped it
+    except FileNotFoundError:
+        return False
