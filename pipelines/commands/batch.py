@@ -207,7 +207,7 @@ def untrusted_writer_hint(keys, archive: str) -> str | None:
     return (
         f"this host's signing key {signer.id} ({path}) is not trusted by the keyring's custodian, so readers ignore "
         f"the files this run archived until the custodian runs: logwarden keys trust --archive {archive} "
-        f"--public-key {signing.encode_public(signer.public_key)} --name {socket.gethostname()}"
+        f"--public-key={signing.encode_public(signer.public_key)} --name {socket.gethostname()}"
     )
 
 

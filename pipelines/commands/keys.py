@@ -230,7 +230,7 @@ def _signer(args) -> int:
     path = args.signing_key_file or config.signing_key_file or default_signing_key_file(config.keyring)
     signer, made = signing.load_or_create_signer(path)
     print(f"{'new ' if made else ''}signing key {path}: {signer.id}")
-    print(f"custodian: logwarden keys trust --public-key {signing.encode_public(signer.public_key)} --name NAME")
+    print(f"custodian: logwarden keys trust --public-key={signing.encode_public(signer.public_key)} --name NAME")
     return EXIT_OK
 
 

@@ -236,3 +236,24 @@ def test_an_ingest_host_is_told_its_files_stay_unread_until_the_custodian_trusts
     assert verified.returncode == 0, verified.stdout + verified.stderr
     again = logwarden("batch", "-c", config, "--input", ACCESS_LOG, "--output", archive, "--reprocess")
     assert again.returncode == 0 and "not trusted" not in again.stderr, again.stderr
+
+
+def test_the_printed_trust_command_parses_when_the_public_key_begins_with_a_dash(tmp_path):
+    """A public key is URL-safe base64, so 1 in 64 begins with '-': printed as '--public-key KEY', argparse then took
+    it for an option and the custodian's copy of the command failed."""
+    from types import SimpleNamespace
+
+    from pipelines.cli import build_parser
+    from pipelines.commands.batch import untrusted_writer_hint
+    from retention import signing
+
+    keyring, root = tmp_path / "keyring", tmp_path / "root.key"
+    ring = ["--keyring", keyring, "--root-key-file", root]
+    assert logwarden("keys", "init", "--archive", tmp_path / "archive", *ring).returncode == 0
+    signer = next(s for s in iter(signing.Signer.generate, None) if signing.encode_public(s.public_key)[0] == "-")
+    key_file = tmp_path / "dash-signing.key"
+    signing.write_signer(key_file, signer)
+    hint = untrusted_writer_hint(SimpleNamespace(keyring=str(keyring), signing_key_file=str(key_file)), "/srv/archive")
+    command = hint.split("until the custodian runs: logwarden ", 1)[1].split()
+    args = build_parser(command).parse_args(command)
+    assert signing.decode_public(args.public_key) == signer.public_key
