@@ -1,16 +1,20 @@
-"""Beam's DoFn state-and-timer lookup, remembered per DoFn: the same answers, one lookup per DoFn."""
+"""Beam's DoFn introspection, remembered: the same answers, one lookup per DoFn or function."""
 
 from __future__ import annotations
 
 import collections
+import inspect
+import logging
+import sys
 
 import apache_beam as beam
 import pytest
 from apache_beam.coders import VarIntCoder
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.transforms import userstate
+from apache_beam.transforms import core, userstate
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.typehints import decorators
 
 from pipelines import dofn_specs
 
@@ -90,3 +94,70 @@ def test_install_is_idempotent(monkeypatch):
     once = userstate.get_dofn_specs
     dofn_specs.install()
     assert userstate.get_dofn_specs is once and not hasattr(once.original, "original")
+
+
+class AddOne(beam.DoFn):
+    def process(self, element):
+        yield element + 1
+
+
+class Mixed(beam.DoFn):
+    """Yields and returns a value: Beam warns about it when a ParDo is made of it."""
+
+    def process(self, element):
+        if element:
+            return [element]
+        yield element
+
+
+def _counted(monkeypatch, module, name, memo):
+    """Beam's ``module.name`` counted per call behind a fresh ``memo`` of it, installed as Beam looks it up."""
+    calls: list = []
+    original = getattr(getattr(module, name), "original", getattr(module, name))
+
+    def counted(*args):
+        calls.append(args)
+        return original(*args)
+
+    return calls, memo(counted)
+
+
+def test_each_function_signature_is_taken_once_and_is_beams(monkeypatch):
+    calls, remembered = _counted(monkeypatch, decorators, "get_signature", dofn_specs._signature_once)
+    for module in dofn_specs.SIGNATURE_CALLERS:
+        monkeypatch.setattr(module, "get_signature", remembered)
+    with TestPipeline() as pipeline:
+        values = pipeline | beam.Create([1, 2, 3])
+        for step in range(3):
+            values = values | f"AddOne{step}" >> beam.ParDo(AddOne())
+        assert_that(values, equal_to([4, 5, 6]))
+    processes = [args for args in calls if getattr(args[0], "__name__", "") == "process"]
+    assert len(processes) == len({getattr(f, "__func__", f) for (f,) in processes})  # one per function
+    one, other = RunningTotal(), RunningTotal()
+    assert remembered(one.process) is remembered(other.process) == decorators.get_signature.original(one.process)
+    assert remembered(RunningTotal.process) == inspect.signature(RunningTotal.process)  # with its self
+    assert remembered(str.upper) == decorators.get_signature.original(str.upper)  # builtins as Beam does
+
+
+def test_a_dofn_mixing_yield_and_return_is_still_warned_about_with_its_source_read_once(monkeypatch, caplog):
+    calls, remembered = _counted(monkeypatch, core, "_check_fn_use_yield_and_return", dofn_specs._source_checked_once)
+    monkeypatch.setattr(core, "_check_fn_use_yield_and_return", remembered)
+    with caplog.at_level(logging.WARNING):
+        beam.ParDo(Mixed()), beam.ParDo(Mixed()), beam.ParDo(RunningTotal())
+    assert sum("Using yield and return" in r.getMessage() for r in caplog.records) == 2
+    assert len(calls) == 2  # Mixed.process and RunningTotal.process, each read once
+
+
+def test_every_beam_module_calling_get_signature_gets_the_remembered_one():
+    """Guard on Beam 2.77: a module that imported ``get_signature`` by name and is not patched would miss out."""
+    import apache_beam.runners.common  # noqa: F401  (imported by any job: must be covered too)
+
+    dofn_specs.install()
+    original = decorators.get_signature.original
+    holders = [
+        name
+        for name, module in list(sys.modules.items())
+        if name.startswith("apache_beam") and getattr(module, "get_signature", None) is original
+    ]
+    assert holders == []
+    assert all(module.get_signature is decorators.get_signature for module in dofn_specs.SIGNATURE_CALLERS)
