@@ -46,45 +46,54 @@ def _remembered(original):
     return get_dofn_specs
 
 
+def _once_per_key(original, key_of):
+    """``original`` remembered per weakly held ``key_of(argument)`` (``None``: asked every time, as Beam does)."""
+    answers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def remembered(argument):
+        key = key_of(argument)
+        if key is None:
+            return original(argument)
+        known = answers.get(key)
+        if known is None:
+            known = answers[key] = original(argument)
+        return known
+
+    remembered.original = original
+    remembered.__doc__ = original.__doc__
+    return remembered
+
+
+def _plain_function(func):
+    return func if type(func) is types.FunctionType else None
+
+
+def _bound_function(method):
+    return method.__func__ if type(method.__func__) is types.FunctionType else None
+
+
 def _signature_once(original):
     """``get_signature`` remembered per plain function, and per function for methods bound to any object (a
     bound method's signature is its function's without the first parameter, whatever it is bound to)."""
-    plain: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-    bound: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    plain, bound = _once_per_key(original, _plain_function), _once_per_key(original, _bound_function)
 
     def get_signature(func):
-        if type(func) is types.FunctionType:
-            table, key = plain, func
-        elif type(func) is types.MethodType and type(func.__func__) is types.FunctionType:
-            table, key = bound, func.__func__
-        else:  # builtins, partials, callables: as Beam does
-            return original(func)
-        known = table.get(key)
-        if known is None:
-            known = table[key] = original(func)
-        return known
+        return bound(func) if type(func) is types.MethodType else plain(func)
 
     get_signature.original = original
     get_signature.__doc__ = original.__doc__
     return get_signature
 
 
+def _code_of(fn):
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return code if isinstance(code, types.CodeType) else None
+
+
 def _source_checked_once(original):
     """Beam's warning check of a ``process`` method's source, remembered per code object (same code, same
     source lines)."""
-    answers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    def check(fn):
-        code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-        if not isinstance(code, types.CodeType):
-            return original(fn)
-        known = answers.get(code)
-        if known is None:
-            known = answers[code] = original(fn)
-        return known
-
-    check.original = original
-    return check
+    return _once_per_key(original, _code_of)
 
 
 def install() -> None:
