@@ -142,7 +142,7 @@ def test_each_function_signature_is_taken_once_and_is_beams(monkeypatch):
 def test_a_dofn_mixing_yield_and_return_is_still_warned_about_with_its_source_read_once(monkeypatch, caplog):
     calls, remembered = _counted(monkeypatch, core, "_check_fn_use_yield_and_return", dofn_specs._source_checked_once)
     monkeypatch.setattr(core, "_check_fn_use_yield_and_return", remembered)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger=core.__name__):  # whatever an earlier command set for Beam
         beam.ParDo(Mixed()), beam.ParDo(Mixed()), beam.ParDo(RunningTotal())
     assert sum("Using yield and return" in r.getMessage() for r in caplog.records) == 2
     assert len(calls) == 2  # Mixed.process and RunningTotal.process, each read once
