@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import inspect
-import logging
 import sys
 
 import apache_beam as beam
@@ -14,9 +13,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import core, userstate
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from apache_beam.typehints import decorators
+from apache_beam.typehints import decorators, trivial_inference
 
 from pipelines import dofn_specs
+from tests.conftest import EXAMPLES
 
 
 class RunningTotal(beam.DoFn):
@@ -139,13 +139,13 @@ def test_each_function_signature_is_taken_once_and_is_beams(monkeypatch):
     assert remembered(str.upper) == decorators.get_signature.original(str.upper)  # builtins as Beam does
 
 
-def test_a_dofn_mixing_yield_and_return_is_still_warned_about_with_its_source_read_once(monkeypatch, caplog):
+def test_a_dofn_mixing_yield_and_return_is_still_found_with_its_source_read_once(monkeypatch):
     calls, remembered = _counted(monkeypatch, core, "_check_fn_use_yield_and_return", dofn_specs._source_checked_once)
-    monkeypatch.setattr(core, "_check_fn_use_yield_and_return", remembered)
-    with caplog.at_level(logging.WARNING, logger=core.__name__):  # whatever an earlier command set for Beam
-        beam.ParDo(Mixed()), beam.ParDo(Mixed()), beam.ParDo(RunningTotal())
-    assert sum("Using yield and return" in r.getMessage() for r in caplog.records) == 2
+    monkeypatch.setattr(core, "_check_fn_use_yield_and_return", remembered)  # what ParDo asks, to warn
+    beam.ParDo(Mixed()), beam.ParDo(Mixed()), beam.ParDo(RunningTotal())
     assert len(calls) == 2  # Mixed.process and RunningTotal.process, each read once
+    assert [remembered(Mixed().process), remembered(RunningTotal().process)] == [True, False]
+    assert core._check_fn_use_yield_and_return.original(Mixed().process) is True  # Beam's own answer
 
 
 def test_every_beam_module_calling_get_signature_gets_the_remembered_one():
@@ -161,3 +161,39 @@ def test_every_beam_module_calling_get_signature_gets_the_remembered_one():
     ]
     assert holders == []
     assert all(module.get_signature is decorators.get_signature for module in dofn_specs.SIGNATURE_CALLERS)
+
+
+def _batch_graph_types(config, tmp_path, name) -> dict[str, str]:
+    """Every PCollection of the batch graph over the example logs, by its producer's label: its element type."""
+    from pipelines.batch import build_batch_pipeline
+    from pipelines.options import pipeline_options
+    from schemas.config import RunnerConfig
+
+    pipeline = beam.Pipeline(options=pipeline_options(["--direct_num_workers=1"], RunnerConfig()))
+    build_batch_pipeline(pipeline, [str(EXAMPLES / "logs")], str(tmp_path / name), config, "20261202T000000Z-abcdef")
+    types: dict[str, str] = {}
+
+    class Collect(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            for tag, pcoll in node.outputs.items():
+                types[f"{node.full_label}[{tag}]"] = repr(pcoll.element_type)
+
+        enter_composite_transform = visit_transform
+
+    pipeline.visit(Collect())
+    return types
+
+
+def test_logwardens_dofns_are_typed_any_without_inference_as_beam_infers_them(archive_config, tmp_path, monkeypatch):
+    """If a DoFn of ours ever gets a type Beam can infer, this fails: then it must declare it (or be left out)."""
+    inferences: list = []
+    infer = trivial_inference.infer_return_type
+    monkeypatch.setattr(trivial_inference, "infer_return_type", lambda *a, **k: inferences.append(a) or infer(*a, **k))
+    dofn_specs.install()
+    skipped, asked = _batch_graph_types(archive_config, tmp_path, "skipped"), len(inferences)
+    for cls in (core.DoFn, core.CallableWrapperDoFn):
+        monkeypatch.setattr(cls, "infer_output_type", cls.infer_output_type.original)
+    inferred = _batch_graph_types(archive_config, tmp_path, "inferred")
+    assert skipped == inferred and len(inferred) > 50
+    assert len(inferences) - asked > 5 * asked  # most of the interpreting was of our DoFns'
+    assert dofn_specs._logwardens(beam.Map(len).fn) is False  # Beam's and other code's are inferred as before
