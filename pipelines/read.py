@@ -11,9 +11,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from parsers import w3c
 from parsers.lines import LineChunk
-from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, head_lines
+from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, count_newlines, head_lines
 from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
-from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, count_newlines, plan_ranges, range_size, read_range
+from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, range_size, read_range
 from pipelines import coders, metrics
 from pipelines.inputs import open_local
 from retention.ledger import FilePlan

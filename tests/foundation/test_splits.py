@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.lines import split_lines
-from parsers.splits import count_newlines, plan_ranges, read_range
+from parsers.reader import count_newlines
+from parsers.splits import plan_ranges, read_range
 from pipelines.batch import run_batch
 from pipelines.options import pipeline_options
 from retention.archive_reader import open_archive
@@ -74,7 +75,7 @@ def test_planning_reads_no_further_than_the_last_cut_and_cuts_where_a_full_scan_
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=3000), st.integers(0, 3000))
 def test_the_vectorised_line_count_is_the_count_of_newlines(data, cut):
-    """What the ledger's line counts of each input are made of (``ReadRangeFn``)."""
+    """What line numbers and the ledger's line counts of each input are made of (``iter_chunks``, ``ReadRangeFn``)."""
     data = data.replace(b"\x0b", b"\n")[cut:]
     assert count_newlines(data) == data.count(b"\n")
 
