@@ -167,17 +167,104 @@ def sketches(groups: np.ndarray, count: int, coupons_: np.ndarray, lg_k: int) ->
     image = memoryview(coupons_[kept][group_order(groups, count)].astype("<u4").tobytes())
     out, start = [], 0
     for end in ends:
-        if end == start:
-            out.append(empty_sketch(lg_k))
-            continue
-        if end - start <= _LIST_MAX:
-            out.append(_list_image(lg_k, dict.fromkeys(struct.unpack_from(f"<{end - start}I", image, 4 * start))))
-            start = end
-            continue
-        union = datasketches.hll_union(lg_k)
-        for begin in range(start, end, _CARRIED):
-            carried = image[4 * begin : 4 * min(end, begin + _CARRIED)]
-            union.update(datasketches.hll_sketch.deserialize(_carrier(carried)))
-        out.append(union.get_result().serialize_compact())
+        out.append(_from_coupons(image[4 * start : 4 * end], lg_k))
         start = end
     return out
+
+
+def _from_coupons(image: memoryview, lg_k: int) -> bytes:
+    """The compact ``hll_sketch(lg_k)`` that ``update`` gives with values of these coupons (non-zero 32-bit
+    ints), in this order."""
+    count = len(image) // 4
+    if count == 0:
+        return empty_sketch(lg_k)
+    if count <= _LIST_MAX:
+        return _list_image(lg_k, dict.fromkeys(struct.unpack_from(f"<{count}I", image)))
+    union = datasketches.hll_union(lg_k)
+    for begin in range(0, count, _CARRIED):
+        union.update(datasketches.hll_sketch.deserialize(_carrier(image[4 * begin : 4 * (begin + _CARRIED)])))
+    return union.get_result().serialize_compact()
+
+
+_EMPTY_FLAG = 4
+_COMPACT_FLAG = 8
+_HLL_MODE = 2
+#: The order a canonical list or set holds its coupons in: by their product with this odd number, modulo 2^32
+#: (a fixed shuffle; in sorted order a HIP estimator fed from them later would see its hashes ranked).
+_SHUFFLE = np.uint32(0x9E3779B1)
+_UNSHUFFLE = np.uint32(pow(0x9E3779B1, -1, 1 << 32))
+
+
+def canonical(sketch: bytes | None) -> bytes | None:
+    """``sketch`` (a serialised ``hll_sketch``) rewritten to depend only on what it counted, never on the order
+    its values arrived in: so neither on how the partials holding it were merged, nor on the worker count.
+
+    An ``hll_union`` fed coupons (from a list or set sketch) feeds its HIP estimator in their order, and a
+    sketch promoted to HLL that way keeps an estimate of that order.  So a list or set keeps its distinct
+    coupons in a fixed order, and an HLL sketch is merged into itself, which marks it out of order: its
+    estimate then comes from its registers alone (the composite estimator, as for every union of two HLL
+    sketches).
+    """
+    return canonical_array(pa.array([sketch], pa.binary()))[0].as_py()
+
+
+def canonical_array(sketches: pa.Array) -> pa.BinaryArray:
+    """``canonical`` of each sketch (nulls stay null): compact lists and sets all at once, their coupons put in
+    order where they are (the preamble of such an image depends on their count only); the rest one by one."""
+    sketches = sketches.cast(pa.binary())
+    data, starts, lengths = _images(sketches)
+    present = np.flatnonzero(np.asarray(sketches.is_valid()))
+    ordered = (lengths[present] >= 8) & _coupon_images(data, starts[present])
+    if not ordered.all():
+        values = sketches.to_pylist()
+        for i in present[~ordered].tolist():
+            values[i] = _canonical_image(values[i])
+        sketches = pa.array(values, pa.binary())
+        data, starts, lengths = _images(sketches)
+    listed = present[_coupon_images(data, starts[present])]
+    first = starts[listed] + 4 * data[starts[listed]].astype(np.int64) if len(listed) else listed  # after the preamble
+    counts = (starts[listed] + lengths[listed] - first) // 4
+    total = int(counts.sum())
+    if not total:
+        return sketches
+    owner = np.repeat(np.arange(len(listed)), counts)
+    where = np.repeat(first - 4 * (np.cumsum(counts) - counts), counts) + 4 * np.arange(total)
+    where = where[:, None] + np.arange(4)
+    with np.errstate(over="ignore"):
+        keys = np.sort(owner.astype(np.uint64) << np.uint64(32) | (data[where].view("<u4").ravel() * _SHUFFLE))
+        data[where] = (keys.astype(np.uint32) * _UNSHUFFLE).astype("<u4").view(np.uint8).reshape(-1, 4)
+    validity, offsets = sketches.buffers()[:2]
+    return pa.Array.from_buffers(
+        pa.binary(), len(sketches), [validity, offsets, pa.py_buffer(data)], sketches.null_count, sketches.offset
+    )
+
+
+def _images(sketches: pa.BinaryArray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """A writable copy of the array's data buffer, and where each image starts in it and its length."""
+    n = len(sketches)
+    _, offsets_buffer, data_buffer = sketches.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int32, n + 1, sketches.offset * 4).astype(np.int64)
+    data = np.frombuffer(data_buffer, np.uint8).copy() if data_buffer is not None else None
+    return data, offsets[:-1], np.diff(offsets)
+
+
+def _coupon_images(data: np.ndarray | None, starts: np.ndarray) -> np.ndarray:
+    """Which images are compact, non-empty lists or sets (a preamble, then their distinct coupons)."""
+    if data is None or not len(starts):
+        return np.zeros(len(starts), bool)
+    flags, mode = data[starts + 5], data[starts + 7] & 3
+    return (flags & (_COMPACT_FLAG | _EMPTY_FLAG) == _COMPACT_FLAG) & (mode != _HLL_MODE)
+
+
+def _canonical_image(sketch: bytes) -> bytes:
+    """An empty sketch as ``empty_sketch``; an HLL one merged into itself; an updatable list or set compacted
+    (its coupons left for ``canonical_array`` to order)."""
+    lg_k = sketch[3]
+    if sketch[5] & _EMPTY_FLAG:
+        return empty_sketch(lg_k)
+    parsed = datasketches.hll_sketch.deserialize(sketch)
+    union = datasketches.hll_union(lg_k)
+    union.update(parsed)
+    if sketch[7] & 3 == _HLL_MODE:
+        union.update(parsed)
+    return union.get_result().serialize_compact()

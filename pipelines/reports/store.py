@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.reports import hll_coupons
 from pipelines.reports.ownership import STREAM_OWNER, Ownership, decide
 from pipelines.reports.traffic import GRAIN_UNITS, Key, TrafficPartial, stored_breakdown
 from retention import commit
@@ -83,7 +84,9 @@ def store_rows(
 ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """The store's ``traffic`` row and ``breakdown`` rows of one (bucket, host, source) of a run.
 
-    Built where the key was merged, so that writing a run's store files only concatenates them.
+    Built where the key was merged, so that writing a run's store files only concatenates them.  Visitor
+    sketches are stored ``hll_coupons.canonical``: their estimates, and so every report's, do not depend on
+    the order the partials were merged in, nor on the worker count.
     """
     start, host, source = key
     partial.compact_seconds()
@@ -105,7 +108,7 @@ def store_rows(
                 "seconds": partial.seconds,
                 "second_requests": partial.second_requests,
                 "second_bytes": partial.second_bytes,
-                "visitors_hll": partial.visitors,
+                "visitors_hll": hll_coupons.canonical(partial.visitors),
                 "response_ms_kll": partial.response_ms,
                 "geoip_configured": geoip_configured,
             }
@@ -131,7 +134,7 @@ def store_rows(
         "value": pa.array(values, pa.string()),
         "requests": pa.array(requests, pa.int64()),
         "bytes": pa.array(sizes, pa.int64()),
-        "visitors_hll": pa.array(sketches, pa.binary()),
+        "visitors_hll": hll_coupons.canonical_array(pa.array(sketches, pa.binary())),
     }
     breakdown = pa.RecordBatch.from_arrays([columns[name] for name in BREAKDOWN_STORE.names], schema=BREAKDOWN_STORE)
     return traffic, breakdown

@@ -62,3 +62,46 @@ def test_small_groups_written_directly_are_the_bytes_the_library_writes(monkeypa
         monkeypatch.setattr(hll_coupons, "_LIST_MAX", 0)
         assert direct == hll_coupons.sketches(groups, 122, coupons, lg_k)
         monkeypatch.undo()
+
+
+def _merged(parts: list[list[str]], lg_k: int) -> bytes:
+    union = datasketches.hll_union(lg_k)
+    for part in parts:
+        union.update(_updated(part, lg_k))
+    return union.get_result().serialize_compact()
+
+
+@pytest.mark.parametrize("distinct", [0, 1, 7, 8, 96, 97, 300, 5000])
+@pytest.mark.parametrize("lg_k", [10, 12])
+def test_canonical_sketches_of_the_same_values_are_the_same_bytes_however_merged(distinct, lg_k):
+    """List, set and HLL mode: any order and any merge tree give one image, with the estimate of the values'
+    coupons (lists and sets: exact) or of the registers (HLL: as a union of HLL sketches estimates)."""
+    rng = random.Random(distinct)
+    values = [f"198.51.{i >> 8}.{i & 255}" for i in range(distinct)]
+    images = set()
+    for _ in range(4):
+        rng.shuffle(values)
+        cuts = sorted(rng.sample(range(distinct + 1), min(3, distinct + 1)))
+        parts = [values[a:b] for a, b in zip([0, *cuts], [*cuts, distinct])]
+        for sketch in (_merged([values], lg_k), _merged(parts, lg_k), _updated(values, lg_k).serialize_updatable()):
+            images.add(hll_coupons.canonical(sketch))
+    (image,) = images
+    estimate = datasketches.hll_sketch.deserialize(image).get_estimate()
+    if distinct <= 96:
+        assert estimate == _updated(values, lg_k).get_estimate()
+    if distinct >= 300 and lg_k == 10:
+        halves = _merged([values[: distinct // 2]], lg_k), _merged([values[distinct // 2 :]], lg_k)
+        union = datasketches.hll_union(lg_k)
+        for half in halves:
+            union.update(datasketches.hll_sketch.deserialize(half))
+        assert estimate == union.get_estimate()
+    assert hll_coupons.canonical(image) == image
+
+
+def test_canonical_array_is_canonical_of_each_sketch():
+    values = [f"203.0.113.{i}" for i in range(200)]
+    sketches = [_merged([values[:n]], lg_k) for n in (0, 1, 5, 40, 200) for lg_k in (10, 12)]
+    sketches += [None, _updated(values[:30], 10).serialize_updatable(), sketches[3]]
+    column = pa.array([b"", *sketches], pa.binary()).slice(1)
+    assert hll_coupons.canonical_array(column).to_pylist() == [hll_coupons.canonical(s) for s in sketches]
+    assert hll_coupons.canonical(None) is None
