@@ -23,7 +23,7 @@ from pipelines.options import local_worker_processes
 from pipelines.read import ReadLogChunks, open_raw
 from pipelines.reports.health import run_event_end, write_run_health
 from retention import commit
-from retention.ledger import FileOutcome, FilePlan, Ledger, produced_alert_ids
+from retention.ledger import FileOutcome, FilePlan, Ledger
 from schemas.config import Config
 
 
@@ -116,8 +116,9 @@ def run_batch(
     with commit.RunLease(output, run_id):
         recovered = commit.recover(output, own_run=run_id)
         opener = functools.partial(open_raw, follow_symlinks=follow_symlinks)
-        plans = Ledger.load(output).plan(list_files(inputs, follow_symlinks), opener, reprocess)
-        already = frozenset(produced_alert_ids(output))
+        ledger = Ledger.load(output)
+        plans = ledger.plan(list_files(inputs, follow_symlinks), opener, reprocess)
+        already = ledger.alert_ids
         commit.begin_transaction(output, run_id, {"kind": "batch", "planned": [p.path for p in plans]})
         counts, page, alerts = RunCounts(), None, []
         if any(not p.nothing_to_read for p in plans):

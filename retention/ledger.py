@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import os
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
@@ -142,20 +143,25 @@ class FileOutcome:
 
 
 class Ledger:
-    """The histories of every file identity that completed transactions of an archive recorded."""
+    """The histories of every file identity that completed transactions of an archive recorded, and the alert ids
+    those runs raised."""
 
-    def __init__(self, histories: dict[str, FileHistory] | None = None):
+    def __init__(self, histories: dict[str, FileHistory] | None = None, alert_ids: frozenset[str] = frozenset()):
         self.histories = histories or {}
+        self.alert_ids = alert_ids
 
     @classmethod
     def load(cls, root: str) -> Ledger:
+        """Every completed run's record, read once: an archive of a year of nightly runs has 365 of them."""
         histories: dict[str, FileHistory] = {}
+        alert_ids: list = []
         for txn, record in commit.completed_transactions(root).items():
             for item in record.get("inputs", ()):
                 history = histories.setdefault(item["key"], FileHistory(item["key"], int(item["head_bytes"])))
                 if int(item["end"]) > int(item["start"]):
                     history.ranges.append(ArchivedRange(int(item["start"]), int(item["end"]), int(item["lines"]), txn))
-        return cls(histories)
+            alert_ids.append(record.get("alert_ids", ()))
+        return cls(histories, frozenset(itertools.chain.from_iterable(alert_ids)))
 
     def identify(self, path: str, open_raw: Callable[[str], BinaryIO]) -> tuple[FileIdentity, FileHistory | None]:
         """The file's identity, and its history when some run archived part of it (matched on the history's head)."""
@@ -216,7 +222,4 @@ def _size(path: str) -> int:
 
 def produced_alert_ids(root: str) -> set[str]:
     """Alert ids that completed runs already raised (so a rerun does not raise them again)."""
-    ids: set[str] = set()
-    for record in commit.completed_transactions(root).values():
-        ids.update(record.get("alert_ids", ()))
-    return ids
+    return set(Ledger.load(root).alert_ids)

@@ -105,6 +105,32 @@ def test_beam_comes_without_httplib2_and_beartype_until_it_uses_them(job):
     assert uses["answers"] == [*uses["real"], False] == [True, False, False]
 
 
+#: Collections the cyclic collector ran while the command loaded (until its parser was built), and after.
+GC_PROBE = """\
+import gc, json, sys
+from pipelines import cli
+started, loaded = [], []
+gc.callbacks.append(lambda phase, info: phase == "start" and started.append(info["generation"]))
+build_parser = cli.build_parser
+cli.build_parser = lambda argv: (build_parser(argv), loaded.append(len(started)))[0]
+code = cli.main(sys.argv[1:])
+print(json.dumps({"code": code, "while_loading": loaded[0], "in_all": len(started), "frozen": gc.get_freeze_count(),
+                  "enabled": gc.isenabled()}))
+"""
+
+
+def test_the_command_loads_without_the_cyclic_collector_which_then_runs_as_before(job, tmp_path):
+    """~200 collections walked the ever larger heap of modules while Beam, pyarrow and the command loaded."""
+    config = tmp_path / "logwarden.yaml"
+    config.write_text(keys_yaml(tmp_path))
+    argv = ["batch", "-i", str(ACCESS_LOG), "-o", str(tmp_path / "out"), "-c", str(config), "--direct_num_workers=1"]
+    done = python(GC_PROBE, *argv)
+    assert done.returncode == 0, done.stderr[-3000:]
+    gc = json.loads(done.stdout.splitlines()[-1])
+    assert gc["code"] == 0 and gc["while_loading"] == 0
+    assert gc["in_all"] > 0 and gc["enabled"] and gc["frozen"] > 50_000  # the job's own garbage is collected
+
+
 def test_the_report_and_key_commands_load_after_the_job_and_the_report_is_published(job):
     assert (
         _named(job["during"], "jinja2", "pyarrow.dataset", "pipelines.reports.publish", "pipelines.commands.keys") == []

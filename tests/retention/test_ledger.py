@@ -118,3 +118,18 @@ def test_device_and_inode_are_recorded_for_local_files(tmp_path, archive):
     with open(log, "rb") as raw:
         [chunk] = iter_chunks(raw, str(log), skip_bytes=len(lines(4)))
     assert chunk.data == lines(6, start=4)
+
+
+def test_one_reading_of_each_record_says_what_was_archived_and_which_alerts_were_raised(tmp_path, archive, monkeypatch):
+    """A batch run starts by reading every completed run's record: once, not once more for the alert ids."""
+    log = tmp_path / "access.log"
+    log.write_bytes(lines(10))
+    [plan] = Ledger.load(str(archive)).plan([str(log)], open_raw)
+    complete(archive, "run1", [plan], {str(log): (log.stat().st_size, 10)}, alert_ids=["a1", "a2"])
+    complete(archive, "run2", [plan], {}, alert_ids=["a3"])
+    reads, read_bytes = [], commit.read_bytes
+    monkeypatch.setattr(commit, "read_bytes", lambda path: reads.append(path) or read_bytes(path))
+    ledger = Ledger.load(str(archive))
+    assert ledger.alert_ids == {"a1", "a2", "a3"} == produced_alert_ids(str(archive))
+    assert ledger.plan([str(log)], open_raw)[0].nothing_to_read
+    assert len(reads) == 2 * 2  # two records, for the ledger and again for produced_alert_ids above
