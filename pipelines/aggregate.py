@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections import Counter
 
 import apache_beam as beam
@@ -29,7 +30,9 @@ class LiveTraffic:
     ``TrafficPartial.merge`` unions sketches as bytes: two deserialisations, a union and a serialisation per
     breakdown value per merge (thousands per partial).  Here each value keeps one union (made when a second
     sketch for it arrives) and is serialised once, by ``materialize``.  Rare values are folded into "(other)"
-    at the same points as ``TrafficPartial.merge`` does (beyond ``MERGE_VALUES`` only).
+    at the same points as ``TrafficPartial.merge`` does (beyond ``MERGE_VALUES`` only).  Values are interned:
+    every hour of a run holds mostly the same paths, browsers and referrers, and the accumulators of all
+    of them live until the input is read (one copy of each string instead of one per key: ~8 MiB at 5M lines).
     """
 
     __slots__ = ("partial", "response_ms", "slots", "visitors")
@@ -65,7 +68,7 @@ class LiveTraffic:
             for value, (requests, size, sketch) in values.items():
                 slot = slots.get(value)
                 if slot is None:
-                    slots[value] = [requests, size, sketch, None]
+                    slots[sys.intern(value)] = [requests, size, sketch, None]
                     continue
                 slot[0] += requests
                 slot[1] += size
