@@ -15,6 +15,7 @@ for the other at the end, and 1, 2 or 4 workers read the same ranges.
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -73,33 +74,61 @@ def plan_ranges(
     """Line-aligned ranges of about ``range_bytes`` covering ``[start, end)``; one range when splitting does not apply.
 
     ``start`` (a line start, at line ``first_line``) and ``end`` let a run read only what earlier runs did not.
+    The scan stops at the last cut: the lines after it need no counting (a quarter of the file, cut in four).
     """
     if compression_of(path):
         return [FileRange(path, start, None, first_line, format_spec)]
+    stop = end if end is not None else _size(raw)
     if start:
         raw.seek(start)
-    source = _Window(raw, None if end is None else end - start)
+    source = _Window(raw, None if stop is None else stop - start)
     boundaries = [(start, first_line)]  # (byte offset, line number) where each range starts
     position, lines, want = start, first_line - 1, start + range_bytes
-    while block := source.read(_SCAN_BYTES):
-        while want < position + len(block):
-            newline = block.find(b"\n", want - position)
+    block, counter = bytearray(_SCAN_BYTES), _Counter(_SCAN_BYTES)
+    while stop is None or want < stop:
+        size = source.readinto(block)
+        if not size:
+            stop = position  # the end, wherever the file ends now
+            break
+        while want < position + size:
+            newline = block.find(b"\n", want - position, size)
             if newline < 0:
                 break
             boundary = position + newline + 1
-            boundaries.append((boundary, lines + _newlines(block, newline + 1) + 1))
+            boundaries.append((boundary, lines + counter.newlines(block, newline + 1) + 1))
             want = boundary + range_bytes
-        lines += _newlines(block)
-        position += len(block)
-    boundaries = [b for b in boundaries if b[0] < position] or [(start, first_line)]
+        if stop is not None and want >= stop:
+            break
+        lines += counter.newlines(block, size)
+        position += size
+    boundaries = [b for b in boundaries if b[0] < stop] or [(start, first_line)]
     ends = [offset for offset, _ in boundaries[1:]] + [end]
-    return [FileRange(path, offset, stop, line, format_spec) for (offset, line), stop in zip(boundaries, ends)]
+    return [FileRange(path, offset, until, line, format_spec) for (offset, line), until in zip(boundaries, ends)]
 
 
-def _newlines(block: bytes, end: int = -1) -> int:
-    """The newlines in ``block`` (its first ``end`` bytes), counted vectorised: ``bytes.count`` took 1.5 times
-    the CPU (1.1 s against 0.7 per GB), on one worker while the other waited for the planned ranges."""
-    return int(np.count_nonzero(np.frombuffer(block, np.uint8, end) == _NEWLINE))
+def _size(raw: BinaryIO) -> int | None:
+    """Where ``raw`` ends now (it is left where it was); None when it cannot seek: then it is scanned to its end."""
+    try:
+        here = raw.tell()
+        size = raw.seek(0, io.SEEK_END)
+        raw.seek(here)
+    except (OSError, ValueError):
+        return None
+    return size
+
+
+class _Counter:
+    """Newlines in a block, counted vectorised into a buffer of its own: ``bytes.count`` took 1.5 times the CPU
+    (1.1 s against 0.7 per GB), and fresh 8 MiB blocks per read another 10 %, on one worker while the other waited
+    for the planned ranges."""
+
+    def __init__(self, size: int):
+        self._hits = np.empty(size, bool)
+
+    def newlines(self, block: bytearray, end: int) -> int:
+        hits = self._hits[:end]
+        np.equal(np.frombuffer(block, np.uint8, end), _NEWLINE, out=hits)
+        return int(np.count_nonzero(hits))
 
 
 class _Window:
@@ -117,6 +146,17 @@ class _Window:
         data = self._raw.read(self._left if n < 0 else min(n, self._left))
         self._left -= len(data)
         return data
+
+    def readinto(self, buffer: bytearray) -> int:
+        view = memoryview(buffer)
+        if self._left is not None:
+            view = view[: max(self._left, 0)]
+        if not len(view):
+            return 0
+        size = self._raw.readinto(view) or 0
+        if self._left is not None:
+            self._left -= size
+        return size
 
 
 def read_range(

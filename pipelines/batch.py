@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import time
 import uuid
+from collections.abc import Callable
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -98,13 +100,16 @@ def run_batch(
     dead_letter_jsonl: str | None = None,
     follow_symlinks: bool = False,
     reprocess: bool = False,
+    while_the_job_runs: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> BatchRun:
     """Run the batch pipeline over what of the inputs no earlier run archived, to completion; return its counts.
 
     The run is one transaction (``retention.commit``): it holds a lease on the archive, first withdraws or
     finishes what killed runs left, then commits day by day out of readers' sight, and completes with the
     ledger record of the byte ranges it archived and the alert ids it raised; only then is it visible.
-    ``reprocess`` reads every input whole again, into a new run.
+    ``reprocess`` reads every input whole again, into a new run.  ``while_the_job_runs()`` is held open around
+    building and running the job (the command's local worker pool and progress display), and only when there
+    is something to read: a rerun with nothing new forks no workers.
     """
     run_id = new_run_id()
     started = time.monotonic()
@@ -116,12 +121,13 @@ def run_batch(
         commit.begin_transaction(output, run_id, {"kind": "batch", "planned": [p.path for p in plans]})
         counts, page, alerts = RunCounts(), None, []
         if any(not p.nothing_to_read for p in plans):
-            pipeline = beam.Pipeline(options=options)
-            build_batch_pipeline(
-                pipeline, [], output, config, run_id, dead_letter_jsonl, follow_symlinks, plans, already
-            )
-            result = pipeline.run()
-            result.wait_until_finish()
+            with while_the_job_runs():
+                pipeline = beam.Pipeline(options=options)
+                build_batch_pipeline(
+                    pipeline, [], output, config, run_id, dead_letter_jsonl, follow_symlinks, plans, already
+                )
+                result = pipeline.run()
+                result.wait_until_finish()
             counts = RunCounts.from_result(result)
         outbox = run_outbox(output, config) if config.alerts.enabled else None
         if outbox is not None:

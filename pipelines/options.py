@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
 
-from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, _BeamArgumentParser
 
 from schemas.config import RunnerConfig
 
@@ -56,7 +57,7 @@ def pipeline_options(beam_args: list[str], runner: RunnerConfig, default_workers
     if not _given(args, "--runner"):
         args.append(f"--runner={runner.name}")
     options = _Options(args)
-    local = options.get_all_options()["runner"] in LOCAL_RUNNERS
+    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
     if local and workers not in (None, 1) and not _given(args, "--direct_num_workers"):
         args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
         options = _Options(args)
@@ -80,12 +81,18 @@ def default_local_workers() -> int:
     return min(cores, MAX_DEFAULT_WORKERS)
 
 
+def _runs_local_processes(options: PipelineOptions) -> bool:
+    """The local runner in ``multi_processing`` mode.  Read from views, which ``_Options`` keeps: the graph asks
+    this several times, and each ``get_all_options`` parses every flag of every Beam option class again."""
+    runner, direct = options.view_as(StandardOptions).runner, options.view_as(DirectOptions)
+    return runner in LOCAL_RUNNERS and direct.direct_running_mode == "multi_processing"
+
+
 def local_worker_processes(options: PipelineOptions) -> int:
     """How many worker processes the local runner starts (0: it runs the job in its own process)."""
-    values = options.get_all_options()
-    if values.get("runner") not in LOCAL_RUNNERS or values.get("direct_running_mode") != "multi_processing":
+    if not _runs_local_processes(options):
         return 0
-    return values.get("direct_num_workers") or os.cpu_count() or 1
+    return options.view_as(DirectOptions).direct_num_workers or os.cpu_count() or 1
 
 
 class _FlagParser(_BeamArgumentParser):
@@ -96,9 +103,15 @@ class _FlagParser(_BeamArgumentParser):
 
 
 def _beam_parser() -> _FlagParser:
+    return _parser_of(tuple(PipelineOptions.__subclasses__()))  # as Beam's get_all_options collects them
+
+
+@functools.cache
+def _parser_of(classes: tuple[type, ...]) -> _FlagParser:
+    """Made once per set of option classes: the command line's check asks twice, ~4 ms each."""
     parser = _FlagParser(allow_abbrev=False, add_help=False)
     seen: dict[str, type] = {}
-    for cls in PipelineOptions.__subclasses__():  # as Beam's get_all_options collects them
+    for cls in classes:
         seen.setdefault(str(cls), cls)
     for cls in seen.values():
         cls._add_argparse_args(parser)
@@ -124,9 +137,7 @@ def quiet_local_workers(options: PipelineOptions, verbose: int = 0):
     the ordinary way; ``PIPELINE_OPTIONS_FILE``, which Beam's worker reads first, gives
     them one (warnings and errors still show).  ``-vv`` keeps Beam's own logging.
     """
-    values = options.get_all_options()
-    local_processes = values.get("runner") in LOCAL_RUNNERS and values.get("direct_running_mode") == "multi_processing"
-    if verbose >= 2 or not local_processes or "PIPELINE_OPTIONS_FILE" in os.environ:
+    if verbose >= 2 or not _runs_local_processes(options) or "PIPELINE_OPTIONS_FILE" in os.environ:
         yield
         return
     quiet = {

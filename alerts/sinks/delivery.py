@@ -19,6 +19,7 @@ can the retry on the next run reach it twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -35,6 +36,9 @@ _POLL_SECONDS = 0.05
 #: How long a send in flight at the deadline may still take, for a sink that does not say (a local file, stdout).
 DEFAULT_IN_FLIGHT_SECONDS = 10.0
 DEADLINE_PASSED = "did not finish before the delivery deadline"
+#: What ``Delivery.finish`` queues so that a worker waiting on its empty queue ends at once, not a poll later
+#: (50 ms after every batch run's delivery).
+_WAKE = None
 
 
 def in_flight_seconds(sink: Sink) -> float:
@@ -95,12 +99,16 @@ class _SinkWorker(threading.Thread):
 
     def run(self) -> None:
         while True:
+            closing = self.closing.is_set()
             try:
-                alert_id, payload = self.queue.get(timeout=_POLL_SECONDS)
+                item = self.queue.get_nowait() if closing else self.queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
-                if self.closing.is_set():
+                if closing:
                     return
                 continue
+            if item is _WAKE:
+                continue
+            alert_id, payload = item
             with self._lock:
                 if self.stopped or time.monotonic() >= self.deadline:
                     self.stopped = True
@@ -150,10 +158,12 @@ class _SinkWorker(threading.Thread):
             drained = 0
             while True:
                 try:
-                    alert_id, _ = self.queue.get_nowait()
+                    item = self.queue.get_nowait()
                 except queue.Empty:
                     break
-                self.undelivered.append(alert_id)
+                if item is _WAKE:
+                    continue
+                self.undelivered.append(item[0])
                 drained += 1
             if self.error is None and (drained or self.busy is not None):
                 self.error = DEADLINE_PASSED
@@ -225,6 +235,8 @@ class Delivery:
         deadline = self._deadline if wait_seconds is None else min(self._deadline, time.monotonic() + wait_seconds)
         for worker in self._workers.values():
             worker.closing.set()
+            with contextlib.suppress(queue.Full):  # a full queue's worker is not waiting: it sees ``closing`` next
+                worker.queue.put_nowait(_WAKE)
         for worker in self._workers.values():
             worker.join(max(0.0, deadline - time.monotonic()))
         stopped_at = time.monotonic()

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from apache_beam.io.filesystems import FileSystems
 
 from alerts.outbox import Outbox
-from alerts.sinks import Sink, shared_view
+from alerts.sinks import RenderedAlert, Sink, shared_view
 from alerts.sinks.delivery import Delivery
 
 _LOG = logging.getLogger("logwarden")
@@ -120,7 +120,9 @@ def deliver_with_retry(
         return outcome
 
     def view(alert: dict[str, Any], sink: Sink) -> dict[str, Any]:
-        return alert if sink.internal else shared_view(alert, outbox.key_hash(alert.get("group_key")))
+        if sink.internal:
+            return RenderedAlert(alert, outbox.alert_json(alert))
+        return shared_view(alert, outbox.key_hash(alert.get("group_key")))
 
     with confirmed_at_once(outbox) as on_delivered:
         delivery = Delivery(sinks, deadline_seconds, queue_size, view, on_delivered=on_delivered)

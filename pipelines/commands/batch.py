@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import sys
@@ -219,20 +220,36 @@ def run(args) -> int:
             "(raw log lines are personal data; delete them when done)",
             file=sys.stderr,
         )
-    try:
+    collectors: list[progress.Collector] = []
+
+    @contextlib.contextmanager
+    def while_the_job_runs():
+        """Forked workers (they prepare while the job is built) and the progress display: only for a job."""
         with (
-            free_finished_stages(),  # before forking: the workers inherit it
             forked_workers(local_worker_processes(options), user_agent.prepare if config.enrich.enabled else None),
             progress.watch(files) as collector,
             quiet_local_workers(options, args.verbose),
         ):
+            collectors.append(collector)
+            yield
+
+    try:
+        with free_finished_stages():  # before forking: the workers inherit it
             result = run_batch(
-                files, args.output, config, options, args.dead_letter_jsonl, args.follow_symlinks, args.reprocess
+                files,
+                args.output,
+                config,
+                options,
+                args.dead_letter_jsonl,
+                args.follow_symlinks,
+                args.reprocess,
+                while_the_job_runs,
             )
     except Exception as problem:  # the runner's error, said once, without a traceback wall
         print(f"logwarden: error: the batch job failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE
-    print(summary(result, collector.totals if collector.totals.files else None, _sink_names(config)), file=sys.stderr)
+    totals = collectors[0].totals if collectors and collectors[0].totals.files else None
+    print(summary(result, totals, _sink_names(config)), file=sys.stderr)
     code, problems = outcome(result.counts, config.input.format, files)
     for problem in [*problems, untrusted_writer_hint(config.keys, args.output)]:
         if problem:

@@ -170,11 +170,18 @@ def _breakdown(breakdown: pa.Table, labels: dict, options: ReportOptions) -> dic
     """
     if breakdown.num_rows == 0:
         return {}
-    hosts = pa.array([labels.get(h, OTHER_HOSTS) for h in breakdown["url_domain"].to_pylist()], pa.string())
+    shown = [labels.get(h, OTHER_HOSTS) for h in breakdown["url_domain"].to_pylist()]
     table = breakdown.select(["dimension", "value", "requests", "bytes", "visitors_hll"])
-    both = pa.concat_tables(
-        [table.append_column("h", hosts), table.append_column("h", pa.array([ALL] * table.num_rows, pa.string()))]
-    )
+    everywhere = table.append_column("h", pa.array([ALL] * table.num_rows, pa.string()))
+    if len(set(shown)) == 1 and shown[0] != ALL:
+        # One shown host (most logs): its tables are the all-hosts tables, ranked once (half the work).
+        tables = _ranked(everywhere, options).get(ALL, {})
+        return {shown[0]: {d: [dict(r) for r in rows] for d, rows in tables.items()}, ALL: tables}
+    return _ranked(pa.concat_tables([table.append_column("h", pa.array(shown, pa.string())), everywhere]), options)
+
+
+def _ranked(both: pa.Table, options: ReportOptions) -> dict[str, dict[str, list[dict]]]:
+    """``_breakdown``'s tables of the rows of ``both``, whose ``h`` names the host (or ``ALL``) they count for."""
     both = both.append_column("key", pc.binary_join_element_wise(both["h"], both["dimension"], both["value"], "\x00"))
     sums = both.group_by(["h", "dimension", "value"]).aggregate([("requests", "sum"), ("bytes", "sum")])
     items: dict[tuple[str, str], list] = defaultdict(list)
@@ -307,9 +314,18 @@ def build_report(
     for i, (b, host) in enumerate(zip(buckets.tolist(), host_of_row)):
         groups[ALL][b].append(i)
         groups[host][b].append(i)
+    figured: dict[tuple, dict] = {}
+
+    def figures(rows: list[int], start: int, seconds: int) -> dict:
+        # A host with every row (a log of one site) has the all-hosts figures: worked out once, copied.
+        key = (tuple(rows), start, seconds)
+        if key not in figured:
+            figured[key] = _figures(rows, cols, seconds_of, start, seconds)
+        return dict(figured[key])
+
     series = {
         host: [
-            {"bucket_start": dt.datetime.fromtimestamp(b, dt.timezone.utc), **_figures(rows, cols, seconds_of, b, size)}
+            {"bucket_start": dt.datetime.fromtimestamp(b, dt.timezone.utc), **figures(rows, b, size)}
             for b, rows in sorted(by_bucket.items())
         ]
         for host, by_bucket in groups.items()
@@ -318,7 +334,7 @@ def build_report(
     window_end = min(last_end, int(period_end.timestamp())) if len(starts) else window_start
     window = max(window_end - window_start, 1)
     totals = {
-        host: _figures([i for rows in by_bucket.values() for i in rows], cols, seconds_of, window_start, window)
+        host: figures([i for rows in by_bucket.values() for i in rows], window_start, window)
         for host, by_bucket in groups.items()
     }
     hosts = sorted({h for h in host_of_row if h != OTHER_HOSTS}) + ([OTHER_HOSTS] if OTHER_HOSTS in host_of_row else [])

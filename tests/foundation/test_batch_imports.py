@@ -1,7 +1,8 @@
 """What a ``logwarden batch`` process imports: every start pays for it, and the job's peak memory holds it.
 
 Beam comes without its BigQuery and MongoDB connectors (``pipelines.lean_beam``), which still import whole
-afterwards; the report's libraries and the key commands load only when they are used, after the job.
+afterwards, and without httplib2 and beartype until Beam uses them; the report's libraries and the key
+commands load only when they are used, after the job.
 """
 
 from __future__ import annotations
@@ -77,6 +78,31 @@ def test_beam_comes_without_bigquery_and_pymongo_which_still_import_afterwards(j
     assert job["bigquery"] and job["mongo"]
     assert "bson" not in job["stderr"]  # mongodbio's warning about the refused import stays quiet
     assert job["gcs"] == python(GCS).stdout.strip()  # gs:// as with Beam imported whole
+
+
+#: After ``import_beam``: Beam's uses of the deferred libraries, each answering as the real library does.
+DEFERRED_USES = """\
+import json, sys, typing
+from pipelines.lean_beam import import_beam
+import_beam()
+before = sorted(m for m in ("httplib2", "pyparsing", "beartype") if m in sys.modules)
+from apache_beam.internal.http_client import get_new_http
+from apache_beam.typehints.typehints import is_consistent_with
+answers = [is_consistent_with(bool, int, use_beartype=True), is_consistent_with(int, bool, use_beartype=True),
+           is_consistent_with(1, int, use_beartype=True)]  # beartype raises on 1: Beam's except makes it False
+import beartype.door, httplib2
+print(json.dumps({"before": before, "http": type(get_new_http()) is httplib2.Http, "answers": answers,
+                  "real": [beartype.door.is_subhint(bool, int), beartype.door.is_subhint(int, bool)]}))
+"""
+
+
+def test_beam_comes_without_httplib2_and_beartype_until_it_uses_them(job):
+    assert _named(job["after"], "httplib2", "pyparsing", "beartype") == []  # 0.1 s of CPU and 8 MiB a start
+    done = python(DEFERRED_USES)
+    assert done.returncode == 0, done.stderr[-3000:]
+    uses = json.loads(done.stdout.splitlines()[-1])
+    assert uses["before"] == [] and uses["http"]
+    assert uses["answers"] == [*uses["real"], False] == [True, False, False]
 
 
 def test_the_report_and_key_commands_load_after_the_job_and_the_report_is_published(job):

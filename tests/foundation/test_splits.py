@@ -40,6 +40,37 @@ def test_ranges_cover_the_file_exactly_once(lines, range_bytes):
         assert number == data[:offset].count(b"\n") + 1
 
 
+def test_planning_reads_no_further_than_the_last_cut_and_cuts_where_a_full_scan_does(monkeypatch):
+    """The planner runs on one worker while the others wait: the lines after its last cut are not read."""
+    import parsers.splits
+
+    monkeypatch.setattr(parsers.splits, "_SCAN_BYTES", 64)
+    data = b"".join(b"%d\n" % (n * 37 % 1000) for n in range(400))
+    read = []
+
+    class Counted(io.BytesIO):
+        def read(self, size=-1):
+            read.append(len(data := super().read(size)))
+            return data
+
+        def readinto(self, buffer):
+            read.append(super().readinto(buffer))
+            return read[-1]
+
+    ranges = plan_ranges(Counted(data), "a.log", "combined", len(data) // 4)
+    cuts = [(r.start, r.first_line) for r in ranges]
+    assert [r.end for r in ranges] == [start for start, _ in cuts[1:]] + [None] and len(cuts) == 4
+    want, expected = len(data) // 4, [(0, 1)]
+    while (cut := data.find(b"\n", want) + 1) and cut < len(data):  # the cuts a scan of the whole file makes
+        expected.append((cut, data[:cut].count(b"\n") + 1))
+        want = cut + len(data) // 4
+    assert cuts == expected and sum(read) < cuts[-1][0] + 64 < len(data)
+    # a plan of part of a file (what earlier runs did not read) stops at its end, not the file's
+    part = plan_ranges(io.BytesIO(data), "a.log", "combined", 100, cuts[1][0], cuts[1][1], cuts[2][0])
+    assert part[0].start == cuts[1][0] and part[-1].end == cuts[2][0] and len(part) > 1
+    assert all(r.first_line == data[: r.start].count(b"\n") + 1 for r in part)
+
+
 def test_compressed_files_stay_whole():
     [whole] = plan_ranges(io.BytesIO(b"x" * 1000), "a.log.gz", "combined", 10)
     assert (whole.start, whole.end, whole.first_line) == (0, None, 1)

@@ -239,6 +239,17 @@ def test_a_plain_batch_command_forks_the_default_workers(tmp_path):
     assert job_result(tmp_path, "plain", err)[0] == (2000, 0)
 
 
+def test_a_rerun_with_nothing_new_to_read_forks_no_workers(tmp_path):
+    """Forked children would prepare their matchers (~0.3 s each) for no job, and the command would wait."""
+    first = start_batch(ACCESS_LOG, tmp_path, "rerun", *TWO_WORKERS)
+    assert len(pool_pids(first)) == 2
+    finish(first)
+    again = start_batch(ACCESS_LOG, tmp_path, "rerun", *TWO_WORKERS)
+    out, err = finish(again)
+    assert "already archived by run" in err and "0 new lines" in err
+    assert "pids" not in out  # the pool was never opened
+
+
 @pytest.mark.skipif(not can_fork(), reason="the parent-death signal is Linux's")
 def test_a_process_started_with_die_with_parent_ends_when_its_parent_is_killed(tmp_path):
     """A harness or command killed with -9 must not leave its stream job or worker running for ever."""
