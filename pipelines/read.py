@@ -11,7 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from parsers import w3c
 from parsers.lines import LineChunk
-from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, head_lines
+from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStats, count_newlines, head_lines
 from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
 from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, range_size, read_range
 from pipelines import coders, metrics
@@ -106,7 +106,7 @@ class ReadRangeFn(beam.DoFn):
         with open_raw(file_range.path, self._follow) as raw:
             for chunk in read_range(raw, file_range, self._chunk_bytes, stats, self._timezone, self._max_line_bytes):
                 read_bytes += chunk.span
-                read_lines += chunk.data.count(b"\n") + (not chunk.data.endswith(b"\n"))
+                read_lines += count_newlines(chunk.data) + (not chunk.data.endswith(b"\n"))
                 yield chunk
         self._bytes.inc(stats.bytes_read)
         metrics.counter(metrics.input_counter_name(metrics.INPUT_BYTES, file_range.path)).inc(read_bytes)

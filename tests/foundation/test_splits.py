@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.lines import split_lines
+from parsers.reader import count_newlines
 from parsers.splits import plan_ranges, read_range
 from pipelines.batch import run_batch
 from pipelines.options import pipeline_options
@@ -69,6 +70,14 @@ def test_planning_reads_no_further_than_the_last_cut_and_cuts_where_a_full_scan_
     part = plan_ranges(io.BytesIO(data), "a.log", "combined", 100, cuts[1][0], cuts[1][1], cuts[2][0])
     assert part[0].start == cuts[1][0] and part[-1].end == cuts[2][0] and len(part) > 1
     assert all(r.first_line == data[: r.start].count(b"\n") + 1 for r in part)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.integers(0, 3000))
+def test_the_vectorised_line_count_is_the_count_of_newlines(data, cut):
+    """What line numbers and the ledger's line counts of each input are made of (``iter_chunks``, ``ReadRangeFn``)."""
+    data = data.replace(b"\x0b", b"\n")[cut:]
+    assert count_newlines(data) == data.count(b"\n")
 
 
 def test_compressed_files_stay_whole():
