@@ -220,11 +220,22 @@ def observe_many(observer: Observer, batches: list[pa.RecordBatch]) -> list:
 
 
 def join_batches(batches: list[pa.RecordBatch]) -> tuple[pa.RecordBatch, np.ndarray | None]:
-    """Batches of one file read in a row as one batch and, per row, the index of the batch it came from."""
+    """Batches of one file read in a row as one batch and, per row, the index of the batch it came from.
+
+    ``batches`` is emptied: the join goes column by column, and each column's pieces are let go once joined, so
+    the batches are not held twice over while they are copied (at 64k rows the copy had doubled the ~27 MiB the
+    observed columns hold, and that moment was the batch job's peak of Arrow memory)."""
     if len(batches) == 1:
-        return batches[0], None
+        return batches.pop(), None
+    schema = batches[0].schema
     segments = np.repeat(np.arange(len(batches)), [b.num_rows for b in batches])
-    return pa.concat_batches(batches), segments
+    pieces = [[b.column(i) for b in batches] for i in range(len(schema))]
+    batches.clear()
+    joined = []
+    for i in range(len(pieces)):
+        joined.append(pa.concat_arrays(pieces[i]))
+        pieces[i] = None  # this column's pieces go now, not with the last column
+    return pa.RecordBatch.from_arrays(joined, schema=schema), segments
 
 
 def kept_whole(rules: RuleSet, dataset: str) -> frozenset[str]:

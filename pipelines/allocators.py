@@ -16,6 +16,12 @@ loaded, not from the pool ``pyarrow.set_memory_pool`` sets; so the variable is s
 
 The environment it sets is inherited by the worker processes a runner starts; a setting already in the
 environment wins.
+
+glibc gives back on its own only the free memory at the top of its heap; what is freed below a block still in use
+stays resident.  ``trim_heap`` hands those pages back at the moments a batch job's memory peaks: when a stage
+starts after another's DoFns were torn down (42 MiB of the heap was free at the aggregate write, the job's peak
+then) and before each observing of held rows (20-30 MiB free at the main stage's peak).  About a dozen calls per
+million lines, each a few milliseconds.
 """
 
 from __future__ import annotations
@@ -47,6 +53,17 @@ def _pyarrow_has_jemalloc() -> bool:
     return False
 
 
+def _libc():
+    libc_name = ctypes.util.find_library("c")
+    return ctypes.CDLL(libc_name) if libc_name else None
+
+
+def trim_heap() -> None:
+    """glibc's free heap pages handed back to the system now (``malloc_trim``); nothing elsewhere."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
 def hand_back_freed_memory() -> None:
     """Arrow's jemalloc pool (when pyarrow has it) and a fixed glibc mmap threshold, here and in workers.
 
@@ -64,7 +81,11 @@ def hand_back_freed_memory() -> None:
             except NotImplementedError:  # a pyarrow built without jemalloc keeps its default pool
                 pass
     os.environ.setdefault(MMAP_ENV, str(MMAP_THRESHOLD_BYTES))
-    libc_name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(libc_name) if libc_name else None
+    libc = _libc()
     if libc is not None and hasattr(libc, "mallopt"):  # glibc: this process read its environment at start
         libc.mallopt(M_MMAP_THRESHOLD, int(os.environ[MMAP_ENV]))
+
+
+_LIBC = _libc()
+#: glibc's ``malloc_trim``, None where the C library has none (musl, macOS).
+_TRIM = getattr(_LIBC, "malloc_trim", None) if _LIBC is not None else None

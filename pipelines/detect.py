@@ -43,6 +43,7 @@ from alerts.sinks.delivery import Delivery
 from alerts.sinks.owed import DeliveryOutcome, deliver_with_retry, owe_alerts
 from pipelines import metrics, progress
 from pipelines import spill as spill_files
+from pipelines.allocators import trim_heap
 from pipelines.spill import SpilledHits, SpillWriter, fold_order, ordered_records
 from retention.alert_store import write_alerts
 from retention.keyring import writer_keys
@@ -157,12 +158,10 @@ class ObserveFn(_CarriesRules, beam.DoFn):
 
 
 def observe_unread(observer: Observer, unread: list) -> list[Hits]:
-    """``alerts.observe.observe_many`` of a file's batches held unread, emptying ``unread`` once they are joined:
-    the joined copy is all observing needs, so the batches are not held twice while the rules run (at the
-    4 MiB default chunk that was a third of the batch job's Arrow memory at its peak)."""
-    joined = join_batches(unread)
-    unread.clear()
-    return observer.observe(*joined)
+    """``alerts.observe.observe_many`` of a file's batches held unread, emptying ``unread`` as they are joined
+    (``join_batches``): the joined copy is all observing needs, so the batches are not held twice while the rules
+    run (at the 4 MiB default chunk that was a third of the batch job's Arrow memory at its peak)."""
+    return observer.observe(*join_batches(unread))
 
 
 #: A bounded replay observes consecutive batches of one file joined up to about this many rows: evaluating every
@@ -240,6 +239,7 @@ class SpillHitsFn(_CarriesRules, beam.DoFn):
 
     def _spill(self, batches: list) -> None:
         """``batches`` (one file's, read in a row) observed joined and their hits spilled; ``batches`` is emptied."""
+        trim_heap()  # observing's working set comes next: on the heap's free pages, not on top of them
         with collector_paused():
             self._write(observe_unread(self._observer, batches))
 

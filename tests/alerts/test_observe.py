@@ -104,3 +104,39 @@ def test_batches_observed_joined_give_the_hits_and_evidence_of_each_batch_observ
     assert _comparable(alerts) == _comparable(replay(default_rules, merge_hits(apart)))
     assert _comparable(alerts) == _comparable(replay(default_rules, one_by_one))
     assert any(e["line"] for a in alerts for e in a["evidence"])
+
+
+def test_joining_a_files_held_batches_never_holds_them_twice(monkeypatch):
+    """A bounded run joins up to 64k held rows of a file before observing them; the join lets each column's pieces
+    go once that column is joined, so the Arrow memory it holds stays about one copy of the batches (the old
+    ``concat_batches`` of batches still held made two, the main stage's peak of Arrow memory)."""
+    import numpy as np
+
+    from alerts import observe
+
+    def owned_batch(seed: int) -> pa.RecordBatch:  # buffers of its own, as each parsed batch has
+        rng = np.random.default_rng(seed)
+        names = ["ua", "path", "line"]
+        return pa.RecordBatch.from_arrays(
+            [pa.array([f"{n}-{v:012d}" * 4 for v in rng.integers(0, 10**12, 20_000)]) for n in names], names=names
+        )
+
+    held = [owned_batch(s) for s in range(4)]
+    expected = pa.concat_batches(held)
+    one_copy = expected.nbytes
+    del expected
+    before = pa.total_allocated_bytes()
+    during: list[int] = []
+    concat = pa.concat_arrays
+
+    def watched(arrays, *args, **kwargs):
+        during.append(pa.total_allocated_bytes() - before)
+        return concat(arrays, *args, **kwargs)
+
+    monkeypatch.setattr(pa, "concat_arrays", watched)
+    joined, segments = observe.join_batches(held)
+    assert held == []  # the caller's list no longer holds the batches
+    assert pa.total_allocated_bytes() - before <= 0.05 * one_copy  # only the joined copy is left
+    assert during and max(during) <= 0.45 * one_copy  # each column's pieces went before the next was joined
+    assert joined.num_rows == 80_000 and np.bincount(segments).tolist() == [20_000] * 4
+    assert joined.equals(pa.concat_batches([owned_batch(s) for s in range(4)]))
