@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections import Counter
 
 import apache_beam as beam
 import datasketches
 import pyarrow as pa
+from apache_beam.transforms.window import GlobalWindows
 
 from pipelines import coders
 from pipelines.reports import traffic
@@ -29,7 +31,9 @@ class LiveTraffic:
     ``TrafficPartial.merge`` unions sketches as bytes: two deserialisations, a union and a serialisation per
     breakdown value per merge (thousands per partial).  Here each value keeps one union (made when a second
     sketch for it arrives) and is serialised once, by ``materialize``.  Rare values are folded into "(other)"
-    at the same points as ``TrafficPartial.merge`` does (beyond ``MERGE_VALUES`` only).
+    at the same points as ``TrafficPartial.merge`` does (beyond ``MERGE_VALUES`` only).  Values are interned:
+    every hour of a run holds mostly the same paths, browsers and referrers, and the accumulators of all
+    of them live until the input is read (one copy of each string instead of one per key: ~8 MiB at 5M lines).
     """
 
     __slots__ = ("partial", "response_ms", "slots", "visitors")
@@ -65,7 +69,7 @@ class LiveTraffic:
             for value, (requests, size, sketch) in values.items():
                 slot = slots.get(value)
                 if slot is None:
-                    slots[value] = [requests, size, sketch, None]
+                    slots[sys.intern(value)] = [requests, size, sketch, None]
                     continue
                 slot[0] += requests
                 slot[1] += size
@@ -168,6 +172,45 @@ class MergeTrafficFn(beam.CombineFn):
         return partial
 
 
+#: Batches in a row that must leave a key untouched before ``PrecombineFn`` hands its partial on.
+STALE_BATCHES = 4
+
+
+class PrecombineFn(beam.DoFn):
+    """A bundle's batches to partials merged per key, each key handed on once ``STALE_BATCHES`` batches in a
+    row have not touched it, the rest at the end of the bundle.
+
+    Beam's lifted combine kept every key's accumulator (breakdown values, live sketches) until the fused
+    stage had read its whole input, so the stage's memory grew with the hours a run covers.  A log is read
+    in time order: an hour is done once later hours have arrived.  A key seen again after it was handed on
+    starts a new partial; the merge after the shuffle gives the same store either way.
+    """
+
+    def __init__(self, grain: str, sources: dict[str, str]):
+        self._grain = grain
+        self._sources = sources
+
+    def start_bundle(self):
+        self._live: dict[Key, list] = {}  # key -> [LiveTraffic, the batch that last touched it]
+        self._batches = 0
+
+    def process(self, batch: pa.RecordBatch):
+        self._batches += 1
+        for key, partial in partials_from_batch(batch, self._grain, self._sources):
+            entry = self._live.get(key)
+            if entry is None:
+                entry = self._live[key] = [LiveTraffic(), 0]
+            entry[0].merge(partial)
+            entry[1] = self._batches
+        for key in [k for k, (_, last) in self._live.items() if self._batches - last >= STALE_BATCHES]:
+            yield key, self._live.pop(key)[0].materialize()
+
+    def finish_bundle(self):
+        live, self._live = self._live, {}
+        for key, (accumulator, _) in live.items():
+            yield GlobalWindows.windowed_value((key, accumulator.materialize()))
+
+
 class AggregateTraffic(beam.PTransform):
     """Access-event batches in; one ``((bucket, host, source), TrafficPartial)`` per bucket, host and source out.
 
@@ -185,10 +228,9 @@ class AggregateTraffic(beam.PTransform):
         return (
             batches
             | "Partials"
-            >> beam.FlatMap(partials_from_batch, self._grain, self._sources).with_output_types(
-                tuple[Key, TrafficPartial]
-            )
-            | "MergePartials" >> beam.CombinePerKey(MergeTrafficFn())
+            >> beam.ParDo(PrecombineFn(self._grain, self._sources)).with_output_types(tuple[Key, TrafficPartial])
+            | "GroupPartials" >> beam.GroupByKey()
+            | "MergePartials" >> beam.CombineValues(MergeTrafficFn())
         )
 
 

@@ -129,3 +129,12 @@ def test_stored_rows_do_not_depend_on_how_partials_were_grouped_or_ordered(monke
         cut = sorted(rng.choice(np.arange(1, len(order)), 2, replace=False))
         _same_rows(_stored(_combined([order[: cut[0]], order[cut[0] : cut[1]], order[cut[1] :]])), expected)
         _same_rows(_stored(_plain(order)), expected)  # the live report windows merge this way
+
+
+def test_accumulators_of_different_keys_share_their_value_strings():
+    """Every hour's accumulator lives until the input is read: a path seen in all of them is held once."""
+    fn = MergeTrafficFn()
+    accumulators = [fn.add_input(fn.create_accumulator(), p) for p in _partials(pieces=2)]
+    paths = [{v: v for v in a.slots["path"]} for a in accumulators]
+    common = paths[0].keys() & paths[1].keys()
+    assert common and all(paths[0][v] is paths[1][v] for v in common)

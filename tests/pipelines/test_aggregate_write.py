@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from bench.reports import day_batch
-from pipelines.aggregate import AggregateTraffic, WriteAggregates
+from pipelines.aggregate import STALE_BATCHES, AggregateTraffic, MergeTrafficFn, PrecombineFn, WriteAggregates
 from pipelines.reports.store import store_tables
 from pipelines.reports.traffic import TrafficPartial, partials_from_batch
 from retention.layout import aggregates_dir
@@ -93,3 +93,24 @@ def test_two_worker_processes_store_what_one_stores(batches, tmp_path):
     two = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     got = run_and_read(batches, str(tmp_path / "two"), two)
     assert_same_store(got, run_and_read(batches, str(tmp_path / "one")), in_order=False)
+
+
+def test_a_log_read_in_time_order_holds_only_its_last_hours_while_it_is_read():
+    """Each hour's partial is handed on once later batches have left it behind (the fused stage's memory
+    no longer grows with the hours a run covers), and the store is what waiting for the end gives."""
+    day = day_batch(0, hosts=1, per_hour=120, rng=np.random.default_rng(5))
+    day = day.take(pa.compute.sort_indices(day["timestamp"]))
+    batches = [day.slice(start, 50) for start in range(0, day.num_rows, 50)]
+    fn = PrecombineFn("hour", SOURCES)
+    fn.start_bundle()
+    early, held = [], []
+    for batch in batches:
+        early += fn.process(batch)
+        held.append(len(fn._live))
+    rest = [windowed.value for windowed in fn.finish_bundle()]
+    assert max(held) <= 8 and len(early) >= 24 - STALE_BATCHES and len(rest) <= STALE_BATCHES, held
+    partials: dict = defaultdict(list)
+    for key, partial in early + rest:
+        partials[key].append(partial)
+    merged = [(key, MergeTrafficFn().apply(ps)) for key, ps in partials.items()]
+    assert_same_store(store_tables(merged, "r1", "hour", False), expected_tables(batches), in_order=True)
