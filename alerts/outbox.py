@@ -186,10 +186,13 @@ class Outbox:
         return FileSystems.join(layout.staging_dir(self.output, run_id), "alerts")
 
     def write_part(self, run_id: str, alerts: Iterable[Mapping[str, Any]]) -> str:
-        """One bundle's alerts as one encrypted part file (complete, or not there at all)."""
+        """Alerts as one encrypted part file (complete, or not there at all)."""
+        return self.write_part_lines(run_id, [alert_to_json(a) + "\n" for a in alerts])
+
+    def write_part_lines(self, run_id: str, lines: list[str]) -> str:
+        """``write_part`` of alerts already rendered, one ``alert_to_json`` line each."""
         path = FileSystems.join(self.parts_dir(run_id), f"part-{uuid.uuid4().hex}.bin")
-        text = "".join(alert_to_json(a) + "\n" for a in alerts)
-        _write_atomically(path, _seal(self._public, text.encode("utf-8"), "part"))
+        _write_atomically(path, _seal(self._public, "".join(lines).encode("utf-8"), "part"))
         return path
 
     def run_alerts(self, run_id: str) -> list[dict[str, Any]]:
