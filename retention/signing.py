@@ -152,7 +152,8 @@ def load_or_create_signer(path: str | os.PathLike) -> tuple[Signer, bool]:
         return read_signer(path), False
     except SigningError:
         if Path(path).expanduser().exists():
-            raise
+            # a bad key file, or one another process linked into place since the read: read it again
+            return read_signer(path), False
     signer = Signer.generate()
     try:
         write_signer(path, signer)

@@ -55,3 +55,23 @@ def test_a_process_that_finds_a_keyring_just_made_finishes_its_signing_key_and_t
     signer = signing.read_signer(signing_key)
     keyring = Keyring(directory)
     assert signer.id in keyring.trusted_signers(keyring.custodian_public())
+
+
+def test_a_signing_key_made_by_another_process_between_looking_and_making_is_taken(tmp_path, monkeypatch):
+    """The race test's rare failure: the key was missing when read, and there when looked for again (another
+    process linked it into place): it is read, not reported missing."""
+    path = tmp_path / "signing.key"
+    made = signing.Signer.generate()
+    real = signing.read_signer
+    calls = []
+
+    def first_missing(p):
+        calls.append(p)
+        if len(calls) == 1:
+            signing.write_signer(path, made)  # the other process, just after this one looked
+            raise signing.SigningError(f"no signing key at {p}")
+        return real(p)
+
+    monkeypatch.setattr(signing, "read_signer", first_missing)
+    signer, created = signing.load_or_create_signer(path)
+    assert not created and signer.public_key == made.public_key
