@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections import Counter
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import datasketches
@@ -23,6 +24,8 @@ from pipelines.reports.traffic import (
     by_requests,
     partials_from_batch,
 )
+from pipelines.spill import new_key
+from pipelines.staged import Staged, Stager
 
 
 class LiveTraffic:
@@ -133,16 +136,6 @@ def _fold_rare_slots(slots: dict[str, list], keep: int) -> dict[str, list]:
     return kept
 
 
-class _AccumulatorCoder(coders.TrafficPartialCoder):
-    """Accumulators cross the shuffle as plain ``TrafficPartial``s."""
-
-    def encode(self, value) -> bytes:
-        return super().encode(value.materialize() if isinstance(value, LiveTraffic) else value)
-
-    def estimate_size(self, value) -> int:
-        return super().estimate_size(value.partial if isinstance(value, LiveTraffic) else value)
-
-
 @beam.typehints.with_input_types(TrafficPartial)
 @beam.typehints.with_output_types(TrafficPartial)
 class MergeTrafficFn(beam.CombineFn):
@@ -150,9 +143,6 @@ class MergeTrafficFn(beam.CombineFn):
 
     def create_accumulator(self) -> LiveTraffic:
         return LiveTraffic()
-
-    def get_accumulator_coder(self):
-        return _AccumulatorCoder()
 
     def add_input(self, accumulator: LiveTraffic, partial: TrafficPartial) -> LiveTraffic:
         return accumulator.merge(partial)
@@ -162,9 +152,6 @@ class MergeTrafficFn(beam.CombineFn):
         for accumulator in accumulators:
             merged.merge(accumulator)
         return merged
-
-    def compact(self, accumulator: LiveTraffic) -> TrafficPartial:
-        return accumulator.materialize() if isinstance(accumulator, LiveTraffic) else accumulator
 
     def extract_output(self, accumulator: LiveTraffic) -> TrafficPartial:
         partial = accumulator.materialize() if isinstance(accumulator, LiveTraffic) else accumulator
@@ -186,9 +173,14 @@ class PrecombineFn(beam.DoFn):
     starts a new partial; the merge after the shuffle gives the same store either way.
     """
 
-    def __init__(self, grain: str, sources: dict[str, str]):
+    def __init__(self, grain: str, sources: dict[str, str], stager: Stager | None = None):
         self._grain = grain
         self._sources = sources
+        self._stager = stager
+
+    def _handed_on(self, key: Key, accumulator: LiveTraffic) -> tuple[Key, TrafficPartial | Staged]:
+        partial = accumulator.materialize()
+        return key, (self._stager.put(partial) if self._stager is not None else partial)
 
     def start_bundle(self):
         self._live: dict[Key, list] = {}  # key -> [LiveTraffic, the batch that last touched it]
@@ -203,42 +195,67 @@ class PrecombineFn(beam.DoFn):
             entry[0].merge(partial)
             entry[1] = self._batches
         for key in [k for k, (_, last) in self._live.items() if self._batches - last >= STALE_BATCHES]:
-            yield key, self._live.pop(key)[0].materialize()
+            yield self._handed_on(key, self._live.pop(key)[0])
 
     def finish_bundle(self):
         live, self._live = self._live, {}
         for key, (accumulator, _) in live.items():
-            yield GlobalWindows.windowed_value((key, accumulator.materialize()))
+            yield GlobalWindows.windowed_value(self._handed_on(key, accumulator))
+
+
+class MergePartialsFn(beam.DoFn):
+    """One key's partials after the shuffle (staged, or the partials themselves) merged into one, read one at a
+    time."""
+
+    def __init__(self, stager: Stager | None = None):
+        self._stager = stager
+
+    def process(self, grouped: tuple[Key, Iterable[TrafficPartial | Staged]]):
+        key, partials = grouped
+        fn = MergeTrafficFn()
+        accumulator = fn.create_accumulator()
+        for partial in partials:
+            accumulator = fn.add_input(
+                accumulator, self._stager.get(partial) if isinstance(partial, Staged) else partial
+            )
+        yield key, fn.extract_output(accumulator)
 
 
 class AggregateTraffic(beam.PTransform):
     """Access-event batches in; one ``((bucket, host, source), TrafficPartial)`` per bucket, host and source out.
 
     ``sources`` maps each input path to its ingest-ledger key (``retention.ledger.FileIdentity.key``), so the
-    store can tell a re-read of the same log from new traffic.
+    store can tell a re-read of the same log from new traffic.  ``staging``: a bounded run's ``(output, run_id)``,
+    whose partials cross the shuffle as files in its staging folder (``pipelines.staged``); None: as elements.
     """
 
-    def __init__(self, grain: str = "hour", sources: dict[str, str] | None = None):
+    def __init__(
+        self, grain: str = "hour", sources: dict[str, str] | None = None, staging: tuple[str, str] | None = None
+    ):
         super().__init__()
         self._grain = grain
         self._sources = dict(sources or {})
+        self._staging = staging
 
     def expand(self, batches):
         coders.register()
+        stager = Stager(*self._staging, new_key()) if self._staging is not None else None
         return (
             batches
             | "Partials"
-            >> beam.ParDo(PrecombineFn(self._grain, self._sources)).with_output_types(tuple[Key, TrafficPartial])
+            >> beam.ParDo(PrecombineFn(self._grain, self._sources, stager)).with_output_types(
+                tuple[Key, TrafficPartial | Staged] if stager is not None else tuple[Key, TrafficPartial]
+            )
             | "GroupPartials" >> beam.GroupByKey()
-            | "MergePartials" >> beam.CombineValues(MergeTrafficFn())
+            | "MergePartials" >> beam.ParDo(MergePartialsFn(stager)).with_output_types(tuple[Key, TrafficPartial])
         )
 
 
 class WriteAggregates(beam.PTransform):
     """A run's merged partials into the aggregate store.
 
-    Each key's rows are built where it was merged (on every worker); one step then gathers them under one
-    key (a run's rows are small) and writes the run's two store files.
+    Each key's rows are built where it was merged (on every worker) and staged (``pipelines.staged``); one step
+    then gathers their names under one key and writes the run's two store files.
     """
 
     def __init__(self, output: str, run_id: str, grain: str, geoip_configured: bool):
@@ -249,14 +266,20 @@ class WriteAggregates(beam.PTransform):
         coders.register()
         output, run_id, grain, geoip = self._args
 
-        def rows(result: tuple[Key, TrafficPartial]) -> tuple[int, KeyRows]:
+        stager = Stager(output, run_id, new_key())
+
+        def rows(result: tuple[Key, TrafficPartial]) -> tuple[int, Staged]:
             key, partial = result
-            return 0, (key, *store_rows(key, partial, run_id, grain, geoip))
+            return 0, stager.put((key, *store_rows(key, partial, run_id, grain, geoip)))
+
+        def write(gathered: tuple[int, Iterable[Staged]]) -> list[str]:
+            rows: Iterator[KeyRows] = (stager.get(staged) for staged in gathered[1])
+            return write_run_rows(rows, output, run_id)
 
         # One group under one key (not ``ToList``, whose accumulators would cross as pickled lists).
         return (
             results
-            | "StoreRows" >> beam.Map(rows).with_output_types(tuple[int, tuple[Key, pa.RecordBatch, pa.RecordBatch]])
+            | "StoreRows" >> beam.Map(rows).with_output_types(tuple[int, Staged])
             | "Collect" >> beam.GroupByKey()
-            | "Write" >> beam.FlatMap(lambda keyed: write_run_rows(keyed[1], output, run_id))
+            | "Write" >> beam.FlatMap(write)
         )

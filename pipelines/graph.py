@@ -130,7 +130,8 @@ def build_graph(
         geoip = bool(config.enrich.enabled and config.enrich.geoip_databases)
         (
             access
-            | "AggregateTraffic" >> AggregateTraffic(config.reports.bucket, sources)
+            | "AggregateTraffic"
+            >> AggregateTraffic(config.reports.bucket, sources, (output, run_id) if bounded else None)
             | "WriteAggregates" >> WriteAggregates(output, run_id, config.reports.bucket, geoip)
         )
     return outputs

@@ -18,7 +18,7 @@ from bench.reports import day_batch
 from pipelines.aggregate import STALE_BATCHES, AggregateTraffic, MergeTrafficFn, PrecombineFn, WriteAggregates
 from pipelines.reports.store import store_tables
 from pipelines.reports.traffic import TrafficPartial, partials_from_batch
-from retention.layout import aggregates_dir
+from retention.layout import aggregates_dir, staging_dir
 
 SOURCES = {"/logs/access-0.log": "ledger-key-0"}
 
@@ -38,12 +38,14 @@ def expected_tables(batches) -> tuple[pa.Table, pa.Table]:
     return store_tables(list(merged.items()), "r1", "hour", False)
 
 
-def run_and_read(batches, output: str, options: PipelineOptions | None = None) -> tuple[pa.Table, pa.Table]:
+def run_and_read(
+    batches, output: str, options: PipelineOptions | None = None, staged: bool = False
+) -> tuple[pa.Table, pa.Table]:
     with TestPipeline(options=options) as p:
         (
             p
             | beam.Create(batches)
-            | AggregateTraffic("hour", SOURCES)
+            | AggregateTraffic("hour", SOURCES, (output, "r1") if staged else None)
             | WriteAggregates(output, "r1", "hour", geoip_configured=False)
         )
     directory = aggregates_dir(output)
@@ -93,6 +95,19 @@ def test_two_worker_processes_store_what_one_stores(batches, tmp_path):
     two = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     got = run_and_read(batches, str(tmp_path / "two"), two)
     assert_same_store(got, run_and_read(batches, str(tmp_path / "one")), in_order=False)
+
+
+def test_a_bounded_run_s_partials_and_rows_cross_the_shuffle_as_sealed_staging_files(batches, tmp_path):
+    """What two workers hand on is file names: the store is the same, and the run's staging folder, which a
+    killed run leaves behind until its rerun, holds nothing readable (no host name, path or agent)."""
+    two = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    output = str(tmp_path / "staged")
+    got = run_and_read(batches, output, two, staged=True)
+    assert_same_store(got, expected_tables(batches), in_order=True)
+    staged = list(Path(staging_dir(output, "r1")).glob("*.staged"))
+    assert len(staged) > 24 * 3  # a file per handed-on partial and per key's rows
+    host = batches[0].column("url_domain")[0].as_py().encode()
+    assert host and not any(host in f.read_bytes() for f in staged)
 
 
 def test_a_log_read_in_time_order_holds_only_its_last_hours_while_it_is_read():
