@@ -14,8 +14,12 @@ for the other at the end, and 1, 2 or 4 workers read the same ranges.
 
 from __future__ import annotations
 
+import bisect
+import concurrent.futures
 import dataclasses
 import io
+import itertools
+import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -26,6 +30,8 @@ from parsers.reader import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, ReadStat
 
 DEFAULT_RANGE_BYTES = 64 * 1024 * 1024
 _SCAN_BYTES = 8 * 1024 * 1024
+#: What is read at a time looking for the newline after a cut.
+_PROBE_BYTES = 64 * 1024
 _NEWLINE = ord("\n")
 #: Ranges cut for balance are never smaller than this (or than ``range_bytes``, when that is smaller).
 MIN_RANGE_BYTES = 1024 * 1024
@@ -70,40 +76,117 @@ def plan_ranges(
     start: int = 0,
     first_line: int = 1,
     end: int | None = None,
+    threads: int = 1,
 ) -> list[FileRange]:
     """Line-aligned ranges of about ``range_bytes`` covering ``[start, end)``; one range when splitting does not apply.
 
     ``start`` (a line start, at line ``first_line``) and ``end`` let a run read only what earlier runs did not.
-    The scan stops at the last cut: the lines after it need no counting (a quarter of the file, cut in four).
+    The cuts are found by seeking; then the newlines before the last cut are counted (the lines after it need no
+    counting: a quarter of the file, cut in four), by ``threads`` threads at once where ``raw`` is an open file
+    (counting releases the GIL: the planning worker's other cores are idle until the ranges are read).
     """
     if compression_of(path):
         return [FileRange(path, start, None, first_line, format_spec)]
     stop = end if end is not None else _size(raw)
-    if start:
-        raw.seek(start)
-    source = _Window(raw, None if stop is None else stop - start)
-    boundaries = [(start, first_line)]  # (byte offset, line number) where each range starts
+    if stop is None:
+        boundaries = _scanned_boundaries(raw, start, first_line, range_bytes)
+    else:
+        cuts = _cuts(raw, start, stop, range_bytes)
+        lines = _newlines_between(raw, [start, *cuts], threads)
+        boundaries = [(start, first_line)]
+        for cut, counted in zip(cuts, lines, strict=True):
+            boundaries.append((cut, boundaries[-1][1] + counted))
+    ends = [offset for offset, _ in boundaries[1:]] + [end]
+    return [FileRange(path, offset, until, line, format_spec) for (offset, line), until in zip(boundaries, ends)]
+
+
+def _cuts(raw: BinaryIO, start: int, stop: int, range_bytes: int) -> list[int]:
+    """Where each range after the first begins: just after the first newline at or past every ``range_bytes``
+    from the previous cut, before ``stop``."""
+    cuts, want = [], start + range_bytes
+    while want < stop:
+        raw.seek(want)
+        offset, boundary = want, None
+        while boundary is None and offset < stop:
+            probe = raw.read(min(_PROBE_BYTES, stop - offset))
+            if not probe:
+                return cuts  # the file ends before ``stop`` now
+            newline = probe.find(b"\n")
+            if newline >= 0:
+                boundary = offset + newline + 1
+            offset += len(probe)
+        if boundary is None or boundary >= stop:
+            return cuts
+        cuts.append(boundary)
+        want = boundary + range_bytes
+    return cuts
+
+
+def _newlines_between(raw: BinaryIO, offsets: list[int], threads: int) -> list[int]:
+    """The newlines in each ``[offsets[i], offsets[i + 1])``: the work cut into ``threads`` shares of equal bytes,
+    each read at its offsets (``os.preadv``, no shared file position) and counted by a thread of its own."""
+    if len(offsets) < 2:
+        return []
+    first, last = offsets[0], offsets[-1]
+    try:
+        fd = raw.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        fd = None
+    if fd is None or not hasattr(os, "preadv"):
+        threads = 1
+    share_starts = [first + (last - first) * k // threads for k in range(1, threads)]
+    points = sorted({*offsets, *share_starts})
+    groups: list[list[tuple[int, int, int]]] = [[] for _ in range(threads)]
+    for a, b in itertools.pairwise(points):
+        groups[bisect.bisect_right(share_starts, a)].append((bisect.bisect_right(offsets, a) - 1, a, b))
+    counts = [0] * (len(offsets) - 1)
+
+    def count(group: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+        block, counter = bytearray(_SCAN_BYTES), _Counter(_SCAN_BYTES)
+        found = []
+        for segment, a, b in group:
+            total = 0
+            while a < b:
+                view = memoryview(block)[: min(_SCAN_BYTES, b - a)]
+                if fd is not None:
+                    size = os.preadv(fd, [view], a)
+                else:
+                    raw.seek(a)
+                    size = raw.readinto(view) or 0
+                if not size:
+                    break
+                total += counter.newlines(block, size)
+                a += size
+            found.append((segment, total))
+        return found
+
+    if threads == 1:
+        results = [count(groups[0])]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="logwarden-plan") as pool:
+            results = list(pool.map(count, groups))
+    for found in results:
+        for segment, total in found:
+            counts[segment] += total
+    return counts
+
+
+def _scanned_boundaries(raw: BinaryIO, start: int, first_line: int, range_bytes: int) -> list[tuple[int, int]]:
+    """``(offset, line)`` of each range of a stream that cannot seek, read once to its end."""
+    boundaries = [(start, first_line)]
     position, lines, want = start, first_line - 1, start + range_bytes
     block, counter = bytearray(_SCAN_BYTES), _Counter(_SCAN_BYTES)
-    while stop is None or want < stop:
-        size = source.readinto(block)
-        if not size:
-            stop = position  # the end, wherever the file ends now
-            break
+    while size := raw.readinto(block):
         while want < position + size:
-            newline = block.find(b"\n", want - position, size)
+            newline = block.find(b"\n", max(want - position, 0), size)  # want may end the block before
             if newline < 0:
                 break
             boundary = position + newline + 1
             boundaries.append((boundary, lines + counter.newlines(block, newline + 1) + 1))
             want = boundary + range_bytes
-        if stop is not None and want >= stop:
-            break
         lines += counter.newlines(block, size)
         position += size
-    boundaries = [b for b in boundaries if b[0] < stop] or [(start, first_line)]
-    ends = [offset for offset, _ in boundaries[1:]] + [end]
-    return [FileRange(path, offset, until, line, format_spec) for (offset, line), until in zip(boundaries, ends)]
+    return [b for b in boundaries if b[0] < position] or [(start, first_line)]
 
 
 def _size(raw: BinaryIO) -> int | None:

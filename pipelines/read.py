@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -53,6 +54,11 @@ def splittable(format_spec: str) -> bool:
     return entry_start(format_spec) is None and w3c.family_of(format_spec) is None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (what ``taskset`` or a container allows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class PlanRangesFn(beam.DoFn):
     """Decide one file's format, then cut what is to be read of it into line-aligned ranges for parallel reading.
 
@@ -80,7 +86,7 @@ class PlanRangesFn(beam.DoFn):
             yield FileRange(path, start, end, first_line, format_spec)
             return
         with open_raw(path, self._follow) as raw:
-            yield from plan_ranges(raw, path, format_spec, range_bytes, start, first_line, end)
+            yield from plan_ranges(raw, path, format_spec, range_bytes, start, first_line, end, usable_cores())
 
 
 class ReadRangeFn(beam.DoFn):

@@ -46,6 +46,7 @@ def test_planning_reads_no_further_than_the_last_cut_and_cuts_where_a_full_scan_
     import parsers.splits
 
     monkeypatch.setattr(parsers.splits, "_SCAN_BYTES", 64)
+    monkeypatch.setattr(parsers.splits, "_PROBE_BYTES", 16)  # what is read after each cut to find its line end
     data = b"".join(b"%d\n" % (n * 37 % 1000) for n in range(400))
     read = []
 
@@ -97,3 +98,41 @@ def test_pipeline_reads_a_split_file_with_exact_accounting(examples, tmp_path, w
     offsets = sorted(table.column("log_offset").to_pylist())
     data = (examples / "logs" / "access.log").read_bytes()
     assert offsets == [0] + [i + 1 for i, byte in enumerate(data[:-1]) if byte == 10]
+
+
+class _Unseekable(io.BytesIO):
+    """A pipe-like stream: it cannot seek, so its size is unknown until it ends."""
+
+    def seekable(self):
+        return False
+
+    def seek(self, *args):
+        raise io.UnsupportedOperation("seek")
+
+    def tell(self):
+        raise io.UnsupportedOperation("tell")
+
+
+@pytest.mark.parametrize("range_bytes", [97, 1000, 4096])
+def test_counting_in_threads_or_reading_a_stream_gives_the_ranges_of_one_scan(tmp_path, monkeypatch, range_bytes):
+    """A file's newlines are counted by several threads when the planner may use several cores; a stream that
+    cannot seek is read once to its end: the cuts and line numbers are the same."""
+    import parsers.splits
+
+    monkeypatch.setattr(parsers.splits, "_SCAN_BYTES", 256)  # several blocks per share
+    data = b"".join(b"%d %s\n" % (n, b"x" * (n * 7919 % 50)) for n in range(600))
+    path = tmp_path / "a.log"
+    path.write_bytes(data)
+    plans = []
+    for threads in (1, 2, 3):
+        with open(path, "rb") as raw:
+            plans.append(plan_ranges(raw, str(path), "combined", range_bytes, threads=threads))
+    plans.append(plan_ranges(_Unseekable(data), str(path), "combined", range_bytes))
+    want, cuts = range_bytes, [0]
+    while (cut := data.find(b"\n", want) + 1) and cut < len(data):  # each cut after the first newline past its mark
+        cuts.append(cut)
+        want = cut + range_bytes
+    assert [r.start for r in plans[0]] == cuts and len(cuts) > 3
+    assert all(plan == plans[0] for plan in plans)
+    assert all(r.first_line == data[: r.start].count(b"\n") + 1 for r in plans[0])
+    assert all(data[r.start - 1 : r.start] == b"\n" for r in plans[0][1:])
