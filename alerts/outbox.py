@@ -151,6 +151,10 @@ def _read(path: str) -> bytes | None:
         return handle.read()
 
 
+#: How many alert ids' tokens an outbox remembers (``Outbox.id_token``).
+TOKENS_KEPT = 100_000
+
+
 class Outbox:
     """The outbox of one output directory; workers hold ``public`` only, the job's driver also ``private``."""
 
@@ -167,6 +171,10 @@ class Outbox:
         self._pending_seen: tuple[tuple, list] | None = None
         #: ``id(alert) -> (alert, its JSON)`` for the alerts ``run_alerts`` read (``alert_json``).
         self._texts: dict[int, tuple[dict, str]] = {}
+        #: ``id_token`` by alert id: a batch run asks for each of its alerts' token up to four times (owing them,
+        #: before delivering, as each sink confirms, recording what each sink has).  Emptied when it reaches
+        #: ``TOKENS_KEPT``, so a stream's outbox does not grow with every alert it ever delivered.
+        self._tokens: dict[str, str] = {}
 
     @classmethod
     def with_key(cls, output: str, private: bytes, folder: tuple[str, ...] = (OUTBOX_DIR,)) -> Outbox:
@@ -278,7 +286,12 @@ class Outbox:
         return hmac.new(self._private, text, hashlib.sha256).hexdigest()[:32]
 
     def id_token(self, alert_id: str) -> str:
-        return self._mac(b"id\x1f" + alert_id.encode())
+        token = self._tokens.get(alert_id)
+        if token is None:
+            if len(self._tokens) >= TOKENS_KEPT:
+                self._tokens.clear()
+            token = self._tokens[alert_id] = self._mac(b"id\x1f" + alert_id.encode())
+        return token
 
     def delivered(self, sink_name: str) -> set[str]:
         data = _read(self._ids_path(sink_name))

@@ -391,3 +391,19 @@ def test_a_bundle_s_many_alerts_are_sealed_in_parts_of_bounded_size_and_read_bac
     assert len(parts) >= sum(sizes) // (4096 + max(sizes)) > 1
     back = outbox.run_alerts(RUN)
     assert sorted(a["alert_id"] for a in back) == sorted(a["alert_id"] for a in written)
+
+
+def test_an_outbox_remembers_delivery_tokens_but_not_without_bound(monkeypatch, tmp_path, outbox):
+    """A batch run asks for each alert's token up to four times: worked out once.  A stream's outbox asks for
+    every alert it ever delivers: what it remembers stays bounded, and a token is the same however it was got."""
+    import alerts.outbox
+
+    first = {f"alert-{i}": outbox.id_token(f"alert-{i}") for i in range(10)}
+    assert len(set(first.values())) == 10
+    same_key = Outbox.with_key(str(tmp_path / "out"), load_outbox_key(tmp_path / "outbox.key", environ={}))
+    assert all(same_key.id_token(i) == token for i, token in first.items())  # a later run records the same tokens
+    monkeypatch.setattr(alerts.outbox, "TOKENS_KEPT", 4)
+    for i in range(50):
+        outbox.id_token(f"later-{i}")
+    assert len(outbox._tokens) <= 4
+    assert all(outbox.id_token(i) == token for i, token in first.items())
