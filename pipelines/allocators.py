@@ -81,7 +81,7 @@ def hand_back_freed_memory() -> None:
             except NotImplementedError:  # a pyarrow built without jemalloc keeps its default pool
                 pass
     os.environ.setdefault(MMAP_ENV, str(MMAP_THRESHOLD_BYTES))
-    libc = _libc()
+    libc = _LIBC
     if libc is not None and hasattr(libc, "mallopt"):  # glibc: this process read its environment at start
         libc.mallopt(M_MMAP_THRESHOLD, int(os.environ[MMAP_ENV]))
 

@@ -85,7 +85,7 @@ def build_graph(
     """Attach parse, enrich, archive, detect and aggregate to ``chunks`` (a PCollection of ``LineChunk``).
 
     ``archive`` defaults to the batch archive step (files per bundle, one commit per day at the end).
-    Alerts whose id is in ``already_raised`` (earlier runs', ``retention.ledger.produced_alert_ids``) are
+    Alerts whose id is in ``already_raised`` (earlier runs', ``retention.ledger.Ledger.alert_ids``) are
     neither written nor delivered again.
     ``sources`` maps input paths to their ingest-ledger keys (``retention.ledger.FileIdentity.key``) so
     reports can tell which run owns which stored lines; without it a path stands for itself.

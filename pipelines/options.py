@@ -64,6 +64,11 @@ def pipeline_options(beam_args: list[str], runner: RunnerConfig, default_workers
     return options
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (what ``taskset`` or a container allows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def default_local_workers() -> int:
     """``logwarden batch``'s local workers when nobody says: one per usable core, at most
     ``MAX_DEFAULT_WORKERS``, where they are forked ready (``pipelines.local_workers``); else 1, in-process.
@@ -77,8 +82,7 @@ def default_local_workers() -> int:
 
     if not can_fork() or threading.active_count() > 1:  # a process with threads cannot fork them
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(cores, MAX_DEFAULT_WORKERS)
+    return min(usable_cores(), MAX_DEFAULT_WORKERS)
 
 
 def _runs_local_processes(options: PipelineOptions) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -17,6 +16,7 @@ from parsers.registry import UNKNOWN_PREFIX, entry_start, resolve_format
 from parsers.splits import DEFAULT_RANGE_BYTES, FileRange, plan_ranges, range_size, read_range
 from pipelines import coders, metrics
 from pipelines.inputs import open_local
+from pipelines.options import usable_cores
 from retention.ledger import FilePlan
 
 _LOG = logging.getLogger("logwarden")
@@ -52,11 +52,6 @@ def splittable(format_spec: str) -> bool:
     governs the lines after it, are read whole.
     """
     return entry_start(format_spec) is None and w3c.family_of(format_spec) is None
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (what ``taskset`` or a container allows)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class PlanRangesFn(beam.DoFn):
