@@ -11,7 +11,11 @@ sink; their canonical form (sorted, without the wall-clock ``detected_at``) is h
 be compared (``--save-alerts`` / ``--reference-alerts`` compare against another branch's runs).
 
 Numbers from a shared machine vary: compare ratios from the same invocation and say what the load
-was (it is printed before and after).  The bench prints; it never asserts.
+was (it is printed before and after).  On a virtual machine whose cores run at a speed that drifts from
+minute to minute (the same pure-Python loop took 3.5-5.5 s here within ten minutes), ``--repeat N`` runs
+the whole set of cells N times over, one round after the other, and gives each figure's median over the
+rounds with its lowest and highest: the ratios are taken within a round (GoAccess and logwarden, one core
+and N cores, back to back), then their median.  The bench prints; it never asserts.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -107,9 +113,11 @@ def logwarden_argv(log: Path, output: Path, config: Path, workers: int) -> list[
     return argv
 
 
-def run_cell(log: Path, lines: int, cores: int, tmp: Path, args) -> Cell:
+def run_cell(log: Path, lines: int, cores: int, tmp: Path, args, round_number: int = 1) -> Cell:
+    """GoAccess then ``logwarden batch`` on ``log``, pinned to ``cores`` cores; each round writes afresh (a rerun
+    into the same output would find the log already archived)."""
     cpus = ",".join(str(c) for c in range(cores)) if not args.no_pin else None
-    name = f"{lines}-{cores}"
+    name = f"{lines}-{cores}-{round_number}"
     goaccess = run_measured(
         GOACCESS,
         ["goaccess", str(log), "--log-format=COMBINED", "-o", str(tmp / f"report-{name}.json")],
@@ -136,38 +144,72 @@ def run_cell(log: Path, lines: int, cores: int, tmp: Path, args) -> Cell:
         if args.save_alerts:
             Path(args.save_alerts).mkdir(parents=True, exist_ok=True)
             (Path(args.save_alerts) / f"alerts-{lines}.jsonl").write_bytes(canonical)
+    shutil.rmtree(tmp / f"out-{name}", ignore_errors=True)  # the disk stays as it was, round after round
     return cell
 
 
-def print_cells(cells: list[Cell]) -> None:
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    """`` (low-high)`` of a figure over several rounds; nothing for one round."""
+    return f" ({fmt.format(min(values))}-{fmt.format(max(values))})" if len(values) > 1 else ""
+
+
+def print_cells(rounds: list[list[Cell]]) -> None:
+    """One row per input and core count: each figure's median over the rounds (lowest-highest after it)."""
+    repeated = len(rounds) > 1
     header = (
         f"{'lines':>9} {'cores':>5} {'goaccess l/s':>12} {'MiB':>5} {'logwarden l/s':>13} {'MiB':>6} "
         f"{'ratio':>6} {'vs 1 core':>9} {'rows':>9} {'dead':>5} {'alerts':>6}  alerts sha256"
     )
+    if repeated:
+        print(f"medians of {len(rounds)} rounds; ratios taken within each round, (lowest-highest) after them")
     print(header)
     print("-" * len(header))
-    one_core = {c.lines: c.logwarden.lines_per_second for c in cells if c.cores == 1}
-    for c in cells:
-        g, lw = c.goaccess, c.logwarden
+    one_core = [{c.lines: c.logwarden.lines_per_second for c in cells if c.cores == 1} for cells in rounds]
+    for index, first in enumerate(rounds[0]):
+        runs = [cells[index] for cells in rounds if index < len(cells)]
+        g_rates = [c.goaccess.lines_per_second for c in runs if c.goaccess.seconds]
+        lw_rates = [c.logwarden.lines_per_second for c in runs if c.logwarden.seconds]
+        ratios = [
+            c.logwarden.lines_per_second / c.goaccess.lines_per_second
+            for c in runs
+            if c.logwarden.seconds and c.goaccess.seconds
+        ]
+        scales = [
+            c.logwarden.lines_per_second / base
+            for c, base in zip(runs, (r.get(first.lines) for r in one_core))
+            if c.logwarden.seconds and base and c.cores != 1
+        ]
 
-        def rate(m: Measurement) -> str:
-            return f"{m.lines_per_second:,.0f}" if m.lines_per_second else "-"
+        def rate(values: list[float]) -> str:
+            return f"{_median(values):,.0f}" if values else "-"
 
-        def mib(m: Measurement) -> str:
-            return f"{m.peak_rss_mib:.0f}" if m.peak_rss_mib else "-"
+        def mib(measurements: list[Measurement]) -> str:
+            peaks = [m.peak_rss_mib for m in measurements if m.peak_rss_mib]
+            return f"{max(peaks):.0f}" if peaks else "-"
 
-        ratio = f"{lw.lines_per_second / g.lines_per_second:.2f}x" if lw.seconds and g.seconds else "-"
-        base = one_core.get(c.lines)
-        scale = f"{lw.lines_per_second / base:.2f}x" if lw.seconds and base and c.cores != 1 else "-"
+        ratio = f"{_median(ratios):.2f}x" if ratios else "-"
+        scale = f"{_median(scales):.2f}x" if scales else "-"
+        shas = sorted({c.alerts_sha for c in runs if c.alerts_sha})
         print(
-            f"{c.lines:>9} {c.cores:>5} {rate(g):>12} {mib(g):>5} {rate(lw):>13} {mib(lw):>6} {ratio:>6} {scale:>9} "
-            f"{c.rows_written if c.rows_written is not None else '-':>9} "
-            f"{c.dead_letters if c.dead_letters is not None else '-':>5} "
-            f"{c.alerts if c.alerts is not None else '-':>6}  {c.alerts_sha or '-'}"
+            f"{first.lines:>9} {first.cores:>5} {rate(g_rates):>12} {mib([c.goaccess for c in runs]):>5} "
+            f"{rate(lw_rates):>13} {mib([c.logwarden for c in runs]):>6} {ratio:>6} {scale:>9} "
+            f"{first.rows_written if first.rows_written is not None else '-':>9} "
+            f"{first.dead_letters if first.dead_letters is not None else '-':>5} "
+            f"{first.alerts if first.alerts is not None else '-':>6}  {','.join(shas) or '-'}"
         )
-        for m in (g, lw):
-            if m.note:
-                print(f"    {m.name}: {m.note}")
+        if repeated:
+            print(
+                f"{'':>15} spread: goaccess{_spread(g_rates, '{:,.0f}')}, logwarden{_spread(lw_rates, '{:,.0f}')},"
+                f" ratio{_spread(ratios, '{:.2f}')}" + (f", vs 1 core{_spread(scales, '{:.2f}')}" if scales else "")
+            )
+        for c in runs:
+            for m in (c.goaccess, c.logwarden):
+                if m.note:
+                    print(f"    {m.name}: {m.note}")
 
 
 def compare_alerts(cells: list[Cell], reference: str | None) -> int:
@@ -206,8 +248,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument("--save-alerts", help="write each input's canonical alerts here (alerts-<lines>.jsonl)")
     parser.add_argument("--reference-alerts", help="compare with canonical alerts saved by --save-alerts")
+    parser.add_argument("--repeat", type=int, default=1, help="run every cell this many times over (medians)")
     args = parser.parse_args(argv)
     cores = args.workers or args.cores
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: give at least 1")
     if bool(args.file) == bool(args.lines):
         parser.error("give a FILE or --lines (not both)")
     too_many = [c for c in cores if c > (os.cpu_count() or 1)]
@@ -219,18 +264,21 @@ def main(argv: list[str]) -> int:
         else [(generated_log(Path(args.data_dir), n, args.seed), n) for n in args.lines]
     )
     print(f"load average before: {load_average()}")
-    cells = []
+    rounds: list[list[Cell]] = []
     with tempfile.TemporaryDirectory(prefix="logwarden-bench-") as tmp:
-        for log, lines in inputs:
-            for n in cores:
-                cells.append(run_cell(log, lines, n, Path(tmp), args))
-                c = cells[-1]  # as it comes: a long invocation shows its progress
-                print(
-                    f"  {lines} lines, {n} core(s): goaccess {c.goaccess.seconds or 0:.1f} s, "
-                    f"logwarden {c.logwarden.seconds or 0:.1f} s, {c.logwarden.peak_rss_mib or 0:.0f} MiB "
-                    f"(load {load_average()})",
-                    flush=True,
-                )
+        for round_number in range(1, args.repeat + 1):
+            cells: list[Cell] = []
+            for log, lines in inputs:
+                for n in cores:
+                    cells.append(run_cell(log, lines, n, Path(tmp), args, round_number))
+                    c = cells[-1]  # as it comes: a long invocation shows its progress
+                    print(
+                        f"  {f'round {round_number}: ' if args.repeat > 1 else ''}{lines} lines, {n} core(s): "
+                        f"goaccess {c.goaccess.seconds or 0:.1f} s, logwarden {c.logwarden.seconds or 0:.1f} s, "
+                        f"{c.logwarden.peak_rss_mib or 0:.0f} MiB (load {load_average()})",
+                        flush=True,
+                    )
+            rounds.append(cells)
     print(f"load average after:  {load_average()}")
-    print_cells(cells)
-    return 1 if compare_alerts(cells, args.reference_alerts) else 0
+    print_cells(rounds)
+    return 1 if compare_alerts([c for cells in rounds for c in cells], args.reference_alerts) else 0
