@@ -12,7 +12,7 @@ be compared (``--save-alerts`` / ``--reference-alerts`` compare against another 
 
 Numbers from a shared machine vary: compare ratios from the same invocation and say what the load
 was (it is printed before and after).  On a virtual machine whose cores run at a speed that drifts from
-minute to minute (the same pure-Python loop took 3.5-5.5 s here within ten minutes), ``--repeat N`` runs
+minute to minute (the same pure-Python loop took 3.5-6.0 s here within half an hour), ``--repeat N`` runs
 the whole set of cells N times over, one round after the other, and gives each figure's median over the
 rounds with its lowest and highest: the ratios are taken within a round (GoAccess and logwarden, one core
 and N cores, back to back), then their median.  The bench prints; it never asserts.
@@ -148,10 +148,6 @@ def run_cell(log: Path, lines: int, cores: int, tmp: Path, args, round_number: i
     return cell
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def _spread(values: list[float], fmt: str) -> str:
     """`` (low-high)`` of a figure over several rounds; nothing for one round."""
     return f" ({fmt.format(min(values))}-{fmt.format(max(values))})" if len(values) > 1 else ""
@@ -170,7 +166,7 @@ def print_cells(rounds: list[list[Cell]]) -> None:
     print("-" * len(header))
     one_core = [{c.lines: c.logwarden.lines_per_second for c in cells if c.cores == 1} for cells in rounds]
     for index, first in enumerate(rounds[0]):
-        runs = [cells[index] for cells in rounds if index < len(cells)]
+        runs = [cells[index] for cells in rounds]
         g_rates = [c.goaccess.lines_per_second for c in runs if c.goaccess.seconds]
         lw_rates = [c.logwarden.lines_per_second for c in runs if c.logwarden.seconds]
         ratios = [
@@ -180,19 +176,19 @@ def print_cells(rounds: list[list[Cell]]) -> None:
         ]
         scales = [
             c.logwarden.lines_per_second / base
-            for c, base in zip(runs, (r.get(first.lines) for r in one_core))
+            for c, base in zip(runs, (same_round.get(first.lines) for same_round in one_core))
             if c.logwarden.seconds and base and c.cores != 1
         ]
 
         def rate(values: list[float]) -> str:
-            return f"{_median(values):,.0f}" if values else "-"
+            return f"{statistics.median(values):,.0f}" if values else "-"
 
         def mib(measurements: list[Measurement]) -> str:
             peaks = [m.peak_rss_mib for m in measurements if m.peak_rss_mib]
             return f"{max(peaks):.0f}" if peaks else "-"
 
-        ratio = f"{_median(ratios):.2f}x" if ratios else "-"
-        scale = f"{_median(scales):.2f}x" if scales else "-"
+        ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
+        scale = f"{statistics.median(scales):.2f}x" if scales else "-"
         shas = sorted({c.alerts_sha for c in runs if c.alerts_sha})
         print(
             f"{first.lines:>9} {first.cores:>5} {rate(g_rates):>12} {mib([c.goaccess for c in runs]):>5} "
