@@ -153,6 +153,15 @@ def _spread(values: list[float], fmt: str) -> str:
     return f" ({fmt.format(min(values))}-{fmt.format(max(values))})" if len(values) > 1 else ""
 
 
+def _median_rate(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f}" if values else "-"
+
+
+def _peak_mib(measurements: list[Measurement]) -> str:
+    peaks = [m.peak_rss_mib for m in measurements if m.peak_rss_mib]
+    return f"{max(peaks):.0f}" if peaks else "-"
+
+
 def print_cells(rounds: list[list[Cell]]) -> None:
     """One row per input and core count: each figure's median over the rounds (lowest-highest after it)."""
     repeated = len(rounds) > 1
@@ -180,19 +189,12 @@ def print_cells(rounds: list[list[Cell]]) -> None:
             if c.logwarden.seconds and base and c.cores != 1
         ]
 
-        def rate(values: list[float]) -> str:
-            return f"{statistics.median(values):,.0f}" if values else "-"
-
-        def mib(measurements: list[Measurement]) -> str:
-            peaks = [m.peak_rss_mib for m in measurements if m.peak_rss_mib]
-            return f"{max(peaks):.0f}" if peaks else "-"
-
         ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
         scale = f"{statistics.median(scales):.2f}x" if scales else "-"
         shas = sorted({c.alerts_sha for c in runs if c.alerts_sha})
         print(
-            f"{first.lines:>9} {first.cores:>5} {rate(g_rates):>12} {mib([c.goaccess for c in runs]):>5} "
-            f"{rate(lw_rates):>13} {mib([c.logwarden for c in runs]):>6} {ratio:>6} {scale:>9} "
+            f"{first.lines:>9} {first.cores:>5} {_median_rate(g_rates):>12} {_peak_mib([c.goaccess for c in runs]):>5} "
+            f"{_median_rate(lw_rates):>13} {_peak_mib([c.logwarden for c in runs]):>6} {ratio:>6} {scale:>9} "
             f"{first.rows_written if first.rows_written is not None else '-':>9} "
             f"{first.dead_letters if first.dead_letters is not None else '-':>5} "
             f"{first.alerts if first.alerts is not None else '-':>6}  {','.join(shas) or '-'}"
